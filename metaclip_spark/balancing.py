@@ -1,0 +1,90 @@
+"""MetaCLIP balancing (curation spec, section 4): per-entry probabilities, keep probability, seeded keep draws.
+
+Each (pair, matched entry) gets one uniform draw u = H(seed, uuid, text, entry_id) in [0, 1); the pair is kept
+when u < p_e for at least one of its entries, so P(keep) = 1 - prod(1 - p_e). Draws are a pure function of their
+inputs: the same subset on any partitioning, cluster size, task retry or rerun, and since p_e = min(1, t/c_e)
+only falls when counts rise, a larger pool can only remove pairs, never add them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_TWO_POW_MINUS_53 = 1.0 / (1 << 53)
+
+
+def entry_probabilities(counts: np.ndarray, t: int) -> np.ndarray:
+    """p_e = t / max(c_e, t) = min(1, t / c_e); entries never matched get 1 (they are never drawn)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.minimum(1.0, t / np.maximum(counts, 1.0))
+
+
+def keep_probability(entry_probs: np.ndarray) -> float:
+    """P = 1 - prod(1 - p_e) over a text's matched entries: kept if any one draw per entry succeeds."""
+    return float(-np.expm1(np.sum(np.log1p(-np.asarray(entry_probs, dtype=np.float64)))))
+
+
+def auto_threshold(counts: np.ndarray, tail_share: float = 0.06) -> int:
+    """The tail-proportion rule: the smallest t at which entries with c_e < t hold at least `tail_share` of matches.
+
+    Entries with count 0 hold no matches and are ignored. With sorted distinct counts, the share held below
+    t only grows at t = c + 1, so t = 1 + the smallest count c whose entries (c_e <= c) reach the share.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    counts = np.sort(counts[counts > 0])
+    if counts.size == 0:
+        return 1
+    cumulative = np.cumsum(counts)
+    needed = tail_share * cumulative[-1]
+    index = int(np.searchsorted(cumulative, needed, side="left"))
+    return int(counts[min(index, counts.size - 1)]) + 1
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint64(30))
+    x = x * _MIX1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def pair_hash(seed: int, uuid: str, text: str) -> int:
+    """64-bit hash of (seed, uuid, text): the per-pair half of every draw."""
+    data = f"{seed}\x1f{uuid}\x1f{text}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def entry_draws(pair_hashes: np.ndarray, entry_ids: np.ndarray) -> np.ndarray:
+    """u in [0, 1) for each (pair, entry): splitmix64 of the pair hash mixed with the entry id."""
+    with np.errstate(over="ignore"):
+        mixed = pair_hashes.astype(np.uint64) ^ ((entry_ids.astype(np.uint64) + np.uint64(1)) * _GOLDEN)
+        return (_splitmix64(mixed) >> np.uint64(11)).astype(np.float64) * _TWO_POW_MINUS_53
+
+
+def keep_draw(seed: int, uuid: str, text: str, entry_id: int) -> float:
+    """One draw, for one (pair, entry); the scalar form of `entry_draws`."""
+    return float(entry_draws(np.array([pair_hash(seed, uuid, text)], np.uint64), np.array([entry_id]))[0])
+
+
+def decide(seed: int, uuids: list, texts: list, lengths: np.ndarray, flat_entry_ids: np.ndarray,
+           probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep decisions for a batch of pairs whose entry id lists are given flattened with their lengths.
+
+    Returns (keep, keep_prob) as arrays with one value per pair. A pair with no entries is never kept.
+    """
+    n = len(uuids)
+    hashes = np.fromiter((pair_hash(seed, u, x) for u, x in zip(uuids, texts)), dtype=np.uint64, count=n)
+    rows = np.repeat(np.arange(n), lengths)
+    p = probs[flat_entry_ids]
+    hits = entry_draws(hashes[rows], flat_entry_ids) < p
+    keep = np.bincount(rows, weights=hits, minlength=n) > 0
+    with np.errstate(divide="ignore"):
+        log_miss = np.bincount(rows, weights=np.log1p(-p), minlength=n)
+    keep_prob = -np.expm1(log_miss)
+    keep_prob[np.asarray(lengths) == 0] = 0.0
+    return keep, keep_prob

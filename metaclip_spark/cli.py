@@ -1,0 +1,151 @@
+"""The `metaclip-spark` command (and, through jobs/, the spark-submit entry points)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+
+from .errors import INTERNAL_ERROR_EXIT_CODE, CurationError
+
+log = logging.getLogger("metaclip_spark")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="local", help="configuration profile in conf/: local (default) or cluster")
+    parser.add_argument("--conf", dest="conf_file", help="a TOML file laid over the profile")
+    parser.add_argument("--master", help="Spark master URL (default: spark-submit's, else the profile's)")
+
+
+def _add_metadata(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
+
+
+def _add_input(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="pool of pairs: Parquet or JSON lines file or directory")
+    parser.add_argument("--input-format", default="parquet", choices=["parquet", "jsonl"])
+    parser.add_argument("--url-column", help="name of the image URL column (default: url)")
+    parser.add_argument("--text-column", help="name of the text column (default: text)")
+
+
+def _add_balance(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--t", help="threshold: a positive integer or 'auto' (tail-proportion rule)")
+    parser.add_argument("--tail-share", type=float, help="tail proportion for --t auto (default 0.06)")
+    parser.add_argument("--seed", type=int, help="seed of the keep draws (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metaclip-spark", description="MetaCLIP data curation on Apache Spark")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    curate = commands.add_parser("curate", help="match, count and balance a pool end to end")
+    _add_common(curate), _add_input(curate), _add_metadata(curate), _add_balance(curate)
+    curate.add_argument("--output", required=True, help="output directory")
+    curate.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+
+    match = commands.add_parser("match", help="stage 1: write DIR/matched")
+    _add_common(match), _add_input(match), _add_metadata(match)
+    match.add_argument("--output", required=True)
+    match.add_argument("--overwrite", action="store_true")
+
+    count = commands.add_parser("count", help="stage 2: DIR/matched to DIR/counts")
+    _add_common(count), _add_metadata(count)
+    count.add_argument("--output", required=True)
+
+    balance = commands.add_parser("balance", help="stage 3: DIR/matched + DIR/counts to DIR/curated")
+    _add_common(balance), _add_metadata(balance), _add_balance(balance)
+    balance.add_argument("--output", required=True)
+
+    explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
+    _add_metadata(explain)
+    explain.add_argument("text", help="the caption")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    overrides: dict = {"input": {}, "curation": {}}
+    if getattr(args, "url_column", None):
+        overrides["input"]["url_column"] = args.url_column
+    if getattr(args, "text_column", None):
+        overrides["input"]["text_column"] = args.text_column
+    if getattr(args, "t", None) is not None:
+        overrides["curation"]["t"] = args.t
+    if getattr(args, "tail_share", None) is not None:
+        overrides["curation"]["tail_share"] = args.tail_share
+    if getattr(args, "seed", None) is not None:
+        overrides["curation"]["seed"] = args.seed
+    return overrides
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .matching import EntryMatcher, space_text
+    from .metadata import load_metadata
+
+    entries = load_metadata(args.metadata)
+    print(f"spaced: {space_text(args.text)!r}")
+    ids = EntryMatcher(entries).match(args.text)
+    print(f"matched {len(ids)} of {len(entries):,} entries")
+    for entry_id in ids:
+        print(f"  {entry_id:>8}  {entries[entry_id]!r}")
+    return 0
+
+
+def _print_summary(summary: dict, output: str) -> None:
+    print(
+        f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs "
+        f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries; "
+        f"{summary['entries_matched']:,} entries matched). Threshold t = {summary['t']:,} ({summary['t_mode']}): "
+        f"{summary['entries_over_t']:,} entries were over t and were sampled down, seed {summary['seed']}. "
+        f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
+    )
+
+
+def _run_spark_command(args: argparse.Namespace) -> int:
+    from . import pipeline
+    from .config import load_config
+    from .session import spark_session
+
+    config = load_config(args.profile, args.conf_file, _overrides(args))
+    started = time.monotonic()
+    metadata = pipeline.Metadata(args.metadata or config["metadata"].get("path") or None)  # bad file: stop early
+    spark = spark_session(config, f"metaclip-spark {args.command}", args.master)
+    try:
+        if args.command == "curate":
+            summary = pipeline.curate(spark, config, args.input, args.input_format, metadata, args.output,
+                                      args.overwrite)
+            _print_summary(summary, args.output)
+        elif args.command == "match":
+            pipeline.prepare_output(spark, args.output, args.overwrite)
+            print(json.dumps(pipeline.run_match(spark, config, args.input, args.input_format, metadata, args.output)))
+        elif args.command == "count":
+            pipeline.run_count(spark, args.output, metadata)
+        elif args.command == "balance":
+            _print_summary(pipeline.run_balance(spark, config, args.output, metadata, started), args.output)
+        return 0
+    finally:
+        spark.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("py4j", "matplotlib", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "explain":
+            return _explain(args)
+        return _run_spark_command(args)
+    except CurationError as e:
+        print(f"metaclip-spark {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Exception:  # noqa: BLE001 - a crash must still exit with a code a scheduler can tell from bad input
+        traceback.print_exc()
+        print(f"metaclip-spark {args.command}: internal error (see the traceback above)", file=sys.stderr)
+        return INTERNAL_ERROR_EXIT_CODE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

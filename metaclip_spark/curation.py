@@ -1,0 +1,87 @@
+"""The curation stages as Spark jobs: match (Arrow batches on executors), count (a reduction), balance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from . import balancing, matching
+
+ENTRY_IDS = "entry_ids"
+KEEP_PROB = "keep_prob"
+
+
+def matched_schema(pool_schema: T.StructType) -> T.StructType:
+    """The pool's columns plus `entry_ids` (sorted ascending, never empty)."""
+    return T.StructType(list(pool_schema.fields) + [T.StructField(ENTRY_IDS, T.ArrayType(T.IntegerType(), False))])
+
+
+def match_pool(pool: DataFrame, entries: list[str], digest: str, text_column: str) -> DataFrame:
+    """Rows of `pool` whose text matches at least one entry, with their `entry_ids`.
+
+    The entry list travels once per executor as a broadcast; each Python worker builds its automaton once
+    (cached by the metadata digest) and runs it over Arrow batches.
+    """
+    spark = pool.sparkSession
+    entries_broadcast = spark.sparkContext.broadcast(entries)
+    output_schema = matched_schema(pool.schema)
+    arrow_type = pa.list_(pa.field("element", pa.int32(), nullable=False))
+
+    def match_batches(batches):
+        matcher = matching.cached_matcher(digest, lambda: entries_broadcast.value)
+        for batch in batches:
+            ids = matcher.match_many(batch.column(text_column).to_pylist())
+            keep = pa.array([bool(x) for x in ids], pa.bool_())
+            matched_ids = pa.array([x for x in ids if x], arrow_type)
+            yield pa.RecordBatch.from_arrays(
+                [column.filter(keep) for column in batch.columns] + [matched_ids],
+                names=batch.schema.names + [ENTRY_IDS],
+            )
+
+    return pool.mapInArrow(match_batches, output_schema)
+
+
+def count_entries(matched: DataFrame, entries: list[str]) -> DataFrame:
+    """`entry_id, entry, count` for every entry matched at least once: a distributed reduction, then a join."""
+    spark = matched.sparkSession
+    counts = matched.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id").agg(F.count("*").alias("count"))
+    names = spark.createDataFrame(
+        pa.table({"entry_id": pa.array(range(len(entries)), pa.int32()), "entry": pa.array(entries, pa.string())})
+    )
+    return counts.join(names, "entry_id").select("entry_id", "entry", "count")
+
+
+def count_vector(counts: DataFrame, entries_total: int) -> np.ndarray:
+    """The per-entry count vector on the driver (one number per entry: bounded by the metadata, not the pool)."""
+    table = counts.select("entry_id", "count").toArrow()
+    vector = np.zeros(entries_total, dtype=np.int64)
+    vector[table.column("entry_id").to_numpy()] = table.column("count").to_numpy()
+    return vector
+
+
+def balance_pool(matched: DataFrame, probabilities: np.ndarray, seed: int, text_column: str) -> DataFrame:
+    """Rows of `matched` kept by their seeded draws, plus `keep_prob` = 1 - prod(1 - p_e)."""
+    spark = matched.sparkSession
+    probabilities_broadcast = spark.sparkContext.broadcast(probabilities)
+    output_schema = T.StructType(list(matched.schema.fields) + [T.StructField(KEEP_PROB, T.DoubleType(), False)])
+
+    def balance_batches(batches):
+        probs = probabilities_broadcast.value
+        for batch in batches:
+            entry_ids = batch.column(ENTRY_IDS)
+            lengths = pc.list_value_length(entry_ids).fill_null(0).to_numpy(zero_copy_only=False)
+            flat = pc.list_flatten(entry_ids).to_numpy(zero_copy_only=False)
+            keep, keep_prob = balancing.decide(
+                seed, batch.column("uuid").to_pylist(), batch.column(text_column).to_pylist(), lengths, flat, probs
+            )
+            mask = pa.array(keep)
+            yield pa.RecordBatch.from_arrays(
+                [column.filter(mask) for column in batch.columns] + [pa.array(keep_prob[keep], pa.float64())],
+                names=batch.schema.names + [KEEP_PROB],
+            )
+
+    return matched.mapInArrow(balance_batches, output_schema)

@@ -1,0 +1,81 @@
+"""Loading the metadata: the list of entries ("queries") texts are matched against; an entry's id is its position."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_METADATA = "metadata_default.json.gz"
+
+
+def default_metadata_path() -> Path:
+    """The embedded default list shipped inside the package (built offline by `build-metadata`)."""
+    return Path(str(resources.files("metaclip_spark") / "data" / DEFAULT_METADATA))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"metadata file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"metadata path is a directory, not a file: {path}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise ConfigError(f"metadata file {path} is not a valid gzip file: {e}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"metadata file {path} is not UTF-8: bad byte at offset {e.start} (line {line})") from None
+
+
+def parse_metadata(text: str, source: str) -> list[str]:
+    """A JSON array of strings (MetaCLIP's metadata.json) or one entry per line; errors name source and position."""
+    stripped = text.lstrip("\ufeff")
+    if stripped.lstrip().startswith("["):
+        try:
+            entries = json.loads(stripped)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"metadata file {source} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        if not isinstance(entries, list):
+            raise ConfigError(f"metadata file {source} must hold a JSON array of strings")
+        for position, entry in enumerate(entries):
+            if not isinstance(entry, str):
+                raise ConfigError(
+                    f"metadata file {source}: entry {position} is {type(entry).__name__} {entry!r}, not a string"
+                )
+    elif stripped.lstrip().startswith(("{", '"')):
+        raise ConfigError(f"metadata file {source} must hold a JSON array of strings (or one entry per line)")
+    else:
+        # One entry per line; the line number minus one is the entry id, so blank lines are kept as entries.
+        entries = stripped.split("\n")
+        if entries and entries[-1] == "":
+            entries.pop()
+        entries = [e[:-1] if e.endswith("\r") else e for e in entries]
+    if not entries:
+        raise ConfigError(f"metadata file {source} holds no entries")
+    return entries
+
+
+def load_metadata(path: str | Path | None = None) -> list[str]:
+    """Entries from a file (JSON array or text, optionally gzipped); None or "" means the embedded default."""
+    path = Path(path) if path else default_metadata_path()
+    return parse_metadata(_read_text(path), str(path))
+
+
+def metadata_digest(entries: list[str]) -> str:
+    """A content digest of the list (order included): the same entries give the same digest from any file format."""
+    h = hashlib.sha256()
+    for entry in entries:
+        data = entry.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()

@@ -1,0 +1,76 @@
+"""Writing tables so a reader never sees a half-written one: write beside, then rename into place."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid as uuidlib
+
+from pyspark.sql import DataFrame, SparkSession
+
+
+def _fs_and_path(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    fs, p = _fs_and_path(spark, path)
+    return bool(fs.exists(p))
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    fs, p = _fs_and_path(spark, path)
+    if fs.exists(p):
+        fs.delete(p, True)
+
+
+def rename_path(spark: SparkSession, source: str, target: str) -> None:
+    fs, src = _fs_and_path(spark, source)
+    _, dst = _fs_and_path(spark, target)
+    if not fs.rename(src, dst):
+        raise OSError(f"could not rename {source} to {target}")
+
+
+def write_parquet_atomically(df: DataFrame, path: str) -> None:
+    """Write `df` as Parquet at `path`, replacing what was there, through a hidden temporary sibling."""
+    spark = df.sparkSession
+    parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else (".", path)
+    temporary = f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
+    try:
+        df.write.mode("overwrite").parquet(temporary)
+        delete_path(spark, path)
+        rename_path(spark, temporary, path)
+    finally:
+        delete_path(spark, temporary)
+
+
+def write_json_atomically(spark: SparkSession, path: str, payload: dict) -> None:
+    """A small JSON document (a summary), written whole or not at all."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    if "://" not in path or path.startswith("file:"):
+        local = path.removeprefix("file://").removeprefix("file:")
+        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+        temporary = f"{local}.tmp-{uuidlib.uuid4().hex[:12]}"
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temporary, local)
+        return
+    fs, final = _fs_and_path(spark, path)
+    _, temporary = _fs_and_path(spark, f"{path}.tmp-{uuidlib.uuid4().hex[:12]}")
+    stream = fs.create(temporary, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+    fs.delete(final, False)
+    fs.rename(temporary, final)
+
+
+def read_json(spark: SparkSession, path: str) -> dict | None:
+    """A JSON document written by `write_json_atomically`, or None when it does not exist."""
+    if not path_exists(spark, path):
+        return None
+    text = "\n".join(r.value for r in spark.read.text(path, wholetext=True).collect())
+    return json.loads(text)
