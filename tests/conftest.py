@@ -1,0 +1,41 @@
+"""Shared fixtures: one local SparkSession (local[2], bound to 127.0.0.1) for the whole suite."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+TESTS = Path(__file__).resolve().parent
+DATA = TESTS / "data"
+REPO = TESTS.parent
+
+
+@pytest.fixture(scope="session")
+def config():
+    """The local profile as the CLI loads it."""
+    from metaclip_spark.config import load_config
+
+    return load_config("local")
+
+
+@pytest.fixture(scope="session")
+def spark(config):
+    from metaclip_spark.session import spark_session
+
+    overrides = dict(config)
+    overrides["spark"] = dict(config["spark"], master="local[2]")
+    overrides["spark"]["conf"] = dict(config["spark"]["conf"], **{
+        "spark.sql.shuffle.partitions": "4",
+        "spark.default.parallelism": "4",
+        "spark.ui.enabled": "false",
+    })
+    session = spark_session(overrides, "metaclip-spark-tests")
+    yield session
+    session.stop()
