@@ -111,6 +111,9 @@ def _run_spark_command(args: argparse.Namespace) -> int:
     config = load_config(args.profile, args.conf_file, _overrides(args))
     started = time.monotonic()
     metadata = pipeline.Metadata(args.metadata or config["metadata"].get("path") or None)  # bad file: stop early
+    from pyspark.sql import SparkSession
+
+    owns_session = SparkSession.getActiveSession() is None  # a notebook's or a test's session is left running
     spark = spark_session(config, f"metaclip-spark {args.command}", args.master)
     try:
         if args.command == "curate":
@@ -126,7 +129,8 @@ def _run_spark_command(args: argparse.Namespace) -> int:
             _print_summary(pipeline.run_balance(spark, config, args.output, metadata, started), args.output)
         return 0
     finally:
-        spark.stop()
+        if owns_session:
+            spark.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
