@@ -26,7 +26,8 @@ def entry_probabilities(counts: np.ndarray, t: int) -> np.ndarray:
 
 def keep_probability(entry_probs: np.ndarray) -> float:
     """P = 1 - prod(1 - p_e) over a text's matched entries: kept if any one draw per entry succeeds."""
-    return float(-np.expm1(np.sum(np.log1p(-np.asarray(entry_probs, dtype=np.float64)))))
+    with np.errstate(divide="ignore"):  # p_e = 1 gives log(0) = -inf, so P = 1
+        return float(-np.expm1(np.sum(np.log1p(-np.asarray(entry_probs, dtype=np.float64)))))
 
 
 def auto_threshold(counts: np.ndarray, tail_share: float = 0.06) -> int:
