@@ -1,0 +1,343 @@
+"""The extract stage: Common Crawl WARC/WAT files listed in a manifest to a table of image-text pairs.
+
+Data flow: the driver reads the manifest (a list of paths, never the files) and spreads file numbers over Spark
+tasks (`extract.files_per_task` each). Each task opens its files one after the other and streams them record by
+record (webarchive.py), turns pages into pairs (webpage.py), labels each text's language (language.py) and
+yields Arrow batches: pairs, then one counter row per finished file. The counter rows are summed by a Spark
+reduction; the pairs are de-duplicated on (uuid, text) over the whole crawl, keeping the first occurrence in
+manifest order, and written to DIR/pairs. DIR/extract.json holds the run's counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from .errors import ConfigError, FailedFilesError
+from .ids import image_uuid
+from .language import LanguageFilter, identify_language
+from .manifest import ManifestFile, open_input, read_manifest
+from .progress import stage
+from .tables import write_json_atomically, write_parquet_atomically
+from .webarchive import ArchiveCounts, HtmlPage, web_pages
+from .webpage import html_image_pairs, wat_image_pairs
+
+log = logging.getLogger("metaclip_spark")
+
+MANIFEST_FORMATS = ("warc-manifest", "wat-manifest")
+PAIR_COLUMNS = ("uuid", "url", "text", "text_source", "page_url", "lang", "lang_score", "crawl", "source_file")
+PAIRS_SCHEMA = T.StructType([
+    T.StructField("uuid", T.StringType(), False),
+    T.StructField("url", T.StringType(), False),
+    T.StructField("text", T.StringType(), False),
+    T.StructField("text_source", T.StringType(), False),
+    T.StructField("page_url", T.StringType(), False),
+    T.StructField("lang", T.StringType(), False),
+    T.StructField("lang_score", T.FloatType(), False),
+    T.StructField("crawl", T.StringType(), True),
+    T.StructField("source_file", T.StringType(), False),
+])
+# Counted per file, summed per run. Image-level drops count <img> tags; `dropped_language` counts pairs;
+# oversized/decode/non-HTML count records.
+FILE_COUNTERS = (
+    "records_read", "records_truncated", "html_pages", "wat_pages", "non_html", "img_tags", "pairs",
+    "dropped_no_src", "dropped_non_http_url", "dropped_no_text", "dropped_language", "dropped_oversized_page",
+    "dropped_decode_error",
+)
+FILE_STATS = "_file_stats"
+FILE_STATS_TYPE = T.StructType(
+    [T.StructField("source_file", T.StringType()), T.StructField("location", T.StringType()),
+     T.StructField("status", T.StringType()), T.StructField("error", T.StringType())]
+    + [T.StructField(name, T.LongType()) for name in FILE_COUNTERS]
+    + [T.StructField("seconds", T.DoubleType())]
+)
+_ORDER = ("_file_index", "_seq")  # manifest position, then position in the file: which duplicate is kept
+_STAGE_SCHEMA = T.StructType(
+    [T.StructField(f.name, f.dataType, True) for f in PAIRS_SCHEMA.fields]
+    + [T.StructField("_file_index", T.IntegerType(), True), T.StructField("_seq", T.LongType(), True),
+       T.StructField(FILE_STATS, FILE_STATS_TYPE, True)]
+)
+_FAIL_FAST_MARKER = "metaclip-spark fail-fast:"
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """The [extract] configuration a task needs, checked on the driver."""
+
+    languages: tuple[str, ...]
+    min_lang_score: float
+    max_page_bytes: int
+    text_attributes: tuple[str, ...]
+    files_per_task: int
+    batch_rows: int = 10_000
+
+    @classmethod
+    def from_config(cls, config: dict, batch_rows: int = 10_000) -> "ExtractSettings":
+        ext = config.get("extract", {})
+        attributes = tuple(ext.get("text_attributes", ("alt", "title", "data-image-title")))
+        if not attributes or not all(isinstance(a, str) and a for a in attributes):
+            raise ConfigError(f"extract.text_attributes must be a non-empty list of attribute names, got {attributes!r}")
+        files_per_task = ext.get("files_per_task", 1)
+        if not isinstance(files_per_task, int) or files_per_task <= 0:
+            raise ConfigError(f"extract.files_per_task must be a positive integer, got {files_per_task!r}")
+        try:
+            min_score = float(ext.get("min_lang_score", 0.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"extract.min_lang_score must be a number, got {ext.get('min_lang_score')!r}") from None
+        return cls(tuple(ext.get("languages", ())), min_score, int(ext.get("max_page_bytes", 5 << 20)), attributes,
+                   files_per_task, batch_rows)
+
+
+@dataclass
+class FileStats:
+    """One file's counters, returned as a row when the file is finished."""
+
+    source_file: str
+    location: str
+    status: str = "ok"
+    error: str | None = None
+    counts: dict = field(default_factory=lambda: dict.fromkeys(FILE_COUNTERS, 0))
+    seconds: float = 0.0
+
+    def row(self) -> dict:
+        return {"source_file": self.source_file, "location": self.location, "status": self.status,
+                "error": self.error, **self.counts, "seconds": round(self.seconds, 3)}
+
+
+def _add_archive_counts(stats: FileStats, archive: ArchiveCounts) -> None:
+    c = stats.counts
+    c["records_read"] = archive.records_read
+    c["records_truncated"] = archive.records_truncated
+    c["html_pages"] = archive.html_pages
+    c["wat_pages"] = archive.wat_pages
+    c["non_html"] = archive.non_html
+    c["dropped_oversized_page"] = archive.oversized_pages
+    c["dropped_decode_error"] = archive.decode_errors
+
+
+def file_pairs(file: ManifestFile, settings: ExtractSettings, stats: FileStats) -> Iterator[tuple]:
+    """The pairs of one file as tuples in PAIR_COLUMNS order (plus their sequence number), streamed.
+
+    Plain Python (no Spark): a failure to open the file marks `stats` failed; a stream error part-way keeps
+    the pairs already yielded and is recorded in `stats.error`.
+    """
+    started = time.monotonic()
+    archive = ArchiveCounts()
+    keep = LanguageFilter(settings.languages, settings.min_lang_score)
+    counts = stats.counts
+    sequence = 0
+    try:
+        stream = open_input(file.location)
+    except Exception as e:  # noqa: BLE001 - any reason a file cannot be opened makes it a failed file
+        stats.status, stats.error = "failed", f"{type(e).__name__}: {e}"
+        stats.seconds = time.monotonic() - started
+        return
+    try:
+        with stream:
+            for page in web_pages(stream, archive, settings.max_page_bytes):
+                if isinstance(page, HtmlPage):
+                    images = html_image_pairs(page.html, page.page_url, page.http_charset, settings.text_attributes)
+                else:
+                    images = wat_image_pairs(page.html_metadata, page.page_url, settings.text_attributes)
+                counts["img_tags"] += images.img_tags
+                counts["dropped_no_src"] += images.no_src
+                counts["dropped_non_http_url"] += images.non_http_url
+                counts["dropped_no_text"] += images.no_text
+                for url, text, attribute in images.pairs:
+                    lang, score = identify_language(text)
+                    if not keep.keeps(lang, score):
+                        counts["dropped_language"] += 1
+                        continue
+                    counts["pairs"] += 1
+                    yield (image_uuid(url), url, text, attribute, page.page_url, lang, score, file.crawl,
+                           file.source_file, file.index, sequence)
+                    sequence += 1
+    except OSError as e:  # the stream failed while opening its first bytes (remote reads) or closing
+        archive.read_error = archive.read_error or f"{type(e).__name__}: {e}"
+    _add_archive_counts(stats, archive)
+    if archive.read_error:
+        if archive.records_read == 0:
+            stats.status = "failed"
+        stats.error = archive.read_error
+    elif archive.records_read == 0:
+        stats.status, stats.error = "failed", "no WARC records (empty, or not a WARC/WAT file)"
+    stats.seconds = time.monotonic() - started
+
+
+def _pairs_batch(rows: list[tuple], arrow_schema: pa.Schema) -> pa.RecordBatch:
+    columns = list(zip(*rows))
+    arrays = [pa.array(values, type=arrow_schema.field(i).type) for i, values in enumerate(columns)]
+    arrays.append(pa.nulls(len(rows), arrow_schema.field(FILE_STATS).type))
+    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
+
+
+def _stats_batch(stats: FileStats, arrow_schema: pa.Schema) -> pa.RecordBatch:
+    arrays = [pa.nulls(1, arrow_schema.field(i).type) for i in range(len(arrow_schema) - 1)]
+    arrays.append(pa.array([stats.row()], type=arrow_schema.field(FILE_STATS).type))
+    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
+
+
+def _worker_log() -> logging.Logger:
+    """Executor-side log (the executor's stderr; the console in local mode): one line per finished file."""
+    logger = logging.getLogger("metaclip_spark.extract")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+def extract_partition(files: list[ManifestFile], settings: ExtractSettings, fail_fast: bool,
+                      file_numbers: Iterator[int]) -> Iterator[pa.RecordBatch]:
+    """A task's files, one after the other: Arrow batches of pairs, then a counter row per file."""
+    arrow_schema = to_arrow_schema(_STAGE_SCHEMA)
+    logger = _worker_log()
+    for number in file_numbers:
+        file = files[number]
+        stats = FileStats(file.source_file, file.location)
+        rows: list[tuple] = []
+        for row in file_pairs(file, settings, stats):
+            rows.append(row)
+            if len(rows) >= settings.batch_rows:
+                yield _pairs_batch(rows, arrow_schema)
+                rows = []
+        if rows:
+            yield _pairs_batch(rows, arrow_schema)
+        c = stats.counts
+        logger.info("extract %s: %s%s, %d records, %d pages, %d img, %d pairs, %.1f s", file.source_file,
+                    stats.status, f" ({stats.error})" if stats.error else "", c["records_read"],
+                    c["html_pages"] + c["wat_pages"], c["img_tags"], c["pairs"], stats.seconds)
+        if fail_fast and stats.status == "failed":
+            raise RuntimeError(f"{_FAIL_FAST_MARKER} {file.source_file}: {stats.error}")
+        yield _stats_batch(stats, arrow_schema)
+
+
+def extracted_rows(spark: SparkSession, files: list[ManifestFile], settings: ExtractSettings,
+                   fail_fast: bool = False) -> DataFrame:
+    """Pairs and per-file counter rows (FILE_STATS set), one Spark task per `files_per_task` consecutive files."""
+    tasks = max(1, math.ceil(len(files) / settings.files_per_task))
+    files_broadcast = spark.sparkContext.broadcast(files)
+
+    def extract_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        numbers = (n for batch in batches for n in batch.column(0).to_pylist())
+        yield from extract_partition(files_broadcast.value, settings, fail_fast, numbers)
+
+    return spark.range(0, len(files), 1, tasks).mapInArrow(extract_batches, _STAGE_SCHEMA)
+
+
+def first_of_duplicates(pairs: DataFrame) -> DataFrame:
+    """One row per (uuid, text) over the whole input: the first in manifest order, whatever the partitioning."""
+    rest = [c for c in PAIR_COLUMNS if c not in ("uuid", "text")]
+    first = F.min(F.struct(*[F.col(c) for c in (*_ORDER, *rest)])).alias("first")
+    return (pairs.groupBy("uuid", "text").agg(first)
+            .select(*[F.col(c) if c in ("uuid", "text") else F.col(f"first.{c}").alias(c) for c in PAIR_COLUMNS]))
+
+
+def _failed_file_error(error: Exception) -> str | None:
+    text = str(error)
+    if _FAIL_FAST_MARKER not in text:
+        return None
+    return text.split(_FAIL_FAST_MARKER, 1)[1].splitlines()[0].strip()
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
+def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: str | None, output: str,
+                crawl: str | None = None, fail_fast: bool = False) -> dict:
+    """Write DIR/pairs (Parquet) and DIR/extract.json; return the run's counters."""
+    started = time.monotonic()
+    batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000") or 10000)
+    settings = ExtractSettings.from_config(config, batch_rows if batch_rows > 0 else 10_000)
+    files = read_manifest(manifest, input_base, crawl)
+    pairs_path = _join(output, "pairs")
+    with stage(spark, "extract", f"{len(files):,} files listed in {manifest}") as run:
+        rows = extracted_rows(spark, files, settings, fail_fast).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            per_file = rows.where(F.col(FILE_STATS).isNotNull()).select(f"{FILE_STATS}.*")
+            try:
+                totals = per_file.agg(
+                    *[F.sum(name).alias(name) for name in FILE_COUNTERS],
+                    F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("files_ok"),
+                    F.sum(F.when(F.col("status") == "failed", 1).otherwise(0)).alias("files_failed"),
+                ).first().asDict()
+            except Exception as e:  # noqa: BLE001 - a fail-fast stop arrives wrapped in Spark's task failure
+                reason = _failed_file_error(e)
+                if reason is None:
+                    raise
+                raise FailedFilesError(f"input file failed (--fail-fast): {reason}") from None
+            troubled = (per_file.where(F.col("error").isNotNull())
+                        .select("source_file", "location", "status", "error").orderBy("source_file").collect())
+            pairs = rows.where(F.col(FILE_STATS).isNull()).select(*PAIR_COLUMNS, *_ORDER)
+            write_parquet_atomically(first_of_duplicates(pairs), pairs_path)
+        finally:
+            rows.unpersist()
+        pairs_emitted = spark.read.parquet(pairs_path).count()
+        run.rows = pairs_emitted
+    totals = {k: int(v or 0) for k, v in totals.items()}
+    failed = [{"file": r.source_file, "location": r.location, "reason": r.error} for r in troubled if r.status == "failed"]
+    record = {
+        "manifest": manifest,
+        "input_base": input_base,
+        "crawl": crawl or sorted({f.crawl for f in files if f.crawl}),
+        "files_listed": len(files),
+        "files_ok": totals["files_ok"],
+        "files_failed": totals["files_failed"],
+        "failed_files": failed,
+        "files_with_errors": [{"file": r.source_file, "reason": r.error} for r in troubled if r.status != "failed"],
+        "records_read": totals["records_read"],
+        "records_truncated": totals["records_truncated"],
+        "html_pages": totals["html_pages"],
+        "wat_pages": totals["wat_pages"],
+        "img_tags": totals["img_tags"],
+        "pairs_before_dedup": totals["pairs"],
+        "pairs_emitted": pairs_emitted,
+        "dropped": {
+            "no_src": totals["dropped_no_src"],
+            "no_text": totals["dropped_no_text"],
+            "non_http_url": totals["dropped_non_http_url"],
+            "non_html": totals["non_html"],
+            "language": totals["dropped_language"],
+            "duplicate": totals["pairs"] - pairs_emitted,
+            "oversized_page": totals["dropped_oversized_page"],
+            "decode_error": totals["dropped_decode_error"],
+        },
+        "dropped_units": "no_src, no_text, non_http_url: <img> tags; language, duplicate: pairs; "
+                         "non_html, oversized_page, decode_error: records",
+        "settings": {k: v for k, v in asdict(settings).items() if k != "batch_rows"},
+        "pairs": pairs_path,
+        "elapsed_seconds": round(time.monotonic() - started, 1),
+    }
+    write_json_atomically(spark, _join(output, "extract.json"), record)
+    for item in failed:
+        log.warning("extract: failed file %s: %s", item["file"], item["reason"])
+    log.info("extract: %d of %d files ok, %d records, %d html pages, %d img tags, %d pairs written (%d duplicates)",
+             record["files_ok"], len(files), record["records_read"], record["html_pages"] + record["wat_pages"],
+             record["img_tags"], pairs_emitted, record["dropped"]["duplicate"])
+    return record
+
+
+def extract_if_manifest(spark: SparkSession, config: dict, input_path: str, input_format: str, output: str,
+                        input_base: str | None = None) -> tuple[str, str, dict | None]:
+    """For `curate`: a manifest input is extracted into DIR/pairs first, then read as a Parquet pool.
+
+    Returns the (path, format) to match and the extract record (None when the input was already a pool).
+    """
+    if input_format not in MANIFEST_FORMATS:
+        return input_path, input_format, None
+    record = run_extract(spark, config, input_path, input_base, output)
+    return _join(output, "pairs"), "parquet", record

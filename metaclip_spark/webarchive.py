@@ -1,0 +1,211 @@
+"""Streaming the web pages out of one WARC or WAT file, record by record, with FastWARC.
+
+Pure: a binary file object in, pages out, every skipped record counted. Nothing here holds a whole file: a record
+is read, decoded and handed on before the next one is read.
+
+- WARC `response` records with an HTML payload become `HtmlPage`s; HTTP transfer (chunked) and content (gzip,
+  deflate, brotli) encodings are removed here, since servers mislabel them (a page declaring gzip may be plain).
+- WAT `metadata` records (JSON) with HTML metadata become `WatPage`s.
+- A bad record header is skipped by FastWARC's non-strict mode, not the rest of the file. A record cut short (a
+  truncated gzip member) still yields what it holds and is counted; a stream error ends the file, keeping what
+  came before.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_READ_RECORDS = WarcRecordType.response | WarcRecordType.metadata
+
+
+@dataclass
+class ArchiveCounts:
+    """What one file held and why records were skipped (records, not pairs)."""
+
+    records_read: int = 0
+    records_truncated: int = 0
+    html_pages: int = 0
+    wat_pages: int = 0
+    non_html: int = 0
+    oversized_pages: int = 0
+    decode_errors: int = 0
+    read_error: str | None = None  # the stream error that ended the file early, if any
+
+
+@dataclass
+class HtmlPage:
+    page_url: str
+    html: bytes
+    http_charset: str | None
+
+
+@dataclass
+class WatPage:
+    page_url: str
+    html_metadata: dict
+
+
+class PayloadDecodeError(ValueError):
+    """A content or transfer encoding that cannot be undone."""
+
+
+def target_uri(value: str | None) -> str:
+    """WARC-Target-URI without the angle brackets some writers (wget, WARC 1.0 drafts) put around it."""
+    value = (value or "").strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    return value
+
+
+def dechunk(body: bytes) -> bytes:
+    """Undo HTTP chunked transfer encoding; a body that is not really chunked is returned as it is."""
+    parts = []
+    position = 0
+    while position < len(body):
+        line_end = body.find(b"\n", position, position + 1024)
+        if line_end < 0:
+            break
+        size_field = body[position:line_end].split(b";", 1)[0].strip()
+        try:
+            size = int(size_field, 16)
+        except ValueError:
+            if not parts:
+                return body  # no chunk header at all: the header lied
+            break
+        if size == 0:
+            break
+        start = line_end + 1
+        parts.append(body[start:start + size])
+        position = start + size
+        if body[position:position + 2] == b"\r\n":
+            position += 2
+        elif body[position:position + 1] == b"\n":
+            position += 1
+    return b"".join(parts)
+
+
+def _looks_like_markup(body: bytes) -> bool:
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] == b"<"
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    decompressor = zlib.decompressobj(wbits)
+    # A truncated stream inflates to what it holds; stop just past the cap so a bomb cannot fill memory.
+    return decompressor.decompress(body, limit + 1)
+
+
+def decode_content(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Undo a Content-Encoding, reading at most `limit` + 1 bytes of output; plain markup mislabelled is kept."""
+    encodings = [e.strip().lower() for e in (content_encoding or "").split(",") if e.strip()]
+    for encoding in reversed(encodings):
+        if encoding in ("identity", "none", "utf-8", "binary"):
+            continue
+        try:
+            if encoding in ("gzip", "x-gzip"):
+                body = _inflate(body, 47, limit)  # 32 + 15: gzip or zlib header, detected
+            elif encoding == "deflate":
+                try:
+                    body = _inflate(body, 15, limit)
+                except zlib.error:
+                    body = _inflate(body, -15, limit)  # raw deflate, as many servers send it
+            elif encoding in ("br", "brotli"):
+                import brotli
+
+                body = brotli.decompress(body)
+            else:
+                raise PayloadDecodeError(f"unsupported content encoding {encoding!r}")
+        except Exception as e:  # noqa: BLE001 - zlib, brotli and ours each raise their own error class
+            if _looks_like_markup(body):
+                return body  # declared compressed, sent plain (seen in ClueWeb09 and on real servers)
+            raise PayloadDecodeError(f"{encoding}: {e}") from None
+    return body
+
+
+def _http_payload(body: bytes, headers, limit: int) -> bytes:
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        body = dechunk(body)
+    return decode_content(body, headers.get("Content-Encoding"), limit)
+
+
+def _is_html(record) -> bool:
+    content_type = (record.http_content_type or "").lower()
+    if content_type in HTML_TYPES:
+        return True
+    if not content_type or content_type == "application/octet-stream":
+        identified = (record.headers.get("WARC-Identified-Payload-Type") or "").split(";")[0].strip().lower()
+        return identified in HTML_TYPES
+    return False
+
+
+def _wat_page(record, counts: ArchiveCounts, limit: int) -> WatPage | None:
+    if not (record.headers.get("Content-Type") or "").lower().startswith("application/json"):
+        return None
+    if record.content_length > limit:
+        counts.oversized_pages += 1
+        return None
+    payload = record.reader.read()
+    if len(payload) < record.content_length:
+        counts.records_truncated += 1
+    try:
+        envelope = json.loads(payload)["Envelope"]
+    except (ValueError, KeyError, TypeError):
+        counts.decode_errors += 1
+        return None
+    html_metadata = (((envelope.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {})
+                     .get("HTML-Metadata"))
+    if not isinstance(html_metadata, dict):
+        return None  # metadata of a request or of a non-HTML response
+    page_url = target_uri((envelope.get("WARC-Header-Metadata") or {}).get("WARC-Target-URI")
+                          or record.headers.get("WARC-Target-URI"))
+    counts.wat_pages += 1
+    return WatPage(page_url, html_metadata)
+
+
+def _html_page(record, counts: ArchiveCounts, limit: int) -> HtmlPage | None:
+    if not _is_html(record):
+        counts.non_html += 1
+        return None
+    if record.content_length > limit:
+        counts.oversized_pages += 1
+        return None
+    raw = record.reader.read(limit + 1)
+    if len(raw) < record.content_length:
+        counts.records_truncated += 1  # cut short (truncated gzip member): keep what it holds
+    try:
+        html = _http_payload(raw, record.http_headers, limit)
+    except PayloadDecodeError:
+        counts.decode_errors += 1
+        return None
+    if len(html) > limit:
+        counts.oversized_pages += 1  # small on the wire, over the cap once decompressed
+        return None
+    counts.html_pages += 1
+    return HtmlPage(target_uri(record.headers.get("WARC-Target-URI")), html, record.http_charset)
+
+
+def web_pages(stream: BinaryIO | str, counts: ArchiveCounts, max_page_bytes: int) -> Iterator[HtmlPage | WatPage]:
+    """The HTML pages (WARC) and HTML metadata (WAT) of one file, in file order; `counts` is updated as it goes."""
+    # quirks_mode reads LF-only header lines (ClueWeb09, hand-made WATs); strict_mode=False skips a bad header
+    # instead of ending the file.
+    records = ArchiveIterator(stream, parse_http=True, strict_mode=False, quirks_mode=True)
+    try:
+        for record in records:
+            counts.records_read += 1
+            record_type = record.record_type
+            if record_type == WarcRecordType.response:
+                page = _html_page(record, counts, max_page_bytes)
+            elif record_type == WarcRecordType.metadata:
+                page = _wat_page(record, counts, max_page_bytes)
+            else:
+                continue
+            if page is not None:
+                yield page
+    except (OSError, ValueError, EOFError) as e:
+        counts.read_error = f"{type(e).__name__}: {e}"

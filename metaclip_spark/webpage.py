@@ -1,0 +1,159 @@
+"""Image-text pairs of one web page: `<img>` elements of an HTML document, or the `IMG@/src` links of a WAT record.
+
+Pure functions (no Spark, no I/O): bytes and URLs in, pairs and counts out. The rules are the curation spec's
+section 1: `src` resolved against `<base href>` or the page URL, http(s) only; texts from `alt`, `title` and
+`data-image-title`, stripped, empty ones skipped; one pair per (image, text), tagged with its attribute.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+from selectolax.lexbor import LexborHTMLParser
+
+DEFAULT_TEXT_ATTRIBUTES = ("alt", "title", "data-image-title")
+
+# A page declares its charset in a <meta> near the top; the HTML standard's prescan reads the first 1024 bytes,
+# real pages put long scripts first, so look a little further.
+_META_SCAN_BYTES = 4096
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.+\-]+)""", re.IGNORECASE)
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# Labels browsers read as a larger encoding (WHATWG Encoding standard): pages labelled gb2312 use GBK
+# characters, latin-1 pages use windows-1252 punctuation. Decoding with the narrow codec garbles them.
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030", "csgb2312": "gb18030",
+    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "l1": "cp1252",
+    "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-9": "cp1254", "iso-8859-11": "cp874", "tis-620": "cp874",
+    "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "windows-31j": "cp932",
+    "euc-kr": "cp949", "ks_c_5601-1987": "cp949", "big5": "big5hkscs", "x-user-defined": "cp1252",
+    # A <meta> cannot be read as UTF-16 bytes; a page whose meta says so is ASCII-compatible (WHATWG rule).
+    "utf-16": "utf-8", "utf-16le": "utf-8", "utf-16be": "utf-8",
+}
+_URL_NOISE = str.maketrans("", "", "\t\n\r")
+
+
+@dataclass
+class PageImages:
+    """The pairs of one page and what its `<img>` elements lost, counted in images."""
+
+    pairs: list[tuple[str, str, str]] = field(default_factory=list)  # (image URL, text, attribute)
+    img_tags: int = 0
+    no_src: int = 0
+    non_http_url: int = 0
+    no_text: int = 0
+
+
+def normalize_charset(label: str | None) -> str | None:
+    """A Python codec name for a charset label, or None when the label is unknown."""
+    if not label:
+        return None
+    label = label.strip().strip("\"'").lower()
+    label = _CHARSET_ALIASES.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def sniff_charset(html: bytes, http_charset: str | None = None) -> str:
+    """The codec to decode `html` with: byte order mark, HTTP header, <meta> tag, then UTF-8 if valid, else cp1252."""
+    for bom, name in _BOMS:
+        if html.startswith(bom):
+            return name
+    declared = normalize_charset(http_charset)
+    if declared:
+        return declared
+    match = _META_CHARSET.search(html, 0, _META_SCAN_BYTES)
+    if match:
+        declared = normalize_charset(match.group(1).decode("ascii", "replace"))
+        if declared:
+            return declared
+    try:
+        html.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as e:
+        # A page cut by a size cap or truncation may end inside a UTF-8 sequence: still UTF-8.
+        if e.start >= len(html) - 3 and e.reason == "unexpected end of data":
+            return "utf-8"
+        return "cp1252"  # the web's default when nothing is declared (HTML standard)
+
+
+def decode_html(html: bytes, http_charset: str | None = None) -> str:
+    """The page as text; undecodable bytes become U+FFFD rather than losing the page."""
+    return html.decode(sniff_charset(html, http_charset), errors="replace")
+
+
+def http_url(url: str) -> bool:
+    return url[:7].lower() == "http://" or url[:8].lower() == "https://"
+
+
+def page_base(page_url: str, base_href: str | None) -> str:
+    """The URL relative image URLs resolve against: `<base href>` (itself relative to the page) when usable."""
+    if base_href:
+        base = urljoin(page_url, base_href.strip().translate(_URL_NOISE))
+        if http_url(base):
+            return base
+    return page_url
+
+
+def resolve_image_url(base: str, src: str) -> str:
+    """`src` as an absolute URL; the HTML standard strips surrounding whitespace and drops tabs and newlines."""
+    return urljoin(base, src.strip().translate(_URL_NOISE))
+
+
+def _texts(values: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
+    texts = []
+    for attribute, value in values:
+        if value:
+            value = value.strip()
+            if value:
+                texts.append((value, attribute))
+    return texts
+
+
+def _add_image(page: PageImages, base: str, src: str | None, texts: list[tuple[str, str]]) -> None:
+    page.img_tags += 1
+    if src is None or not src.strip():
+        page.no_src += 1
+        return
+    url = resolve_image_url(base, src)
+    if not http_url(url):
+        page.non_http_url += 1
+        return
+    if not texts:
+        page.no_text += 1
+        return
+    for text, attribute in texts:
+        page.pairs.append((url, text, attribute))
+
+
+def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None = None,
+                     text_attributes: tuple[str, ...] | list[str] = DEFAULT_TEXT_ATTRIBUTES) -> PageImages:
+    """Every `<img>` of an HTML page as (absolute URL, text, attribute) pairs, in document order."""
+    if isinstance(html, bytes):
+        html = decode_html(html, http_charset)
+    tree = LexborHTMLParser(html)
+    base_element = tree.css_first("base[href]")
+    base = page_base(page_url, base_element.attrs.get("href") if base_element is not None else None)
+    page = PageImages()
+    for img in tree.css("img"):
+        attrs = img.attrs
+        _add_image(page, base, attrs.get("src"), _texts([(a, attrs.get(a)) for a in text_attributes]))
+    return page
+
+
+def wat_image_pairs(html_metadata: dict, page_url: str,
+                    text_attributes: tuple[str, ...] | list[str] = DEFAULT_TEXT_ATTRIBUTES) -> PageImages:
+    """The `IMG@/src` links of a WAT record's HTML-Metadata (already UTF-8 JSON) as pairs, like the HTML ones."""
+    head = html_metadata.get("Head") or {}
+    base = page_base(page_url, head.get("Base") if isinstance(head, dict) else None)
+    page = PageImages()
+    for link in html_metadata.get("Links") or ():
+        if not isinstance(link, dict) or not str(link.get("path", "")).startswith("IMG@/src"):
+            continue
+        values = [(a, link.get(a)) for a in text_attributes]
+        _add_image(page, base, link.get("url"), _texts([(a, v if isinstance(v, str) else None) for a, v in values]))
+    return page
