@@ -24,11 +24,20 @@ def _add_metadata(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
 
 
-def _add_input(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, help="pool of pairs: Parquet or JSON lines file or directory")
-    parser.add_argument("--input-format", default="parquet", choices=["parquet", "jsonl"])
+def _add_input(parser: argparse.ArgumentParser, manifests: bool = False) -> None:
+    parser.add_argument("--input", required=True, help="pool of pairs: Parquet or JSON lines file or directory"
+                        + (", or a Common Crawl manifest (warc.paths.gz, wat.paths.gz)" if manifests else ""))
+    formats = ["parquet", "jsonl"] + (["warc-manifest", "wat-manifest"] if manifests else [])
+    parser.add_argument("--input-format", default="parquet", choices=formats)
+    if manifests:
+        _add_input_base(parser)
     parser.add_argument("--url-column", help="name of the image URL column (default: url)")
     parser.add_argument("--text-column", help="name of the text column (default: text)")
+
+
+def _add_input_base(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-base", help="where a manifest's relative paths live: a directory, file://..., "
+                        "https://data.commoncrawl.org/ or s3://commoncrawl/ (default: the manifest's directory)")
 
 
 def _add_balance(parser: argparse.ArgumentParser) -> None:
@@ -42,9 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     curate = commands.add_parser("curate", help="match, count and balance a pool end to end")
-    _add_common(curate), _add_input(curate), _add_metadata(curate), _add_balance(curate)
+    _add_common(curate), _add_input(curate, manifests=True), _add_metadata(curate), _add_balance(curate)
     curate.add_argument("--output", required=True, help="output directory")
     curate.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+
+    extract = commands.add_parser("extract", help="Common Crawl WARC/WAT files to image-text pairs: DIR/pairs")
+    _add_common(extract)
+    extract.add_argument("--manifest", required=True, help="warc.paths.gz or wat.paths.gz (gzipped or plain)")
+    _add_input_base(extract)
+    extract.add_argument("--crawl", help="crawl id for the crawl column (default: CC-MAIN-... found in the paths)")
+    extract.add_argument("--output", required=True, help="output directory (pairs/ and extract.json)")
+    extract.add_argument("--fail-fast", action="store_true", help="stop at the first file that cannot be read")
 
     match = commands.add_parser("match", help="stage 1: write DIR/matched")
     _add_common(match), _add_input(match), _add_metadata(match)
@@ -103,7 +120,33 @@ def _print_summary(summary: dict, output: str) -> None:
     )
 
 
+def _run_extract(args: argparse.Namespace) -> int:
+    from pyspark.sql import SparkSession
+
+    from .config import load_config
+    from .extraction import run_extract
+    from .session import spark_session
+
+    config = load_config(args.profile, args.conf_file)
+    owns_session = SparkSession.getActiveSession() is None
+    spark = spark_session(config, "metaclip-spark extract", args.master)
+    try:
+        record = run_extract(spark, config, args.manifest, args.input_base, args.output, args.crawl, args.fail_fast)
+    finally:
+        if owns_session:
+            spark.stop()
+    print(
+        f"Extracted {record['pairs_emitted']:,} pairs ({record['dropped']['duplicate']:,} duplicates dropped) from "
+        f"{record['html_pages'] + record['wat_pages']:,} pages in {record['files_ok']:,} of {record['files_listed']:,} "
+        f"files ({record['files_failed']:,} failed). Pairs: {args.output.rstrip('/')}/pairs; "
+        f"counters: {args.output.rstrip('/')}/extract.json."
+    )
+    return 0
+
+
 def _run_spark_command(args: argparse.Namespace) -> int:
+    if args.command == "extract":
+        return _run_extract(args)
     from . import pipeline
     from .config import load_config
     from .session import spark_session
@@ -118,7 +161,7 @@ def _run_spark_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "curate":
             summary = pipeline.curate(spark, config, args.input, args.input_format, metadata, args.output,
-                                      args.overwrite)
+                                      args.overwrite, args.input_base)
             _print_summary(summary, args.output)
         elif args.command == "match":
             pipeline.prepare_output(spark, args.output, args.overwrite)

@@ -15,6 +15,7 @@ from pyspark.sql import SparkSession
 from . import __version__, balancing
 from .curation import KEEP_PROB, balance_pool, count_entries, count_vector, match_pool
 from .errors import ConfigError, InputError
+from .extraction import extract_if_manifest
 from .metadata import load_metadata, metadata_digest
 from .pool import read_pool
 from .progress import stage
@@ -84,7 +85,8 @@ def run_count(spark: SparkSession, output: str, metadata: Metadata) -> None:
         run.rows = spark.read.parquet(_join(output, "counts")).count()
 
 
-def run_balance(spark: SparkSession, config: dict, output: str, metadata: Metadata, started: float) -> dict:
+def run_balance(spark: SparkSession, config: dict, output: str, metadata: Metadata, started: float,
+                extra: dict | None = None) -> dict:
     record = _match_record(spark, output, metadata)
     if not path_exists(spark, _join(output, "counts")):
         raise InputError(f"{output} has no counts/ table; run `count` first")
@@ -103,6 +105,7 @@ def run_balance(spark: SparkSession, config: dict, output: str, metadata: Metada
     matches_total = int(counts.sum())
     summary = {
         **record,
+        **(extra or {}),
         "pairs_curated": int(totals[0]),
         "expected_curated": float(totals[1] or 0.0),
         "t": int(t),
@@ -123,11 +126,14 @@ def run_balance(spark: SparkSession, config: dict, output: str, metadata: Metada
 
 
 def curate(spark: SparkSession, config: dict, input_path: str, input_format: str, metadata: Metadata,
-           output: str, overwrite: bool = False) -> dict:
+           output: str, overwrite: bool = False, input_base: str | None = None) -> dict:
     """All stages, end to end; returns the summary (also written to DIR/summary.json)."""
     started = time.monotonic()
     prepare_output(spark, output, overwrite)
+    # A Common Crawl manifest is first extracted into DIR/pairs, which is then the pool (see extraction.py).
+    input_path, input_format, extracted = extract_if_manifest(spark, config, input_path, input_format, output,
+                                                              input_base)
     run_match(spark, config, input_path, input_format, metadata, output)
     run_count(spark, output, metadata)
-    return run_balance(spark, config, output, metadata, started)
+    return run_balance(spark, config, output, metadata, started, {"extract": extracted} if extracted else None)
 
