@@ -70,6 +70,8 @@ def dechunk(body: bytes) -> bytes:
     while position < len(body):
         line_end = body.find(b"\n", position, position + 1024)
         if line_end < 0:
+            if not parts:
+                return body  # no chunk header at all: the header lied
             break
         size_field = body[position:line_end].split(b";", 1)[0].strip()
         try:
