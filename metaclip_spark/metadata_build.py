@@ -16,13 +16,12 @@ import gzip
 import io
 import json
 import os
-import string
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .metadata import is_single_punctuation
 
 # wordfreq's "large" English list ends at a frequency of 1e-8 (one occurrence per 100 million words): keeping
 # every listed word (~321k) is the closest offline stand-in for "count >= 100 in English Wikipedia".
@@ -58,7 +57,7 @@ def skip_reason(entry: str) -> str | None:
     """Why the merge leaves a string out: "empty", "punctuation" (one punctuation character), else None."""
     if entry == "":
         return "empty"
-    if len(entry) == 1 and (entry in string.punctuation or unicodedata.category(entry).startswith("P")):
+    if is_single_punctuation(entry):
         return "punctuation"
     return None
 
@@ -147,3 +146,123 @@ def format_report(report: list[dict], total: int) -> str:
                      f"{row['skipped_empty']:>7,} {row['skipped_punctuation']:>7,}")
     lines.append(f"{'total entries':<20} {'':>10} {total:>10,}")
     return "\n".join(lines)
+
+
+@dataclass
+class MetadataBuild:
+    """A finished build: the entries, one report row per source (build order) and the sources' own counters."""
+
+    entries: list[str]
+    report: list[dict]
+    details: dict
+
+
+def build_metadata(spark=None, *, wikipedia: list[str] = (), pageviews: list[str] = (), use_wordfreq: bool = False,
+                   wordnet: bool = True, thresholds: BuildThresholds | None = None,
+                   nltk_data: str | Path | None = None, counts_output: str | None = None) -> MetadataBuild:
+    """Build the metadata in the spec's order: numbers, WordNet, unigrams (Wikipedia counts, then wordfreq when
+    asked), Wikipedia bigrams, pageview titles. A SparkSession is needed only for Wikipedia dumps or pageviews."""
+    thresholds = thresholds or BuildThresholds()
+    if (wikipedia or pageviews) and spark is None:
+        raise ConfigError("a SparkSession is needed to count Wikipedia dumps or pageview files")
+    details: dict = {"thresholds": asdict(thresholds)}
+    sources: list[tuple[str, Iterable[str]]] = [("numbers", number_entries())]
+    if wordnet:
+        from .wordnet import synset_names
+
+        sources.append(("wordnet", synset_names(nltk_data)))
+    bigrams: list[str] = []
+    if wikipedia:
+        from .wikipedia import count_wikipedia
+
+        counts = count_wikipedia(spark, list(wikipedia), thresholds.unigram_min_count, thresholds.bigram_min_pmi,
+                                 counts_output)
+        details["wikipedia"] = {"pages": counts.pages, "tokens_total": counts.tokens_total,
+                                "unigrams_distinct": counts.unigrams_distinct,
+                                "bigrams_distinct": counts.bigrams_distinct,
+                                "unigrams_kept": len(counts.unigrams), "bigrams_kept": len(counts.bigrams)}
+        sources.append(("wikipedia_unigrams", [term for term, _ in counts.unigrams]))
+        bigrams = [term for term, _, _ in counts.bigrams]
+    if use_wordfreq:
+        sources.append(("wordfreq_unigrams", wordfreq_unigrams(thresholds.wordfreq_min_frequency)))
+    if wikipedia:
+        sources.append(("wikipedia_bigrams", bigrams))
+    if pageviews:
+        from .pageviews import pageview_titles
+
+        titles = pageview_titles(spark, list(pageviews), thresholds.title_min_views,
+                                 thresholds.pageview_min_hourly_views)
+        details["pageviews"] = {"lines": titles.lines, "titles_kept": len(titles.titles)}
+        sources.append(("pageview_titles", [title for title, _ in titles.titles]))
+    entries, report = merge_sources(sources)
+    return MetadataBuild(entries=entries, report=report, details=details)
+
+
+def add_build_arguments(parser) -> None:
+    """Options of `metaclip-spark build-metadata` (the CLI adds --profile/--conf/--master)."""
+    parser.add_argument("--output", required=True,
+                        help="JSON array to write (gzipped when the name ends in .gz)")
+    parser.add_argument("--wikipedia", action="append", default=[], metavar="DUMP",
+                        help="Wikipedia XML dump (.xml.bz2), file or glob; repeatable")
+    parser.add_argument("--pageviews", action="append", default=[], metavar="FILES",
+                        help="hourly pageview files (`en Title views bytes` lines, plain or .gz); repeatable")
+    parser.add_argument("--wordfreq", action="store_true",
+                        help="add wordfreq's English words as unigrams (the offline stand-in for Wikipedia counts)")
+    parser.add_argument("--no-wordnet", dest="wordnet", action="store_false", help="leave WordNet out")
+    parser.add_argument("--nltk-data", help="nltk data folder holding corpora/wordnet (default: search nltk's path)")
+    parser.add_argument("--unigram-min-count", type=int, help="keep Wikipedia unigrams with count >= N (100)")
+    parser.add_argument("--bigram-min-pmi", type=float, help="keep Wikipedia bigrams with PMI >= X (30)")
+    parser.add_argument("--title-min-views", type=int, help="keep titles with >= N total views (70)")
+    parser.add_argument("--pageview-min-hourly-views", type=int, help="ignore hourly lines under N views (50)")
+    parser.add_argument("--wordfreq-min-frequency", type=float, help=f"wordfreq words kept (>= {WORDFREQ_MIN_FREQUENCY})")
+    parser.add_argument("--counts-output", help="also write the Wikipedia count table (kind, term, count) as Parquet")
+    parser.add_argument("--report", help="write the build report as JSON to this file")
+
+
+def run_build_command(args) -> int:
+    """`metaclip-spark build-metadata`: build, write, print the per-source report and the validation report."""
+    import time
+
+    from .config import load_config
+    from .metadata import format_validation, validate_entries
+
+    config = load_config(args.profile, args.conf_file)
+    section = config.get("metadata_build", {})
+    thresholds = BuildThresholds.from_config(
+        section, unigram_min_count=args.unigram_min_count, bigram_min_pmi=args.bigram_min_pmi,
+        title_min_views=args.title_min_views, pageview_min_hourly_views=args.pageview_min_hourly_views,
+        wordfreq_min_frequency=args.wordfreq_min_frequency)
+    if not (args.wikipedia or args.pageviews or args.wordfreq or args.wordnet):
+        raise ConfigError("nothing to build from: give --wikipedia, --pageviews, --wordfreq or keep WordNet")
+    nltk_data = args.nltk_data or section.get("nltk_data") or None
+    started = time.monotonic()
+    spark, owns_session = None, False
+    if args.wikipedia or args.pageviews:
+        from pyspark.sql import SparkSession
+
+        from .session import spark_session
+
+        owns_session = SparkSession.getActiveSession() is None
+        spark = spark_session(config, "metaclip-spark build-metadata", args.master)
+    try:
+        build = build_metadata(spark, wikipedia=args.wikipedia, pageviews=args.pageviews, use_wordfreq=args.wordfreq,
+                               wordnet=args.wordnet, thresholds=thresholds, nltk_data=nltk_data,
+                               counts_output=args.counts_output)
+    finally:
+        if owns_session:
+            spark.stop()
+    write_metadata(build.entries, args.output)
+    seconds = time.monotonic() - started
+    validation = validate_entries(build.entries)
+    print(format_report(build.report, len(build.entries)))
+    for source, values in build.details.items():
+        if source != "thresholds":
+            print(f"{source}: {json.dumps(values, sort_keys=True)}")
+    print(format_validation(validation))
+    print(f"Wrote {len(build.entries):,} entries to {args.output} in {seconds:.1f} s")
+    if args.report:
+        report = {"output": str(args.output), "entries": len(build.entries), "seconds": round(seconds, 1),
+                  "sources": build.report, **build.details,
+                  "validation": {k: v for k, v in validation.items() if k != "examples"}}
+        Path(args.report).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
