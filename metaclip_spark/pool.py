@@ -28,6 +28,8 @@ def read_pool(spark: SparkSession, path: str, input_format: str, config: dict) -
     except AnalysisException as e:
         # Spark cannot infer a schema from an empty directory or from files holding no rows.
         raise InputError(f"input {path} holds no {input_format} rows: {e.getMessage().splitlines()[0]}") from None
+    if not df.columns:
+        raise InputError(f"input {path} holds no {input_format} rows")
     columns = config["input"]
     for key in ("url_column", "text_column"):
         if columns[key] not in df.columns:

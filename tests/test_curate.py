@@ -1,0 +1,195 @@
+"""The Spark stages end to end on a real sample pool: output tables, determinism, nesting, bad input."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+
+from metaclip_spark import cli, pipeline
+from metaclip_spark.balancing import entry_probabilities, keep_probability
+from metaclip_spark.ids import image_uuid
+from metaclip_spark.matching import reference_match
+from metaclip_spark.metadata import load_metadata
+
+from conftest import DATA
+
+SMALL_METADATA = str(DATA / "metadata" / "small.json")
+T = 30
+
+
+def _sample_pairs() -> list[dict]:
+    with open(DATA / "pool" / "sample_pairs.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def _write_pool(spark, path, copies: int, start: int = 0) -> str:
+    """The real sample pairs, each image repeated under `copies` distinct URLs: counts large enough to balance."""
+    rows = [dict(p, url=f"{p['url']}?copy={k}") for k in range(start, start + copies) for p in _sample_pairs()]
+    spark.createDataFrame(rows).coalesce(2).write.mode("overwrite").parquet(str(path))
+    return str(path)
+
+
+def _config(config, partitions=0, t=T, seed=11):
+    return dict(config, input=dict(config["input"], partitions=partitions),
+                curation=dict(config["curation"], t=t, seed=seed))
+
+
+def _rows(path, *columns):
+    return sorted(zip(*(pq.read_table(path).column(c).to_pylist() for c in columns)))
+
+
+@pytest.fixture(scope="module")
+def pool(spark, tmp_path_factory):
+    return _write_pool(spark, tmp_path_factory.mktemp("pool") / "pool", copies=20)
+
+
+@pytest.fixture(scope="module")
+def curated_run(spark, config, pool, tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("run") / "out")
+    metadata = pipeline.Metadata(SMALL_METADATA)
+    summary = pipeline.curate(spark, _config(config, partitions=3), pool, "parquet", metadata, output)
+    return output, summary
+
+
+def test_matched_table_holds_exactly_the_matching_pairs_with_sorted_ids(curated_run, pool):
+    output, summary = curated_run
+    entries = load_metadata(SMALL_METADATA)
+    expected = []
+    for row in pq.read_table(pool).to_pylist():
+        ids = reference_match(row["text"], entries)
+        if ids:
+            expected.append((image_uuid(row["url"]), row["text"], ids))
+    assert _rows(f"{output}/matched", "uuid", "text", "entry_ids") == sorted(expected)
+    assert summary["pairs_in"] == 2520 and summary["pairs_matched"] == len(expected)
+
+
+def test_counts_table_is_the_number_of_matched_texts_per_entry(curated_run):
+    output, summary = curated_run
+    entries = load_metadata(SMALL_METADATA)
+    recount = Counter(e for ids in pq.read_table(f"{output}/matched").column("entry_ids").to_pylist() for e in ids)
+    assert _rows(f"{output}/counts", "entry_id", "entry", "count") == sorted(
+        (e, entries[e], c) for e, c in recount.items())
+    assert summary["entries_matched"] == len(recount)
+    assert summary["entries_over_t"] == sum(c > T for c in recount.values())
+    assert 0 not in pq.read_table(f"{output}/counts").column("count").to_pylist()
+
+
+def test_curated_rows_carry_their_keep_probability(curated_run):
+    output, summary = curated_run
+    counts = dict(_rows(f"{output}/counts", "entry_id", "count"))
+    probs = entry_probabilities([counts.get(e, 0) for e in range(max(counts) + 1)], T)
+    curated = pq.read_table(f"{output}/curated").to_pylist()
+    assert len(curated) == summary["pairs_curated"]
+    assert 0 < len(curated) < summary["pairs_matched"]
+    for row in curated:
+        assert row["keep_prob"] == pytest.approx(keep_probability(probs[row["entry_ids"]]), rel=1e-9)
+    # tail entries (count <= t) keep their pairs
+    tail = {e for e, c in counts.items() if c <= T}
+    matched = pq.read_table(f"{output}/matched").to_pylist()
+    kept = {(r["uuid"], r["text"]) for r in curated}
+    assert all((r["uuid"], r["text"]) in kept for r in matched if tail & set(r["entry_ids"]))
+    assert summary["t"] == T and summary["seed"] == 11
+
+
+def test_same_curated_rows_on_1_3_and_8_partitions_and_on_a_rerun(spark, config, pool, curated_run, tmp_path):
+    output, _ = curated_run
+    reference = _rows(f"{output}/curated", "uuid", "text", "keep_prob")
+    metadata = pipeline.Metadata(SMALL_METADATA)
+    for partitions in (1, 8, 3):
+        out = str(tmp_path / f"p{partitions}")
+        pipeline.curate(spark, _config(config, partitions=partitions), pool, "parquet", metadata, out)
+        assert _rows(f"{out}/curated", "uuid", "text", "keep_prob") == reference
+
+
+def test_a_larger_pool_only_removes_earlier_pairs(spark, config, pool, curated_run, tmp_path):
+    """Same seed and t: adding pairs raises counts, so earlier pairs can be dropped but never added."""
+    output, _ = curated_run
+    before = set(_rows(f"{output}/curated", "uuid", "text"))
+    bigger = str(tmp_path / "bigger")
+    spark.read.parquet(pool).unionByName(spark.read.parquet(_write_pool(spark, tmp_path / "more", 10, start=20))) \
+        .write.parquet(bigger)
+    out = str(tmp_path / "out")
+    pipeline.curate(spark, _config(config), bigger, "parquet", pipeline.Metadata(SMALL_METADATA), out)
+    original = set(_rows(f"{output}/matched", "uuid", "text"))
+    after = {row for row in _rows(f"{out}/curated", "uuid", "text") if row in original}
+    assert after < before
+
+
+def test_a_finished_output_is_not_overwritten_without_asking(spark, config, pool, curated_run):
+    output, _ = curated_run
+    with pytest.raises(Exception, match="--overwrite"):
+        pipeline.curate(spark, _config(config), pool, "parquet", pipeline.Metadata(SMALL_METADATA), output)
+
+
+def test_stage_commands_do_the_same_steps_one_at_a_time(spark, pool, curated_run, tmp_path):
+    output, summary = curated_run
+    out = str(tmp_path / "staged")
+    common = ["--metadata", SMALL_METADATA, "--output", out]
+    assert cli.main(["match", "--input", pool, *common]) == 0
+    assert cli.main(["count", *common]) == 0
+    assert cli.main(["balance", "--t", str(T), "--seed", "11", *common]) == 0
+    assert _rows(f"{out}/curated", "uuid", "text") == _rows(f"{output}/curated", "uuid", "text")
+    staged = json.loads(open(f"{out}/summary.json").read())
+    assert {k: staged[k] for k in ("pairs_in", "pairs_matched", "pairs_curated", "t", "seed")} == \
+        {k: summary[k] for k in ("pairs_in", "pairs_matched", "pairs_curated", "t", "seed")}
+
+
+def test_balance_refuses_tables_matched_with_other_metadata(spark, curated_run, tmp_path, capsys):
+    output, _ = curated_run
+    other = tmp_path / "other.json"
+    other.write_text('["dog", "cat"]')
+    assert cli.main(["balance", "--metadata", str(other), "--output", output]) == 2
+    assert "another metadata list" in capsys.readouterr().err
+
+
+def _assert_failed(capsys, code, argv, message, output):
+    assert cli.main(argv) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (output / "summary.json").exists()
+    assert not (output / "matched").exists()
+
+
+def test_missing_input_path(spark, tmp_path, capsys):
+    out = tmp_path / "out"
+    _assert_failed(capsys, 3, ["curate", "--input", str(tmp_path / "nowhere"), "--metadata", SMALL_METADATA,
+                               "--output", str(out)], "input path does not exist", out)
+
+
+def test_unknown_column(spark, pool, tmp_path, capsys):
+    out = tmp_path / "out"
+    _assert_failed(capsys, 3, ["curate", "--input", pool, "--text-column", "caption", "--metadata", SMALL_METADATA,
+                               "--output", str(out)], "no column 'caption'", out)
+
+
+def test_empty_input(spark, tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "out"
+    _assert_failed(capsys, 3, ["curate", "--input", str(empty), "--input-format", "jsonl", "--metadata",
+                               SMALL_METADATA, "--output", str(out)], "holds no", out)
+
+
+def test_malformed_metadata_stops_before_spark_work(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('["dog", 7]')
+    out = tmp_path / "out"
+    _assert_failed(capsys, 2, ["curate", "--input", "whatever", "--metadata", str(bad), "--output", str(out)],
+                   "entry 1 is int 7", out)
+
+
+def test_bad_threshold_is_a_config_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    _assert_failed(capsys, 2, ["curate", "--input", "x", "--t", "many", "--output", str(out)], "curation.t", out)
+
+
+def test_explain_prints_the_spaced_text_and_matches(capsys):
+    assert cli.main(["explain", "--metadata", SMALL_METADATA, "A photo of people, black and white."]) == 0
+    out = capsys.readouterr().out
+    assert "' A photo of people ,  black and white .  '" in out
+    for entry in ("'photo of'", "'black and white'", "'people'", "'A'"):
+        assert entry in out
+    assert "'a photo'" not in out  # case-sensitive
