@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(balance), _add_metadata(balance), _add_balance(balance)
     balance.add_argument("--output", required=True)
 
+    report = commands.add_parser("report", help="numbers, plots and an HTML page of a finished run: DIR/report")
+    _add_common(report)
+    report.add_argument("--output", required=True, help="output directory of a finished `curate` run")
+
     explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
     _add_metadata(explain)
     explain.add_argument("text", help="the caption")
@@ -170,7 +174,8 @@ def _run_spark_command(args: argparse.Namespace) -> int:
 
     config = load_config(args.profile, args.conf_file, _overrides(args))
     started = time.monotonic()
-    metadata = pipeline.Metadata(args.metadata or config["metadata"].get("path") or None)  # bad file: stop early
+    metadata = (pipeline.Metadata(args.metadata or config["metadata"].get("path") or None)  # bad file: stop early
+                if args.command != "report" else None)
     from pyspark.sql import SparkSession
 
     owns_session = SparkSession.getActiveSession() is None  # a notebook's or a test's session is left running
@@ -187,6 +192,11 @@ def _run_spark_command(args: argparse.Namespace) -> int:
             pipeline.run_count(spark, args.output, metadata)
         elif args.command == "balance":
             _print_summary(pipeline.run_balance(spark, config, args.output, metadata, started), args.output)
+        elif args.command == "report":
+            from .report import write_report
+
+            write_report(spark, args.output, config)
+            print(f"Report: {args.output.rstrip('/')}/report/index.html (numbers in report/summary.json)")
         return 0
     finally:
         if owns_session:

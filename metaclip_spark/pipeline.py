@@ -19,6 +19,7 @@ from .extraction import extract_if_manifest
 from .metadata import load_metadata, metadata_digest
 from .pool import read_pool
 from .progress import stage
+from .report import write_report
 from .tables import delete_path, path_exists, read_json, write_json_atomically, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -135,5 +136,7 @@ def curate(spark: SparkSession, config: dict, input_path: str, input_format: str
                                                               input_base)
     run_match(spark, config, input_path, input_format, metadata, output)
     run_count(spark, output, metadata)
-    return run_balance(spark, config, output, metadata, started, {"extract": extracted} if extracted else None)
+    summary = run_balance(spark, config, output, metadata, started, {"extract": extracted} if extracted else None)
+    write_report(spark, output, config)
+    return summary
 

@@ -1,0 +1,8 @@
+"""spark-submit entry point: `spark-submit jobs/report.py --output DIR` (same options as `metaclip-spark report`)."""
+
+import sys
+
+from metaclip_spark.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["report", *sys.argv[1:]]))

@@ -1,0 +1,385 @@
+"""The curation report: the numbers a user checks before training on a curated set.
+
+Reads a finished output directory (matched/, counts/, curated/, match.json, summary.json) and writes DIR/report/
+(summary.json, PNG plots, one self-contained index.html), replacing any previous report as a whole.
+
+Every number is a Spark reduction; the driver only receives results bounded by the metadata or by the handful of
+crawls / languages / text sources, never anything that grows with the pool:
+- matched/: one pass (keep probabilities computed on the executors from a broadcast of the entry probabilities),
+  aggregated with grouping sets into sizes by crawl / language / text source, entries per text, a histogram of
+  keep probabilities and the expected curated size (sum of keep probabilities over ALL matched pairs);
+- curated/: per-entry counts after balancing (explode + groupBy: measured, not derived from a formula) and sizes
+  by group;
+- the input pool (only when it carries crawl / lang / text_source columns): pairs in by group.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid as uuidlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from . import __version__, balancing
+from .curation import ENTRY_IDS, count_vector
+from .errors import CurationError, InputError
+from .pool import INPUT_FORMATS, read_pool
+from .progress import stage
+from .tables import delete_path, path_exists, read_json, rename_path
+
+log = logging.getLogger("metaclip_spark")
+
+REPORT_DIR = "report"
+# Columns a Common Crawl pool carries (the extract stage); a pool without them gets no breakdowns.
+GROUP_COLUMNS = ("crawl", "lang", "text_source")
+TOP_ENTRIES = 30
+PROBABILITY_BINS = 50
+NO_VALUE = "(none)"
+
+_ENTRIES = "entries"
+_KEEP_PROB = "keep_prob"
+_PROB_BIN = "prob_bin"
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
+# --- pure functions (no Spark) ----------------------------------------------------------------------------------
+
+def keep_probabilities(lengths: np.ndarray, flat_entry_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """P = 1 - prod(1 - p_e) per pair, for pairs whose entry ids are given flattened with their lengths.
+
+    The same arithmetic as balancing.decide (log1p / expm1, summed in the same order), so it gives the very
+    keep_prob values the curated table holds, without the hashing the draws need.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rows = np.repeat(np.arange(lengths.size), lengths)
+    with np.errstate(divide="ignore"):
+        log_miss = np.bincount(rows, weights=np.log1p(-probs[flat_entry_ids]), minlength=lengths.size)
+    keep_prob = -np.expm1(log_miss)
+    keep_prob[lengths == 0] = 0.0
+    return keep_prob
+
+
+def probability_bins(keep_prob: np.ndarray, bins: int = PROBABILITY_BINS) -> np.ndarray:
+    """Histogram bin of each probability: [k/bins, (k+1)/bins), the last bin closed (P = 1 goes in it)."""
+    return np.minimum(np.floor(keep_prob * bins), bins - 1).astype(np.int32)
+
+
+def tail_proportion(counts: np.ndarray, t: int) -> float:
+    """Share of all matches held by entries with a count under t (curation spec, section 4)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    return float(counts[counts < t].sum() / total) if total else 0.0
+
+
+def top_entries(counts: np.ndarray, n: int = TOP_ENTRIES) -> list[tuple[int, int]]:
+    """(entry_id, count) of the n largest counts, ties broken by entry id; entries with count 0 left out."""
+    nonzero = np.flatnonzero(counts)
+    order = np.lexsort((nonzero, -counts[nonzero]))[:n]
+    return [(int(nonzero[i]), int(counts[nonzero[i]])) for i in order]
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else 0.0
+
+
+# --- Spark reductions -------------------------------------------------------------------------------------------
+
+def present_group_columns(df: DataFrame) -> list[str]:
+    return [c for c in GROUP_COLUMNS if c in df.columns]
+
+
+def _group_value(value) -> str:
+    return NO_VALUE if value is None else str(value)
+
+
+def _grouped(df: DataFrame, groups: list[str], extra_sets: list[tuple[str, ...]], aggregations: list) -> list[dict]:
+    """One pass over `df`: the aggregations per value of each group column, per extra set, and in total.
+
+    Each result row says which set it belongs to: `set` is the grouped column's name, or "" for the total.
+    """
+    sets = [(g,) for g in groups] + extra_sets + [()]
+    columns = [c for s in sets for c in s]
+    if not columns:
+        return [{"set": "", "value": None, **df.agg(*aggregations).first().asDict()}]
+    flags = [F.grouping(c).alias(f"_grouping_{c}") for c in columns]
+    rows = df.groupingSets(sets, *columns).agg(*aggregations, *flags).collect()
+    results = []
+    for row in rows:
+        grouped = [c for c in columns if row[f"_grouping_{c}"] == 0]
+        name = grouped[0] if grouped else ""
+        results.append({"set": name, "value": row[name] if name else None, **{k: row[k] for k in row.asDict()
+                                                                              if not k.startswith("_grouping_")}})
+    return results
+
+
+def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str]) -> list[dict]:
+    """Over all matched pairs: count, sum of keep probabilities and always-kept pairs, by group, by number of
+    entries, by keep-probability bin, and in total (one scan of matched/, keep probabilities on the executors)."""
+    spark = matched.sparkSession
+    probabilities_broadcast = spark.sparkContext.broadcast(probabilities)
+    source = matched.select(*groups, ENTRY_IDS)
+    output_schema = T.StructType(
+        [source.schema[g] for g in groups]
+        + [T.StructField(_ENTRIES, T.IntegerType(), False), T.StructField(_KEEP_PROB, T.DoubleType(), False),
+           T.StructField(_PROB_BIN, T.IntegerType(), False)]
+    )
+
+    def keep_probability_batches(batches):
+        probs = probabilities_broadcast.value
+        for batch in batches:
+            entry_ids = batch.column(ENTRY_IDS)
+            lengths = pc.list_value_length(entry_ids).fill_null(0).to_numpy(zero_copy_only=False)
+            flat = pc.list_flatten(entry_ids).to_numpy(zero_copy_only=False)
+            keep_prob = keep_probabilities(lengths, flat, probs)
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(g) for g in groups]
+                + [pa.array(lengths, pa.int32()), pa.array(keep_prob, pa.float64()),
+                   pa.array(probability_bins(keep_prob), pa.int32())],
+                names=[*groups, _ENTRIES, _KEEP_PROB, _PROB_BIN],
+            )
+
+    per_pair = source.mapInArrow(keep_probability_batches, output_schema)
+    try:
+        return _grouped(per_pair, groups, [(_ENTRIES,), (_PROB_BIN,)], [
+            F.count("*").alias("pairs"),
+            F.sum(_KEEP_PROB).alias("expected"),
+            F.sum((F.col(_KEEP_PROB) >= 1.0).cast("long")).alias("always_kept"),
+        ])
+    finally:
+        probabilities_broadcast.unpersist()
+
+
+def after_counts(curated: DataFrame, entries_total: int) -> np.ndarray:
+    """Per-entry counts over the curated table itself: explode the entry ids of the kept pairs, count."""
+    counts = curated.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id").agg(F.count("*").alias("count"))
+    return count_vector(counts, entries_total)
+
+
+def _by_group(results: list[dict], groups: list[str], key: str) -> dict[str, dict[str, float]]:
+    return {g: {_group_value(r["value"]): r[key] for r in results if r["set"] == g} for g in groups}
+
+
+@dataclass
+class ReportInputs:
+    """What the report reads from an output directory's JSON records."""
+
+    run: dict  # DIR/summary.json (run_balance), which includes match.json's fields
+
+    @classmethod
+    def load(cls, spark: SparkSession, output: str) -> "ReportInputs":
+        summary = read_json(spark, _join(output, "summary.json"))
+        if summary is None:
+            raise InputError(f"{output} holds no finished run (summary.json); run `curate` (or `balance`) first")
+        for table in ("matched", "counts", "curated"):
+            if not path_exists(spark, _join(output, table)):
+                raise InputError(f"{output} has no {table}/ table; run `curate` first")
+        return cls(summary)
+
+
+def _pool_pairs_by_group(spark: SparkSession, config: dict | None, run: dict, groups: list[str]) -> dict | None:
+    """Pairs in by group, from the input pool (still where match.json says); None when it cannot be read back."""
+    if not groups or config is None or run.get("input_format") not in INPUT_FORMATS:
+        return None
+    reread = dict(config, input=dict(config["input"], partitions=0))  # a count needs no repartitioning
+    try:
+        pool = read_pool(spark, run["input"], run["input_format"], reread)
+    except CurationError as e:
+        log.warning("report: pairs in by group skipped, the input pool cannot be read back: %s", e)
+        return None
+    if any(g not in pool.columns for g in groups):
+        return None
+    return _by_group(_grouped(pool, groups, [], [F.count("*").alias("pairs")]), groups, "pairs")
+
+
+def compute_report(spark: SparkSession, output: str, config: dict | None = None) -> tuple[dict, dict]:
+    """The report's numbers (the report summary, without plots) and the count vectors the plots need."""
+    run = ReportInputs.load(spark, output).run
+    entries_total = int(run["entries_total"])
+    t = int(run["t"])
+    counts_table = spark.read.parquet(_join(output, "counts"))
+    before = count_vector(counts_table, entries_total)
+    probabilities = balancing.entry_probabilities(before, t)
+
+    matched = spark.read.parquet(_join(output, "matched"))
+    curated = spark.read.parquet(_join(output, "curated"))
+    groups = present_group_columns(matched)
+    matched_results = matched_pass(matched, probabilities, groups)
+    after = after_counts(curated, entries_total)
+    curated_results = _grouped(curated, [g for g in groups if g in curated.columns], [], [F.count("*").alias("pairs")])
+    pool_by_group = _pool_pairs_by_group(spark, config, run, groups)
+
+    total = next(r for r in matched_results if r["set"] == "")
+    pairs_matched = int(total["pairs"])
+    pairs_curated = int(next(r for r in curated_results if r["set"] == "")["pairs"])
+    expected_curated = float(total["expected"] or 0.0)
+    pairs_in = int(run["pairs_in"])
+
+    by = {}
+    matched_by = _by_group(matched_results, groups, "pairs")
+    expected_by = _by_group(matched_results, groups, "expected")
+    curated_by = _by_group(curated_results, groups, "pairs")
+    for g in groups:
+        values = sorted(set(matched_by[g]) | set(curated_by[g]) | set((pool_by_group or {}).get(g, {})))
+        by[g] = [
+            {
+                "value": v,
+                "pairs_in": int(pool_by_group[g].get(v, 0)) if pool_by_group else None,
+                "pairs_matched": int(matched_by[g].get(v, 0)),
+                "pairs_curated": int(curated_by[g].get(v, 0)),
+                "expected_curated": float(expected_by[g].get(v) or 0.0),
+            }
+            for v in values
+        ]
+
+    entries_distribution = sorted(
+        (int(r["value"]), int(r["pairs"])) for r in matched_results if r["set"] == _ENTRIES
+    )
+    histogram = [0] * PROBABILITY_BINS
+    for r in matched_results:
+        if r["set"] == _PROB_BIN:
+            histogram[int(r["value"])] = int(r["pairs"])
+
+    matches_before = int(before.sum())
+    matches_after = int(after.sum())
+    top_ids = {i for i, _ in top_entries(before)} | {i for i, _ in top_entries(after)}
+    names = {}
+    if top_ids:
+        for row in counts_table.where(F.col("entry_id").isin(sorted(top_ids))).select("entry_id", "entry").collect():
+            names[int(row["entry_id"])] = row["entry"]
+
+    def listed(counts: np.ndarray) -> list[dict]:
+        return [{"rank": rank, "entry_id": i, "entry": names.get(i, ""), "count": c}
+                for rank, (i, c) in enumerate(top_entries(counts), start=1)]
+
+    report = {
+        "output": output,
+        "version": __version__,
+        "run": {k: run.get(k) for k in ("input", "input_format", "metadata", "metadata_digest", "seed",
+                                        "finished_at", "version")},
+        "sizes": {
+            "pairs_in": pairs_in,
+            "pairs_matched": pairs_matched,
+            "pairs_curated": pairs_curated,
+            "expected_curated": expected_curated,
+            "group_columns": groups,
+            "groups_skipped": [g for g in GROUP_COLUMNS if g not in groups],
+            "by": by,
+        },
+        "matching": {
+            "share_matched": _ratio(pairs_matched, pairs_in),
+            "matches_total": matches_before,
+            "mean_entries_per_matched_text": _ratio(matches_before, pairs_matched),
+            "entries_per_matched_text": [{"entries": k, "pairs": n} for k, n in entries_distribution],
+            "entries_total": entries_total,
+            "entries_matched": int((before > 0).sum()),
+        },
+        "balancing": {
+            "t": t,
+            "t_mode": run.get("t_mode"),
+            "tail_share_target": run.get("tail_share"),
+            "seed": run.get("seed"),
+            "entries_over_t": int((before > t).sum()),
+            "tail_proportion_before": tail_proportion(before, t),
+            "tail_proportion_after": tail_proportion(after, t),
+            "matches_after": matches_after,
+            "entries_matched_after": int((after > 0).sum()),
+            "entries_over_t_after": int((after > t).sum()),
+            "pairs_always_kept": int(total["always_kept"] or 0),
+            "keep_probability_histogram": {"bins": PROBABILITY_BINS, "pairs": histogram},
+            "top_before": listed(before),
+            "top_after": listed(after),
+        },
+    }
+    return report, {"before": before, "after": after}
+
+
+# --- writing ----------------------------------------------------------------------------------------------------
+
+def _local_path(path: str) -> str | None:
+    if "://" not in path or path.startswith("file:"):
+        return path.removeprefix("file://").removeprefix("file:")
+    return None
+
+
+def write_directory_atomically(spark: SparkSession, path: str, files: dict[str, bytes]) -> None:
+    """Write `files` as the directory `path`, replacing the old one whole: built beside it, then renamed."""
+    parent, name = path.rstrip("/").rsplit("/", 1)
+    temporary = f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
+    local = _local_path(path)
+    if local is not None:
+        local_temporary = _local_path(temporary)
+        os.makedirs(local_temporary)
+        try:
+            for file_name, data in files.items():
+                with open(os.path.join(local_temporary, file_name), "wb") as f:
+                    f.write(data)
+            shutil.rmtree(local, ignore_errors=True)
+            os.rename(local_temporary, local)
+        finally:
+            shutil.rmtree(local_temporary, ignore_errors=True)
+        return
+    # Object stores and HDFS: stage the files locally, copy them beside the target, then swap.
+    with tempfile.TemporaryDirectory() as staging:
+        for file_name, data in files.items():
+            with open(os.path.join(staging, file_name), "wb") as f:
+                f.write(data)
+        jvm = spark.sparkContext._jvm
+        target = jvm.org.apache.hadoop.fs.Path(temporary)
+        fs = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        try:
+            fs.mkdirs(target)
+            for file_name in files:
+                fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(f"file://{staging}/{file_name}"),
+                                     jvm.org.apache.hadoop.fs.Path(f"{temporary}/{file_name}"))
+            delete_path(spark, path)
+            rename_path(spark, temporary, path)
+        finally:
+            delete_path(spark, temporary)
+
+
+def write_report(spark: SparkSession, output: str, config: dict | None = None) -> dict:
+    """Compute the report of a finished run in `output` and write DIR/report/; returns the report summary.
+
+    `config` (the run's configuration) lets the report read the input pool back for pairs in by group; without
+    it those numbers are left out.
+    """
+    from .report_html import render_html
+    from .report_plots import figure_png, plot_cumulative_share, plot_entry_counts, plot_keep_probabilities
+
+    with stage(spark, "report", f"numbers and plots of {output}") as run:
+        report, vectors = compute_report(spark, output, config)
+        run.rows = report["sizes"]["pairs_matched"] + report["sizes"]["pairs_curated"]
+    balancing_numbers = report["balancing"]
+    figures = {
+        "entry_counts.png": plot_entry_counts(vectors["before"], vectors["after"], balancing_numbers["t"]),
+        "cumulative_share.png": plot_cumulative_share(vectors["before"], vectors["after"], balancing_numbers["t"]),
+        "keep_probabilities.png": plot_keep_probabilities(balancing_numbers["keep_probability_histogram"]["pairs"]),
+    }
+    images = {}
+    report["plots"] = {}
+    for file_name, figure in figures.items():
+        axes = figure.axes[0]
+        report["plots"][file_name] = {"title": axes.get_title(), "xlabel": axes.get_xlabel(),
+                                      "ylabel": axes.get_ylabel(), "xscale": axes.get_xscale(),
+                                      "yscale": axes.get_yscale()}
+        images[file_name] = figure_png(figure)
+    summary_text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    files = {"summary.json": summary_text.encode("utf-8"), **images,
+             "index.html": render_html(report, images).encode("utf-8")}
+    report_path = _join(output, REPORT_DIR)
+    write_directory_atomically(spark, report_path, files)
+    log.info("report: %s/index.html", report_path)
+    return report

@@ -1,0 +1,246 @@
+"""The curation report: numbers checked against a pool counted by hand, plots, the self-contained page, the CLI.
+
+The fixture pool (16 pairs) and metadata (6 entries) are small enough to count by hand; with t = 3:
+  counts  cat 8, dog 4, red 2, blue 2, tree 2, never 0  -> 18 matches, 12 matched pairs
+  p_e     cat 3/8, dog 3/4, the rest 1
+so keep probabilities are 3/8 (pairs matching only cat), 3/4 (only dog), 1 - 5/8 * 1/4 = 27/32 (cat and dog),
+and 1 (any tail entry). Counts after balancing depend on the seeded draws: the test reads them back from the
+curated table in plain Python.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import logging
+import re
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from metaclip_spark import balancing, pipeline
+from metaclip_spark.cli import main
+from metaclip_spark.config import load_config
+from metaclip_spark.report import (
+    GROUP_COLUMNS,
+    PROBABILITY_BINS,
+    keep_probabilities,
+    tail_proportion,
+    top_entries,
+    write_report,
+)
+
+ENTRIES = ["cat", "dog", "red", "blue", "tree", "never"]
+T = 3
+CRAWL_A, CRAWL_B = "CC-MAIN-2024-10", "CC-MAIN-2024-18"
+# text, crawl, lang, text_source
+POOL = [
+    ("a cat", CRAWL_A, "en", "alt"),                       # cat            3/8
+    ("cat on a mat", CRAWL_A, "en", "alt"),                # cat            3/8
+    ("red cat", CRAWL_A, "en", "title"),                   # cat red        1
+    ("the cat and dog", CRAWL_A, "en", "alt"),             # cat dog        27/32
+    ("cat, sleeping", CRAWL_B, "en", "alt"),               # cat            3/8
+    ("Cat", CRAWL_B, "en", "alt"),                         # (case differs)
+    ("cat", CRAWL_B, "de", "data-image-title"),            # cat            3/8
+    ("black cat.", CRAWL_B, "en", "title"),                # cat            3/8
+    ("dog", CRAWL_A, "en", "alt"),                         # dog            3/4
+    ("a red dog", CRAWL_B, "en", "alt"),                   # dog red        1
+    ("blue tree", CRAWL_B, "de", "title"),                 # blue tree      1
+    ("nothing here", CRAWL_A, "en", "alt"),                # -
+    ("dogs", CRAWL_A, None, "alt"),                        # (not a token)
+    ("catalog", CRAWL_B, "en", "data-image-title"),        # (not a token)
+    ("cat tree", CRAWL_A, "en", "title"),                  # cat tree       1
+    ("dog blue", CRAWL_B, "en", "alt"),                    # dog blue       1
+]
+EXPECTED_CURATED = 5 * 3 / 8 + 27 / 32 + 3 / 4 + 5 * 1  # 8.46875
+
+
+def _write_inputs(directory, rows, with_groups=True):
+    pool = directory / "pool.jsonl"
+    with open(pool, "w", encoding="utf-8") as f:
+        for i, (text, crawl, lang, source) in enumerate(rows):
+            record = {"url": f"https://example.com/img/{i}.jpg", "text": text}
+            if with_groups:
+                record.update(crawl=crawl, lang=lang, text_source=source)
+            f.write(json.dumps(record) + "\n")
+    metadata = directory / "metadata.json"
+    metadata.write_text(json.dumps(ENTRIES), encoding="utf-8")
+    return str(pool), str(metadata)
+
+
+@pytest.fixture(scope="module")
+def curated_run(spark, tmp_path_factory):
+    """A finished `curate` run (which writes the report) over the hand-counted pool with t = 3."""
+    directory = tmp_path_factory.mktemp("report")
+    pool, metadata = _write_inputs(directory, POOL)
+    config = load_config("local", overrides={"curation": {"t": T, "seed": 0}})
+    output = str(directory / "out")
+    pipeline.curate(spark, config, pool, "jsonl", pipeline.Metadata(metadata), output)
+    with open(f"{output}/report/summary.json", encoding="utf-8") as f:
+        report = json.load(f)
+    curated = spark.read.parquet(f"{output}/curated").select("entry_ids").collect()
+    return {"output": output, "report": report, "config": config,
+            "curated_entry_ids": [list(row["entry_ids"]) for row in curated]}
+
+
+def test_sizes_match_the_hand_count(curated_run):
+    sizes = curated_run["report"]["sizes"]
+    assert sizes["pairs_in"] == 16
+    assert sizes["pairs_matched"] == 12
+    assert sizes["pairs_curated"] == len(curated_run["curated_entry_ids"])
+    assert 5 <= sizes["pairs_curated"] <= 12  # the five pairs holding a tail entry are always kept
+    assert sizes["expected_curated"] == pytest.approx(EXPECTED_CURATED, rel=1e-12)
+    assert sizes["group_columns"] == list(GROUP_COLUMNS)
+    assert sizes["groups_skipped"] == []
+
+
+def test_breakdowns_by_crawl_language_and_text_source(curated_run):
+    by = curated_run["report"]["sizes"]["by"]
+
+    def table(group):
+        return {r["value"]: (r["pairs_in"], r["pairs_matched"], r["expected_curated"]) for r in by[group]}
+
+    assert table("crawl") == {
+        CRAWL_A: (8, 6, pytest.approx(2 * 3 / 8 + 1 + 27 / 32 + 3 / 4 + 1, rel=1e-12)),
+        CRAWL_B: (8, 6, pytest.approx(3 * 3 / 8 + 3, rel=1e-12)),
+    }
+    assert table("lang") == {
+        "en": (13, 10, pytest.approx(4 * 3 / 8 + 1 + 27 / 32 + 3 / 4 + 3, rel=1e-12)),
+        "de": (2, 2, pytest.approx(3 / 8 + 1, rel=1e-12)),
+        "(none)": (1, 0, 0.0),
+    }
+    assert table("text_source") == {
+        "alt": (10, 7, pytest.approx(3 * 3 / 8 + 27 / 32 + 3 / 4 + 2, rel=1e-12)),
+        "title": (4, 4, pytest.approx(3 + 3 / 8, rel=1e-12)),
+        "data-image-title": (2, 1, pytest.approx(3 / 8, rel=1e-12)),
+    }
+    for group in GROUP_COLUMNS:
+        assert sum(r["pairs_curated"] for r in by[group]) == curated_run["report"]["sizes"]["pairs_curated"]
+
+
+def test_matching_numbers(curated_run):
+    matching = curated_run["report"]["matching"]
+    assert matching["share_matched"] == 12 / 16
+    assert matching["matches_total"] == 18
+    assert matching["mean_entries_per_matched_text"] == 1.5
+    assert matching["entries_per_matched_text"] == [{"entries": 1, "pairs": 6}, {"entries": 2, "pairs": 6}]
+    assert matching["entries_matched"] == 5
+    assert matching["entries_total"] == 6
+
+
+def test_balancing_numbers_before_and_after(curated_run):
+    numbers = curated_run["report"]["balancing"]
+    assert numbers["t"] == T and numbers["t_mode"] == "fixed"
+    assert numbers["entries_over_t"] == 2
+    assert numbers["tail_proportion_before"] == 6 / 18
+    assert numbers["pairs_always_kept"] == 5
+    histogram = numbers["keep_probability_histogram"]
+    assert histogram["bins"] == PROBABILITY_BINS
+    expected_bins = [0] * PROBABILITY_BINS
+    expected_bins[18], expected_bins[37], expected_bins[42], expected_bins[49] = 5, 1, 1, 5  # 3/8, 3/4, 27/32, 1
+    assert histogram["pairs"] == expected_bins
+    assert numbers["top_before"] == [
+        {"rank": 1, "entry_id": 0, "entry": "cat", "count": 8},
+        {"rank": 2, "entry_id": 1, "entry": "dog", "count": 4},
+        {"rank": 3, "entry_id": 2, "entry": "red", "count": 2},
+        {"rank": 4, "entry_id": 3, "entry": "blue", "count": 2},
+        {"rank": 5, "entry_id": 4, "entry": "tree", "count": 2},
+    ]
+
+    # After balancing: counted here from the curated rows themselves.
+    after = collections.Counter(e for ids in curated_run["curated_entry_ids"] for e in ids)
+    assert after[2] == 2 and after[3] == 2 and after[4] == 2  # the tail is untouched
+    expected_top = sorted(after.items(), key=lambda item: (-item[1], item[0]))
+    assert [(e["entry_id"], e["entry"], e["count"]) for e in numbers["top_after"]] == [
+        (i, ENTRIES[i], c) for i, c in expected_top
+    ]
+    total_after = sum(after.values())
+    assert numbers["matches_after"] == total_after
+    assert numbers["tail_proportion_after"] == sum(c for c in after.values() if c < T) / total_after
+    assert numbers["entries_over_t_after"] == sum(1 for c in after.values() if c > T)
+
+
+def test_plots_are_pngs_with_their_axes(curated_run):
+    output, plots = curated_run["output"], curated_run["report"]["plots"]
+    assert plots["entry_counts.png"] == {
+        "title": "Entry counts before and after balancing", "xlabel": "entry rank (entries sorted by count)",
+        "ylabel": "matched texts per entry", "xscale": "log", "yscale": "log",
+    }
+    assert plots["cumulative_share.png"]["xlabel"] == "entry rank (entries sorted by count)"
+    assert plots["cumulative_share.png"]["ylabel"] == "cumulative share of matches"
+    assert plots["keep_probabilities.png"]["xlabel"].startswith("keep probability")
+    assert plots["keep_probabilities.png"]["ylabel"] == "matched pairs"
+    for name in plots:
+        with open(f"{output}/report/{name}", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        image = imread(f"{output}/report/{name}")
+        assert image.shape[:2] == (480, 750)
+        assert image.std() > 0  # something was drawn
+
+
+def test_html_page_holds_only_embedded_data(curated_run):
+    output = curated_run["output"]
+    with open(f"{output}/report/index.html", encoding="utf-8") as f:
+        page = f.read()
+    assert "http:" not in page and "https:" not in page and "file:" not in page
+    assert "href=" not in page and "url(" not in page and "@import" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 3
+    with open(f"{output}/report/entry_counts.png", "rb") as f:
+        entry_counts_png = f.read()
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert base64.b64decode(sources[0].removeprefix("data:image/png;base64,")) == entry_counts_png
+    assert "8.469" in page or "8.47" in page  # the expected curated size
+    assert "<td class=\"text\">cat</td>" in page
+
+
+def test_report_alone_on_an_output_replaces_the_old_one_and_logs_its_stage(spark, curated_run, caplog):
+    caplog.set_level(logging.INFO, logger="metaclip_spark")
+    assert main(["report", "--output", curated_run["output"]]) == 0
+    with open(f"{curated_run['output']}/report/summary.json", encoding="utf-8") as f:
+        again = json.load(f)
+    for section in ("sizes", "matching", "balancing", "plots"):
+        assert again[section] == curated_run["report"][section]
+    import os
+
+    assert sorted(os.listdir(curated_run["output"] + "/report")) == [
+        "cumulative_share.png", "entry_counts.png", "index.html", "keep_probabilities.png", "summary.json"]
+    assert not [n for n in os.listdir(curated_run["output"]) if n.startswith(".report")]
+    assert any(re.match(r"stage report\s+done in\s+[\d.]+ s, [\d,]+ rows", r.getMessage()) for r in caplog.records)
+
+
+def test_report_of_an_unfinished_output_is_an_input_error(spark, tmp_path, capsys):
+    assert main(["report", "--output", str(tmp_path / "nothing")]) == 3
+    assert "summary.json" in capsys.readouterr().err
+
+
+def test_pool_without_crawl_columns_has_no_breakdowns(spark, tmp_path):
+    pool, metadata = _write_inputs(tmp_path, POOL[:4], with_groups=False)
+    config = load_config("local", overrides={"curation": {"t": "auto"}})
+    output = str(tmp_path / "out")
+    pipeline.curate(spark, config, pool, "jsonl", pipeline.Metadata(metadata), output)
+    report = write_report(spark, output, config)
+    assert report["sizes"]["by"] == {}
+    assert report["sizes"]["groups_skipped"] == list(GROUP_COLUMNS)
+    assert report["sizes"]["pairs_matched"] == 4
+    with open(f"{output}/report/index.html", encoding="utf-8") as f:
+        assert "No breakdown by crawl, lang, text_source" in f.read()
+
+
+def test_keep_probabilities_are_the_curated_tables_values():
+    rng = np.random.default_rng(7)
+    probs = np.concatenate([[1.0], rng.uniform(0.001, 1.0, 50)])
+    lengths = rng.integers(0, 5, 200)
+    flat = rng.integers(0, probs.size, int(lengths.sum()))
+    uuids = [f"u{i}" for i in range(lengths.size)]
+    _, expected = balancing.decide(0, uuids, uuids, lengths, flat, probs)
+    assert np.array_equal(keep_probabilities(lengths, flat, probs), expected)
+
+
+def test_tail_proportion_and_top_entries():
+    counts = np.array([0, 8, 4, 2, 2, 2, 4])
+    assert tail_proportion(counts, 3) == 6 / 22
+    assert tail_proportion(np.zeros(3, np.int64), 3) == 0.0
+    assert top_entries(counts, 3) == [(1, 8), (2, 4), (6, 4)]
