@@ -1,0 +1,196 @@
+"""What every benchmark case shares: the machine description, Spark sessions in child processes, /proc readings."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+# ---- /proc readings (no psutil needed) ------------------------------------------------------------------------
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size of one process, in MB (VmRSS)."""
+    return _status_kb(pid, "VmRSS") / 1024
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """The process's high-water resident set size, in MB (VmHWM)."""
+    return _status_kb(pid, "VmHWM") / 1024
+
+
+def _status_kb(pid, field: str) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name is in parentheses and may hold spaces: split after the last ')'.
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below `root` (its Python workers, for a Spark JVM)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of the processes, including their reaped children (forked Python workers that exited)."""
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return total / CLOCK_TICKS
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+# ---- machine ----------------------------------------------------------------------------------------------------
+
+def _first(path: str, prefix: str) -> str:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(prefix):
+                    return line.split(":", 1)[1].strip()
+    except FileNotFoundError:
+        pass
+    return "unknown"
+
+
+def _command_output(args: list[str]) -> str:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        return (done.stdout + done.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def machine() -> dict:
+    import importlib.metadata
+
+    import numpy
+    import pyarrow
+    import pyspark
+
+    import metaclip_spark
+
+    memory_kb = float(_first("/proc/meminfo", "MemTotal").split()[0])
+    java = _command_output(["java", "-version"]).splitlines()
+    commit = _command_output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    return {
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "cpu_model": _first("/proc/cpuinfo", "model name"),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "java": java[0] if java else "unknown",
+        "pyspark": pyspark.__version__,
+        "pyarrow": pyarrow.__version__,
+        "numpy": numpy.__version__,
+        "pyahocorasick": importlib.metadata.version("pyahocorasick"),
+        "metaclip_spark": metaclip_spark.__version__,
+        "git_commit": commit,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# ---- Spark in a child process -------------------------------------------------------------------------------------
+
+def bench_session(master: str, app_name: str, extra_conf: dict | None = None):
+    """The local profile's session (127.0.0.1, this interpreter as Python workers) with the given master."""
+    from metaclip_spark.config import load_config
+    from metaclip_spark.session import spark_session
+
+    config = load_config("local")
+    conf = dict(config["spark"]["conf"])
+    conf.update({"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "8"})
+    conf.update(extra_conf or {})
+    config["spark"] = dict(config["spark"], master=master, conf=conf)
+    return config, spark_session(config, app_name)
+
+
+def jvm_pid(spark) -> int:
+    return int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+
+
+def spark_processes(spark) -> dict:
+    """The JVM and the Python processes Spark started (the pyspark daemon and its forked workers)."""
+    pid = jvm_pid(spark)
+    python = [p for p in descendants(pid) if "python" in cmdline(p)]
+    return {"jvm": pid, "python": python}
+
+
+def jvm_heap_used_mb(spark, collect: bool = False) -> float:
+    runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()
+    if collect:
+        spark.sparkContext._jvm.java.lang.System.gc()
+    return (runtime.totalMemory() - runtime.freeMemory()) / 1024 / 1024
+
+
+def run_child(script: str, args: list[str], log_path: Path, timeout: float = 900) -> dict:
+    """Run `python bench/<script> <args> --result FILE` in a fresh process; its JSON result, or the log's tail."""
+    result_path = log_path.with_suffix(".json")
+    if result_path.exists():
+        result_path.unlink()
+    env = dict(os.environ)
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    command = [sys.executable, str(BENCH / script), *args, "--result", str(result_path)]
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        try:
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd=REPO)
+            code = done.returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    if code != 0 or not result_path.exists():
+        tail = log_path.read_text(errors="replace").splitlines()[-15:]
+        return {"error": f"{script} {' '.join(args)} exited with {code}", "log": str(log_path), "log_tail": tail}
+    result = json.loads(result_path.read_text())
+    result["process_seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def write_result(path: str, result: dict) -> None:
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")

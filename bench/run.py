@@ -1,0 +1,241 @@
+"""`make bench`: generate (or reuse) the inputs, run every case, write bench/results.json and bench/results.md.
+
+Every figure that matters is a ratio measured side by side in the same run: the machines are shared and noisy.
+BENCH_SCALE=0.05 (for example) shrinks every input for a quick check; its results go to bench/work/, not over the
+committed full-scale results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import data  # noqa: E402
+import harness  # noqa: E402
+
+STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.monotonic() - STARTED:6.0f} s] {message}", flush=True)
+
+
+def guarded(name: str, body):
+    started = time.monotonic()
+    try:
+        result = body()
+    except Exception as e:  # noqa: BLE001 - one failing case must not hide the others' figures
+        traceback.print_exc()
+        result = {"error": f"{type(e).__name__}: {e}"}
+    result["case_seconds"] = round(time.monotonic() - started, 1)
+    log(f"{name} done in {result['case_seconds']:.0f} s")
+    return result
+
+
+def extraction_case(work_dir: Path) -> dict:
+    if not (BENCH / "bench_extract.py").exists():
+        return {"skipped": "bench/bench_extract.py is absent (end-to-end from WARC not benchmarked)"}
+    bench_extract = importlib.import_module("bench_extract")
+    return bench_extract.run(work_dir)
+
+
+def goals(results: dict) -> list[dict]:
+    """Each goal of the issue with its measured value and whether it is met."""
+    rows = []
+    matching = results["matching"]
+    memory = results["memory"]
+
+    def add(name, target, value, met, note=""):
+        rows.append({"goal": name, "target": target, "measured": value, "met": met, "note": note})
+
+    if "stage_per_core_vs_bare_local2" in matching:
+        one, two = matching["stage_per_core_vs_bare_local1"], matching["stage_per_core_vs_bare_local2"]
+        add("match stage per core / bare loop, local[2]", ">= 0.8", two, two >= 0.8)
+        add("match stage per core / bare loop, local[1]", ">= 0.8", one, one >= 0.8,
+            "local[1] runs one Python worker, but the JVM's reading and writing use the second core")
+        ratio = matching["local2_vs_local1"]
+        add("match stage local[2] / local[1]", ">= 1.7", ratio, ratio >= 1.7)
+    automaton = memory.get("automaton", {})
+    if "added_to_worker_mb" in automaton:
+        add(f"RSS added to a Python worker by the {automaton['entries']:,}-entry automaton (+ its entry list)",
+            "<= 400 MB", automaton["added_to_worker_mb"], automaton["added_to_worker_mb"] <= 400)
+        add("automaton build time", "<= 5 s", automaton["build_seconds"], automaton["build_seconds"] <= 5)
+    driver = memory.get("driver")
+    if driver:
+        add(f"driver memory, {driver['pairs'][1]:,} vs {driver['pairs'][0]:,} pairs (retained heap + Python RSS)",
+            "does not grow (<= 1.2x)", driver["growth_ratio"], driver["growth_ratio"] <= 1.2,
+            f"{driver['total_small_mb']} MB vs {driver['total_large_mb']} MB")
+    return rows
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        "# Benchmark results", "",
+        f"Measured {results['finished_at']} by `make bench` (scale {results['scale']:g}, "
+        f"{results['total_seconds']:.0f} s in all).", "",
+        "| machine | |", "|---|---|",
+        f"| nproc (usable) | {m['nproc']} ({m['cpus_usable']}) |",
+        f"| memory | {m['memory_gib']} GiB |",
+        f"| CPU model | {m['cpu_model']} |",
+        f"| load average at start / end | {m['load_average']} / {results['load_average_end']} |",
+        f"| versions | Python {m['python']}, {m['java']}, PySpark {m['pyspark']}, pyarrow {m['pyarrow']}, "
+        f"numpy {m['numpy']}, pyahocorasick {m['pyahocorasick']}, metaclip-spark {m['metaclip_spark']} "
+        f"(commit {m['git_commit']}) |",
+        f"| OS | {m['os']} |", "",
+    ]
+    inputs = results["inputs"]
+    lines += [
+        "Inputs (bench/data.py, fixed seeds): "
+        f"{inputs['metadata_entries']:,} metadata entries ({inputs['metadata_parts']['default']:,} from the embedded "
+        f"default list, {inputs['metadata_parts']['bigrams']:,} bigrams, {inputs['metadata_parts']['titles']:,} "
+        f"titles); {inputs['pool_rows']:,} and {inputs['large_pool_rows']:,} alt texts of "
+        f"{inputs['text_length']['min']}-{inputs['text_length']['max']} characters "
+        f"(mean {inputs['text_length']['mean']}).", "",
+        "## Goals", "", "| goal | target | measured | met | note |", "|---|---|---|---|---|",
+    ]
+    for row in results["goals"]:
+        lines.append(f"| {row['goal']} | {row['target']} | {_fmt(row['measured'])} | "
+                     f"{'yes' if row['met'] else '**no**'} | {row['note']} |")
+    mt = results["matching"]
+    lines += ["", "## 1. Matching", ""]
+    if "stages" in mt:
+        lines += ["| run | texts | seconds | texts/s | CPU cores busy | notes |", "|---|---|---|---|---|---|"]
+        for label in ("bare_before", "bare_after"):
+            b = mt[label]
+            lines.append(f"| bare loop ({label.split('_')[1]} the Spark runs) | {b['texts']:,} | {b['seconds']} | "
+                         f"{b['texts_per_s']:,} | 1 | automaton built in {b['build_seconds']} s; "
+                         f"{b['matched_texts']:,} texts matched, {b['mean_entries_per_matched_text']} entries each |")
+        for master, s in mt["stages"].items():
+            if "timed" not in s:
+                lines.append(f"| match stage {master} | | | | | error: {s.get('error')} |")
+                continue
+            w, t = s["warmup"], s["timed"]
+            lines.append(f"| match stage {master}, cold start (2,000 rows) | {w['rows']:,} | {w['seconds']} | | "
+                         f"{w['cores_busy']} | session start {s['session_seconds']} s (not included) |")
+            lines.append(f"| match stage {master}, timed | {t['rows']:,} | {t['seconds']} | {t['texts_per_s']:,} | "
+                         f"{t['cores_busy']} | Python workers' RSS {t['python_worker_rss_mb']} MB |")
+        r = mt["reference"]
+        lines.append(f"| naive reference (every entry, `in`) | {r['texts']} | {r['seconds']} | {r['texts_per_s']} | 1 | "
+                     f"bare loop is {mt['reference_factor']:,}x faster; automaton agrees on "
+                     f"{r['agreeing_texts']}/{r['texts']} |")
+        if "with_fixed_costs_per_core_vs_bare_local1" in mt:
+            lines += ["", f"CPU time of every process (JVM + Python workers) instead of wall time, which other load on "
+                          f"the machine disturbs less: bare {mt['bare_texts_per_cpu_s']:,} texts per CPU-second, stage "
+                          f"{mt['stage_texts_per_cpu_s_local1']:,} (local[1]) and {mt['stage_texts_per_cpu_s_local2']:,}"
+                          f" (local[2]): {mt['cpu_efficiency_vs_bare_local1']} and "
+                          f"{mt['cpu_efficiency_vs_bare_local2']} of the bare loop's efficiency."]
+            lines += ["", f"With the cold-start run's fixed costs added to the timed run: stage per core / bare "
+                          f"{mt['with_fixed_costs_per_core_vs_bare_local1']} (local[1]), local[2] / local[1] "
+                          f"{mt['with_fixed_costs_local2_vs_local1']}."]
+    else:
+        lines.append(f"error: {mt.get('error')}")
+    mem = results["memory"]
+    lines += ["", "## 2. Memory", ""]
+    a = mem.get("automaton", {})
+    if "automaton_mb" in a:
+        lines += [f"Fresh process: entry list {a['entries_list_mb']} MB, automaton {a['automaton_mb']} MB, together "
+                  f"{a['added_to_worker_mb']} MB added (peak during the build +{a['peak_added_mb']} MB), built in "
+                  f"{a['build_seconds']} s.", ""]
+    lines += ["| pairs curated (local[2]) | driver heap retained after GC, MB (start/match/count/balance) | "
+              "heap peak sampled, MB | driver Python RSS peak, MB | JVM RSS, MB | Python workers' RSS, MB |",
+              "|---|---|---|---|---|---|"]
+    for pairs, run in mem.get("curate", {}).items():
+        if "stages" not in run:
+            lines.append(f"| {int(pairs):,} | error: {run.get('error')} | | | | |")
+            continue
+        r = run["driver_heap_retained_after_gc_mb"]
+        lines.append(f"| {run['pairs_in']:,} | {r['start']} / {r['match']} / {r['count']} / {r['balance']} | "
+                     f"{run['driver_heap_peak_sampled_mb']} | {run['driver_python_rss_peak_mb']} | "
+                     f"{run['driver_jvm_rss_mb']} | {run['python_worker_rss_mb']} |")
+    bal = results["balance"]
+    lines += ["", "## 3. Counting and balancing (local[2], per core = rate / 2)", "",
+              "| stage | pairs (1M run / 4M run) | seconds | pairs/s per core | marginal pairs/s per core "
+              "(4M - 1M) | CPU cores busy |", "|---|---|---|---|---|---|"]
+    if "small" in bal and "match" in bal.get("small", {}) and "match" in bal.get("large", {}):
+        for stage in ("match", "count", "balance"):
+            s, lg = bal["small"][stage], bal["large"][stage]
+            lines.append(f"| {stage} | {s['pairs']:,} / {lg['pairs']:,} | {s['seconds']} / {lg['seconds']} | "
+                         f"{s['pairs_per_s_per_core']:,} / {lg['pairs_per_s_per_core']:,} | "
+                         f"{_fmt(bal['marginal_pairs_per_s_per_core'][stage])} | "
+                         f"{s['cores_busy']} / {lg['cores_busy']} |")
+        if "bare" in bal:
+            b = bal["bare"]
+            lines += ["", f"Bare, one process, no Spark, over {b['pairs']:,} matched pairs: counting (np.bincount) "
+                          f"{b['count_pairs_per_s']:,} pairs/s, balancing (balancing.decide in 10k batches) "
+                          f"{b['balance_pairs_per_s']:,} pairs/s. Stage per core / bare: count "
+                          f"{bal['count_stage_per_core_vs_bare']}, balance {bal['balance_stage_per_core_vs_bare']}."]
+    else:
+        lines.append(f"| error: {bal.get('error') or bal.get('small')} | | | | | |")
+    ext = results["extract"]
+    lines += ["", "## 4. End to end from WARC", ""]
+    if "skipped" in ext or "error" in ext:
+        lines.append(ext.get("skipped") or f"error: {ext['error']}")
+    else:
+        lines += ["| figure | value |", "|---|---|"]
+        for key, value in ext.items():
+            if not isinstance(value, (dict, list)):
+                lines.append(f"| {key} | {_fmt(value)} |")
+    if results.get("profile_notes"):
+        lines += ["", "## Where the time goes", "", results["profile_notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    factor = data.scale()
+    work_dir = data.work_dir(factor)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    machine = harness.machine()
+    log(f"machine: {machine['nproc']} CPUs, {machine['memory_gib']} GiB, {machine['cpu_model']}; scale {factor:g}")
+    manifest = data.ensure_inputs(factor, log)
+    import bench_balance
+    import bench_matching
+    import bench_memory
+
+    results = {"scale": factor, "machine": machine, "inputs": manifest}
+    results["matching"] = guarded("matching", lambda: bench_matching.run(work_dir, manifest, log))
+    curate_runs = {}
+    results["memory"] = guarded("memory", lambda: bench_memory.run(
+        work_dir, manifest, curate_runs.setdefault("runs", bench_memory.curate_pools(work_dir, manifest, log)), log))
+    results["balance"] = guarded("counting and balancing", lambda: bench_balance.run(
+        work_dir, manifest, curate_runs.get("runs", {}), log))
+    log("end to end from WARC")
+    results["extract"] = guarded("end to end", lambda: extraction_case(work_dir))
+    for name in ("curate-pool", "curate-large_pool"):
+        shutil.rmtree(work_dir / name, ignore_errors=True)
+    results["goals"] = goals(results)
+    notes = BENCH / "profile_notes.md"
+    results["profile_notes"] = notes.read_text().strip() if notes.exists() and factor == 1 else ""
+    results["load_average_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    results["total_seconds"] = round(time.monotonic() - STARTED, 1)
+    results["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    target = BENCH if factor == 1 else work_dir
+    (target / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    table = markdown(results)
+    (target / "results.md").write_text(table)
+    print(table)
+    log(f"wrote {target / 'results.json'} and {target / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
