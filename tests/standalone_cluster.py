@@ -203,6 +203,15 @@ class StandaloneCluster:
         worker.wait(timeout=30)
         return pids
 
+    def executor_ids(self, index: int) -> list[str]:
+        """Ids of the executors worker `index` runs now (from their command lines: `--executor-id N`)."""
+        ids = []
+        for pid in descendants(self.workers[index].pid):
+            argv = command_line(pid).split()
+            if "org.apache.spark.executor.CoarseGrainedExecutorBackend" in argv and "--executor-id" in argv:
+                ids.append(argv[argv.index("--executor-id") + 1])
+        return ids
+
     def log_tail(self, lines: int = 40) -> str:
         parts = []
         for path in self.logs:
