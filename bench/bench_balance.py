@@ -1,6 +1,6 @@
 """Case 3, counting and balancing: pairs/s per core of each stage, beside the same work done bare in one process.
 
-The stage figures come from the memory case's pipeline runs (match, count, balance over the 1M and 4M pools in
+The stage figures come from the memory case's curation runs (match, count, balance over the 1M and 4M pools in
 local[2], each stage timed on its own). Per core = pairs / seconds / 2. The marginal rate, (4M - 1M) pairs over the
 difference in seconds, cancels each stage's fixed cost (job start, small-file listing, broadcast).
 

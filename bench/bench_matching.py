@@ -1,8 +1,9 @@
 """Case 1, matching: the bare single-process loop vs our match stage in local[1] and local[2], same data, same run.
 
 The bare loop is EntryMatcher (pyahocorasick over the spaced texts, collecting each text's id set) over texts
-already in memory. The stage is metaclip_spark.pipeline.run_match on the Parquet pool: read, uuid kept, match in
-Arrow batches on Python workers, write matched/ Parquet, count. Each master runs in its own child process.
+already in memory. The stage is our match stage on the Parquet pool: read, uuid kept, match in
+Arrow batches on Python workers, write matched/ Parquet, count (harness.match_stage: the library functions the
+pipeline's match step calls). Each master runs in its own child process.
 
 Spark's fixed costs (the first job, forking the Python workers, shipping the 500k entries and building one automaton
 per worker) are measured apart, by a cold run over a 2,000-row pool before the timed run; the timed run then shows
@@ -60,8 +61,6 @@ def reference_sample(entries: list[str], texts: list[str], matcher) -> dict:
 
 def stage_in_child(master: str, manifest: dict, out_dir: Path) -> dict:
     """Body of the child process: one session, a cold run over the warm-up pool, then the timed run."""
-    from metaclip_spark import pipeline
-
     started = time.monotonic()
     # One split per Parquet file (each file is far under the open cost), so local[1] and local[2] see the same
     # 16 tasks per million rows and differ only in how many run at once.
@@ -71,7 +70,7 @@ def stage_in_child(master: str, manifest: dict, out_dir: Path) -> dict:
     })
     session_seconds = time.monotonic() - started
     started = time.monotonic()
-    metadata = pipeline.Metadata(manifest["metadata"])
+    metadata = harness.BenchMetadata(manifest["metadata"])
     metadata_seconds = time.monotonic() - started
     result = {"master": master, "session_seconds": round(session_seconds, 2),
               "metadata_load_seconds": round(metadata_seconds, 2)}
@@ -83,7 +82,7 @@ def stage_in_child(master: str, manifest: dict, out_dir: Path) -> dict:
             processes = harness.spark_processes(spark)
             cpu_before = harness.cpu_seconds([processes["jvm"], *processes["python"]])
             started = time.monotonic()
-            record = pipeline.run_match(spark, config, pool, "parquet", metadata, str(output))
+            record = harness.match_stage(spark, config, pool, metadata, str(output))
             seconds = time.monotonic() - started
             processes = harness.spark_processes(spark)
             cpu = harness.cpu_seconds([processes["jvm"], *processes["python"]]) - cpu_before

@@ -2,7 +2,7 @@
 
 - Automaton: a fresh process imports what a worker imports, loads the 500k entries (a worker holds them as the
   broadcast value), then builds EntryMatcher; RSS is read from /proc before and after each step.
-- Driver: a fresh process runs the real pipeline (match, count, balance) over a pool in local[2] while a thread
+- Driver: a fresh process runs the curation stages (match, count, balance; see harness.match_stage) over a pool in local[2] while a thread
   samples the JVM heap in use and the driver's Python RSS every 0.2 s; after each stage a full GC shows what the
   driver JVM retains. In local mode the executors live in the driver JVM, so the sampled peak includes task
   buffers; the retained heap after GC and the driver's Python RSS are the driver's own state. The same process
@@ -35,9 +35,9 @@ def automaton_in_child(metadata_path: str) -> dict:
     entries = load_metadata(metadata_path)
     gc.collect()
     with_entries = harness.rss_mb()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     matcher = EntryMatcher(entries)
-    build_seconds = time.perf_counter() - started
+    build_seconds, build_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     gc.collect()
     with_automaton = harness.rss_mb()
     assert matcher.match(entries[0]) is not None
@@ -49,6 +49,7 @@ def automaton_in_child(metadata_path: str) -> dict:
         "added_to_worker_mb": round(with_automaton - baseline, 1),
         "peak_added_mb": round(harness.peak_rss_mb() - baseline, 1),
         "build_seconds": round(build_seconds, 2),
+        "build_cpu_seconds": round(build_cpu, 2),
     }
 
 
@@ -83,22 +84,20 @@ class MemorySampler:
 
 
 def curate_in_child(master: str, pool: str, metadata_path: str, out_dir: Path) -> dict:
-    from metaclip_spark import pipeline
-
-    config, spark = harness.bench_session(master, f"bench-curate-{master}")
-    metadata = pipeline.Metadata(metadata_path)
+    # The UI's REST API (on 127.0.0.1) is the one place PySpark can read shuffle volumes from.
+    config, spark = harness.bench_session(master, f"bench-curate-{master}", {"spark.ui.enabled": "true"})
+    metadata = harness.BenchMetadata(metadata_path)
     output = str(out_dir)
     shutil.rmtree(output, ignore_errors=True)
     stages, retained = {}, {}
     try:
         retained["start"] = round(harness.jvm_heap_used_mb(spark, collect=True))
         python_start = harness.rss_mb()
-        started_all = time.monotonic()
         with MemorySampler(spark) as sampler:
             for name, body in (
-                ("match", lambda: pipeline.run_match(spark, config, pool, "parquet", metadata, output)),
-                ("count", lambda: pipeline.run_count(spark, output, metadata)),
-                ("balance", lambda: pipeline.run_balance(spark, config, output, metadata, started_all)),
+                ("match", lambda: harness.match_stage(spark, config, pool, metadata, output)),
+                ("count", lambda: harness.count_stage(spark, output, metadata)),
+                ("balance", lambda: harness.balance_stage(spark, config, output, metadata)),
             ):
                 processes = harness.spark_processes(spark)
                 cpu_before = harness.cpu_seconds([processes["jvm"], *processes["python"]])
@@ -114,6 +113,10 @@ def curate_in_child(master: str, pool: str, metadata_path: str, out_dir: Path) -
                     summary = value
                 retained[name] = round(harness.jvm_heap_used_mb(spark, collect=True))
         workers = [p for p in harness.spark_processes(spark)["python"]]
+        try:
+            metrics = harness.stage_metrics(spark)
+        except Exception as e:  # noqa: BLE001 - volumes are a bonus; the timings stand without them
+            metrics = {"error": f"{type(e).__name__}: {e}"}
         result = {
             "master": master,
             "pairs_in": match_record["pairs_in"],
@@ -129,6 +132,7 @@ def curate_in_child(master: str, pool: str, metadata_path: str, out_dir: Path) -
             "driver_jvm_rss_mb": round(harness.rss_mb(harness.jvm_pid(spark))),
             "python_worker_rss_mb": sorted(round(harness.rss_mb(p)) for p in workers),
             "memory_samples": sampler.samples,
+            "spark_metrics": metrics,
         }
     finally:
         spark.stop()
@@ -136,7 +140,7 @@ def curate_in_child(master: str, pool: str, metadata_path: str, out_dir: Path) -
 
 
 def curate_pools(work_dir: Path, manifest: dict, log=print) -> dict:
-    """The pipeline over the 1M and the 4M pool in local[2], each in a fresh process."""
+    """The curation stages over the 1M and the 4M pool in local[2], each in a fresh process."""
     runs = {}
     for name in ("pool", "large_pool"):
         rows = manifest[f"{name}_rows"]

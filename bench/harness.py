@@ -194,3 +194,96 @@ def run_child(script: str, args: list[str], log_path: Path, timeout: float = 900
 
 def write_result(path: str, result: dict) -> None:
     Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+# ---- the curation stages, composed from the library as the pipeline composes them --------------------------------
+# The pipeline's orchestration (output roots, units, crawls) changes often; the per-pair work it runs is these
+# library functions, so the benchmark calls them directly: read_pool + match_pool + Parquet write, count_entries,
+# balance_pool. What is timed is what scales with a dump.
+
+class BenchMetadata:
+    def __init__(self, path: str):
+        from metaclip_spark.metadata import load_metadata, metadata_digest
+
+        self.path = path
+        self.entries = load_metadata(path)
+        self.digest = metadata_digest(self.entries)
+
+
+def match_stage(spark, config: dict, pool_path: str, metadata: BenchMetadata, output: str) -> dict:
+    from metaclip_spark.curation import match_pool
+    from metaclip_spark.pool import read_pool
+    from metaclip_spark.progress import stage
+    from metaclip_spark.tables import write_parquet_atomically
+
+    with stage(spark, "match", f"bench: {pool_path}"):
+        pool = read_pool(spark, pool_path, "parquet", config)
+        pairs_in = pool.count()
+        write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, config["input"]["text_column"]),
+                                 f"{output}/matched")
+        pairs_matched = spark.read.parquet(f"{output}/matched").count()
+    return {"pairs_in": pairs_in, "pairs_matched": pairs_matched}
+
+
+def count_stage(spark, output: str, metadata: BenchMetadata) -> dict:
+    from metaclip_spark.curation import count_entries
+    from metaclip_spark.progress import stage
+    from metaclip_spark.tables import write_parquet_atomically
+
+    with stage(spark, "count", "bench"):
+        write_parquet_atomically(count_entries(spark.read.parquet(f"{output}/matched"), metadata.entries),
+                                 f"{output}/counts")
+        entries_matched = spark.read.parquet(f"{output}/counts").count()
+    return {"entries_matched": entries_matched}
+
+
+def balance_stage(spark, config: dict, output: str, metadata: BenchMetadata) -> dict:
+    from pyspark.sql import functions as F
+
+    from metaclip_spark import balancing
+    from metaclip_spark.curation import KEEP_PROB, balance_pool, count_vector
+    from metaclip_spark.progress import stage
+    from metaclip_spark.tables import write_parquet_atomically
+
+    with stage(spark, "balance", "bench"):
+        counts = count_vector(spark.read.parquet(f"{output}/counts"), len(metadata.entries))
+        t = balancing.auto_threshold(counts, config["curation"]["tail_share"])
+        curated = balance_pool(spark.read.parquet(f"{output}/matched"), balancing.entry_probabilities(counts, t),
+                               config["curation"]["seed"], config["input"]["text_column"])
+        write_parquet_atomically(curated, f"{output}/curated")
+        totals = spark.read.parquet(f"{output}/curated").agg(F.count("*"), F.sum(KEEP_PROB)).first()
+    return {"t": int(t), "matches_total": int(counts.sum()), "pairs_curated": int(totals[0]),
+            "expected_curated": float(totals[1] or 0.0)}
+
+
+def stage_metrics(spark) -> dict:
+    """Per curation stage (by job description), summed over Spark stages: bytes read/written/shuffled, task time.
+
+    Read from the driver's own status REST API on 127.0.0.1 (spark.ui.enabled must be true): the shuffle volume
+    is what the scaling projections need and PySpark exposes no other way to read it.
+    """
+    import urllib.request
+
+    url = spark.sparkContext.uiWebUrl
+    if not url:
+        return {}
+    app = spark.sparkContext.applicationId
+    with urllib.request.urlopen(f"{url}/api/v1/applications/{app}/stages?status=complete", timeout=30) as response:
+        stages = json.loads(response.read())
+    totals: dict = {}
+    for s in stages:
+        description = s.get("description") or ""
+        name = description.split(":", 1)[0].removeprefix("metaclip-spark ").strip() or "other"
+        t = totals.setdefault(name, {"spark_stages": 0, "tasks": 0, "input_bytes": 0, "output_bytes": 0,
+                                     "shuffle_write_bytes": 0, "shuffle_write_records": 0,
+                                     "shuffle_read_bytes": 0, "executor_run_ms": 0, "executor_cpu_ms": 0})
+        t["spark_stages"] += 1
+        t["tasks"] += s.get("numCompleteTasks", 0)
+        t["input_bytes"] += s.get("inputBytes", 0)
+        t["output_bytes"] += s.get("outputBytes", 0)
+        t["shuffle_write_bytes"] += s.get("shuffleWriteBytes", 0)
+        t["shuffle_write_records"] += s.get("shuffleWriteRecords", 0)
+        t["shuffle_read_bytes"] += s.get("shuffleReadBytes", 0)
+        t["executor_run_ms"] += s.get("executorRunTime", 0)
+        t["executor_cpu_ms"] += round(s.get("executorCpuTime", 0) / 1e6)
+    return totals
