@@ -32,9 +32,10 @@ def pageview_titles(spark, paths: list[str], min_total_views: int = 70, min_hour
     lines = spark.read.text(list(paths))
     fields = F.split(F.col("value"), " ")
     parsed = lines.select(
-        F.size(fields).alias("n_fields"), fields.getItem(0).alias("domain"), fields.getItem(1).alias("title"),
+        # get() gives NULL past the end of a short line (getItem fails under ANSI mode).
+        F.size(fields).alias("n_fields"), F.get(fields, 0).alias("domain"), F.get(fields, 1).alias("title"),
         # A view count must be a whole number: anything else makes the line malformed.
-        F.when(fields.getItem(2).rlike(r"^[0-9]{1,18}$"), fields.getItem(2).cast("long")).alias("views"),
+        F.when(F.get(fields, 2).rlike(r"^[0-9]{1,18}$"), F.get(fields, 2).cast("long")).alias("views"),
     )
     outcome = (F.when((F.col("n_fields") != 4) | F.col("views").isNull() | (F.col("title") == ""), "malformed")
                .when(F.col("domain") != domain_code, "other_domain")

@@ -1,0 +1,232 @@
+"""Building the metadata the MetaCLIP way: source order and merge, WordNet, Wikipedia counts and PMI, pageview
+titles, validation, and the embedded default."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import math
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from metaclip_spark import wikipedia
+from metaclip_spark.cli import main
+from metaclip_spark.metadata import load_metadata, validate_entries
+from metaclip_spark.metadata_build import BuildThresholds, build_metadata, merge_sources, write_metadata
+from metaclip_spark.pageviews import pageview_titles
+from metaclip_spark.wordnet import WORDNET_SYNSETS, find_wordnet, install_wordnet, synset_names
+
+DATA = Path(__file__).resolve().parent / "data"
+DUMP = DATA / "wiki" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+PAGEVIEWS = [DATA / "pageviews" / "pageviews-20240101-000000", DATA / "pageviews" / "pageviews-20240101-010000.gz"]
+
+# Low thresholds so the 106-article excerpt yields entries of every kind (the spec's 100 / 30 are for all of
+# English Wikipedia).
+UNIGRAM_MIN_COUNT = 20
+BIGRAM_MIN_PMI = 12.0
+
+
+# --- merge and validation (no Spark) -------------------------------------------------------------------------
+
+def test_merge_keeps_exact_strings_once_in_first_seen_order_and_skips_empty_and_punctuation():
+    entries, report = merge_sources([
+        ("numbers", ["0", "1"]),
+        ("wordnet", ["dog", "", "Apple", "dog"]),
+        ("unigrams", ["apple", "Apple", "-", "\u2014", "0", "hot dog"]),
+    ])
+    assert entries == ["0", "1", "dog", "Apple", "apple", "hot dog"]  # "Apple" and "apple" are two entries
+    assert [r["added"] for r in report] == [2, 2, 2]
+    assert report[1] == {"source": "wordnet", "offered": 4, "added": 2, "already_present": 1, "skipped_empty": 1,
+                         "skipped_punctuation": 0}
+    assert report[2]["already_present"] == 2 and report[2]["skipped_punctuation"] == 2
+
+
+def test_validate_entries_counts_duplicates_empty_punctuation_and_entries_that_can_never_match():
+    entries = ["dog", "dog", "", "!", "#", "U.S.", "a,b", "tab\there", "what?", "fine entry", "", "e`x", "semi;"]
+    report = validate_entries(entries)
+    assert report["entries"] == 13
+    assert report["distinct"] == 11
+    assert report["duplicates"] == 2  # second "dog", second ""
+    assert report["empty"] == 2
+    assert report["single_punctuation"] == 2  # "!" and "#"
+    # ",", ".", ";", ":", "?", "!", "`" and tab/newline/CR: the spaced text can never hold " entry ".
+    assert report["never_match"] == 7  # "!", "U.S.", "a,b", "tab\there", "what?", "e`x", "semi;"
+    assert report["examples"]["duplicates"] == [(1, "dog"), (10, "")]
+
+
+# --- tokenisation (no Spark) ---------------------------------------------------------------------------------
+
+def test_wikitext_links_become_their_label_and_markup_is_not_counted():
+    wikitext = (
+        "'''Anarchism''' is a [[political philosophy]] that [[advocacy|advocates]] "
+        "self-governed societies.<ref>{{cite book |title=Ignored}}</ref> {{Infobox |name=x}}\n"
+        "[[File:Paolo Monti.jpg|thumb|A [[black flag|black]] flag]] [[Category:Political culture]] [[de:Anarchismus]]\n"
+        "== Etymology ==\n* Greek <b>anarchia</b>&nbsp;[http://example.org a site] don't\n"
+    )
+    plain = wikipedia.clean_wikitext(wikitext)
+    tokens, bigrams = wikipedia.text_terms(plain)
+    assert tokens == ["Anarchism", "is", "a", "political", "philosophy", "that", "advocates", "self-governed",
+                      "societies", "Etymology", "Greek", "anarchia", "a", "site", "don't"]
+    assert "political philosophy" in bigrams and "advocates self-governed" in bigrams
+    assert "societies Etymology" not in bigrams  # a newline between two tokens makes no bigram
+
+
+def test_a_bigram_needs_two_tokens_separated_by_spaces_only():
+    tokens, bigrams = wikipedia.text_terms("Paris, France and New  York\tCity; St. Louis")
+    assert tokens == ["Paris", "France", "and", "New", "York", "City", "St", "Louis"]
+    assert bigrams == ["France and", "and New", "New York", "York City"]
+
+
+# --- Wikipedia: Spark job against an independent recount ---------------------------------------------------
+
+def _recount_excerpt() -> tuple[Counter, Counter, Counter]:
+    """Pages read with an XML parser (not the job's "</page>" split), terms with the documented tokenisation."""
+    pages, unigrams, bigrams = Counter(), Counter(), Counter()
+    with bz2.open(DUMP, "rb") as f:
+        for _, element in ET.iterparse(f):
+            if element.tag.rpartition("}")[2] != "page":
+                continue
+            ns = element.findtext("{*}ns")
+            if ns != "0":
+                pages["other_namespace"] += 1
+            elif element.find("{*}redirect") is not None:
+                pages["redirect"] += 1
+            else:
+                pages["article"] += 1
+                tokens, pairs = wikipedia.article_terms(element.findtext("{*}revision/{*}text") or "")
+                unigrams.update(tokens)
+                bigrams.update(pairs)
+            element.clear()
+    return pages, unigrams, bigrams
+
+
+@pytest.fixture(scope="module")
+def wikipedia_counts(spark):
+    previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(400_000))  # several bz2 splits: pages cut at edges
+    try:
+        return wikipedia.count_wikipedia(spark, [str(DUMP)], UNIGRAM_MIN_COUNT, BIGRAM_MIN_PMI)
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
+
+
+def test_wikipedia_job_reads_every_page_of_the_dump_once(wikipedia_counts):
+    # The excerpt's 206 pages (data README): 106 articles, 99 redirects, 1 page outside namespace 0.
+    assert {k: v for k, v in wikipedia_counts.pages.items() if k != "not_a_page"} == {
+        "article": 106, "redirect": 99, "other_namespace": 1}
+
+
+def test_wikipedia_unigrams_bigrams_and_pmi_match_an_independent_recount(wikipedia_counts):
+    _, unigrams, bigrams = _recount_excerpt()
+    n = sum(unigrams.values())
+    assert wikipedia_counts.tokens_total == n
+    assert wikipedia_counts.unigrams_distinct == len(unigrams)
+    assert wikipedia_counts.bigrams_distinct == len(bigrams)
+
+    expected_unigrams = {w: c for w, c in unigrams.items() if c >= UNIGRAM_MIN_COUNT}
+    assert dict(wikipedia_counts.unigrams) == expected_unigrams
+    assert [c for _, c in wikipedia_counts.unigrams] == sorted(expected_unigrams.values(), reverse=True)
+
+    expected_bigrams = {}
+    for pair, c12 in bigrams.items():
+        w1, w2 = pair.split(" ")
+        if w1 in expected_unigrams and w2 in expected_unigrams:
+            pmi = math.log2(c12 * n) - math.log2(unigrams[w1] * unigrams[w2])
+            if pmi >= BIGRAM_MIN_PMI:
+                expected_bigrams[pair] = (c12, pmi)
+    assert expected_bigrams, "thresholds too high for the excerpt: the test would check nothing"
+    assert {b: c for b, c, _ in wikipedia_counts.bigrams} == {b: c for b, (c, _) in expected_bigrams.items()}
+    for bigram, _, pmi in wikipedia_counts.bigrams:
+        assert pmi == pytest.approx(expected_bigrams[bigram][1], abs=1e-9)
+    pmis = [pmi for _, _, pmi in wikipedia_counts.bigrams]
+    assert pmis == sorted(pmis, reverse=True)
+
+
+# --- pageviews -----------------------------------------------------------------------------------------------
+
+def test_pageview_titles_follow_the_desktop_english_hourly_colon_and_total_rules(spark):
+    result = pageview_titles(spark, [str(p) for p in PAGEVIEWS], min_total_views=70, min_hourly_views=50)
+    assert result.titles == [("Main Page", 9000), ("Apple", 110), ("-", 100), ("apple", 80),
+                             ("Zebra crossing", 75), ("Eiffel Tower", 70)]
+    assert result.lines == {"used": 10, "under_hourly_views": 5, "other_domain": 4, "title_with_colon": 2,
+                            "malformed": 2}
+
+
+# --- WordNet -------------------------------------------------------------------------------------------------
+
+def test_wordnet_gives_117659_synsets_and_86555_distinct_names():
+    names = list(synset_names())
+    assert len(names) == WORDNET_SYNSETS == 117_659
+    assert len(set(names)) == 86_555  # includes "" from ".22_caliber.a.01" and the like, skipped by the merge
+    assert names.count("") == 3
+    assert "dog" in names and "brain dead" in names  # "_" becomes a space
+
+
+def test_wordnet_install_turns_crlf_into_lf_and_writes_missing_lexnames(tmp_path):
+    installed = find_wordnet() / "corpora" / "wordnet"
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("data.adj", "data.adv", "data.noun", "data.verb", "index.adj", "index.adv", "index.noun",
+                 "index.verb", "adj.exc", "adv.exc", "noun.exc", "verb.exc"):
+        (source / name).write_bytes((installed / name).read_bytes().replace(b"\n", b"\r\n"))
+    target = install_wordnet(source, tmp_path / "nltk_data")
+    assert target == tmp_path / "nltk_data" / "corpora" / "wordnet"
+    assert (target / "data.noun").read_bytes() == (installed / "data.noun").read_bytes()
+    assert [line.split() for line in (target / "lexnames").read_text().splitlines()] == \
+        [line.split() for line in (installed / "lexnames").read_text().splitlines()]
+
+
+# --- the whole build and the CLI -----------------------------------------------------------------------------
+
+def test_build_follows_the_spec_order_numbers_wordnet_unigrams_bigrams_titles(spark, wikipedia_counts):
+    thresholds = BuildThresholds(unigram_min_count=UNIGRAM_MIN_COUNT, bigram_min_pmi=BIGRAM_MIN_PMI)
+    build = build_metadata(spark, wikipedia=[str(DUMP)], pageviews=[str(p) for p in PAGEVIEWS], wordnet=False,
+                           thresholds=thresholds)
+    assert [row["source"] for row in build.report] == ["numbers", "wikipedia_unigrams", "wikipedia_bigrams",
+                                                       "pageview_titles"]
+    unigrams = [w for w, _ in wikipedia_counts.unigrams]
+    bigrams = [b for b, _, _ in wikipedia_counts.bigrams]
+    new_unigrams = [w for w in unigrams if w not in {str(n) for n in range(100)}]
+    assert build.entries[:100] == [str(n) for n in range(100)]
+    assert build.entries[100:100 + len(new_unigrams)] == new_unigrams
+    assert build.entries[100 + len(new_unigrams):100 + len(new_unigrams) + len(bigrams)] == bigrams
+    assert build.entries[-5:] == ["Main Page", "Apple", "apple", "Zebra crossing", "Eiffel Tower"]
+    assert build.report[3]["skipped_punctuation"] == 1  # the "-" title
+    assert build.details["wikipedia"]["tokens_total"] == wikipedia_counts.tokens_total
+
+
+def test_build_metadata_command_writes_a_json_array_and_prints_its_reports(spark, tmp_path, capsys):
+    output = tmp_path / "metadata.json.gz"
+    report = tmp_path / "report.json"
+    code = main(["build-metadata", "--no-wordnet", "--pageviews", str(PAGEVIEWS[0]), "--pageviews",
+                 str(PAGEVIEWS[1]), "--output", str(output), "--report", str(report)])
+    assert code == 0
+    entries = json.loads(gzip.decompress(output.read_bytes()))
+    assert entries == [str(n) for n in range(100)] + ["Main Page", "Apple", "apple", "Zebra crossing",
+                                                      "Eiffel Tower"]
+    assert load_metadata(output) == entries
+    printed = capsys.readouterr().out
+    assert "pageview_titles" in printed and "can never match" in printed
+    assert json.loads(report.read_text())["entries"] == 105
+
+
+def test_metadata_info_reports_problems_of_a_file(tmp_path, capsys):
+    path = write_metadata(["dog", "dog", "", "U.S.", "?"], tmp_path / "m.json")
+    assert main(["metadata-info", "--metadata", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "5 entries, 4 distinct" in out
+    assert "1  duplicates" in out and "1  empty strings" in out and "1  single punctuation" in out
+    assert "2  can never match" in out
+
+
+def test_the_embedded_default_loads_with_at_least_300k_valid_entries():
+    entries = load_metadata(None)
+    assert len(entries) >= 300_000
+    assert entries[:100] == [str(n) for n in range(100)]
+    assert entries[100:103] == ["able", "unable", "abaxial"]  # WordNet's first synsets come next
+    report = validate_entries(entries)
+    assert report["duplicates"] == report["empty"] == report["single_punctuation"] == 0
