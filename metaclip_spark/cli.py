@@ -24,13 +24,16 @@ def _add_metadata(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
 
 
-def _add_input(parser: argparse.ArgumentParser, manifests: bool = False) -> None:
-    parser.add_argument("--input", required=True, help="pool of pairs: Parquet or JSON lines file or directory"
+def _add_input(parser: argparse.ArgumentParser, manifests: bool = False, required: bool = True) -> None:
+    parser.add_argument("--input", required=required, help="pool of pairs: Parquet or JSON lines file or directory"
                         + (", or a Common Crawl manifest (warc.paths.gz, wat.paths.gz)" if manifests else ""))
     formats = ["parquet", "jsonl"] + (["warc-manifest", "wat-manifest"] if manifests else [])
     parser.add_argument("--input-format", default="parquet", choices=formats)
     if manifests:
         _add_input_base(parser)
+        parser.add_argument("--crawl", help="crawl name of this input (default: the CC-MAIN-... id in the file paths; "
+                            "'pool' for a pool of pairs)")
+        parser.add_argument("--fail-fast", action="store_true", help="stop at the first input file that fails")
     parser.add_argument("--url-column", help="name of the image URL column (default: url)")
     parser.add_argument("--text-column", help="name of the text column (default: text)")
 
@@ -38,6 +41,15 @@ def _add_input(parser: argparse.ArgumentParser, manifests: bool = False) -> None
 def _add_input_base(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-base", help="where a manifest's relative paths live: a directory, file://..., "
                         "https://data.commoncrawl.org/ or s3://commoncrawl/ (default: the manifest's directory)")
+
+
+def _add_root(parser: argparse.ArgumentParser, ingest: bool = True) -> None:
+    parser.add_argument("--output", required=True, help="the output root of the curation project")
+    parser.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl in the root)")
+    if ingest:
+        parser.add_argument("--force", action="store_true", help="redo the input's crawls even where files are done")
+        parser.add_argument("--rematch", action="store_true",
+                            help="match the root's pairs again when the metadata list changed")
 
 
 def _add_balance(parser: argparse.ArgumentParser) -> None:
@@ -50,11 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metaclip-spark", description="MetaCLIP data curation on Apache Spark")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    curate = commands.add_parser("curate", help="match, count and balance a pool end to end")
-    _add_common(curate), _add_input(curate, manifests=True), _add_metadata(curate), _add_balance(curate)
-    curate.add_argument("--output", required=True, help="output directory")
-    curate.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
-
+    curate = commands.add_parser("curate", help="ingest new input into an output root, then count, balance, report")
+    _add_common(curate), _add_input(curate, manifests=True, required=False), _add_metadata(curate)
+    _add_balance(curate), _add_root(curate)
+    curate.add_argument("--overwrite", action="store_true", help="delete the output root first and start afresh")
     extract = commands.add_parser("extract", help="Common Crawl WARC/WAT files to image-text pairs: DIR/pairs")
     _add_common(extract)
     extract.add_argument("--manifest", required=True, help="warc.paths.gz or wat.paths.gz (gzipped or plain)")
@@ -63,18 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--output", required=True, help="output directory (pairs/ and extract.json)")
     extract.add_argument("--fail-fast", action="store_true", help="stop at the first file that cannot be read")
 
-    match = commands.add_parser("match", help="stage 1: write DIR/matched")
-    _add_common(match), _add_input(match), _add_metadata(match)
-    match.add_argument("--output", required=True)
-    match.add_argument("--overwrite", action="store_true")
+    match = commands.add_parser("match", help="stage 1: ingest (extract and) match input into ROOT/matched")
+    _add_common(match), _add_input(match, manifests=True), _add_metadata(match), _add_root(match)
 
-    count = commands.add_parser("count", help="stage 2: DIR/matched to DIR/counts")
-    _add_common(count), _add_metadata(count)
-    count.add_argument("--output", required=True)
+    count = commands.add_parser("count", help="stage 2: ROOT/crawl_counts of the chosen crawls to ROOT/counts")
+    _add_common(count), _add_metadata(count), _add_root(count, ingest=False)
 
-    balance = commands.add_parser("balance", help="stage 3: DIR/matched + DIR/counts to DIR/curated")
-    _add_common(balance), _add_metadata(balance), _add_balance(balance)
-    balance.add_argument("--output", required=True)
+    balance = commands.add_parser("balance", help="stage 3: ROOT/matched + ROOT/counts to ROOT/curated")
+    _add_common(balance), _add_metadata(balance), _add_balance(balance), _add_root(balance, ingest=False)
+
+    status = commands.add_parser("status", help="what an output root holds: crawls, files, matches, last run")
+    _add_common(status)
+    status.add_argument("root", help="the output root")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
 
     report = commands.add_parser("report", help="numbers, plots and an HTML page of a finished run: DIR/report")
     _add_common(report)
@@ -175,23 +187,37 @@ def _run_spark_command(args: argparse.Namespace) -> int:
     config = load_config(args.profile, args.conf_file, _overrides(args))
     started = time.monotonic()
     metadata = (pipeline.Metadata(args.metadata or config["metadata"].get("path") or None)  # bad file: stop early
-                if args.command != "report" else None)
+                if args.command not in ("report", "status") else None)
     from pyspark.sql import SparkSession
 
     owns_session = SparkSession.getActiveSession() is None  # a notebook's or a test's session is left running
     spark = spark_session(config, f"metaclip-spark {args.command}", args.master)
     try:
+        crawls = [c.strip() for c in args.crawls.split(",") if c.strip()] if getattr(args, "crawls", None) else None
+        source = (pipeline.InputSpec(args.input, args.input_format, args.input_base, args.crawl)
+                  if getattr(args, "input", None) else None)
+        root = pipeline.OutputRoot(spark, args.output) if args.command != "status" else None
         if args.command == "curate":
-            summary = pipeline.curate(spark, config, args.input, args.input_format, metadata, args.output,
-                                      args.overwrite, args.input_base)
+            summary = pipeline.curate(spark, config, source, metadata, args.output, crawls=crawls,
+                                      overwrite=args.overwrite, force=args.force, rematch=args.rematch,
+                                      fail_fast=args.fail_fast)
             _print_summary(summary, args.output)
         elif args.command == "match":
-            pipeline.prepare_output(spark, args.output, args.overwrite)
-            print(json.dumps(pipeline.run_match(spark, config, args.input, args.input_format, metadata, args.output)))
+            ingested = pipeline.ingest(spark, config, root, source, metadata, force=args.force, rematch=args.rematch,
+                                       fail_fast=args.fail_fast)
+            print(json.dumps(ingested))
+            pipeline.check_failed_share(config, ingested)
         elif args.command == "count":
-            pipeline.run_count(spark, args.output, metadata)
+            pipeline.run_count(spark, root, metadata, pipeline.pool_crawls(root, metadata, crawls))
         elif args.command == "balance":
-            _print_summary(pipeline.run_balance(spark, config, args.output, metadata, started), args.output)
+            summary = pipeline.run_balance(spark, config, root, metadata, pipeline.pool_crawls(root, metadata, crawls),
+                                           started=started)
+            _print_summary(summary, args.output)
+        elif args.command == "status":
+            from .status import format_status, root_status
+
+            status = root_status(pipeline.OutputRoot(spark, args.root))
+            print(json.dumps(status, indent=2) if args.json else format_status(status))
         elif args.command == "report":
             from .report import write_report
 

@@ -62,7 +62,9 @@ FILE_STATS_TYPE = T.StructType(
     + [T.StructField(name, T.LongType()) for name in FILE_COUNTERS]
     + [T.StructField("seconds", T.DoubleType())]
 )
-_ORDER = ("_file_index", "_seq")  # manifest position, then position in the file: which duplicate is kept
+# Which of two duplicate pairs is kept: the one from the first file by path, then the first in that file. File
+# paths (not manifest positions) so that a crawl extracted over several incremental runs keeps the same rows.
+DEDUP_ORDER = ("source_file", "_seq")
 _STAGE_SCHEMA = T.StructType(
     [T.StructField(f.name, f.dataType, True) for f in PAIRS_SCHEMA.fields]
     + [T.StructField("_file_index", T.IntegerType(), True), T.StructField("_seq", T.LongType(), True),
@@ -238,12 +240,12 @@ def extracted_rows(spark: SparkSession, files: list[ManifestFile], settings: Ext
     return spark.range(0, len(files), 1, tasks).mapInArrow(extract_batches, _STAGE_SCHEMA)
 
 
-def first_of_duplicates(pairs: DataFrame) -> DataFrame:
-    """One row per (uuid, text) over the whole input: the first in manifest order, whatever the partitioning."""
-    rest = [c for c in PAIR_COLUMNS if c not in ("uuid", "text")]
-    first = F.min(F.struct(*[F.col(c) for c in (*_ORDER, *rest)])).alias("first")
-    return (pairs.groupBy("uuid", "text").agg(first)
-            .select(*[F.col(c) if c in ("uuid", "text") else F.col(f"first.{c}").alias(c) for c in PAIR_COLUMNS]))
+def first_of_duplicates(rows: DataFrame) -> DataFrame:
+    """One row per (uuid, text), all columns kept: the first by DEDUP_ORDER, whatever the partitioning or run."""
+    rest = [c for c in rows.columns if c not in ("uuid", "text", *DEDUP_ORDER)]
+    first = F.min(F.struct(*[F.col(c) for c in (*DEDUP_ORDER, *rest)])).alias("first")
+    return (rows.groupBy("uuid", "text").agg(first)
+            .select("uuid", "text", *[F.col(f"first.{c}").alias(c) for c in (*DEDUP_ORDER, *rest)]))
 
 
 def _failed_file_error(error: Exception) -> str | None:
@@ -257,39 +259,58 @@ def _join(root: str, name: str) -> str:
     return f"{root.rstrip('/')}/{name}"
 
 
+def settings_for(spark: SparkSession, config: dict) -> ExtractSettings:
+    """The [extract] settings, with Arrow batches as large as the session's."""
+    batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000") or 10000)
+    return ExtractSettings.from_config(config, batch_rows if batch_rows > 0 else 10_000)
+
+
+def extract_files(spark: SparkSession, files: list[ManifestFile], settings: ExtractSettings, fail_fast: bool,
+                  pairs_path: str, keep_order: bool = False) -> list[dict]:
+    """Write the files' pairs, de-duplicated on (uuid, text), to `pairs_path`; return one counter row per file.
+
+    The counter rows are collected: one per input file, bounded by the manifest (already on the driver), never by
+    the number of pairs. `keep_order` keeps DEDUP_ORDER's `_seq`, for tables de-duplicated again later.
+    """
+    rows = extracted_rows(spark, files, settings, fail_fast).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        try:
+            file_rows = [r.asDict() for r in rows.where(F.col(FILE_STATS).isNotNull()).select(f"{FILE_STATS}.*").collect()]
+        except Exception as e:  # noqa: BLE001 - a fail-fast stop arrives wrapped in Spark's task failure
+            reason = _failed_file_error(e)
+            if reason is None:
+                raise
+            raise FailedFilesError(f"input file failed (--fail-fast): {reason}") from None
+        pairs = first_of_duplicates(rows.where(F.col(FILE_STATS).isNull()).select(*PAIR_COLUMNS, "_seq"))
+        write_parquet_atomically(pairs.select(*PAIR_COLUMNS, *(["_seq"] if keep_order else [])), pairs_path)
+    finally:
+        rows.unpersist()
+    return file_rows
+
+
+def sum_file_counters(file_rows: list[dict]) -> dict:
+    """Counters summed over files, with files_ok / files_failed."""
+    totals = {name: sum(int(r.get(name) or 0) for r in file_rows) for name in FILE_COUNTERS}
+    totals["files_ok"] = sum(r["status"] == "ok" for r in file_rows)
+    totals["files_failed"] = sum(r["status"] == "failed" for r in file_rows)
+    return totals
+
+
 def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: str | None, output: str,
                 crawl: str | None = None, fail_fast: bool = False) -> dict:
     """Write DIR/pairs (Parquet) and DIR/extract.json; return the run's counters."""
     started = time.monotonic()
-    batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000") or 10000)
-    settings = ExtractSettings.from_config(config, batch_rows if batch_rows > 0 else 10_000)
+    settings = settings_for(spark, config)
     files = read_manifest(manifest, input_base, crawl)
     pairs_path = _join(output, "pairs")
     with stage(spark, "extract", f"{len(files):,} files listed in {manifest}") as run:
-        rows = extracted_rows(spark, files, settings, fail_fast).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            per_file = rows.where(F.col(FILE_STATS).isNotNull()).select(f"{FILE_STATS}.*")
-            try:
-                totals = per_file.agg(
-                    *[F.sum(name).alias(name) for name in FILE_COUNTERS],
-                    F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("files_ok"),
-                    F.sum(F.when(F.col("status") == "failed", 1).otherwise(0)).alias("files_failed"),
-                ).first().asDict()
-            except Exception as e:  # noqa: BLE001 - a fail-fast stop arrives wrapped in Spark's task failure
-                reason = _failed_file_error(e)
-                if reason is None:
-                    raise
-                raise FailedFilesError(f"input file failed (--fail-fast): {reason}") from None
-            troubled = (per_file.where(F.col("error").isNotNull())
-                        .select("source_file", "location", "status", "error").orderBy("source_file").collect())
-            pairs = rows.where(F.col(FILE_STATS).isNull()).select(*PAIR_COLUMNS, *_ORDER)
-            write_parquet_atomically(first_of_duplicates(pairs), pairs_path)
-        finally:
-            rows.unpersist()
+        file_rows = extract_files(spark, files, settings, fail_fast, pairs_path)
         pairs_emitted = spark.read.parquet(pairs_path).count()
         run.rows = pairs_emitted
-    totals = {k: int(v or 0) for k, v in totals.items()}
-    failed = [{"file": r.source_file, "location": r.location, "reason": r.error} for r in troubled if r.status == "failed"]
+    totals = sum_file_counters(file_rows)
+    troubled = sorted((r for r in file_rows if r["error"]), key=lambda r: r["source_file"])
+    failed = [{"file": r["source_file"], "location": r["location"], "reason": r["error"]}
+              for r in troubled if r["status"] == "failed"]
     record = {
         "manifest": manifest,
         "input_base": input_base,
@@ -298,7 +319,7 @@ def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: st
         "files_ok": totals["files_ok"],
         "files_failed": totals["files_failed"],
         "failed_files": failed,
-        "files_with_errors": [{"file": r.source_file, "reason": r.error} for r in troubled if r.status != "failed"],
+        "files_with_errors": [{"file": r["source_file"], "reason": r["error"]} for r in troubled if r["status"] != "failed"],
         "records_read": totals["records_read"],
         "records_truncated": totals["records_truncated"],
         "html_pages": totals["html_pages"],

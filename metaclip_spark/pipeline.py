@@ -1,32 +1,31 @@
-"""The curation run: match, count and balance over one output directory, each stage's table written atomically.
+"""The curation run over an output root (layout in project.py): ingest new input, count, balance, report.
 
-Output layout (DIR): matched/, counts/, curated/ (Parquet), match.json (the match stage's record) and
-summary.json, written last: a directory without summary.json is an unfinished run.
+`curate` = ingest (extract + match new files in committed units, rebuild touched crawls) + count (sum the chosen
+crawls' per-entry counts) + balance (seeded draws over the chosen crawls' matched pairs) + report. Each table is
+written atomically and summary.json last, so a killed run rerun with the same command ends with the same rows.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import hashlib
+import json
 import logging
 import time
 
+import numpy as np
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from . import __version__, balancing
-from .curation import KEEP_PROB, balance_pool, count_entries, count_vector, match_pool
-from .errors import ConfigError, InputError
-from .extraction import extract_if_manifest
+from .curation import KEEP_PROB, balance_pool, count_vector
+from .errors import ConfigError, FailedFilesError, InputError
+from .ingest import InputSpec, ingest  # noqa: F401 - the CLI reaches them through here
 from .metadata import load_metadata, metadata_digest
-from .pool import read_pool
 from .progress import stage
-from .report import write_report
-from .tables import delete_path, path_exists, read_json, write_json_atomically, write_parquet_atomically
+from .project import OutputRoot, now
+from .tables import delete_path, write_json_atomically, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
-
-
-def _join(root: str, name: str) -> str:
-    return f"{root.rstrip('/')}/{name}"
 
 
 class Metadata:
@@ -38,105 +37,124 @@ class Metadata:
         self.digest = metadata_digest(self.entries)
 
 
-def prepare_output(spark: SparkSession, output: str, overwrite: bool) -> None:
-    """Refuse to mix a new run into a finished one unless asked; a finished run is one with summary.json."""
-    if path_exists(spark, _join(output, "summary.json")):
-        if not overwrite:
-            raise ConfigError(f"output {output} already holds a finished run (summary.json); pass --overwrite to replace it")
-        delete_path(spark, _join(output, "summary.json"))
+def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) -> list[str]:
+    """The crawls forming the pool (all finished ones by default), each checked against the metadata."""
+    available = root.crawls()
+    chosen = sorted(set(crawls)) if crawls else available
+    if not chosen:
+        raise InputError(f"{root.root} holds no ingested crawl yet; run `curate` or `match` with --input first")
+    for crawl in chosen:
+        if crawl not in available:
+            raise ConfigError(f"crawl {crawl!r} is not in {root.root} (it holds: {', '.join(available) or 'none'})")
+        digest = root.crawl_state(crawl)["metadata_digest"]
+        if digest != metadata.digest:
+            raise ConfigError(f"crawl {crawl} in {root.root} was matched with another metadata list (digest "
+                              f"{digest[:12]}, now {metadata.digest[:12]}); pass --rematch with an --input")
+    return chosen
 
 
-def run_match(spark: SparkSession, config: dict, input_path: str, input_format: str, metadata: Metadata,
-              output: str) -> dict:
-    text_column = config["input"]["text_column"]
-    with stage(spark, "match", f"{input_path} against {len(metadata.entries):,} entries") as run:
-        pool = read_pool(spark, input_path, input_format, config)
-        if pool.isEmpty():
-            raise InputError(f"input {input_path} holds no rows")
-        pairs_in = pool.count()
-        write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, text_column),
-                                 _join(output, "matched"))
-        pairs_matched = spark.read.parquet(_join(output, "matched")).count()
-        run.rows = pairs_in
-    record = {
-        "input": input_path, "input_format": input_format, "pairs_in": pairs_in, "pairs_matched": pairs_matched,
-        "metadata": metadata.path, "metadata_digest": metadata.digest, "entries_total": len(metadata.entries),
-    }
-    write_json_atomically(spark, _join(output, "match.json"), record)
-    return record
+def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls: list[str]) -> np.ndarray:
+    """counts/ = the chosen crawls' per-entry counts summed (a small reduction); returns the count vector."""
+    with stage(spark, "count", f"entries over crawls {', '.join(crawls)}") as run:
+        per_crawl = root.read_crawls("crawl_counts", crawls)
+        merged = per_crawl.groupBy("entry_id", "entry").agg(F.sum("count").cast("long").alias("count"))
+        write_parquet_atomically(merged.select("entry_id", "entry", "count"), root.path("counts"))
+        vector = count_vector(spark.read.parquet(root.path("counts")), len(metadata.entries))
+        run.rows = int((vector > 0).sum())
+    return vector
 
 
-def _match_record(spark: SparkSession, output: str, metadata: Metadata) -> dict:
-    record = read_json(spark, _join(output, "match.json"))
-    if record is None or not path_exists(spark, _join(output, "matched")):
-        raise InputError(f"{output} has no finished match stage (matched/ and match.json); run `match` first")
-    if record["metadata_digest"] != metadata.digest:
-        raise ConfigError(
-            f"{output}/matched was made with another metadata list ({record['metadata']}, digest "
-            f"{record['metadata_digest'][:12]}) than {metadata.path} ({metadata.digest[:12]}); match again"
-        )
-    return record
-
-
-def run_count(spark: SparkSession, output: str, metadata: Metadata) -> None:
-    _match_record(spark, output, metadata)
-    with stage(spark, "count", "per-entry counts over the whole pool") as run:
-        matched = spark.read.parquet(_join(output, "matched"))
-        write_parquet_atomically(count_entries(matched, metadata.entries), _join(output, "counts"))
-        run.rows = spark.read.parquet(_join(output, "counts")).count()
-
-
-def run_balance(spark: SparkSession, config: dict, output: str, metadata: Metadata, started: float,
-                extra: dict | None = None) -> dict:
-    record = _match_record(spark, output, metadata)
-    if not path_exists(spark, _join(output, "counts")):
-        raise InputError(f"{output} has no counts/ table; run `count` first")
+def _threshold(config: dict, counts: np.ndarray) -> int:
     curation = config["curation"]
-    seed = curation["seed"]
+    return balancing.auto_threshold(counts, curation["tail_share"]) if curation["t"] == "auto" else curation["t"]
+
+
+def run_balance(spark: SparkSession, config: dict, root: OutputRoot, metadata: Metadata, crawls: list[str],
+                counts: np.ndarray | None = None, started: float | None = None, ingested: dict | None = None) -> dict:
+    """curated/ = the chosen crawls' matched pairs kept by their draws; then summary.json and runs/<id>.json."""
+    started = started or time.monotonic()
+    if counts is None:
+        counts = count_vector(spark.read.parquet(root.path("counts")), len(metadata.entries))
+    seed = config["curation"]["seed"]
+    t = _threshold(config, counts)
     text_column = config["input"]["text_column"]
-    with stage(spark, "balance", f"seed {seed}") as run:
-        counts = count_vector(spark.read.parquet(_join(output, "counts")), len(metadata.entries))
-        t = balancing.auto_threshold(counts, curation["tail_share"]) if curation["t"] == "auto" else curation["t"]
-        probabilities = balancing.entry_probabilities(counts, t)
-        matched = spark.read.parquet(_join(output, "matched"))
-        write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column), _join(output, "curated"))
-        curated = spark.read.parquet(_join(output, "curated"))
-        totals = curated.agg({"*": "count", KEEP_PROB: "sum"}).first()
-        run.rows = record["pairs_matched"]
+    states = {crawl: root.crawl_state(crawl) for crawl in crawls}
+    pairs_matched = sum(s["pairs_matched"] for s in states.values())
+    with stage(spark, "balance", f"t {t}, seed {seed}, crawls {', '.join(crawls)}") as run:
+        matched = root.read_crawls("matched", crawls)
+        curated = balance_pool(matched, balancing.entry_probabilities(counts, t), seed, text_column)
+        write_parquet_atomically(curated, root.path("curated"))
+        totals = spark.read.parquet(root.path("curated")).agg(F.count("*"), F.sum(KEEP_PROB)).first()
+        run.rows = pairs_matched
     matches_total = int(counts.sum())
     summary = {
-        **record,
-        **(extra or {}),
+        "crawls": crawls,
+        "pairs_in": sum(s["pairs"] for s in states.values()),
+        "pairs_matched": pairs_matched,
         "pairs_curated": int(totals[0]),
         "expected_curated": float(totals[1] or 0.0),
         "t": int(t),
-        "t_mode": "auto" if curation["t"] == "auto" else "fixed",
-        "tail_share": curation["tail_share"],
+        "t_mode": "auto" if config["curation"]["t"] == "auto" else "fixed",
+        "tail_share": config["curation"]["tail_share"],
         "seed": seed,
+        "metadata": metadata.path,
+        "metadata_digest": metadata.digest,
+        "entries_total": len(metadata.entries),
         "entries_matched": int((counts > 0).sum()),
         "entries_over_t": int((counts > t).sum()),
         "matches_total": matches_total,
         "tail_proportion": float(counts[counts < t].sum() / matches_total) if matches_total else 0.0,
-        "mean_entries_per_matched_text": matches_total / record["pairs_matched"] if record["pairs_matched"] else 0.0,
+        "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
+        "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
+                         "files_failed": s["files_failed"]} for c, s in states.items()},
+        "extract": _summed_extract(states),
+        **({"ingest": ingested} if ingested else {}),
         "version": __version__,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
-    write_json_atomically(spark, _join(output, "summary.json"), summary)
+    identity = json.dumps([crawls, [states[c]["units"] for c in crawls], t, seed, metadata.digest])
+    summary["run_id"] = f"{summary['finished_at'][:19].replace(':', '')}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
+    write_json_atomically(spark, root.path("runs", f"{summary['run_id']}.json"), summary)
+    write_json_atomically(spark, root.path("summary.json"), summary)
     return summary
 
 
-def curate(spark: SparkSession, config: dict, input_path: str, input_format: str, metadata: Metadata,
-           output: str, overwrite: bool = False, input_base: str | None = None) -> dict:
-    """All stages, end to end; returns the summary (also written to DIR/summary.json)."""
+def _summed_extract(states: dict) -> dict | None:
+    extracted = [s["extract"] for s in states.values() if s.get("kind") == "extract"]
+    if not extracted:
+        return None
+    return {k: sum(e.get(k, 0) for e in extracted) for k in extracted[0]}
+
+
+def check_failed_share(config: dict, ingested: dict) -> None:
+    """Stop before balancing when more files failed than `extract.max_failed_share` allows (exit code 4)."""
+    share = float(config["extract"].get("max_failed_share", 0.05))
+    if ingested["files_listed"] and ingested["files_failed"] / ingested["files_listed"] > share:
+        failed = "; ".join(f"{f['file']}: {f['reason']}" for f in ingested["failed_files"][:5])
+        raise FailedFilesError(
+            f"{ingested['files_failed']} of {ingested['files_listed']} input files failed (more than "
+            f"extract.max_failed_share = {share:g}); done files are kept and a rerun retries the failed ones. {failed}"
+        )
+
+
+def curate(spark: SparkSession, config: dict, source: InputSpec | None, metadata: Metadata, output: str, *,
+           crawls: list[str] | None = None, overwrite: bool = False, force: bool = False, rematch: bool = False,
+           fail_fast: bool = False, report: bool = True) -> dict:
+    """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls."""
     started = time.monotonic()
-    prepare_output(spark, output, overwrite)
-    # A Common Crawl manifest is first extracted into DIR/pairs, which is then the pool (see extraction.py).
-    input_path, input_format, extracted = extract_if_manifest(spark, config, input_path, input_format, output,
-                                                              input_base)
-    run_match(spark, config, input_path, input_format, metadata, output)
-    run_count(spark, output, metadata)
-    summary = run_balance(spark, config, output, metadata, started, {"extract": extracted} if extracted else None)
-    write_report(spark, output, config)
-    return summary
+    root = OutputRoot(spark, output)
+    if overwrite:
+        delete_path(spark, root.root)
+    ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast) \
+        if source else None
+    if ingested:
+        check_failed_share(config, ingested)
+    chosen = pool_crawls(root, metadata, crawls)
+    counts = run_count(spark, root, metadata, chosen)
+    summary = run_balance(spark, config, root, metadata, chosen, counts, started, ingested)
+    if report:
+        from .report import write_report
 
+        write_report(spark, output, config)
+    return summary

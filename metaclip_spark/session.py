@@ -25,6 +25,8 @@ def spark_session(config: dict, app_name: str | None = None, master: str | None 
     chosen_master = master or (None if under_spark_submit() else spark_conf.get("master")) or None
     if chosen_master:
         builder = builder.master(chosen_master)
+    # Partition values are crawl names: never let Spark read "2023" as a number.
+    builder = builder.config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
     for key, value in spark_conf.get("conf", {}).items():
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()

@@ -46,11 +46,20 @@ def write_parquet_atomically(df: DataFrame, path: str) -> None:
         delete_path(spark, temporary)
 
 
+def _local(path: str) -> str | None:
+    """The local file system path of `path`, or None for a path on another file system (hdfs://, s3a://)."""
+    if path.startswith("file://"):
+        return path.removeprefix("file://")
+    if path.startswith("file:"):
+        return path.removeprefix("file:")
+    return None if "://" in path else path
+
+
 def write_json_atomically(spark: SparkSession, path: str, payload: dict) -> None:
-    """A small JSON document (a summary), written whole or not at all."""
+    """A small JSON document (a summary, a commit marker), written whole or not at all."""
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
-    if "://" not in path or path.startswith("file:"):
-        local = path.removeprefix("file://").removeprefix("file:")
+    local = _local(path)
+    if local is not None:
         os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
         temporary = f"{local}.tmp-{uuidlib.uuid4().hex[:12]}"
         with open(temporary, "w", encoding="utf-8") as f:
@@ -70,7 +79,27 @@ def write_json_atomically(spark: SparkSession, path: str, payload: dict) -> None
 
 def read_json(spark: SparkSession, path: str) -> dict | None:
     """A JSON document written by `write_json_atomically`, or None when it does not exist."""
-    if not path_exists(spark, path):
+    local = _local(path)
+    if local is not None:
+        try:
+            with open(local, encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+    fs, hadoop_path = _fs_and_path(spark, path)
+    if not fs.exists(hadoop_path):
         return None
-    text = "\n".join(r.value for r in spark.read.text(path, wholetext=True).collect())
-    return json.loads(text)
+    stream = fs.open(hadoop_path)
+    try:
+        data = spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+    finally:
+        stream.close()
+    return json.loads(bytes(data).decode("utf-8"))
+
+
+def glob_paths(spark: SparkSession, pattern: str) -> list[str]:
+    """Paths matching a Hadoop glob pattern (e.g. root/units/*/*/_COMMITTED.json), sorted."""
+    fs, hadoop_pattern = _fs_and_path(spark, pattern)
+    statuses = fs.globStatus(hadoop_pattern) or []
+    local = _local(pattern) is not None and not pattern.startswith("file:")
+    return sorted(str(s.getPath().toUri().getPath()) if local else str(s.getPath()) for s in statuses)

@@ -11,6 +11,7 @@ import pytest
 from metaclip_spark import cli, pipeline
 from metaclip_spark.balancing import entry_probabilities, keep_probability
 from metaclip_spark.ids import image_uuid
+from metaclip_spark.ingest import InputSpec
 from metaclip_spark.matching import reference_match
 from metaclip_spark.metadata import load_metadata
 
@@ -50,7 +51,7 @@ def pool(spark, tmp_path_factory):
 def curated_run(spark, config, pool, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("run") / "out")
     metadata = pipeline.Metadata(SMALL_METADATA)
-    summary = pipeline.curate(spark, _config(config, partitions=3), pool, "parquet", metadata, output)
+    summary = pipeline.curate(spark, _config(config, partitions=3), InputSpec(pool, "parquet"), metadata, output)
     return output, summary
 
 
@@ -100,8 +101,14 @@ def test_same_curated_rows_on_1_3_and_8_partitions_and_on_a_rerun(spark, config,
     metadata = pipeline.Metadata(SMALL_METADATA)
     for partitions in (1, 8, 3):
         out = str(tmp_path / f"p{partitions}")
-        pipeline.curate(spark, _config(config, partitions=partitions), pool, "parquet", metadata, out)
+        pipeline.curate(spark, _config(config, partitions=partitions), InputSpec(pool, "parquet"), metadata, out,
+                        report=False)
         assert _rows(f"{out}/curated", "uuid", "text", "keep_prob") == reference
+    # a rerun on the same root skips the input already done and balances again to the same rows
+    rerun = pipeline.curate(spark, _config(config, partitions=8), InputSpec(pool, "parquet"), metadata, out,
+                        report=False)
+    assert rerun["ingest"]["files_processed_now"] == 0
+    assert _rows(f"{out}/curated", "uuid", "text", "keep_prob") == reference
 
 
 def test_a_larger_pool_only_removes_earlier_pairs(spark, config, pool, curated_run, tmp_path):
@@ -112,16 +119,11 @@ def test_a_larger_pool_only_removes_earlier_pairs(spark, config, pool, curated_r
     spark.read.parquet(pool).unionByName(spark.read.parquet(_write_pool(spark, tmp_path / "more", 10, start=20))) \
         .write.parquet(bigger)
     out = str(tmp_path / "out")
-    pipeline.curate(spark, _config(config), bigger, "parquet", pipeline.Metadata(SMALL_METADATA), out)
+    pipeline.curate(spark, _config(config), InputSpec(bigger, "parquet"), pipeline.Metadata(SMALL_METADATA), out,
+                    report=False)
     original = set(_rows(f"{output}/matched", "uuid", "text"))
     after = {row for row in _rows(f"{out}/curated", "uuid", "text") if row in original}
     assert after < before
-
-
-def test_a_finished_output_is_not_overwritten_without_asking(spark, config, pool, curated_run):
-    output, _ = curated_run
-    with pytest.raises(Exception, match="--overwrite"):
-        pipeline.curate(spark, _config(config), pool, "parquet", pipeline.Metadata(SMALL_METADATA), output)
 
 
 def test_stage_commands_do_the_same_steps_one_at_a_time(spark, pool, curated_run, tmp_path):

@@ -1,0 +1,199 @@
+"""Ingestion into an output root: new input files are extracted and matched in committed units, then each
+touched crawl's tables are rebuilt from its units. Files already done are skipped; a killed run loses at most
+its unfinished unit, and the next run redoes exactly that.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+
+from .curation import count_entries, match_pool
+from .errors import ConfigError, InputError
+from .extraction import MANIFEST_FORMATS, extract_files, first_of_duplicates, settings_for, sum_file_counters
+from .manifest import ManifestFile, read_manifest
+from .pool import read_pool
+from .progress import stage
+from .project import OutputRoot, check_crawl_name, now, unit_id
+from .tables import write_parquet_atomically
+
+log = logging.getLogger("metaclip_spark")
+
+DEFAULT_POOL_CRAWL = "pool"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What to ingest: a pool of pairs (parquet/jsonl) or a manifest of WARC/WAT files."""
+
+    path: str
+    format: str
+    input_base: str | None = None
+    crawl: str | None = None
+
+    @property
+    def is_manifest(self) -> bool:
+        return self.format in MANIFEST_FORMATS
+
+
+def _work_files(source: InputSpec) -> list[ManifestFile]:
+    if not source.is_manifest:
+        crawl = check_crawl_name(source.crawl or DEFAULT_POOL_CRAWL)
+        return [ManifestFile(0, source.path, source.path, crawl)]
+    files = read_manifest(source.path, source.input_base, source.crawl)
+    for f in files:
+        if not f.crawl:
+            raise ConfigError(f"cannot tell the crawl of {f.source_file} (no CC-MAIN-YYYY-WW in its path): pass --crawl")
+        check_crawl_name(f.crawl)
+    return files
+
+
+def _units_of(files: list[ManifestFile], files_per_unit: int) -> list[tuple[str, list[ManifestFile]]]:
+    """Pending files grouped per crawl, in listing order, `files_per_unit` at a time."""
+    by_crawl: dict[str, list[ManifestFile]] = {}
+    for f in files:
+        by_crawl.setdefault(f.crawl, []).append(f)
+    return [(crawl, group[i:i + files_per_unit]) for crawl, group in by_crawl.items()
+            for i in range(0, len(group), files_per_unit)]
+
+
+def _file_record(row: dict) -> dict:
+    counters = {k: v for k, v in row.items() if k not in ("source_file", "location", "status", "error", "seconds")}
+    return {"file": row["source_file"], "location": row["location"], "status": row["status"],
+            "reason": row["error"], "seconds": row["seconds"], "counters": counters}
+
+
+def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataFrame, metadata, config: dict) -> int:
+    matched_path = root.unit_path(marker["crawl"], marker["unit"], "matched")
+    write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, config["input"]["text_column"]),
+                             matched_path)
+    return spark.read.parquet(matched_path).count()
+
+
+def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: dict) -> DataFrame:
+    if marker["kind"] == "pool":
+        return read_pool(spark, marker["files"][0]["location"], marker["format"], config)
+    return spark.read.parquet(root.unit_path(marker["crawl"], marker["unit"], "pairs"))
+
+
+def _run_unit(spark, root: OutputRoot, config: dict, source: InputSpec, crawl: str, files: list[ManifestFile],
+              metadata, fail_fast: bool) -> dict:
+    marker = {"crawl": crawl, "unit": unit_id(crawl, [f.source_file for f in files]),
+              "kind": "extract" if source.is_manifest else "pool", "format": source.format,
+              "metadata_digest": metadata.digest}
+    with stage(spark, "unit", f"{crawl} unit {marker['unit']}: {len(files)} file(s)") as run:
+        if source.is_manifest:
+            pairs_path = root.unit_path(crawl, marker["unit"], "pairs")
+            file_rows = extract_files(spark, files, settings_for(spark, config), fail_fast, pairs_path, keep_order=True)
+            pool = spark.read.parquet(pairs_path)
+            marker["files"] = [_file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
+        else:
+            pool = read_pool(spark, source.path, source.format, config)
+            if pool.isEmpty():
+                raise InputError(f"input {source.path} holds no rows")
+            marker["files"] = [{"file": source.path, "location": source.path, "status": "ok", "reason": None}]
+        marker["pairs"] = pool.count()
+        marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata, config)
+        marker["committed_at"] = now()
+        root.commit_unit(marker)  # the unit becomes visible only now
+        run.rows = marker["pairs"]
+    return marker
+
+
+def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: dict) -> None:
+    for marker in units:
+        with stage(spark, "rematch", f"{marker['crawl']} unit {marker['unit']}") as run:
+            marker = dict(marker, metadata_digest=metadata.digest)
+            marker["pairs_matched"] = _match_unit(spark, root, marker, _unit_pool(spark, root, marker, config),
+                                                  metadata, config)
+            root.commit_unit(dict(marker, committed_at=now()))
+            run.rows = marker["pairs"]
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], metadata) -> dict:
+    """Rebuild a crawl's pairs/, matched/ and crawl_counts/ from its committed units, then its state file."""
+    kinds = {u["kind"] for u in units}
+    if len(kinds) > 1:
+        raise ConfigError(f"crawl {crawl} mixes Common Crawl files and pools of pairs; give the pool another --crawl")
+    with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run:
+        matched = _union([spark.read.parquet(root.unit_path(crawl, u["unit"], "matched")) for u in units])
+        if kinds == {"extract"}:
+            # Duplicates of (uuid, text) across the crawl's files are dropped here, keeping the same row however
+            # the crawl's files were grouped into units and runs.
+            pairs = _union([spark.read.parquet(root.unit_path(crawl, u["unit"], "pairs")) for u in units])
+            write_parquet_atomically(first_of_duplicates(pairs).drop("_seq", "crawl"), root.crawl_table("pairs", crawl))
+            matched = first_of_duplicates(matched)
+            pairs_total = spark.read.parquet(root.crawl_table("pairs", crawl)).count()
+        else:
+            pairs_total = sum(u["pairs"] for u in units)
+        write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl))
+        crawl_matched = spark.read.parquet(root.crawl_table("matched", crawl))
+        write_parquet_atomically(count_entries(crawl_matched, metadata.entries), root.crawl_table("crawl_counts", crawl))
+        states = OutputRoot.file_states(units)
+        state = {
+            "crawl": crawl, "kind": kinds.pop(), "units": sorted(u["unit"] for u in units),
+            "metadata_digest": metadata.digest, "pairs": pairs_total, "pairs_matched": crawl_matched.count(),
+            "files_done": sum(s["status"] == "ok" for s in states.values()),
+            "files_failed": sum(s["status"] == "failed" for s in states.values()),
+            "extract": sum_file_counters([{"source_file": f["file"], "status": f["status"], **f.get("counters", {})}
+                                          for u in units for f in u["files"]]),
+            "finished_at": now(),
+        }
+        root.write_crawl_state(crawl, state)
+        run.rows = state["pairs"]
+    return state
+
+
+def ingest(spark: SparkSession, config: dict, root: OutputRoot, source: InputSpec, metadata, *, force: bool = False,
+           rematch: bool = False, fail_fast: bool = False) -> dict:
+    """Bring `source` into `root`: new files extracted and matched unit by unit, touched crawls rebuilt."""
+    files = _work_files(source)
+    crawls = sorted({f.crawl for f in files})
+    if force:
+        for crawl in crawls:
+            root.drop_units(crawl)
+    units = root.committed_units()
+    stale = [u for u in units if u["metadata_digest"] != metadata.digest]
+    if stale and not rematch:
+        raise ConfigError(
+            f"{root.root} was matched with another metadata list (digest {stale[0]['metadata_digest'][:12]}, "
+            f"now {metadata.digest[:12]} from {metadata.path}); pass --rematch to match its pairs again"
+        )
+    if stale:
+        _rematch(spark, root, stale, metadata, config)
+    states = OutputRoot.file_states(units)
+    seen: set[tuple[str, str]] = set()
+    pending = []
+    for f in files:
+        key = (f.crawl, f.source_file)
+        if key not in seen and states.get(key, {}).get("status") != "ok":
+            pending.append(f)
+        seen.add(key)
+    files_per_unit = int(config["extract"].get("files_per_unit", 16)) if source.is_manifest else 1
+    log.info("ingest: %d file(s) listed, %d already done, %d to process", len(seen), len(seen) - len(pending),
+             len(pending))
+    for crawl, group in _units_of(pending, files_per_unit):
+        _run_unit(spark, root, config, source, crawl, group, metadata, fail_fast)
+    units = root.committed_units()
+    for crawl in sorted({u["crawl"] for u in units}):
+        crawl_units = [u for u in units if u["crawl"] == crawl]
+        state = root.crawl_state(crawl)
+        if state is None or state["units"] != sorted(u["unit"] for u in crawl_units) \
+                or state["metadata_digest"] != metadata.digest:
+            _finalize_crawl(spark, root, crawl, crawl_units, metadata)
+    states = OutputRoot.file_states(units)
+    listed = [states.get(key, {"status": "pending"}) for key in sorted(seen)]
+    return {
+        "input": source.path, "input_format": source.format, "crawls": crawls, "files_listed": len(listed),
+        "files_done": sum(s["status"] == "ok" for s in listed),
+        "files_failed": sum(s["status"] == "failed" for s in listed),
+        "failed_files": [{"file": s["file"], "reason": s["reason"]} for s in listed if s["status"] == "failed"],
+        "files_processed_now": len(pending),
+    }

@@ -1,0 +1,109 @@
+"""The output root of a curation project: its layout, its commit markers and the state they record.
+
+ROOT/
+  units/crawl=C/unit=U/      one committed unit of work: pairs/ and matched/ of a group of input files,
+                             made visible by _COMMITTED.json (written last) listing its files and their state
+  pairs/crawl=C/             a crawl's pairs, de-duplicated over all its units (Common Crawl input only)
+  matched/crawl=C/           a crawl's pairs that match at least one entry, with entry_ids
+  crawl_counts/crawl=C/      a crawl's per-entry counts (entry_id, entry, count)
+  crawls/C.json              a crawl's state, written last when the three tables above are finished
+  counts/                    per-entry counts summed over the crawls of the latest curated pool
+  curated/                   the latest curated set; summary.json its summary; report/ its report
+  runs/<run id>.json         the summary of every finished curation run
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+
+from pyspark.sql import DataFrame, SparkSession
+
+from .errors import ConfigError
+from .tables import delete_path, glob_paths, path_exists, read_json, write_json_atomically
+
+UNIT_MARKER = "_COMMITTED.json"
+_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def check_crawl_name(crawl: str) -> str:
+    if not crawl or not set(crawl) <= _SAFE or crawl.startswith((".", "_")):
+        raise ConfigError(f"crawl name {crawl!r} must be letters, digits, '-', '_' or '.' (e.g. CC-MAIN-2023-06)")
+    return crawl
+
+
+def unit_id(crawl: str, sources: Iterable[str]) -> str:
+    """A unit's name: a digest of its crawl and input files, so a retried unit lands in the same place."""
+    h = hashlib.sha256(crawl.encode())
+    for source in sources:
+        h.update(b"\n" + source.encode())
+    return h.hexdigest()[:16]
+
+
+class OutputRoot:
+    def __init__(self, spark: SparkSession, root: str):
+        self.spark = spark
+        self.root = root.rstrip("/")
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    # Units ---------------------------------------------------------------------------------------------------
+    def unit_path(self, crawl: str, unit: str, table: str | None = None) -> str:
+        return self.path("units", f"crawl={crawl}", f"unit={unit}", *([table] if table else []))
+
+    def committed_units(self, crawls: Iterable[str] | None = None) -> list[dict]:
+        """Markers of every committed unit (optionally of some crawls), oldest first."""
+        markers = [read_json(self.spark, p) for p in glob_paths(self.spark, self.path("units", "*", "*", UNIT_MARKER))]
+        wanted = set(crawls) if crawls is not None else None
+        units = [m for m in markers if m and (wanted is None or m["crawl"] in wanted)]
+        return sorted(units, key=lambda m: (m["committed_at"], m["unit"]))
+
+    def commit_unit(self, marker: dict) -> None:
+        write_json_atomically(self.spark, self.unit_path(marker["crawl"], marker["unit"], UNIT_MARKER), marker)
+
+    def drop_units(self, crawl: str) -> None:
+        delete_path(self.spark, self.path("units", f"crawl={crawl}"))
+        delete_path(self.spark, self.path("crawls", f"{crawl}.json"))
+
+    @staticmethod
+    def file_states(units: list[dict]) -> dict[tuple[str, str], dict]:
+        """(crawl, file) -> its latest state; a file done in any unit is done, else its latest failure counts."""
+        states: dict[tuple[str, str], dict] = {}
+        for marker in units:  # oldest first: later failures replace earlier ones, a success is final
+            for f in marker["files"]:
+                key = (marker["crawl"], f["file"])
+                if states.get(key, {}).get("status") != "ok":
+                    states[key] = dict(f, unit=marker["unit"], committed_at=marker["committed_at"])
+        return states
+
+    # Crawls --------------------------------------------------------------------------------------------------
+    def crawl_table(self, table: str, crawl: str) -> str:
+        return self.path(table, f"crawl={crawl}")
+
+    def crawl_state(self, crawl: str) -> dict | None:
+        return read_json(self.spark, self.path("crawls", f"{crawl}.json"))
+
+    def crawls(self) -> list[str]:
+        """Crawls whose tables are finished (their state file exists)."""
+        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in glob_paths(self.spark, self.path("crawls", "*.json")))
+
+    def write_crawl_state(self, crawl: str, state: dict) -> None:
+        write_json_atomically(self.spark, self.path("crawls", f"{crawl}.json"), state)
+
+    def read_crawls(self, table: str, crawls: list[str]) -> DataFrame:
+        """A per-crawl table over the chosen crawls, with its `crawl` column (the partition)."""
+        paths = [self.crawl_table(table, c) for c in crawls]
+        return self.spark.read.option("basePath", self.path(table)).parquet(*paths)
+
+    # Runs ----------------------------------------------------------------------------------------------------
+    def summary(self) -> dict | None:
+        return read_json(self.spark, self.path("summary.json"))
+
+    def exists(self) -> bool:
+        return path_exists(self.spark, self.root)

@@ -1,0 +1,52 @@
+"""`metaclip-spark status ROOT`: what an output root holds, read from its commit markers and state files only."""
+
+from __future__ import annotations
+
+from .project import OutputRoot
+
+
+def root_status(root: OutputRoot) -> dict:
+    units = root.committed_units()
+    files = OutputRoot.file_states(units)
+    crawls = {}
+    for crawl in sorted({u["crawl"] for u in units} | set(root.crawls())):
+        state = root.crawl_state(crawl) or {}
+        crawl_files = [s for (c, _), s in files.items() if c == crawl]
+        crawl_units = sorted(u["unit"] for u in units if u["crawl"] == crawl)
+        crawls[crawl] = {
+            "files_done": sum(s["status"] == "ok" for s in crawl_files),
+            "files_failed": sum(s["status"] == "failed" for s in crawl_files),
+            "failed_files": [{"file": s["file"], "reason": s["reason"]} for s in crawl_files if s["status"] == "failed"],
+            "units": len(crawl_units),
+            # Units committed after the crawl's tables were last rebuilt: the next curate/match run folds them in.
+            "pending_rebuild": bool(state) is False or state.get("units") != crawl_units,
+            "pairs": state.get("pairs"),
+            "pairs_matched": state.get("pairs_matched"),
+            "metadata_digest": state.get("metadata_digest"),
+        }
+    summary = root.summary()
+    last_run = None
+    if summary:
+        last_run = {k: summary.get(k) for k in ("run_id", "finished_at", "crawls", "t", "t_mode", "seed",
+                                                "pairs_in", "pairs_matched", "pairs_curated")}
+    return {"root": root.root, "crawls": crawls, "last_run": last_run}
+
+
+def format_status(status: dict) -> str:
+    lines = [f"root: {status['root']}"]
+    if not status["crawls"]:
+        lines.append("no crawl ingested yet")
+    for crawl, c in status["crawls"].items():
+        pairs = f"{c['pairs']:,} pairs, {c['pairs_matched']:,} matched" if c["pairs"] is not None else "not built yet"
+        lines.append(f"crawl {crawl}: files {c['files_done']:,} done, {c['files_failed']:,} failed; {pairs}"
+                     + ("; rebuild pending" if c["pending_rebuild"] else ""))
+        for f in c["failed_files"][:10]:
+            lines.append(f"  failed {f['file']}: {f['reason']}")
+    run = status["last_run"]
+    if run:
+        lines.append(f"last curated run {run['run_id']} ({run['finished_at']}): crawls {', '.join(run['crawls'])}, "
+                     f"t = {run['t']:,} ({run['t_mode']}), seed {run['seed']}, {run['pairs_curated']:,} of "
+                     f"{run['pairs_in']:,} pairs curated")
+    else:
+        lines.append("no curated run yet")
+    return "\n".join(lines)
