@@ -44,9 +44,10 @@ metadata-metaclip:
 	mv $(METACLIP_METADATA).part $(METACLIP_METADATA)
 	@echo "use it with --metadata $(METACLIP_METADATA) (or [metadata] path in a --conf file)"
 
+# The whole pipeline on bundled real WARC excerpts with the embedded metadata: extract, match, count, balance, report.
 demo: install
-	$(VENV)/bin/metaclip-spark curate --input tests/data/pool/sample_pairs.jsonl --input-format jsonl \
-		--t auto --seed 0 --output $(DEMO_OUT) --overwrite
+	$(VENV)/bin/metaclip-spark curate --input samples/demo.warc.paths --input-format warc-manifest \
+		--crawl CC-MAIN-demo --t auto --seed 0 --output $(DEMO_OUT) --overwrite
 
 test: install
 	$(PY) -m pytest -q tests
