@@ -83,10 +83,10 @@ def test_a_bigram_needs_two_tokens_separated_by_spaces_only():
 
 # --- Wikipedia: Spark job against an independent recount ---------------------------------------------------
 
-def _recount_excerpt() -> tuple[Counter, Counter, Counter]:
+def _recount(dump: Path) -> tuple[Counter, Counter, Counter]:
     """Pages read with an XML parser (not the job's "</page>" split), terms with the documented tokenisation."""
     pages, unigrams, bigrams = Counter(), Counter(), Counter()
-    with bz2.open(DUMP, "rb") as f:
+    with bz2.open(dump, "rb") as f:
         for _, element in ET.iterparse(f):
             if element.tag.rpartition("}")[2] != "page":
                 continue
@@ -102,6 +102,27 @@ def _recount_excerpt() -> tuple[Counter, Counter, Counter]:
                 bigrams.update(pairs)
             element.clear()
     return pages, unigrams, bigrams
+
+
+def _expected_bigrams(unigrams: Counter, bigrams: Counter, min_count: int, min_pmi: float) -> dict:
+    n = sum(unigrams.values())
+    expected = {}
+    for pair, c12 in bigrams.items():
+        w1, w2 = pair.split(" ")
+        if unigrams[w1] >= min_count and unigrams[w2] >= min_count:
+            pmi = math.log2(c12 * n) - math.log2(unigrams[w1] * unigrams[w2])
+            if pmi >= min_pmi:
+                expected[pair] = (c12, pmi)
+    return expected
+
+
+@pytest.fixture(scope="module")
+def small_dump(tmp_path_factory) -> Path:
+    """The excerpt's header and first 12 pages (real text), for the end-to-end build."""
+    records = bz2.decompress(DUMP.read_bytes()).decode("utf-8").split("</page>")
+    path = tmp_path_factory.mktemp("wiki") / "small-pages-articles.xml.bz2"
+    path.write_bytes(bz2.compress(("</page>".join(records[:12]) + "</page>\n</mediawiki>\n").encode("utf-8")))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +142,7 @@ def test_wikipedia_job_reads_every_page_of_the_dump_once(wikipedia_counts):
 
 
 def test_wikipedia_unigrams_bigrams_and_pmi_match_an_independent_recount(wikipedia_counts):
-    _, unigrams, bigrams = _recount_excerpt()
+    _, unigrams, bigrams = _recount(DUMP)
     n = sum(unigrams.values())
     assert wikipedia_counts.tokens_total == n
     assert wikipedia_counts.unigrams_distinct == len(unigrams)
@@ -131,13 +152,7 @@ def test_wikipedia_unigrams_bigrams_and_pmi_match_an_independent_recount(wikiped
     assert dict(wikipedia_counts.unigrams) == expected_unigrams
     assert [c for _, c in wikipedia_counts.unigrams] == sorted(expected_unigrams.values(), reverse=True)
 
-    expected_bigrams = {}
-    for pair, c12 in bigrams.items():
-        w1, w2 = pair.split(" ")
-        if w1 in expected_unigrams and w2 in expected_unigrams:
-            pmi = math.log2(c12 * n) - math.log2(unigrams[w1] * unigrams[w2])
-            if pmi >= BIGRAM_MIN_PMI:
-                expected_bigrams[pair] = (c12, pmi)
+    expected_bigrams = _expected_bigrams(unigrams, bigrams, UNIGRAM_MIN_COUNT, BIGRAM_MIN_PMI)
     assert expected_bigrams, "thresholds too high for the excerpt: the test would check nothing"
     assert {b: c for b, c, _ in wikipedia_counts.bigrams} == {b: c for b, (c, _) in expected_bigrams.items()}
     for bigram, _, pmi in wikipedia_counts.bigrams:
@@ -182,21 +197,27 @@ def test_wordnet_install_turns_crlf_into_lf_and_writes_missing_lexnames(tmp_path
 
 # --- the whole build and the CLI -----------------------------------------------------------------------------
 
-def test_build_follows_the_spec_order_numbers_wordnet_unigrams_bigrams_titles(spark, wikipedia_counts):
-    thresholds = BuildThresholds(unigram_min_count=UNIGRAM_MIN_COUNT, bigram_min_pmi=BIGRAM_MIN_PMI)
-    build = build_metadata(spark, wikipedia=[str(DUMP)], pageviews=[str(p) for p in PAGEVIEWS], wordnet=False,
-                           thresholds=thresholds)
+def test_build_follows_the_spec_order_numbers_wordnet_unigrams_bigrams_titles(spark, small_dump):
+    thresholds = BuildThresholds(unigram_min_count=5, bigram_min_pmi=8.0)
+    build = build_metadata(spark, wikipedia=[str(small_dump)], pageviews=[str(p) for p in PAGEVIEWS],
+                           wordnet=False, thresholds=thresholds)
     assert [row["source"] for row in build.report] == ["numbers", "wikipedia_unigrams", "wikipedia_bigrams",
                                                        "pageview_titles"]
-    unigrams = [w for w, _ in wikipedia_counts.unigrams]
-    bigrams = [b for b, _, _ in wikipedia_counts.bigrams]
-    new_unigrams = [w for w in unigrams if w not in {str(n) for n in range(100)}]
-    assert build.entries[:100] == [str(n) for n in range(100)]
-    assert build.entries[100:100 + len(new_unigrams)] == new_unigrams
-    assert build.entries[100 + len(new_unigrams):100 + len(new_unigrams) + len(bigrams)] == bigrams
-    assert build.entries[-5:] == ["Main Page", "Apple", "apple", "Zebra crossing", "Eiffel Tower"]
+    pages, unigrams, bigrams = _recount(small_dump)
+    numbers = [str(n) for n in range(100)]
+    kept_unigrams = sorted((w for w, c in unigrams.items() if c >= 5), key=lambda w: (-unigrams[w], w))
+    new_unigrams = [w for w in kept_unigrams if w not in numbers]
+    kept_bigrams = _expected_bigrams(unigrams, bigrams, 5, 8.0)
+    assert pages["article"] > 0 and kept_bigrams
+    assert build.entries[:100] == numbers
+    assert build.entries[100:100 + len(new_unigrams)] == new_unigrams  # most frequent first
+    bigram_block = build.entries[100 + len(new_unigrams):100 + len(new_unigrams) + len(kept_bigrams)]
+    assert set(bigram_block) == set(kept_bigrams)
+    earlier = set(build.entries[:100 + len(new_unigrams) + len(kept_bigrams)])
+    assert build.entries[100 + len(new_unigrams) + len(kept_bigrams):] == [
+        t for t in ["Main Page", "Apple", "apple", "Zebra crossing", "Eiffel Tower"] if t not in earlier]
     assert build.report[3]["skipped_punctuation"] == 1  # the "-" title
-    assert build.details["wikipedia"]["tokens_total"] == wikipedia_counts.tokens_total
+    assert build.details["wikipedia"]["tokens_total"] == sum(unigrams.values())
 
 
 def test_build_metadata_command_writes_a_json_array_and_prints_its_reports(spark, tmp_path, capsys):
