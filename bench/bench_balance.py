@@ -69,6 +69,11 @@ def run(work_dir: Path, manifest: dict, curate_runs: dict, log=print) -> dict:
             seconds = large["stages"][stage]["seconds"] - small["stages"][stage]["seconds"]
             marginal[stage] = round(rows / seconds / CORES) if seconds > 0 else None
         result["marginal_pairs_per_s_per_core"] = marginal
+        # The same difference in CPU-seconds of every process: the per-pair cost once fixed costs cancel out.
+        result["marginal_cpu_s_per_pair"] = {
+            stage: round((large["stages"][stage]["cpu_seconds"] - small["stages"][stage]["cpu_seconds"])
+                         / (large[key] - small[key]), 9)
+            for stage, key in (("match", "pairs_in"), ("count", "pairs_matched"), ("balance", "pairs_matched"))}
         matched_dir = work_dir / "curate-pool" / "matched"
         if matched_dir.exists():
             log("balance: bare counting and balancing over the 1M run's matched table")

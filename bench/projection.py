@@ -46,21 +46,28 @@ def project(results: dict) -> dict:
         "executor_cores": EXECUTOR_CORES, "target_hours": TARGET_HOURS, "count_matches": COUNT_MATCHES}}
 
     # ---- unit costs (CPU-seconds) ----
+    # Marginal costs between the 1M and the 4M pipeline runs where both exist (each run's fixed costs, JIT
+    # compilation, first jobs, automaton builds, cancel out); else the larger run's average.
     timed = _get(matching, "stages", "local[2]", "timed", default={}) or {}
-    match_cpu_per_text = timed["cpu_seconds"] / timed["rows"] if timed.get("rows") else None
     stages = large.get("stages", {})
     matched = large.get("pairs_matched")
     matches = large.get("matches_total")
-    count_cpu_per_match = stages["count"]["cpu_seconds"] / matches if matches and "count" in stages else None
-    balance_cpu_per_pair = stages["balance"]["cpu_seconds"] / matched if matched and "balance" in stages else None
+    marginal = _get(results, "balance", "marginal_cpu_s_per_pair", default={}) or {}
+    match_cpu_per_text = marginal.get("match") or (
+        stages["match"]["cpu_seconds"] / large["pairs_in"] if "match" in stages else None)
+    entries_per_text = matches / matched if matches else None
+    count_cpu_per_match = (marginal["count"] / entries_per_text if marginal.get("count") and entries_per_text else
+                           (stages["count"]["cpu_seconds"] / matches if matches and "count" in stages else None))
+    balance_cpu_per_pair = marginal.get("balance") or (
+        stages["balance"]["cpu_seconds"] / matched if matched and "balance" in stages else None)
     extract_cpu_per_mb = None
     if extract.get("stage_local1_cpu_seconds") and extract.get("warc_uncompressed_mb"):
         extract_cpu_per_mb = extract["stage_local1_cpu_seconds"] / extract["warc_uncompressed_mb"]
     matched_share = matched / large["pairs_in"] if matched else None
-    entries_per_text = matches / matched if matches else None
     out["unit_costs"] = {
         "extract_cpu_s_per_uncompressed_mb": extract_cpu_per_mb,
         "match_cpu_s_per_text": match_cpu_per_text,
+        "match_cpu_s_per_text_1M_run_local2": timed["cpu_seconds"] / timed["rows"] if timed.get("rows") else None,
         "count_cpu_s_per_match": count_cpu_per_match,
         "balance_cpu_s_per_matched_pair": balance_cpu_per_pair,
         "matched_share": matched_share,

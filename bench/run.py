@@ -264,6 +264,17 @@ def finish(results: dict, target: Path) -> None:
         matching = bench_matching.summarise(matching["bare_before"], matching["bare_after"], matching["reference"],
                                             matching["stages"])
         results["matching"] = dict(matching, case_seconds=case_seconds)
+    curate_runs = results.get("memory", {}).get("curate")
+    if curate_runs:
+        import bench_balance
+
+        previous = results.get("balance", {})
+        balance = bench_balance.run(Path(results["inputs"]["directory"]), results["inputs"], curate_runs,
+                                    lambda m: None)
+        for key in ("bare", "count_stage_per_core_vs_bare", "balance_stage_per_core_vs_bare", "case_seconds"):
+            if key not in balance and key in previous:
+                balance[key] = previous[key]
+        results["balance"] = balance
     results["goals"] = goals(results)
     try:
         results["projection"] = projection.project(results)
