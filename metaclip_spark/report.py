@@ -1,7 +1,8 @@
 """The curation report: the numbers a user checks before training on a curated set.
 
-Reads a finished output directory (matched/, counts/, curated/, match.json, summary.json) and writes DIR/report/
-(summary.json, PNG plots, one self-contained index.html), replacing any previous report as a whole.
+Reads the latest run of an output root (summary.json, counts/, curated/, and matched/ of the run's crawls; layout in
+project.py) and writes ROOT/report/ (summary.json, PNG plots, one self-contained index.html), replacing any
+previous report as a whole.
 
 Every number is a Spark reduction; the driver only receives results bounded by the metadata or by the handful of
 crawls / languages / text sources, never anything that grows with the pool:
@@ -10,7 +11,8 @@ crawls / languages / text sources, never anything that grows with the pool:
   keep probabilities and the expected curated size (sum of keep probabilities over ALL matched pairs);
 - curated/: per-entry counts after balancing (explode + groupBy: measured, not derived from a formula) and sizes
   by group;
-- the input pool (only when it carries crawl / lang / text_source columns): pairs in by group.
+- pairs in: per crawl from the run's summary; per language / text source (when the pairs carry those columns)
+  by a scan of the crawls' pairs (ROOT/pairs for Common Crawl, the pool files read again for a pool of pairs).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import shutil
 import tempfile
 import uuid as uuidlib
-from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 import pyarrow as pa
@@ -31,11 +33,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from . import __version__, balancing
-from .curation import ENTRY_IDS, count_vector
+from .curation import ENTRY_IDS
 from .errors import CurationError, InputError
 from .pool import INPUT_FORMATS, read_pool
 from .progress import stage
-from .tables import delete_path, path_exists, read_json, rename_path
+from .project import OutputRoot
+from .tables import delete_path, path_exists, rename_path
 
 log = logging.getLogger("metaclip_spark")
 
@@ -116,6 +119,8 @@ def _grouped(df: DataFrame, groups: list[str], extra_sets: list[tuple[str, ...]]
         return [{"set": "", "value": None, **df.agg(*aggregations).first().asDict()}]
     flags = [F.grouping(c).alias(f"_grouping_{c}") for c in columns]
     rows = df.groupingSets(sets, *columns).agg(*aggregations, *flags).collect()
+    if not rows:  # grouping sets over no rows give no rows at all, not even the total
+        return [{"set": "", "value": None, **df.agg(*aggregations).first().asDict()}]
     results = []
     for row in rows:
         grouped = [c for c in columns if row[f"_grouping_{c}"] == 0]
@@ -162,64 +167,107 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
         probabilities_broadcast.unpersist()
 
 
-def after_counts(curated: DataFrame, entries_total: int) -> np.ndarray:
-    """Per-entry counts over the curated table itself: explode the entry ids of the kept pairs, count."""
-    counts = curated.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id").agg(F.count("*").alias("count"))
-    return count_vector(counts, entries_total)
+def curated_pass(curated: DataFrame, groups: list[str], entries_total: int) -> tuple[np.ndarray, list[dict]]:
+    """Over the curated table itself, in one scan: per-entry counts after balancing (explode the kept pairs' entry
+    ids, count) and kept pairs by group and in total (each pair's first entry stands for the pair)."""
+    exploded = curated.select(*groups, F.posexplode(ENTRY_IDS).alias("position", "entry_id"))
+    results = _grouped(exploded, groups, [("entry_id",)], [
+        F.count("*").alias("matches"),
+        F.sum((F.col("position") == 0).cast("long")).alias("pairs"),
+    ])
+    after = np.zeros(entries_total, dtype=np.int64)
+    for r in results:
+        if r["set"] == "entry_id":
+            after[int(r["value"])] = int(r["matches"])
+    return after, [r for r in results if r["set"] != "entry_id"]
 
 
 def _by_group(results: list[dict], groups: list[str], key: str) -> dict[str, dict[str, float]]:
     return {g: {_group_value(r["value"]): r[key] for r in results if r["set"] == g} for g in groups}
 
 
-@dataclass
-class ReportInputs:
-    """What the report reads from an output directory's JSON records."""
-
-    run: dict  # DIR/summary.json (run_balance), which includes match.json's fields
-
-    @classmethod
-    def load(cls, spark: SparkSession, output: str) -> "ReportInputs":
-        summary = read_json(spark, _join(output, "summary.json"))
-        if summary is None:
-            raise InputError(f"{output} holds no finished run (summary.json); run `curate` (or `balance`) first")
-        for table in ("matched", "counts", "curated"):
-            if not path_exists(spark, _join(output, table)):
-                raise InputError(f"{output} has no {table}/ table; run `curate` first")
-        return cls(summary)
+def _load_run(spark: SparkSession, root: OutputRoot) -> dict:
+    """The latest run's summary (ROOT/summary.json), checked to have the tables the report reads."""
+    summary = root.summary()
+    if summary is None:
+        raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
+    for table in ("counts", "curated"):
+        if not path_exists(spark, root.path(table)):
+            raise InputError(f"{root.root} has no {table}/ table; run `curate` first")
+    return summary
 
 
-def _pool_pairs_by_group(spark: SparkSession, config: dict | None, run: dict, groups: list[str]) -> dict | None:
-    """Pairs in by group, from the input pool (still where match.json says); None when it cannot be read back."""
-    if not groups or config is None or run.get("input_format") not in INPUT_FORMATS:
-        return None
-    reread = dict(config, input=dict(config["input"], partitions=0))  # a count needs no repartitioning
-    try:
-        pool = read_pool(spark, run["input"], run["input_format"], reread)
-    except CurationError as e:
-        log.warning("report: pairs in by group skipped, the input pool cannot be read back: %s", e)
-        return None
-    if any(g not in pool.columns for g in groups):
-        return None
-    return _by_group(_grouped(pool, groups, [], [F.count("*").alias("pairs")]), groups, "pairs")
+def _pairs_in_frames(spark: SparkSession, root: OutputRoot, crawls: list[str], config: dict | None) -> list | None:
+    """The pairs of the pool (one frame per source, each with its `crawl`), or None when they cannot be read back.
+
+    Common Crawl crawls keep their de-duplicated pairs in ROOT/pairs; a pool of pairs is read again from where
+    its committed units say it was (a pool that has moved or changed gives no by-group pairs in).
+    """
+    kinds = {crawl: (root.crawl_state(crawl) or {}).get("kind") for crawl in crawls}
+    frames = []
+    extracted = [c for c in crawls if kinds[c] == "extract"]
+    if extracted:
+        frames.append(root.read_crawls("pairs", extracted))
+    pools = [c for c in crawls if kinds[c] != "extract"]
+    if pools:
+        if config is None:
+            return None
+        reread = dict(config, input=dict(config["input"], partitions=0))  # a count needs no repartitioning
+        for marker in root.committed_units(pools):
+            location, input_format = marker["files"][0]["location"], marker.get("format")
+            if input_format not in INPUT_FORMATS:
+                return None
+            try:
+                pool = read_pool(spark, location, input_format, reread)
+            except CurationError as e:
+                log.warning("report: pairs in by language / text source skipped, %s cannot be read back: %s",
+                            location, e)
+                return None
+            # As in matched/, a pool's rows take the crawl they were ingested under.
+            frames.append(pool.drop("crawl").withColumn("crawl", F.lit(marker["crawl"])))
+    return frames
+
+
+def _pairs_in_by_group(spark: SparkSession, root: OutputRoot, run: dict, groups: list[str],
+                       config: dict | None) -> dict[str, dict[str, int] | None]:
+    """Pairs in per value of each group column: per crawl from the run's crawl states, the others by a scan of
+    the pool's pairs (None for a column the pool's pairs do not all carry)."""
+    result: dict[str, dict[str, int] | None] = {g: None for g in groups}
+    if "crawl" in groups and run.get("by_crawl"):
+        result["crawl"] = {crawl: int(state["pairs"]) for crawl, state in run["by_crawl"].items()}
+    others = [g for g in groups if g != "crawl"]
+    if not others:
+        return result
+    frames = _pairs_in_frames(spark, root, run["crawls"], config)
+    if not frames:
+        return result
+    others = [g for g in others if all(g in frame.columns for frame in frames)]
+    if others:
+        pairs = reduce(lambda a, b: a.unionByName(b), [frame.select(*others) for frame in frames])
+        result.update(_by_group(_grouped(pairs, others, [], [F.count("*").alias("pairs")]), others, "pairs"))
+    return result
 
 
 def compute_report(spark: SparkSession, output: str, config: dict | None = None) -> tuple[dict, dict]:
     """The report's numbers (the report summary, without plots) and the count vectors the plots need."""
-    run = ReportInputs.load(spark, output).run
+    root = OutputRoot(spark, output)
+    run = _load_run(spark, root)
     entries_total = int(run["entries_total"])
     t = int(run["t"])
-    counts_table = spark.read.parquet(_join(output, "counts"))
-    before = count_vector(counts_table, entries_total)
+    # One row per matched entry: bounded by the metadata (~500k), like the count vector itself.
+    counts_table = spark.read.parquet(root.path("counts")).select("entry_id", "entry", "count").toArrow()
+    before = np.zeros(entries_total, dtype=np.int64)
+    before[counts_table.column("entry_id").to_numpy()] = counts_table.column("count").to_numpy()
+    names = dict(zip(counts_table.column("entry_id").to_pylist(), counts_table.column("entry").to_pylist()))
+    del counts_table
     probabilities = balancing.entry_probabilities(before, t)
 
-    matched = spark.read.parquet(_join(output, "matched"))
-    curated = spark.read.parquet(_join(output, "curated"))
+    matched = root.read_crawls("matched", run["crawls"])  # the pool balanced by this run, with `crawl`
+    curated = spark.read.parquet(root.path("curated"))
     groups = present_group_columns(matched)
     matched_results = matched_pass(matched, probabilities, groups)
-    after = after_counts(curated, entries_total)
-    curated_results = _grouped(curated, [g for g in groups if g in curated.columns], [], [F.count("*").alias("pairs")])
-    pool_by_group = _pool_pairs_by_group(spark, config, run, groups)
+    after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total)
+    pool_by_group = _pairs_in_by_group(spark, root, run, groups, config)
 
     total = next(r for r in matched_results if r["set"] == "")
     pairs_matched = int(total["pairs"])
@@ -232,11 +280,11 @@ def compute_report(spark: SparkSession, output: str, config: dict | None = None)
     expected_by = _by_group(matched_results, groups, "expected")
     curated_by = _by_group(curated_results, groups, "pairs")
     for g in groups:
-        values = sorted(set(matched_by[g]) | set(curated_by[g]) | set((pool_by_group or {}).get(g, {})))
+        values = sorted(set(matched_by[g]) | set(curated_by[g]) | set(pool_by_group[g] or {}))
         by[g] = [
             {
                 "value": v,
-                "pairs_in": int(pool_by_group[g].get(v, 0)) if pool_by_group else None,
+                "pairs_in": int(pool_by_group[g].get(v, 0)) if pool_by_group[g] is not None else None,
                 "pairs_matched": int(matched_by[g].get(v, 0)),
                 "pairs_curated": int(curated_by[g].get(v, 0)),
                 "expected_curated": float(expected_by[g].get(v) or 0.0),
@@ -254,12 +302,6 @@ def compute_report(spark: SparkSession, output: str, config: dict | None = None)
 
     matches_before = int(before.sum())
     matches_after = int(after.sum())
-    top_ids = {i for i, _ in top_entries(before)} | {i for i, _ in top_entries(after)}
-    names = {}
-    if top_ids:
-        for row in counts_table.where(F.col("entry_id").isin(sorted(top_ids))).select("entry_id", "entry").collect():
-            names[int(row["entry_id"])] = row["entry"]
-
     def listed(counts: np.ndarray) -> list[dict]:
         return [{"rank": rank, "entry_id": i, "entry": names.get(i, ""), "count": c}
                 for rank, (i, c) in enumerate(top_entries(counts), start=1)]
@@ -267,8 +309,9 @@ def compute_report(spark: SparkSession, output: str, config: dict | None = None)
     report = {
         "output": output,
         "version": __version__,
-        "run": {k: run.get(k) for k in ("input", "input_format", "metadata", "metadata_digest", "seed",
-                                        "finished_at", "version")},
+        "run": {**{k: run.get(k) for k in ("run_id", "crawls", "metadata", "metadata_digest", "seed", "finished_at",
+                                           "version")},
+                "input": (run.get("ingest") or {}).get("input"), "input_format": (run.get("ingest") or {}).get("input_format")},
         "sizes": {
             "pairs_in": pairs_in,
             "pairs_matched": pairs_matched,
@@ -356,30 +399,32 @@ def write_report(spark: SparkSession, output: str, config: dict | None = None) -
     `config` (the run's configuration) lets the report read the input pool back for pairs in by group; without
     it those numbers are left out.
     """
+    # Imported here, not at the top: executors unpickle this module's functions and need no matplotlib.
     from .report_html import render_html
     from .report_plots import figure_png, plot_cumulative_share, plot_entry_counts, plot_keep_probabilities
 
+    report_path = _join(output, REPORT_DIR)
     with stage(spark, "report", f"numbers and plots of {output}") as run:
         report, vectors = compute_report(spark, output, config)
         run.rows = report["sizes"]["pairs_matched"] + report["sizes"]["pairs_curated"]
-    balancing_numbers = report["balancing"]
-    figures = {
-        "entry_counts.png": plot_entry_counts(vectors["before"], vectors["after"], balancing_numbers["t"]),
-        "cumulative_share.png": plot_cumulative_share(vectors["before"], vectors["after"], balancing_numbers["t"]),
-        "keep_probabilities.png": plot_keep_probabilities(balancing_numbers["keep_probability_histogram"]["pairs"]),
-    }
-    images = {}
-    report["plots"] = {}
-    for file_name, figure in figures.items():
-        axes = figure.axes[0]
-        report["plots"][file_name] = {"title": axes.get_title(), "xlabel": axes.get_xlabel(),
-                                      "ylabel": axes.get_ylabel(), "xscale": axes.get_xscale(),
-                                      "yscale": axes.get_yscale()}
-        images[file_name] = figure_png(figure)
-    summary_text = json.dumps(report, indent=2, sort_keys=True) + "\n"
-    files = {"summary.json": summary_text.encode("utf-8"), **images,
-             "index.html": render_html(report, images).encode("utf-8")}
-    report_path = _join(output, REPORT_DIR)
-    write_directory_atomically(spark, report_path, files)
+        before, after, t = vectors["before"], vectors["after"], report["balancing"]["t"]
+        figures = {
+            "entry_counts.png": plot_entry_counts(before, after, t),
+            "cumulative_share.png": plot_cumulative_share(before, after, t),
+            "keep_probabilities.png": plot_keep_probabilities(report["balancing"]["keep_probability_histogram"]["pairs"]),
+        }
+        images = {}
+        report["plots"] = {}
+        for file_name, figure in figures.items():
+            axes = figure.axes[0]
+            # The labels as drawn, read back from the figure, so a reader (or a test) can check what each plot shows.
+            report["plots"][file_name] = {"title": axes.get_title(), "xlabel": axes.get_xlabel(),
+                                          "ylabel": axes.get_ylabel(), "xscale": axes.get_xscale(),
+                                          "yscale": axes.get_yscale()}
+            images[file_name] = figure_png(figure)
+        summary_text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+        files = {"summary.json": summary_text.encode("utf-8"), **images,
+                 "index.html": render_html(report, images).encode("utf-8")}
+        write_directory_atomically(spark, report_path, files)
     log.info("report: %s/index.html", report_path)
     return report

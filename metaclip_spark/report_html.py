@@ -72,8 +72,8 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
         "<title>MetaCLIP curation report</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<h1>MetaCLIP curation report</h1>",
-        f'<p class="note">Output {escape(str(report.get("output", "")))}; input {escape(str(run.get("input")))} '
-        f'({escape(str(run.get("input_format")))}); metadata {escape(str(run.get("metadata")))}; '
+        f'<p class="note">Output root {escape(str(report.get("output", "")))}; run {escape(str(run.get("run_id")))} '
+        f'over crawls {escape(", ".join(run.get("crawls") or []))}; metadata {escape(str(run.get("metadata")))}; '
         f'metaclip-spark {escape(str(report.get("version")))}.</p>',
         "<h2>Sizes</h2>",
         _pairs("pairs", [

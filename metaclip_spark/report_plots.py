@@ -19,7 +19,9 @@ AFTER_STYLE = {"color": "#d62728", "label": "after balancing (curated)"}
 
 
 def _figure() -> tuple[Figure, object]:
-    figure = Figure(figsize=(7.5, 4.8), dpi=100, layout="constrained")
+    figure = Figure(figsize=(7.5, 4.8), dpi=100)
+    # Fixed margins: an automatic layout engine doubles the rendering time of these simple plots.
+    figure.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)
     FigureCanvasAgg(figure)
     return figure, figure.add_subplot()
 

@@ -57,27 +57,37 @@ POOL = [
 EXPECTED_CURATED = 5 * 3 / 8 + 27 / 32 + 3 / 4 + 5 * 1  # 8.46875
 
 
-def _write_inputs(directory, rows, with_groups=True):
-    pool = directory / "pool.jsonl"
-    with open(pool, "w", encoding="utf-8") as f:
+def _write_pool(path, rows, with_columns=True):
+    with open(path, "w", encoding="utf-8") as f:
         for i, (text, crawl, lang, source) in enumerate(rows):
-            record = {"url": f"https://example.com/img/{i}.jpg", "text": text}
-            if with_groups:
-                record.update(crawl=crawl, lang=lang, text_source=source)
+            record = {"url": f"https://example.com/{crawl}/{i}.jpg", "text": text}
+            if with_columns:
+                record.update(lang=lang, text_source=source)
             f.write(json.dumps(record) + "\n")
+    return str(path)
+
+
+def _write_metadata(directory):
     metadata = directory / "metadata.json"
     metadata.write_text(json.dumps(ENTRIES), encoding="utf-8")
-    return str(pool), str(metadata)
+    return pipeline.Metadata(str(metadata))
 
 
 @pytest.fixture(scope="module")
 def curated_run(spark, tmp_path_factory):
-    """A finished `curate` run (which writes the report) over the hand-counted pool with t = 3."""
+    """Two crawls in one root (one ingested first, one by `curate`, which then balances both and writes the report)
+    over the hand-counted pool with t = 3."""
     directory = tmp_path_factory.mktemp("report")
-    pool, metadata = _write_inputs(directory, POOL)
+    metadata = _write_metadata(directory)
     config = load_config("local", overrides={"curation": {"t": T, "seed": 0}})
     output = str(directory / "out")
-    pipeline.curate(spark, config, pool, "jsonl", pipeline.Metadata(metadata), output)
+    for crawl in (CRAWL_A, CRAWL_B):
+        rows = [row for row in POOL if row[1] == crawl]
+        source = pipeline.InputSpec(_write_pool(directory / f"{crawl}.jsonl", rows), "jsonl", crawl=crawl)
+        if crawl == CRAWL_A:
+            pipeline.ingest(spark, config, pipeline.OutputRoot(spark, output), source, metadata)
+        else:
+            pipeline.curate(spark, config, source, metadata, output)
     with open(f"{output}/report/summary.json", encoding="utf-8") as f:
         report = json.load(f)
     curated = spark.read.parquet(f"{output}/curated").select("entry_ids").collect()
@@ -216,17 +226,20 @@ def test_report_of_an_unfinished_output_is_an_input_error(spark, tmp_path, capsy
     assert "summary.json" in capsys.readouterr().err
 
 
-def test_pool_without_crawl_columns_has_no_breakdowns(spark, tmp_path):
-    pool, metadata = _write_inputs(tmp_path, POOL[:4], with_groups=False)
+def test_pool_without_language_columns_is_broken_down_by_crawl_only(spark, tmp_path):
+    metadata = _write_metadata(tmp_path)
     config = load_config("local", overrides={"curation": {"t": "auto"}})
     output = str(tmp_path / "out")
-    pipeline.curate(spark, config, pool, "jsonl", pipeline.Metadata(metadata), output)
+    source = pipeline.InputSpec(_write_pool(tmp_path / "pool.jsonl", POOL[:4], with_columns=False), "jsonl")
+    pipeline.curate(spark, config, source, metadata, output, report=False)
     report = write_report(spark, output, config)
-    assert report["sizes"]["by"] == {}
-    assert report["sizes"]["groups_skipped"] == list(GROUP_COLUMNS)
+    assert report["sizes"]["group_columns"] == ["crawl"]
+    assert report["sizes"]["groups_skipped"] == ["lang", "text_source"]
+    [row] = report["sizes"]["by"]["crawl"]
+    assert (row["value"], row["pairs_in"], row["pairs_matched"]) == ("pool", 4, 4)
     assert report["sizes"]["pairs_matched"] == 4
     with open(f"{output}/report/index.html", encoding="utf-8") as f:
-        assert "No breakdown by crawl, lang, text_source" in f.read()
+        assert "No breakdown by lang, text_source" in f.read()
 
 
 def test_keep_probabilities_are_the_curated_tables_values():
@@ -244,3 +257,13 @@ def test_tail_proportion_and_top_entries():
     assert tail_proportion(counts, 3) == 6 / 22
     assert tail_proportion(np.zeros(3, np.int64), 3) == 0.0
     assert top_entries(counts, 3) == [(1, 8), (2, 4), (6, 4)]
+
+
+def test_grouped_numbers_of_an_empty_table_are_zero_totals(spark):
+    from pyspark.sql import functions as F
+
+    from metaclip_spark.report import _grouped
+
+    empty = spark.createDataFrame([], "crawl string, entry_ids array<int>")
+    results = _grouped(empty, ["crawl"], [], [F.count("*").alias("pairs"), F.sum(F.size("entry_ids")).alias("n")])
+    assert results == [{"set": "", "value": None, "pairs": 0, "n": None}]
