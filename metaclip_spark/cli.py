@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(curate), _add_input(curate, manifests=True, required=False), _add_metadata(curate)
     _add_balance(curate), _add_root(curate)
     curate.add_argument("--overwrite", action="store_true", help="delete the output root first and start afresh")
+    curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
     extract = commands.add_parser("extract", help="Common Crawl WARC/WAT files to image-text pairs: DIR/pairs")
     _add_common(extract)
     extract.add_argument("--manifest", required=True, help="warc.paths.gz or wat.paths.gz (gzipped or plain)")
@@ -200,7 +201,7 @@ def _run_spark_command(args: argparse.Namespace) -> int:
         if args.command == "curate":
             summary = pipeline.curate(spark, config, source, metadata, args.output, crawls=crawls,
                                       overwrite=args.overwrite, force=args.force, rematch=args.rematch,
-                                      fail_fast=args.fail_fast)
+                                      fail_fast=args.fail_fast, report=args.report)
             _print_summary(summary, args.output)
         elif args.command == "match":
             ingested = pipeline.ingest(spark, config, root, source, metadata, force=args.force, rematch=args.rematch,
