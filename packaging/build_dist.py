@@ -8,11 +8,14 @@
 - dist/metaclip_spark.zip: the package alone for `--py-files`, the lighter way when the executors' Python already
   has the dependencies listed, pinned, in dist/requirements-cluster.txt (the same set the packed env holds).
 
+`--extras s3` (make dist DIST_EXTRAS=s3) adds an extra's dependencies, e.g. boto3 for reading s3://commoncrawl/.
+
 See docs/cluster.md for the commands on YARN, Kubernetes, standalone, EMR and Databricks.
 """
 
 from __future__ import annotations
 
+import argparse
 import email
 import shutil
 import subprocess
@@ -44,14 +47,15 @@ def build_wheel() -> Path:
     return wheel
 
 
-def runtime_requirements(wheel: Path) -> list[str]:
-    """The wheel's Requires-Dist without extras and without what the cluster's Spark provides."""
+def runtime_requirements(wheel: Path, extras: tuple[str, ...] = ()) -> list[str]:
+    """The wheel's Requires-Dist (plus those of `extras`) without what the cluster's Spark provides."""
     with zipfile.ZipFile(wheel) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         metadata = email.message_from_bytes(archive.read(name))
     requirements = []
     for requirement in metadata.get_all("Requires-Dist") or []:
-        if "extra ==" in requirement:
+        marker = requirement.partition(";")[2].replace("'", '"').replace(" ", "")
+        if "extra==" in marker and not any(f'extra=="{extra}"' in marker for extra in extras):
             continue
         project = requirement.split(";")[0].strip()
         bare = project.split("[")[0]
@@ -87,7 +91,7 @@ def build_py_files_zip(wheel: Path) -> None:
                 target.writestr(info, source.read(info))
 
 
-def build_packed_env(wheel: Path) -> None:
+def build_packed_env(requirements: list[str], wheel: Path) -> None:
     """A fresh `python -m venv` with the wheel installed (not editable: venv-pack refuses those), packed."""
     shutil.rmtree(ENV_PREFIX, ignore_errors=True)
     # The base interpreter, not this venv's: venv-pack links the packed python to it (same path on every node).
@@ -95,19 +99,23 @@ def build_packed_env(wheel: Path) -> None:
     run(base_python, "-m", "venv", ENV_PREFIX)
     pip = ENV_PREFIX / "bin" / "pip"
     run(pip, "install", "--quiet", "--disable-pip-version-check", "-c", REPO / "constraints.txt",
-        *runtime_requirements(wheel))
+        *requirements)
     run(pip, "install", "--quiet", "--disable-pip-version-check", "--no-deps", wheel)
     # pip is not needed on executors; the archive is smaller without it.
     run(sys.executable, "-m", "venv_pack", "--prefix", ENV_PREFIX, "--output", ENV_ARCHIVE, "--force", "--quiet",
         "--exclude", "lib/python*/site-packages/pip/*", "--exclude", "lib/python*/site-packages/pip-*/*")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--extras", default="", help="comma-separated extras to add, e.g. s3 (boto3, for s3://)")
+    extras = tuple(e.strip() for e in parser.parse_args(argv).extras.split(",") if e.strip())
     DIST.mkdir(exist_ok=True)
     wheel = build_wheel()
     build_py_files_zip(wheel)
-    write_pinned_requirements(runtime_requirements(wheel))
-    build_packed_env(wheel)
+    requirements = runtime_requirements(wheel, extras)
+    write_pinned_requirements(requirements)
+    build_packed_env(requirements, wheel)
     for path in (wheel, PY_FILES_ZIP, REQUIREMENTS, ENV_ARCHIVE):
         print(f"{path.relative_to(REPO)}  {path.stat().st_size / 2**20:.1f} MiB")
     print("Ship it: spark-submit --archives dist/metaclip-spark-env.tar.gz#environment "
