@@ -207,10 +207,14 @@ def count_wikipedia(spark, dump_paths: list[str], unigram_min_count: int = 100, 
     else:
         counts = counts.persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        # One small job: per term kind, distinct terms and total count, plus the page counters (kind 0 rows).
         summary = (counts.groupBy("kind")
-                   .agg(F.count(F.lit(1)).alias("distinct"), F.sum("count").alias("total")).collect())
+                   .agg(F.count(F.lit(1)).alias("distinct"), F.sum("count").alias("total"),
+                        F.map_from_entries(F.collect_list(F.when(F.col("kind") == PAGE, F.struct("term", "count"))))
+                        .alias("pages"))
+                   .collect())
         by_kind = {row["kind"]: row for row in summary}
-        pages = {row["term"]: int(row["count"]) for row in counts.where(F.col("kind") == PAGE).collect()}
+        pages = {term: int(count) for term, count in by_kind[PAGE]["pages"].items()} if PAGE in by_kind else {}
         n = int(by_kind[UNIGRAM]["total"]) if UNIGRAM in by_kind else 0
         kept = (counts.where((F.col("kind") == UNIGRAM) & (F.col("count") >= unigram_min_count))
                 .select("term", "count"))
