@@ -267,3 +267,14 @@ def test_grouped_numbers_of_an_empty_table_are_zero_totals(spark):
     empty = spark.createDataFrame([], "crawl string, entry_ids array<int>")
     results = _grouped(empty, ["crawl"], [], [F.count("*").alias("pairs"), F.sum(F.size("entry_ids")).alias("n")])
     assert results == [{"set": "", "value": None, "pairs": 0, "n": None}]
+
+
+def test_spark_jobs_inside_a_stage_carry_its_name(spark, caplog):
+    from metaclip_spark.progress import stage
+
+    caplog.set_level(logging.INFO, logger="metaclip_spark")
+    with stage(spark, "report", "of a root") as run:
+        assert spark.sparkContext.getLocalProperty("spark.job.description") == "metaclip-spark report: of a root"
+        run.rows = 1234
+    assert spark.sparkContext.getLocalProperty("spark.job.description") is None
+    assert re.fullmatch(r"stage report\s+done in\s+[\d.]+ s, 1,234 rows", caplog.records[-1].getMessage())
