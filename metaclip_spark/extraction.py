@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -266,11 +266,12 @@ def settings_for(spark: SparkSession, config: dict) -> ExtractSettings:
 
 
 def extract_files(spark: SparkSession, files: list[ManifestFile], settings: ExtractSettings, fail_fast: bool,
-                  pairs_path: str, keep_order: bool = False) -> list[dict]:
+                  pairs_path: str, keep_order: bool = False, written: dict | None = None) -> list[dict]:
     """Write the files' pairs, de-duplicated on (uuid, text), to `pairs_path`; return one counter row per file.
 
     The counter rows are collected: one per input file, bounded by the manifest (already on the driver), never by
     the number of pairs. `keep_order` keeps DEDUP_ORDER's `_seq`, for tables de-duplicated again later.
+    `written`, when given, receives {"pairs": rows written}, observed during the write (no second read).
     """
     rows = extracted_rows(spark, files, settings, fail_fast).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -282,7 +283,11 @@ def extract_files(spark: SparkSession, files: list[ManifestFile], settings: Extr
                 raise
             raise FailedFilesError(f"input file failed (--fail-fast): {reason}") from None
         pairs = first_of_duplicates(rows.where(F.col(FILE_STATS).isNull()).select(*PAIR_COLUMNS, "_seq"))
+        observation = Observation("extract")
+        pairs = pairs.observe(observation, F.count(F.lit(1)).alias("pairs"))
         write_parquet_atomically(pairs.select(*PAIR_COLUMNS, *(["_seq"] if keep_order else [])), pairs_path)
+        if written is not None:
+            written["pairs"] = int(observation.get["pairs"])
     finally:
         rows.unpersist()
     return file_rows
@@ -304,8 +309,9 @@ def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: st
     files = read_manifest(manifest, input_base, crawl)
     pairs_path = _join(output, "pairs")
     with stage(spark, "extract", f"{len(files):,} files listed in {manifest}") as run:
-        file_rows = extract_files(spark, files, settings, fail_fast, pairs_path)
-        pairs_emitted = spark.read.parquet(pairs_path).count()
+        written: dict = {}
+        file_rows = extract_files(spark, files, settings, fail_fast, pairs_path, written=written)
+        pairs_emitted = written["pairs"]
         run.rows = pairs_emitted
     totals = sum_file_counters(file_rows)
     troubled = sorted((r for r in file_rows if r["error"]), key=lambda r: r["source_file"])
