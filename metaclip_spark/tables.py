@@ -37,6 +37,8 @@ def write_parquet_atomically(df: DataFrame, path: str) -> None:
     """Write `df` as Parquet at `path`, replacing what was there, through a hidden temporary sibling."""
     spark = df.sparkSession
     parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else (".", path)
+    for leftover in glob_paths(spark, f"{parent}/.{name}.tmp-*"):  # from a killed run of the same stage
+        delete_path(spark, leftover)
     temporary = f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
     try:
         df.write.mode("overwrite").parquet(temporary)

@@ -198,3 +198,4 @@ def test_a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one(crawl_data, on
     assert subprocess.run([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
                           stderr=subprocess.STDOUT).returncode == 0
     assert _rows(root / "curated", "crawl", "uuid", "text", "keep_prob") == expected
+    assert not glob.glob(f"{root}/.curated.tmp-*")  # the killed run's half-written copy is cleared
