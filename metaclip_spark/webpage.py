@@ -58,8 +58,8 @@ def normalize_charset(label: str | None) -> str | None:
         return None
 
 
-def sniff_charset(html: bytes, http_charset: str | None = None) -> str:
-    """The codec to decode `html` with: byte order mark, HTTP header, <meta> tag, then UTF-8 if valid, else cp1252."""
+def declared_charset(html: bytes, http_charset: str | None = None) -> str | None:
+    """The codec a page declares: byte order mark, then HTTP header, then <meta> tag; None when none is usable."""
     for bom, name in _BOMS:
         if html.startswith(bom):
             return name
@@ -68,22 +68,34 @@ def sniff_charset(html: bytes, http_charset: str | None = None) -> str:
         return declared
     match = _META_CHARSET.search(html, 0, _META_SCAN_BYTES)
     if match:
-        declared = normalize_charset(match.group(1).decode("ascii", "replace"))
-        if declared:
-            return declared
+        return normalize_charset(match.group(1).decode("ascii", "replace"))
+    return None
+
+
+def _undeclared(html: bytes) -> tuple[str, str | None]:
+    """(codec, text when already decoded) for a page declaring nothing: UTF-8 if it is valid UTF-8, else cp1252."""
     try:
-        html.decode("utf-8")
-        return "utf-8"
+        return "utf-8", html.decode("utf-8")
     except UnicodeDecodeError as e:
         # A page cut by a size cap or truncation may end inside a UTF-8 sequence: still UTF-8.
         if e.start >= len(html) - 3 and e.reason == "unexpected end of data":
-            return "utf-8"
-        return "cp1252"  # the web's default when nothing is declared (HTML standard)
+            return "utf-8", None
+        return "cp1252", None  # the web's default when nothing is declared (HTML standard)
+
+
+def sniff_charset(html: bytes, http_charset: str | None = None) -> str:
+    """The codec to decode `html` with: byte order mark, HTTP header, <meta> tag, then UTF-8 if valid, else cp1252."""
+    return declared_charset(html, http_charset) or _undeclared(html)[0]
 
 
 def decode_html(html: bytes, http_charset: str | None = None) -> str:
     """The page as text; undecodable bytes become U+FFFD rather than losing the page."""
-    return html.decode(sniff_charset(html, http_charset), errors="replace")
+    codec = declared_charset(html, http_charset)
+    if codec is None:
+        codec, text = _undeclared(html)
+        if text is not None:
+            return text
+    return html.decode(codec, errors="replace")
 
 
 def http_url(url: str) -> bool:
@@ -101,7 +113,10 @@ def page_base(page_url: str, base_href: str | None) -> str:
 
 def resolve_image_url(base: str, src: str) -> str:
     """`src` as an absolute URL; the HTML standard strips surrounding whitespace and drops tabs and newlines."""
-    return urljoin(base, src.strip().translate(_URL_NOISE))
+    src = src.strip()
+    if "\t" in src or "\n" in src or "\r" in src:
+        src = src.translate(_URL_NOISE)
+    return urljoin(base, src)
 
 
 def _texts(values: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
@@ -119,12 +134,12 @@ def _add_image(page: PageImages, base: str, src: str | None, texts: list[tuple[s
     if src is None or not src.strip():
         page.no_src += 1
         return
+    if not texts:
+        page.no_text += 1  # before resolving: most images have no text, and urljoin is the costly step
+        return
     url = resolve_image_url(base, src)
     if not http_url(url):
         page.non_http_url += 1
-        return
-    if not texts:
-        page.no_text += 1
         return
     for text, attribute in texts:
         page.pairs.append((url, text, attribute))
