@@ -258,8 +258,6 @@ def compute_report(spark: SparkSession, output: str, config: dict | None = None)
     counts_table = spark.read.parquet(root.path("counts")).select("entry_id", "entry", "count").toArrow()
     before = np.zeros(entries_total, dtype=np.int64)
     before[counts_table.column("entry_id").to_numpy()] = counts_table.column("count").to_numpy()
-    names = dict(zip(counts_table.column("entry_id").to_pylist(), counts_table.column("entry").to_pylist()))
-    del counts_table
     probabilities = balancing.entry_probabilities(before, t)
 
     matched = root.read_crawls("matched", run["crawls"])  # the pool balanced by this run, with `crawl`
@@ -300,6 +298,11 @@ def compute_report(spark: SparkSession, output: str, config: dict | None = None)
         if r["set"] == _PROB_BIN:
             histogram[int(r["value"])] = int(r["pairs"])
 
+    top_ids = sorted({i for i, _ in top_entries(before)} | {i for i, _ in top_entries(after)})
+    id_type = counts_table.schema.field("entry_id").type
+    named = counts_table.filter(pc.is_in(counts_table.column("entry_id"), pa.array(top_ids, id_type)))
+    names = dict(zip(named.column("entry_id").to_pylist(), named.column("entry").to_pylist()))
+    del counts_table
     matches_before = int(before.sum())
     matches_after = int(after.sum())
     def listed(counts: np.ndarray) -> list[dict]:
@@ -309,9 +312,8 @@ def compute_report(spark: SparkSession, output: str, config: dict | None = None)
     report = {
         "output": output,
         "version": __version__,
-        "run": {**{k: run.get(k) for k in ("run_id", "crawls", "metadata", "metadata_digest", "seed", "finished_at",
-                                           "version")},
-                "input": (run.get("ingest") or {}).get("input"), "input_format": (run.get("ingest") or {}).get("input_format")},
+        "run": {k: run.get(k) for k in ("run_id", "crawls", "metadata", "metadata_digest", "seed", "finished_at",
+                                        "version")},
         "sizes": {
             "pairs_in": pairs_in,
             "pairs_matched": pairs_matched,
@@ -411,7 +413,8 @@ def write_report(spark: SparkSession, output: str, config: dict | None = None) -
         figures = {
             "entry_counts.png": plot_entry_counts(before, after, t),
             "cumulative_share.png": plot_cumulative_share(before, after, t),
-            "keep_probabilities.png": plot_keep_probabilities(report["balancing"]["keep_probability_histogram"]["pairs"]),
+            "keep_probabilities.png": plot_keep_probabilities(
+                report["balancing"]["keep_probability_histogram"]["pairs"]),
         }
         images = {}
         report["plots"] = {}
