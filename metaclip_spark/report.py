@@ -376,7 +376,11 @@ def write_directory_atomically(spark: SparkSession, path: str, files: dict[str, 
         finally:
             shutil.rmtree(local_temporary, ignore_errors=True)
         return
-    # Object stores and HDFS: stage the files locally, copy them beside the target, then swap.
+    _write_directory_hadoop(spark, path, temporary, files)
+
+
+def _write_directory_hadoop(spark: SparkSession, path: str, temporary: str, files: dict[str, bytes]) -> None:
+    """Object stores and HDFS: stage the files locally, copy them beside the target, then swap."""
     with tempfile.TemporaryDirectory() as staging:
         for file_name, data in files.items():
             with open(os.path.join(staging, file_name), "wb") as f:

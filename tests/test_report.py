@@ -278,3 +278,14 @@ def test_spark_jobs_inside_a_stage_carry_its_name(spark, caplog):
         run.rows = 1234
     assert spark.sparkContext.getLocalProperty("spark.job.description") is None
     assert re.fullmatch(r"stage report\s+done in\s+[\d.]+ s, 1,234 rows", caplog.records[-1].getMessage())
+
+
+def test_report_directory_on_a_hadoop_file_system_is_replaced_whole(spark, tmp_path):
+    from metaclip_spark.report import _write_directory_hadoop
+
+    target = f"file://{tmp_path}/report"
+    _write_directory_hadoop(spark, target, f"file://{tmp_path}/.report.tmp-1", {"a.txt": b"old", "b.txt": b"old"})
+    _write_directory_hadoop(spark, target, f"file://{tmp_path}/.report.tmp-2", {"a.txt": b"new"})
+    assert (tmp_path / "report" / "a.txt").read_bytes() == b"new"
+    assert not (tmp_path / "report" / "b.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
