@@ -347,6 +347,7 @@ def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: st
                          "non_html, oversized_page, decode_error: records",
         "settings": {k: v for k, v in asdict(settings).items() if k != "batch_rows"},
         "pairs": pairs_path,
+        "file_seconds": round(sum(r["seconds"] or 0.0 for r in file_rows), 1),  # streaming files, summed over tasks
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
     write_json_atomically(spark, _join(output, "extract.json"), record)
