@@ -197,10 +197,10 @@ def test_wordnet_install_turns_crlf_into_lf_and_writes_missing_lexnames(tmp_path
 
 # --- the whole build and the CLI -----------------------------------------------------------------------------
 
-def test_build_follows_the_spec_order_numbers_wordnet_unigrams_bigrams_titles(spark, small_dump):
+def test_build_follows_the_spec_order_numbers_wordnet_unigrams_bigrams_titles(spark, small_dump, tmp_path):
     thresholds = BuildThresholds(unigram_min_count=5, bigram_min_pmi=8.0)
     build = build_metadata(spark, wikipedia=[str(small_dump)], pageviews=[str(p) for p in PAGEVIEWS],
-                           wordnet=False, thresholds=thresholds)
+                           wordnet=False, thresholds=thresholds, counts_output=str(tmp_path / "counts"))
     assert [row["source"] for row in build.report] == ["numbers", "wikipedia_unigrams", "wikipedia_bigrams",
                                                        "pageview_titles"]
     pages, unigrams, bigrams = _recount(small_dump)
@@ -218,6 +218,10 @@ def test_build_follows_the_spec_order_numbers_wordnet_unigrams_bigrams_titles(sp
         t for t in ["Main Page", "Apple", "apple", "Zebra crossing", "Eiffel Tower"] if t not in earlier]
     assert build.report[3]["skipped_punctuation"] == 1  # the "-" title
     assert build.details["wikipedia"]["tokens_total"] == sum(unigrams.values())
+    # The full count table is kept for re-thresholding without recounting.
+    table = spark.read.parquet(str(tmp_path / "counts"))
+    assert table.where(f"kind = {wikipedia.UNIGRAM}").count() == len(unigrams)
+    assert table.where(f"kind = {wikipedia.BIGRAM}").count() == len(bigrams)
 
 
 def test_build_metadata_command_writes_a_json_array_and_prints_its_reports(spark, tmp_path, capsys):
