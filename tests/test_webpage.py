@@ -268,3 +268,43 @@ def test_json_of_the_real_wat_record_has_the_spec_path():
         raw = f.read()
     envelope = json.loads(raw[raw.index(b"{"):])["Envelope"]
     assert "Links" in envelope["Payload-Metadata"]["HTTP-Response-Metadata"]["HTML-Metadata"]
+
+
+# --- bad input inside a file ----------------------------------------------------------------------------------------
+
+def _members(name: str) -> list[bytes]:
+    data, records = (CC / name).read_bytes(), []
+    while data:
+        inflater = zlib.decompressobj(31)
+        records.append(inflater.decompress(data))
+        data = inflater.unused_data
+    return records
+
+
+def test_a_record_with_a_bad_header_is_skipped_not_the_rest_of_the_file():
+    import io
+
+    records = _members("warcfile.warc.gz")
+    broken = next(i for i, r in enumerate(records) if b"WARC-Type: response" in r[:300])
+    header_end = records[broken].index(b"\r\n\r\n")
+    header = records[broken][:header_end].replace(b"WARC/1.0", b"XXXX/1.0", 1)  # not a WARC header any more
+    records[broken] = header + records[broken][header_end:]
+    counts = ArchiveCounts()
+    pages = list(web_pages(io.BytesIO(b"".join(gzip.compress(r) for r in records)), counts, 5 << 20))
+    assert (counts.records_read, counts.html_pages, counts.read_error) == (49, 15, None)  # 50 records, 16 pages
+    assert pages[0].page_url == "http://01spb.ru/company/"  # the broken one was the first page    assert pages[-1].page_url == "http://096355.com/video/11073.html?11073-0-2"  # the file's last page is read
+
+
+def test_deeply_nested_and_malformed_html_still_gives_its_images():
+    deep = "<div>" * 50_000 + '<img src="deep.png" alt="deep">' + "</div>" * 10
+    assert html_image_pairs(deep, "http://example.com/").pairs == [("http://example.com/deep.png", "deep", "alt")]
+    broken = '<table><tr><td><img src="a.png" alt="unclosed <b>bold <img src=b.png alt=second title="t'
+    pairs = html_image_pairs(broken, "http://example.com/x/").pairs
+    assert ("http://example.com/x/a.png", "unclosed <b>bold <img src=b.png alt=second title=", "alt") not in pairs
+    assert all(url.startswith("http://example.com/x/") for url, _, _ in pairs)
+
+
+def test_undecodable_bytes_become_replacement_characters_not_a_lost_page():
+    html = b'<meta charset="utf-8"><img src="a.png" alt="caf\xe9 \xff ok">'
+    assert html_image_pairs(html, "http://example.com/").pairs == [
+        ("http://example.com/a.png", "caf\ufffd \ufffd ok", "alt")]
