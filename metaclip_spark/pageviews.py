@@ -29,7 +29,14 @@ def pageview_titles(spark, paths: list[str], min_total_views: int = 70, min_hour
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    lines = spark.read.text(list(paths))
+    from pyspark.errors import AnalysisException
+
+    from .errors import InputError
+
+    try:
+        lines = spark.read.text(list(paths))
+    except AnalysisException as e:  # a missing file or a glob matching nothing
+        raise InputError(f"pageview files not readable: {e.getMessage().splitlines()[0]}") from None
     fields = F.split(F.col("value"), " ")
     parsed = lines.select(
         # get() gives NULL past the end of a short line (getItem fails under ANSI mode).

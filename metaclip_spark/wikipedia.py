@@ -173,7 +173,14 @@ def term_counts(spark, dump_paths: list[str], pages_per_batch: int = 200):
     """DataFrame (kind, term, count): summed counts of every term in the dumps (and of page kinds, kind 0)."""
     from pyspark.sql import functions as F
 
-    records = spark.read.option("lineSep", PAGE_END).text(list(dump_paths))
+    from pyspark.errors import AnalysisException
+
+    from .errors import InputError
+
+    try:
+        records = spark.read.option("lineSep", PAGE_END).text(list(dump_paths))
+    except AnalysisException as e:  # a missing file or a glob matching nothing
+        raise InputError(f"Wikipedia dump not readable: {e.getMessage().splitlines()[0]}") from None
     # Batches of pages bound the memory of a task's partial counts; Spark sums them in a shuffle.
     partial = records.select("value").mapInArrow(lambda batches: _count_batches(batches, pages_per_batch),
                                                  COUNT_SCHEMA)

@@ -239,6 +239,14 @@ def test_build_metadata_command_writes_a_json_array_and_prints_its_reports(spark
     assert json.loads(report.read_text())["entries"] == 105
 
 
+def test_build_metadata_command_stops_with_exit_3_on_missing_input_files(spark, tmp_path, capsys):
+    code = main(["build-metadata", "--no-wordnet", "--pageviews", str(tmp_path / "missing-*.gz"),
+                 "--output", str(tmp_path / "m.json")])
+    assert code == 3
+    assert "pageview files not readable" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_metadata_info_reports_problems_of_a_file(tmp_path, capsys):
     path = write_metadata(["dog", "dog", "", "U.S.", "?"], tmp_path / "m.json")
     assert main(["metadata-info", "--metadata", str(path)]) == 0
