@@ -33,6 +33,11 @@ _CHARSET_ALIASES = {
     "utf-16": "utf-8", "utf-16le": "utf-8", "utf-16be": "utf-8",
 }
 _URL_NOISE = str.maketrans("", "", "\t\n\r")
+# An HTML parser checks the open-element stack at each block start tag, so thousands of unclosed <div>s make
+# parsing quadratic (50,000 take ~20 s). Past this many unclosed ones they are read as <span>s, which the parser
+# opens without that check; <img> elements and their attributes are unchanged.
+_UNCLOSED_DIV_LIMIT = 4096
+_DIV_TAG = re.compile(r"<(/?)div\b", re.IGNORECASE)
 
 
 @dataclass
@@ -145,12 +150,19 @@ def _add_image(page: PageImages, base: str, src: str | None, texts: list[tuple[s
         page.pairs.append((url, text, attribute))
 
 
+def _defuse_deep_nesting(html: str) -> str:
+    opened = html.count("<div") + html.count("<DIV")
+    if opened < _UNCLOSED_DIV_LIMIT or opened - html.count("</div") - html.count("</DIV") < _UNCLOSED_DIV_LIMIT:
+        return html
+    return _DIV_TAG.sub(r"<\1span", html)
+
+
 def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None = None,
                      text_attributes: tuple[str, ...] | list[str] = DEFAULT_TEXT_ATTRIBUTES) -> PageImages:
     """Every `<img>` of an HTML page as (absolute URL, text, attribute) pairs, in document order."""
     if isinstance(html, bytes):
         html = decode_html(html, http_charset)
-    tree = LexborHTMLParser(html)
+    tree = LexborHTMLParser(_defuse_deep_nesting(html))
     base_element = tree.css_first("base[href]")
     base = page_base(page_url, base_element.attrs.get("href") if base_element is not None else None)
     page = PageImages()
