@@ -79,22 +79,17 @@ def stage_in_child(master: str, manifest: dict, out_dir: Path) -> dict:
                                                                             manifest["pool_rows"])):
             output = out_dir / f"match-{master.replace('[', '').replace(']', '')}-{name}"
             shutil.rmtree(output, ignore_errors=True)
-            processes = harness.spark_processes(spark)
-            jvm_before = harness.cpu_seconds([processes["jvm"]])
-            python_before = harness.cpu_seconds(processes["python"])
+            meter = harness.CpuMeter(spark).start()
             started = time.monotonic()
             record = harness.match_stage(spark, config, pool, metadata, str(output))
             seconds = time.monotonic() - started
+            cpu = meter.stop()
             processes = harness.spark_processes(spark)
-            jvm_cpu = harness.cpu_seconds([processes["jvm"]]) - jvm_before
-            python_cpu = harness.cpu_seconds(processes["python"]) - python_before
-            cpu = jvm_cpu + python_cpu
             workers = [p for p in processes["python"] if "pyspark.daemon" in harness.cmdline(p)]
             result[name] = {
                 "rows": record["pairs_in"], "pairs_matched": record["pairs_matched"], "seconds": round(seconds, 2),
                 "texts_per_s": round(record["pairs_in"] / seconds),
-                "cpu_seconds": round(cpu, 1), "jvm_cpu_seconds": round(jvm_cpu, 1),
-                "python_cpu_seconds": round(python_cpu, 1), "cores_busy": round(cpu / seconds, 2),
+                **cpu, "cores_busy": round(cpu["cpu_seconds"] / seconds, 2),
                 "python_processes": len(workers),
                 "python_worker_rss_mb": sorted(round(harness.rss_mb(p)) for p in workers),
                 "jvm_rss_mb": round(harness.rss_mb(processes["jvm"])),

@@ -99,14 +99,11 @@ def curate_in_child(master: str, pool: str, metadata_path: str, out_dir: Path) -
                 ("count", lambda: harness.count_stage(spark, output, metadata)),
                 ("balance", lambda: harness.balance_stage(spark, config, output, metadata)),
             ):
-                processes = harness.spark_processes(spark)
-                cpu_before = harness.cpu_seconds([processes["jvm"], *processes["python"]])
+                meter = harness.CpuMeter(spark).start()
                 started = time.monotonic()
                 value = body()
                 seconds = time.monotonic() - started
-                processes = harness.spark_processes(spark)
-                cpu = harness.cpu_seconds([processes["jvm"], *processes["python"]]) - cpu_before
-                stages[name] = {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 1)}
+                stages[name] = {"seconds": round(seconds, 2), **meter.stop()}
                 if name == "match":
                     match_record = value
                 if name == "balance":

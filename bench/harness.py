@@ -287,3 +287,55 @@ def stage_metrics(spark) -> dict:
         t["executor_run_ms"] += s.get("executorRunTime", 0)
         t["executor_cpu_ms"] += round(s.get("executorCpuTime", 0) / 1e6)
     return totals
+
+
+def own_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of one process alone (not its children)."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else None
+
+
+class CpuMeter:
+    """CPU-seconds used by a Spark JVM and every process below it between start() and stop().
+
+    Python workers come and go (Spark stops idle ones after a minute), so each process's own CPU is sampled
+    every `interval` seconds and its last reading kept after it exits; a process seen for the first time counts
+    from zero. Children's reaped time (cutime) is not used: it would count an exited worker twice.
+    """
+
+    def __init__(self, spark, interval: float = 0.25):
+        import threading
+
+        self.root = jvm_pid(spark)
+        self.interval = interval
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, first: bool = False) -> None:
+        for pid in [self.root, *descendants(self.root)]:
+            value = own_cpu_seconds(pid)
+            if value is None:
+                continue
+            if pid not in self._first:
+                self._first[pid] = value if first else 0.0
+            self._last[pid] = value
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def start(self) -> "CpuMeter":
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        jvm = self._last[self.root] - self._first[self.root]
+        python = sum(self._last[p] - self._first[p] for p in self._last if p != self.root)
+        return {"cpu_seconds": round(jvm + python, 1), "jvm_cpu_seconds": round(jvm, 1),
+                "python_cpu_seconds": round(python, 1)}
