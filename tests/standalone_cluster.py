@@ -150,7 +150,15 @@ class StandaloneCluster:
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=env or self.env, cwd=cwd or self.workdir, start_new_session=True)
 
-    def start(self, timeout: float = 180.0) -> "StandaloneCluster":
+    def start(self, timeout: float = 300.0) -> "StandaloneCluster":
+        """Launch the daemons and wait until every worker has registered with the master."""
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> "StandaloneCluster":
+        """Launch the master and the workers without waiting (the JVMs boot while the caller does other work)."""
+        if self.master is not None:
+            return self
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         spark_class = str(SPARK_HOME / "bin" / "spark-class")
         self.master = self._spawn("master", [
@@ -166,6 +174,9 @@ class StandaloneCluster:
                 "--port", str(free_port()), "--webui-port", str(free_port()), "--work-dir", str(work_dir),
                 self.master_url,
             ]))
+        return self
+
+    def wait_ready(self, timeout: float = 300.0) -> "StandaloneCluster":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for process in [self.master, *self.workers]:

@@ -1,9 +1,10 @@
 """The curation job on a real Spark standalone cluster (a master and two workers on 127.0.0.1), as users submit it.
 
-`spark-submit --master spark://... jobs/curate.py` with the cluster profile must write the same tables as a
-local-mode run of `metaclip-spark curate`, and still the same tables when a worker dies in the middle of the job
-(its executor and the shuffle files it held are lost; Spark retries and recomputes, and the seeded, per-pair keep
-draws make the retried work decide exactly as the first attempt would have).
+`spark-submit --master spark://... jobs/curate.py` with the cluster profile, from a manifest of real web-archive
+excerpts, must write the same tables as a local-mode run of `metaclip-spark curate`, and still the same tables
+when a worker dies in the middle of the job: its executor, the task it was running and the shuffle files it held
+are lost; Spark retries and recomputes, and since extraction, dedup and the seeded per-pair keep draws are pure
+functions of the input, the retried work decides exactly as the first attempt would have.
 
 Run only these with `make test-cluster` (`pytest -m cluster`).
 """
@@ -11,6 +12,8 @@ Run only these with `make test-cluster` (`pytest -m cluster`).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -25,78 +28,103 @@ from standalone_cluster import HOST, StandaloneCluster, free_port, get_json
 pytestmark = pytest.mark.cluster
 
 METADATA = DATA / "metadata" / "small.json"
-POOL = DATA / "pool" / "sample_pairs.jsonl"
-# Many small input partitions: every stage of the job runs dozens of tasks, so a worker can be killed while one
-# of them is running (and the output is not a single file that one task writes).
-INPUT_PARTITIONS = 48
-JOB_TIMEOUT = 600
-TABLES = {
-    "matched": ("uuid", "url", "text", "entry_ids"),
-    "counts": ("entry_id", "entry", "count"),
-    "curated": ("uuid", "url", "text", "entry_ids", "keep_prob"),
-}
-SUMMARY_KEYS = ("pairs_in", "pairs_matched", "pairs_curated", "entries_matched", "entries_over_t", "t",
-                "matches_total", "metadata_digest", "seed")
+CRAWL_EXCERPTS = DATA / "cc"
+# Real WARC excerpts (tests/data/cc/README.md): English pages, Chinese pages in GBK, a Japanese EUC-JP crawl, a
+# gzip member cut short and a page with no images.
+WARC_FILES = ["sample-0000.warc.gz", "warcfile.warc.gz", "clueweb-quirk.warc.gz", "clipped.warc.gz",
+              "example.warc.gz"]
+# Each excerpt is listed under several names: the extract stage runs one task per file, so it has enough tasks for
+# a worker to be killed while some are done and others still to run (the copies' pairs are crawl-wide duplicates,
+# dropped in favour of the first file listed, on the cluster as in local mode).
+COPIES = 4
+JOB_TIMEOUT = 900
+# The output root's tables (metaclip_spark/project.py): per-crawl pairs and matched pairs, summed counts, the set.
+TABLES = ("pairs", "matched", "counts", "curated")
+SUMMARY_KEYS = ("pairs_in", "pairs_matched", "pairs_curated", "expected_curated", "t", "seed", "metadata_digest",
+                "entries_matched", "entries_over_t", "matches_total", "by_crawl")
 
 
-def _job_args(conf_file: Path, output: Path) -> list[str]:
+def _job_args(job_inputs: tuple[Path, Path, Path], output: Path) -> list[str]:
     """The options of `curate`, the same for the local run and the cluster runs."""
-    return ["--conf", str(conf_file), "--metadata", str(METADATA), "--input", str(POOL), "--input-format", "jsonl",
+    manifest, excerpts, conf_file = job_inputs
+    return ["--conf", str(conf_file), "--metadata", str(METADATA), "--input", str(manifest),
+            "--input-format", "warc-manifest", "--input-base", str(excerpts), "--crawl", "excerpts",
             "--t", "auto", "--seed", "7", "--output", str(output)]
 
 
-def _rows(output: Path, table: str) -> list[tuple]:
-    data = pq.read_table(output / table)
-    columns = [data.column(name).to_pylist() for name in TABLES[table]]
-    return sorted(zip(*columns), key=repr)
+def _rows(output: Path, table: str) -> list[str]:
+    """Every row of a table, whole, in a canonical order (Spark writes rows in no particular order)."""
+    return sorted(json.dumps(row, sort_keys=True, default=str) for row in pq.read_table(output / table).to_pylist())
 
 
 def _summary(output: Path) -> dict:
+    """What a run decided: counts, threshold, sizes, and the extraction counters (timings left out)."""
     summary = json.loads((output / "summary.json").read_text())
-    return {key: summary[key] for key in SUMMARY_KEYS}
+    decided = {key: summary[key] for key in SUMMARY_KEYS}
+    decided["extract"] = {key: value for key, value in (summary.get("extract") or {}).items()
+                          if "elapsed" not in key and "seconds" not in key}
+    return decided
 
 
-def _assert_same_tables(output: Path, expected: Path) -> None:
+def _assert_same_output(output: Path, expected: Path) -> None:
     for table in TABLES:
-        assert _rows(output, table) == _rows(expected, table), f"{table} differs from the local-mode run"
+        rows, expected_rows = _rows(output, table), _rows(expected, table)
+        assert expected_rows, f"the local run wrote no {table} rows: nothing would be compared"
+        assert rows == expected_rows, f"{table} differs from the local-mode run"
     assert _summary(output) == _summary(expected)
 
 
 @pytest.fixture(scope="module")
-def conf_file(tmp_path_factory) -> Path:
-    """A user TOML laid over the profile: small shuffles for a small pool, many input partitions."""
-    path = tmp_path_factory.mktemp("cluster-conf") / "test.toml"
-    path.write_text(
-        f'[input]\npartitions = {INPUT_PARTITIONS}\n\n'
-        '[spark.conf]\n"spark.sql.shuffle.partitions" = "4"\n"spark.executor.memory" = "512m"\n'
-    )
-    return path
-
-
-@pytest.fixture(scope="module")
-def local_run(spark, conf_file, tmp_path_factory) -> Path:
-    """`metaclip-spark curate` with the local profile (in this process, on the suite's local session)."""
-    output = tmp_path_factory.mktemp("local-run") / "out"
-    assert cli.main(["curate", "--profile", "local", *_job_args(conf_file, output)]) == 0
-    return output
-
-
-@pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A standalone master and two 1-core, 1g workers; every process it started is stopped, pass or fail."""
+    """A standalone master and two 1-core, 1g workers; every process it started is stopped, pass or fail.
+
+    Launched without waiting: the JVMs boot while the local reference run works.
+    """
     standalone = StandaloneCluster(tmp_path_factory.mktemp("standalone"), workers=2, cores=1, memory="1g")
     try:
-        standalone.start()
-        yield standalone
+        yield standalone.launch()
     finally:
         standalone.stop()
 
 
-def _submit(cluster: StandaloneCluster, conf_file: Path, output: Path, name: str, ui_port: int):
+@pytest.fixture(scope="module")
+def job_inputs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The excerpts under their names, a manifest listing them, and a user TOML laid over the profile."""
+    directory = tmp_path_factory.mktemp("cluster-inputs")
+    excerpts = directory / "excerpts"
+    excerpts.mkdir()
+    listed = []
+    for copy in range(COPIES):
+        for name in WARC_FILES:
+            listed.append(f"copy-{copy}/{name}")
+            (excerpts / listed[-1]).parent.mkdir(exist_ok=True)
+            shutil.copyfile(CRAWL_EXCERPTS / name, excerpts / listed[-1])
+    manifest = directory / "warc.paths"
+    manifest.write_text("\n".join(listed) + "\n")
+    conf_file = directory / "test.toml"
+    # One unit of work for all files (a single extract stage of many tasks); small shuffles for a small pool.
+    conf_file.write_text(
+        f'[extract]\nfiles_per_task = 1\nfiles_per_unit = {len(listed)}\n\n'
+        '[spark.conf]\n"spark.sql.shuffle.partitions" = "4"\n"spark.executor.memory" = "512m"\n'
+    )
+    return manifest, excerpts, conf_file
+
+
+@pytest.fixture(scope="module")
+def local_run(cluster, spark, job_inputs, tmp_path_factory) -> Path:
+    """`metaclip-spark curate` with the local profile (in this process, on the suite's local session)."""
+    output = tmp_path_factory.mktemp("local-run") / "out"
+    assert cli.main(["curate", "--profile", "local", *_job_args(job_inputs, output)]) == 0
+    return output
+
+
+def _submit(cluster: StandaloneCluster, job_inputs: tuple[Path, Path, Path], output: Path, name: str, ui_port: int,
+            extra: list[str] = ()):
+    cluster.wait_ready()
     return cluster.submit([
         "--driver-memory", "512m", "--executor-memory", "512m", "--total-executor-cores", "2",
-        "--conf", f"spark.ui.port={ui_port}", "--conf", "spark.port.maxRetries=0",
-        str(REPO / "jobs" / "curate.py"), "--profile", "cluster", *_job_args(conf_file, output),
+        "--conf", f"spark.ui.port={ui_port}", "--conf", "spark.port.maxRetries=0", *extra,
+        str(REPO / "jobs" / "curate.py"), "--profile", "cluster", *_job_args(job_inputs, output),
     ], name, cwd=REPO)
 
 
@@ -108,33 +136,29 @@ def _wait(cluster: StandaloneCluster, process, name: str) -> None:
     assert returncode == 0, f"{name} exited with {returncode}:\n{cluster.log_tail(80)}"
 
 
-def test_spark_submit_on_a_standalone_cluster_writes_the_same_tables_as_local_mode(cluster, conf_file, local_run,
+def test_spark_submit_on_a_standalone_cluster_writes_the_same_tables_as_local_mode(cluster, job_inputs, local_run,
                                                                                    tmp_path):
     output = tmp_path / "out"
+    job = _submit(cluster, job_inputs, output, "curate-on-cluster", free_port())
     finished_before = {app["id"] for app in (cluster.state() or {}).get("completedapps", [])}
-    job = _submit(cluster, conf_file, output, "curate-on-cluster", free_port())
     _wait(cluster, job, "spark-submit")
     finished = [app for app in (cluster.state() or {}).get("completedapps", []) if app["id"] not in finished_before]
     assert [app["state"] for app in finished] == ["FINISHED"], "the job did not run as one application on the cluster"
-    _assert_same_tables(output, local_run)
-
-
-def _active_executors(ui: str, app_id: str) -> list[dict]:
-    executors = get_json(f"{ui}/api/v1/applications/{app_id}/executors") or []
-    return [e for e in executors if e.get("id") != "driver"]
+    _assert_same_output(output, local_run)
 
 
 def _wait_for_running_tasks(job, ui: str, deadline: float) -> tuple[str, dict, dict]:
-    """Poll the driver's REST API until a stage of many tasks is part-way done on two executors."""
+    """Poll the driver's REST API until a stage of many tasks is part-way done, on two busy-able executors."""
     while time.monotonic() < deadline and job.poll() is None:
         apps = get_json(f"{ui}/api/v1/applications", timeout=2) or []
         if apps:
             app_id = apps[0]["id"]
             stages = get_json(f"{ui}/api/v1/applications/{app_id}/stages?status=active", timeout=2) or []
-            executors = _active_executors(ui, app_id)
+            executors = [e for e in get_json(f"{ui}/api/v1/applications/{app_id}/executors", timeout=2) or []
+                         if e.get("id") != "driver"]
             busy = [e for e in executors if e.get("activeTasks", 0) > 0]
             for stage in stages:
-                if (stage["numTasks"] >= INPUT_PARTITIONS // 2 and 1 <= stage["numCompleteTasks"]
+                if (stage["numTasks"] >= 8 and stage["numCompleteTasks"] >= 1
                         and stage["numCompleteTasks"] + stage["numActiveTasks"] < stage["numTasks"]
                         and len(executors) == 2 and busy):
                     return app_id, stage, busy[0]
@@ -142,16 +166,15 @@ def _wait_for_running_tasks(job, ui: str, deadline: float) -> tuple[str, dict, d
     pytest.fail("the job finished (or timed out) before a worker could be killed while a stage was running")
 
 
-def test_job_survives_a_worker_killed_mid_stage_with_the_same_output(cluster, conf_file, local_run, tmp_path):
+def test_job_survives_a_worker_killed_mid_stage_with_the_same_output(cluster, job_inputs, local_run, tmp_path):
     output = tmp_path / "out"
     ui_port = free_port()
     ui = f"http://{HOST}:{ui_port}"
-    job = _submit(cluster, conf_file, output, "curate-losing-a-worker", ui_port)
+    job = _submit(cluster, job_inputs, output, "curate-losing-a-worker", ui_port)
     app_id, stage, executor = _wait_for_running_tasks(job, ui, time.monotonic() + JOB_TIMEOUT)
 
     # Kill the worker whose executor is running a task: its JVM, that executor and the executor's Python workers.
-    victim = next(i for i, worker in enumerate(cluster.workers)
-                  if cluster.executor_ids(i) and executor["id"] in cluster.executor_ids(i))
+    victim = next(i for i in range(len(cluster.workers)) if executor["id"] in cluster.executor_ids(i))
     cluster.kill_worker(victim)
     assert job.poll() is None, "the job ended before the worker was lost"
     lost = None
@@ -164,4 +187,22 @@ def test_job_survives_a_worker_killed_mid_stage_with_the_same_output(cluster, co
 
     _wait(cluster, job, "spark-submit after losing a worker")
     assert len(cluster.alive_workers()) == 1
-    _assert_same_tables(output, local_run)
+    _assert_same_output(output, local_run)
+
+
+@pytest.mark.skipif(not os.environ.get("METACLIP_TEST_ENV_ARCHIVE"),
+                    reason="set METACLIP_TEST_ENV_ARCHIVE=dist/metaclip-spark-env.tar.gz (make dist) to run")
+def test_packed_environment_from_make_dist_runs_the_job_on_executors(cluster, job_inputs, local_run, tmp_path):
+    """Executors run their Python from the archive shipped with --archives, as on a cluster without our venv.
+
+    Runs last: the fault test above leaves one worker, enough for this job.
+    """
+    archive = Path(os.environ["METACLIP_TEST_ENV_ARCHIVE"]).resolve()
+    output = tmp_path / "out"
+    job = _submit(cluster, job_inputs, output, "curate-with-packed-env", free_port(), [
+        "--archives", f"{archive}#environment", "--conf", "spark.pyspark.python=./environment/bin/python",
+        "--conf", f"spark.pyspark.driver.python={cluster.python}",
+    ])
+    _wait(cluster, job, "spark-submit with the packed environment")
+    assert list(cluster.workdir.glob("worker-*/app-*/*/environment/bin/python")), "the archive was not unpacked"
+    _assert_same_output(output, local_run)
