@@ -72,6 +72,17 @@ def keep_draw(seed: int, uuid: str, text: str, entry_id: int) -> float:
     return float(entry_draws(np.array([pair_hash(seed, uuid, text)], np.uint64), np.array([entry_id]))[0])
 
 
+def keep_probabilities(lengths: np.ndarray, flat_entry_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """P = 1 - prod(1 - p_e) per pair, for pairs whose entry ids are given flattened with their lengths (0 if none)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rows = np.repeat(np.arange(lengths.size), lengths)
+    with np.errstate(divide="ignore"):  # p_e = 1 gives log(0) = -inf, so P = 1
+        log_miss = np.bincount(rows, weights=np.log1p(-probs[flat_entry_ids]), minlength=lengths.size)
+    keep_prob = -np.expm1(log_miss)
+    keep_prob[lengths == 0] = 0.0
+    return keep_prob
+
+
 def decide(seed: int, uuids: list, texts: list, lengths: np.ndarray, flat_entry_ids: np.ndarray,
            probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep decisions for a batch of pairs whose entry id lists are given flattened with their lengths.
@@ -81,11 +92,6 @@ def decide(seed: int, uuids: list, texts: list, lengths: np.ndarray, flat_entry_
     n = len(uuids)
     hashes = np.fromiter((pair_hash(seed, u, x) for u, x in zip(uuids, texts)), dtype=np.uint64, count=n)
     rows = np.repeat(np.arange(n), lengths)
-    p = probs[flat_entry_ids]
-    hits = entry_draws(hashes[rows], flat_entry_ids) < p
+    hits = entry_draws(hashes[rows], flat_entry_ids) < probs[flat_entry_ids]
     keep = np.bincount(rows, weights=hits, minlength=n) > 0
-    with np.errstate(divide="ignore"):
-        log_miss = np.bincount(rows, weights=np.log1p(-p), minlength=n)
-    keep_prob = -np.expm1(log_miss)
-    keep_prob[np.asarray(lengths) == 0] = 0.0
-    return keep, keep_prob
+    return keep, keep_probabilities(lengths, flat_entry_ids, probs)

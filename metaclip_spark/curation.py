@@ -45,6 +45,12 @@ def match_pool(pool: DataFrame, entries: list[str], digest: str, text_column: st
     return pool.mapInArrow(match_batches, output_schema)
 
 
+def flattened_entry_ids(entry_ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow column of entry id lists as (length per row, all ids flattened): the shape balancing works on."""
+    lengths = pc.list_value_length(entry_ids).fill_null(0).to_numpy(zero_copy_only=False)
+    return lengths, pc.list_flatten(entry_ids).to_numpy(zero_copy_only=False)
+
+
 def count_entries(matched: DataFrame, entries: list[str]) -> DataFrame:
     """`entry_id, entry, count` for every entry matched at least once: a distributed reduction, then a join."""
     spark = matched.sparkSession
@@ -72,9 +78,7 @@ def balance_pool(matched: DataFrame, probabilities: np.ndarray, seed: int, text_
     def balance_batches(batches):
         probs = probabilities_broadcast.value
         for batch in batches:
-            entry_ids = batch.column(ENTRY_IDS)
-            lengths = pc.list_value_length(entry_ids).fill_null(0).to_numpy(zero_copy_only=False)
-            flat = pc.list_flatten(entry_ids).to_numpy(zero_copy_only=False)
+            lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
             keep, keep_prob = balancing.decide(
                 seed, batch.column("uuid").to_pylist(), batch.column(text_column).to_pylist(), lengths, flat, probs
             )

@@ -33,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from . import __version__, balancing
-from .curation import ENTRY_IDS
+from .curation import ENTRY_IDS, flattened_entry_ids
 from .errors import CurationError, InputError
 from .pool import INPUT_FORMATS, read_pool
 from .progress import stage
@@ -59,21 +59,6 @@ def _join(root: str, name: str) -> str:
 
 
 # --- pure functions (no Spark) ----------------------------------------------------------------------------------
-
-def keep_probabilities(lengths: np.ndarray, flat_entry_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """P = 1 - prod(1 - p_e) per pair, for pairs whose entry ids are given flattened with their lengths.
-
-    The same arithmetic as balancing.decide (log1p / expm1, summed in the same order), so it gives the very
-    keep_prob values the curated table holds, without the hashing the draws need.
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    rows = np.repeat(np.arange(lengths.size), lengths)
-    with np.errstate(divide="ignore"):
-        log_miss = np.bincount(rows, weights=np.log1p(-probs[flat_entry_ids]), minlength=lengths.size)
-    keep_prob = -np.expm1(log_miss)
-    keep_prob[lengths == 0] = 0.0
-    return keep_prob
-
 
 def probability_bins(keep_prob: np.ndarray, bins: int = PROBABILITY_BINS) -> np.ndarray:
     """Histogram bin of each probability: [k/bins, (k+1)/bins), the last bin closed (P = 1 goes in it)."""
@@ -145,10 +130,8 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
     def keep_probability_batches(batches):
         probs = probabilities_broadcast.value
         for batch in batches:
-            entry_ids = batch.column(ENTRY_IDS)
-            lengths = pc.list_value_length(entry_ids).fill_null(0).to_numpy(zero_copy_only=False)
-            flat = pc.list_flatten(entry_ids).to_numpy(zero_copy_only=False)
-            keep_prob = keep_probabilities(lengths, flat, probs)
+            lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
+            keep_prob = balancing.keep_probabilities(lengths, flat, probs)
             yield pa.RecordBatch.from_arrays(
                 [batch.column(g) for g in groups]
                 + [pa.array(lengths, pa.int32()), pa.array(keep_prob, pa.float64()),

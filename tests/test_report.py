@@ -23,10 +23,10 @@ from matplotlib.image import imread
 from metaclip_spark import balancing, pipeline
 from metaclip_spark.cli import main
 from metaclip_spark.config import load_config
+from metaclip_spark.balancing import keep_probabilities
 from metaclip_spark.report import (
     GROUP_COLUMNS,
     PROBABILITY_BINS,
-    keep_probabilities,
     tail_proportion,
     top_entries,
     write_report,
