@@ -148,10 +148,15 @@ def file_pairs(file: ManifestFile, settings: ExtractSettings, stats: FileStats) 
     try:
         with stream:
             for page in web_pages(stream, archive, settings.max_page_bytes):
-                if isinstance(page, HtmlPage):
-                    images = html_image_pairs(page.html, page.page_url, page.http_charset, settings.text_attributes)
-                else:
-                    images = wat_image_pairs(page.html_metadata, page.page_url, settings.text_attributes)
+                try:
+                    if isinstance(page, HtmlPage):
+                        images = html_image_pairs(page.html, page.page_url, page.http_charset,
+                                                  settings.text_attributes)
+                    else:
+                        images = wat_image_pairs(page.html_metadata, page.page_url, settings.text_attributes)
+                except Exception:  # noqa: BLE001 - one page the parser cannot take is skipped and counted
+                    archive.decode_errors += 1
+                    continue
                 counts["img_tags"] += images.img_tags
                 counts["dropped_no_src"] += images.no_src
                 counts["dropped_non_http_url"] += images.non_http_url

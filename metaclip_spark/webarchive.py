@@ -209,5 +209,5 @@ def web_pages(stream: BinaryIO | str, counts: ArchiveCounts, max_page_bytes: int
                 continue
             if page is not None:
                 yield page
-    except (OSError, ValueError, EOFError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever the reader raises ends this file only, keeping what came before
         counts.read_error = f"{type(e).__name__}: {e}"

@@ -204,11 +204,10 @@ def test_wat_alt_title_and_base():
     assert found.non_http_url == 1
 
 
-def test_non_response_and_non_html_records_give_no_pages():
-    _, counts = _pages("example.warc.gz")
-    assert counts.records_read == 6  # warcinfo x2, request x2, response, revisit
-    html = HtmlPage("http://x/", b"", None)
-    assert html.page_url == "http://x/"
+def test_only_response_records_with_html_give_pages():
+    pages, counts = _pages("example.warc.gz")  # warcinfo x2, request x2, response, revisit (no payload)
+    assert (counts.records_read, counts.html_pages, len(pages)) == (6, 1, 1)
+    assert isinstance(pages[0], HtmlPage) and pages[0].page_url == "http://example.com/"
 
 
 # --- language -------------------------------------------------------------------------------------------------------
