@@ -151,6 +151,8 @@ def _add_image(page: PageImages, base: str, src: str | None, texts: list[tuple[s
 
 
 def _defuse_deep_nesting(html: str) -> str:
+    if len(html) < 5 * _UNCLOSED_DIV_LIMIT:
+        return html  # too short to hold that many <div>s
     opened = html.count("<div") + html.count("<DIV")
     if opened < _UNCLOSED_DIV_LIMIT or opened - html.count("</div") - html.count("</DIV") < _UNCLOSED_DIV_LIMIT:
         return html
@@ -163,7 +165,11 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
     if isinstance(html, bytes):
         html = decode_html(html, http_charset)
     tree = LexborHTMLParser(_defuse_deep_nesting(html))
-    base_element = tree.css_first("base[href]")
+    # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere.
+    head = tree.head
+    base_element = head.css_first("base[href]") if head is not None else None
+    if base_element is None and ("<base" in html or "<BASE" in html):
+        base_element = tree.css_first("base[href]")
     base = page_base(page_url, base_element.attrs.get("href") if base_element is not None else None)
     page = PageImages()
     for img in tree.css("img"):
