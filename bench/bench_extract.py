@@ -37,6 +37,7 @@ SOURCES = ("warcfile.warc.gz", "sample-0000.warc.gz", "clueweb-quirk.warc.gz", "
 TARGET_MB = 100
 PARTS = 1  # one file, as the issue asks (Common Crawl's are ~1 GB each; a task streams one at a time)
 GOAL = 0.8
+RUNS = 2  # each side runs twice and keeps its best time: other work on a shared machine only ever adds time
 
 
 def _members(path: Path) -> list[bytes]:
@@ -168,16 +169,21 @@ def stage_child(directory: str, output: str, result_path: str) -> None:
     started = time.perf_counter()
     run_extract(spark, config, str(warm / "paths"), str(REPO / "tests" / "data" / "cc"), str(warm / "out"))
     warm_seconds = time.perf_counter() - started
-    processes = harness.spark_processes(spark)
-    cpu_before = harness.cpu_seconds([processes["jvm"], *processes["python"]])
-    started = time.perf_counter()
-    record = run_extract(spark, config, str(Path(directory) / "warc.paths"), directory, str(Path(output) / "run"))
-    seconds = time.perf_counter() - started
-    processes = harness.spark_processes(spark)
-    cpu = harness.cpu_seconds([processes["jvm"], *processes["python"]]) - cpu_before
+    runs = []
+    for attempt in range(RUNS):
+        processes = harness.spark_processes(spark)
+        cpu_before = harness.cpu_seconds([processes["jvm"], *processes["python"]])
+        started = time.perf_counter()
+        record = run_extract(spark, config, str(Path(directory) / "warc.paths"), directory,
+                             str(Path(output) / f"run-{attempt}"))
+        seconds = time.perf_counter() - started
+        processes = harness.spark_processes(spark)
+        cpu = harness.cpu_seconds([processes["jvm"], *processes["python"]]) - cpu_before
+        runs.append({"seconds": seconds, "cpu_seconds": cpu, "record": record})
     spark.stop()
-    harness.write_result(result_path, {"seconds": seconds, "cpu_seconds": cpu, "warm_up_seconds": warm_seconds,
-                                       "record": record})
+    best = min(runs, key=lambda r: r["seconds"])
+    harness.write_result(result_path, {**best, "warm_up_seconds": warm_seconds,
+                                       "all_seconds": [round(r["seconds"], 2) for r in runs]})
 
 
 def run(work_dir) -> dict:
@@ -190,13 +196,15 @@ def run(work_dir) -> dict:
     megabytes = built["uncompressed_mb"]
     paths = [directory / f for f in built["files"]]
     load_start = [round(x, 2) for x in os.getloadavg()]
-    bare = bare_loop(paths)
+    bare_runs = [bare_loop(paths)]
     library = library_loop(directory, built["files"])
     output = work_dir / "extract-out"
     shutil.rmtree(output, ignore_errors=True)
     stage = harness.run_child("bench_extract.py", ["--stage", str(directory), str(output)],
                               work_dir / "extract-stage.log", timeout=1800)
     shutil.rmtree(output, ignore_errors=True)
+    bare_runs += [bare_loop(paths) for _ in range(RUNS - 1)]  # before and after the stage's runs
+    bare = min(bare_runs, key=lambda r: r["seconds"])
     result = {
         "warc_uncompressed_mb": megabytes,
         "warc_compressed_mb": built["compressed_mb"],
@@ -206,6 +214,7 @@ def run(work_dir) -> dict:
         "bare_pairs": bare["pairs"],
         "bare_english_pairs": bare["english_pairs"],
         "bare_seconds": round(bare["seconds"], 2),
+        "bare_all_seconds": ", ".join(f"{r['seconds']:.2f}" for r in bare_runs),
         "bare_cpu_seconds": round(bare["cpu_seconds"], 2),
         "bare_mb_per_s": round(megabytes / bare["seconds"], 1),
         "library_loop_seconds": round(library["seconds"], 2),
@@ -220,12 +229,15 @@ def run(work_dir) -> dict:
     record = stage["record"]
     result.update({
         "stage_local1_seconds": round(stage["seconds"], 2),
+        "stage_local1_all_seconds": ", ".join(f"{x:.2f}" for x in stage["all_seconds"]),
         "stage_local1_cpu_seconds": round(stage["cpu_seconds"], 2),
         "stage_local1_mb_per_s_per_core": round(megabytes / stage["seconds"], 1),
         "stage_warm_up_seconds": round(stage["warm_up_seconds"], 1),
         # Inside the stage: seconds the Python worker spent streaming files (the bare loop's work), the rest is
         # Spark's (tasks, Arrow, caching the rows, the crawl-wide de-duplication shuffle, the Parquet write).
         "stage_file_streaming_seconds": record.get("file_seconds"),
+        "stage_other_seconds": round(stage["seconds"] - (record.get("file_seconds") or 0.0), 2),
+        "stage_streaming_vs_bare": round(bare["seconds"] / record["file_seconds"], 2) if record.get("file_seconds") else None,
         "stage_pairs_before_dedup": record["pairs_before_dedup"],
         "stage_pairs_written": record["pairs_emitted"],
         "stage_per_core_vs_bare": round(bare["seconds"] / stage["seconds"], 2),
