@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pytest
 from metaclip_spark import cli
 
 from conftest import DATA, REPO
-from standalone_cluster import HOST, StandaloneCluster, free_port, get_json
+from standalone_cluster import HOST, StandaloneCluster, command_line, descendants, free_port, get_json
 
 pytestmark = pytest.mark.cluster
 
@@ -60,7 +61,7 @@ def _rows(output: Path, table: str) -> list[str]:
 def _summary(output: Path) -> dict:
     """What a run decided: counts, threshold, sizes, and the extraction counters (timings left out)."""
     summary = json.loads((output / "summary.json").read_text())
-    decided = {key: summary[key] for key in SUMMARY_KEYS}
+    decided = {key: summary.get(key) for key in SUMMARY_KEYS}
     decided["extract"] = {key: value for key, value in (summary.get("extract") or {}).items()
                           if "elapsed" not in key and "seconds" not in key}
     return decided
@@ -195,14 +196,39 @@ def test_job_survives_a_worker_killed_mid_stage_with_the_same_output(cluster, jo
 def test_packed_environment_from_make_dist_runs_the_job_on_executors(cluster, job_inputs, local_run, tmp_path):
     """Executors run their Python from the archive shipped with --archives, as on a cluster without our venv.
 
-    Runs last: the fault test above leaves one worker, enough for this job.
+    The driver runs the same archive unpacked (as in YARN cluster mode), so driver and executors run the same
+    build, and it must find conf/ where the wheel installs it (sys.prefix/share/metaclip-spark/conf). Runs last:
+    the fault test above leaves one worker, enough for this job.
     """
     archive = Path(os.environ["METACLIP_TEST_ENV_ARCHIVE"]).resolve()
+    driver_env = tmp_path / "driver-env"
+    driver_env.mkdir()
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(driver_env)], check=True)
     output = tmp_path / "out"
     job = _submit(cluster, job_inputs, output, "curate-with-packed-env", free_port(), [
         "--archives", f"{archive}#environment", "--conf", "spark.pyspark.python=./environment/bin/python",
-        "--conf", f"spark.pyspark.driver.python={cluster.python}",
+        "--conf", f"spark.pyspark.driver.python={driver_env / 'bin' / 'python'}",
     ])
-    _wait(cluster, job, "spark-submit with the packed environment")
-    assert list(cluster.workdir.glob("worker-*/app-*/*/environment/bin/python")), "the archive was not unpacked"
-    _assert_same_output(output, local_run)
+    try:
+        python_workers = set()  # the interpreters the executors started their Python workers with
+        drivers = set()  # the interpreter spark-submit started jobs/curate.py with
+        while job.poll() is None:
+            for pid in descendants(job.pid):
+                argv = command_line(pid).split()
+                if len(argv) > 1 and argv[1].endswith("curate.py"):
+                    drivers.add(argv[0])
+            for worker in cluster.workers:
+                for pid in descendants(worker.pid) if worker.poll() is None else []:
+                    argv = command_line(pid).split()
+                    if argv and "pyspark.daemon" in argv:
+                        python_workers.add(argv[0])
+            time.sleep(0.5)
+        _wait(cluster, job, "spark-submit with the packed environment")
+        assert python_workers == {"./environment/bin/python"}
+        assert drivers == {str(driver_env / "bin" / "python")}
+        # The archive holds the package as built by `make dist`: from an older checkout, tables may differ.
+        _assert_same_output(output, local_run)
+    finally:
+        shutil.rmtree(driver_env, ignore_errors=True)
+        for unpacked in cluster.workdir.glob("worker-*/app-*/*/environment"):
+            shutil.rmtree(unpacked, ignore_errors=True)  # ~600 MB each; pytest keeps its last temporary folders
