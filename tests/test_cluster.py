@@ -41,7 +41,7 @@ COPIES = 4
 JOB_TIMEOUT = 900
 # The output root's tables (metaclip_spark/project.py): per-crawl pairs and matched pairs, summed counts, the set.
 TABLES = ("pairs", "matched", "counts", "curated")
-SUMMARY_KEYS = ("pairs_in", "pairs_matched", "pairs_curated", "expected_curated", "t", "seed", "metadata_digest",
+SUMMARY_KEYS = ("pairs_in", "pairs_matched", "pairs_curated", "t", "seed", "metadata_digest",
                 "entries_matched", "entries_over_t", "matches_total", "by_crawl")
 
 
