@@ -80,11 +80,14 @@ def goals(results: dict) -> list[dict]:
     if driver:
         add(f"driver memory, {driver['pairs'][1]:,} vs {driver['pairs'][0]:,} pairs (retained heap + Python RSS)",
             "does not grow (<= 1.2x)", driver["growth_ratio"], driver["growth_ratio"] <= 1.2,
-            f"{driver['total_small_mb']} MB vs {driver['total_large_mb']} MB")
+            f"{driver['pairs'][0]:,} pairs: {driver['total_small_mb']} MB; {driver['pairs'][1]:,}: "
+            f"{driver['total_large_mb']} MB")
     return rows
 
 
 def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int):
