@@ -3,9 +3,10 @@
 Data flow: the driver reads the manifest (a list of paths, never the files) and spreads file numbers over Spark
 tasks (`extract.files_per_task` each). Each task opens its files one after the other and streams them record by
 record (webarchive.py), turns pages into pairs (webpage.py), labels each text's language (language.py) and
-yields Arrow batches: pairs, then one counter row per finished file. The counter rows are summed by a Spark
-reduction; the pairs are de-duplicated on (uuid, text) over the whole crawl, keeping the first occurrence in
-manifest order, and written to DIR/pairs. DIR/extract.json holds the run's counters.
+yields Arrow batches: pairs, then one counter row per finished file. The counter rows (one per file, bounded by
+the manifest) are collected and summed; the pairs are de-duplicated on (uuid, text) over all the files, keeping
+the first by (file path, position in the file), and written to DIR/pairs. DIR/extract.json holds the counters.
+`curate` runs the same extraction unit by unit through ingest.py.
 """
 
 from __future__ import annotations
@@ -363,14 +364,3 @@ def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: st
              record["img_tags"], pairs_emitted, record["dropped"]["duplicate"])
     return record
 
-
-def extract_if_manifest(spark: SparkSession, config: dict, input_path: str, input_format: str, output: str,
-                        input_base: str | None = None) -> tuple[str, str, dict | None]:
-    """For `curate`: a manifest input is extracted into DIR/pairs first, then read as a Parquet pool.
-
-    Returns the (path, format) to match and the extract record (None when the input was already a pool).
-    """
-    if input_format not in MANIFEST_FORMATS:
-        return input_path, input_format, None
-    record = run_extract(spark, config, input_path, input_base, output)
-    return _join(output, "pairs"), "parquet", record
