@@ -19,23 +19,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import data
+from metaclip_spark.curation import matched_batch
 from metaclip_spark.matching import EntryMatcher, space_text
 from metaclip_spark.metadata import load_metadata
 
 
 def batch_function(matcher: EntryMatcher, text_column: str = "text"):
     """The body of curation.match_pool's match_batches, with the matcher already built."""
-    arrow_type = pa.list_(pa.field("element", pa.int32(), nullable=False))
 
     def match_batches(batches):
         for batch in batches:
-            ids = matcher.match_many(batch.column(text_column).to_pylist())
-            keep = pa.array([bool(x) for x in ids], pa.bool_())
-            matched_ids = pa.array([x for x in ids if x], arrow_type)
-            yield pa.RecordBatch.from_arrays(
-                [column.filter(keep) for column in batch.columns] + [matched_ids],
-                names=batch.schema.names + ["entry_ids"],
-            )
+            yield matched_batch(matcher, batch, text_column)
 
     return match_batches
 

@@ -28,21 +28,25 @@ def match_pool(pool: DataFrame, entries: list[str], digest: str, text_column: st
     """
     spark = pool.sparkSession
     entries_broadcast = spark.sparkContext.broadcast(entries)
-    output_schema = matched_schema(pool.schema)
-    arrow_type = pa.list_(pa.field("element", pa.int32(), nullable=False))
 
     def match_batches(batches):
         matcher = matching.cached_matcher(digest, lambda: entries_broadcast.value)
         for batch in batches:
-            ids = matcher.match_many(batch.column(text_column).to_pylist())
-            keep = pa.array([bool(x) for x in ids], pa.bool_())
-            matched_ids = pa.array([x for x in ids if x], arrow_type)
-            yield pa.RecordBatch.from_arrays(
-                [column.filter(keep) for column in batch.columns] + [matched_ids],
-                names=batch.schema.names + [ENTRY_IDS],
-            )
+            yield matched_batch(matcher, batch, text_column)
 
-    return pool.mapInArrow(match_batches, output_schema)
+    return pool.mapInArrow(match_batches, matched_schema(pool.schema))
+
+
+_ENTRY_IDS_TYPE = pa.list_(pa.field("element", pa.int32(), nullable=False))
+
+
+def matched_batch(matcher: matching.EntryMatcher, batch: pa.RecordBatch, text_column: str) -> pa.RecordBatch:
+    """The rows of one Arrow batch that match at least one entry, with their `entry_ids` column added."""
+    ids = matcher.match_many(batch.column(text_column).to_pylist())
+    keep = pa.array([bool(x) for x in ids], pa.bool_())
+    matched_ids = pa.array([x for x in ids if x], _ENTRY_IDS_TYPE)
+    return pa.RecordBatch.from_arrays([column.filter(keep) for column in batch.columns] + [matched_ids],
+                                      names=batch.schema.names + [ENTRY_IDS])
 
 
 def flattened_entry_ids(entry_ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
