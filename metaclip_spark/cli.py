@@ -28,7 +28,9 @@ def _add_input(parser: argparse.ArgumentParser, manifests: bool = False, require
     parser.add_argument("--input", required=required, help="pool of pairs: Parquet or JSON lines file or directory"
                         + (", or a Common Crawl manifest (warc.paths.gz, wat.paths.gz)" if manifests else ""))
     formats = ["parquet", "jsonl"] + (["warc-manifest", "wat-manifest"] if manifests else [])
-    parser.add_argument("--input-format", default="parquet", choices=formats)
+    parser.add_argument("--input-format", choices=formats,
+                        help="default: from the name (*.paths[.gz]: a WARC or WAT listing, by the files it lists; "
+                             "*.parquet, *.jsonl) or from the files of the directory")
     if manifests:
         _add_input_base(parser)
         parser.add_argument("--crawl", help="crawl name of this input (default: the CC-MAIN-... id in the file paths; "
@@ -40,7 +42,8 @@ def _add_input(parser: argparse.ArgumentParser, manifests: bool = False, require
 
 def _add_input_base(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-base", help="where a manifest's relative paths live: a directory, file://..., "
-                        "https://data.commoncrawl.org/ or s3://commoncrawl/ (default: the manifest's directory)")
+                        "https://data.commoncrawl.org/, s3://commoncrawl/, gs://... (default: for a listing under "
+                        "crawl-data/ listing crawl-data/ paths, the root above crawl-data/; else the listing's folder)")
 
 
 def _add_root(parser: argparse.ArgumentParser, ingest: bool = True) -> None:
@@ -195,8 +198,10 @@ def _run_spark_command(args: argparse.Namespace) -> int:
     spark = spark_session(config, f"metaclip-spark {args.command}", args.master)
     try:
         crawls = [c.strip() for c in args.crawls.split(",") if c.strip()] if getattr(args, "crawls", None) else None
-        source = (pipeline.InputSpec(args.input, args.input_format, args.input_base, args.crawl)
-                  if getattr(args, "input", None) else None)
+        source = None
+        if getattr(args, "input", None):
+            input_format = args.input_format or pipeline.infer_input_format(spark, args.input, config)
+            source = pipeline.InputSpec(args.input, input_format, args.input_base, args.crawl)
         root = pipeline.OutputRoot(spark, args.output) if args.command != "status" else None
         if args.command == "curate":
             summary = pipeline.curate(spark, config, source, metadata, args.output, crawls=crawls,

@@ -28,8 +28,9 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from .errors import ConfigError, FailedFilesError
 from .ids import image_uuid
 from .language import LanguageFilter, identify_language
-from .manifest import ManifestFile, open_input, read_manifest
+from .manifest import ManifestFile, read_manifest
 from .progress import stage
+from .storage import RemoteSettings, describe, open_archive
 from .tables import write_json_atomically, write_parquet_atomically
 from .webarchive import ArchiveCounts, HtmlPage, web_pages
 from .webpage import html_image_pairs, wat_image_pairs
@@ -83,6 +84,7 @@ class ExtractSettings:
     max_page_bytes: int
     text_attributes: tuple[str, ...]
     files_per_task: int
+    remote: RemoteSettings
     batch_rows: int = 10_000
 
     @classmethod
@@ -99,7 +101,7 @@ class ExtractSettings:
         except (TypeError, ValueError):
             raise ConfigError(f"extract.min_lang_score must be a number, got {ext.get('min_lang_score')!r}") from None
         return cls(tuple(ext.get("languages", ())), min_score, int(ext.get("max_page_bytes", 5 << 20)), attributes,
-                   files_per_task, batch_rows)
+                   files_per_task, RemoteSettings.from_config(config), batch_rows)
 
 
 @dataclass
@@ -132,8 +134,9 @@ def _add_archive_counts(stats: FileStats, archive: ArchiveCounts) -> None:
 def file_pairs(file: ManifestFile, settings: ExtractSettings, stats: FileStats) -> Iterator[tuple]:
     """The pairs of one file as tuples in PAIR_COLUMNS order (plus their sequence number), streamed.
 
-    Plain Python (no Spark): a failure to open the file marks `stats` failed; a stream error part-way keeps
-    the pairs already yielded and is recorded in `stats.error`.
+    Plain Python (no Spark): a failure to open the file, to fetch all its bytes (after retries) or a crash of
+    the reader marks `stats` failed (its pairs are then dropped by extract_files); an error in the file's own
+    bytes part-way keeps the pairs already yielded and is recorded in `stats.error`.
     """
     started = time.monotonic()
     archive = ArchiveCounts()
@@ -141,9 +144,9 @@ def file_pairs(file: ManifestFile, settings: ExtractSettings, stats: FileStats) 
     counts = stats.counts
     sequence = 0
     try:
-        stream = open_input(file.location)
+        stream = open_archive(file.location, settings.remote)
     except Exception as e:  # noqa: BLE001 - any reason a file cannot be opened makes it a failed file
-        stats.status, stats.error = "failed", f"{type(e).__name__}: {e}"
+        stats.status, stats.error = "failed", describe(e)
         stats.seconds = time.monotonic() - started
         return
     try:
@@ -172,9 +175,16 @@ def file_pairs(file: ManifestFile, settings: ExtractSettings, stats: FileStats) 
                            file.source_file, file.index, sequence)
                     sequence += 1
     except OSError as e:  # the stream failed while opening its first bytes (remote reads) or closing
-        archive.read_error = archive.read_error or f"{type(e).__name__}: {e}"
+        archive.read_error = archive.read_error or describe(e)
     _add_archive_counts(stats, archive)
-    if archive.read_error:
+    remote_failure = getattr(stream, "failure", None)
+    if remote_failure:
+        # The bytes could not all be fetched (retries exhausted): the file is failed, and retried by the next run.
+        # Whatever the record loop made of the early end is not trusted.
+        stats.status, stats.error = "failed", f"read failed: {remote_failure}"
+    elif archive.reader_panicked:
+        stats.status, stats.error = "failed", f"the WARC reader crashed: {archive.read_error}"
+    elif archive.read_error:
         if archive.records_read == 0:
             stats.status = "failed"
         stats.error = archive.read_error
@@ -288,7 +298,11 @@ def extract_files(spark: SparkSession, files: list[ManifestFile], settings: Extr
             if reason is None:
                 raise
             raise FailedFilesError(f"input file failed (--fail-fast): {reason}") from None
-        pairs = first_of_duplicates(rows.where(F.col(FILE_STATS).isNull()).select(*PAIR_COLUMNS, "_seq"))
+        extracted = rows.where(F.col(FILE_STATS).isNull())
+        failed = sorted(r["source_file"] for r in file_rows if r["status"] == "failed")
+        if failed:  # a file read in part because its bytes could not be fetched gives nothing until it is read whole
+            extracted = extracted.where(~F.col("source_file").isin(failed))
+        pairs = first_of_duplicates(extracted.select(*PAIR_COLUMNS, "_seq"))
         observation = Observation("extract")
         pairs = pairs.observe(observation, F.count(F.lit(1)).alias("pairs"))
         write_parquet_atomically(pairs.select(*PAIR_COLUMNS, *(["_seq"] if keep_order else [])), pairs_path)
@@ -300,8 +314,8 @@ def extract_files(spark: SparkSession, files: list[ManifestFile], settings: Extr
 
 
 def sum_file_counters(file_rows: list[dict]) -> dict:
-    """Counters summed over files, with files_ok / files_failed."""
-    totals = {name: sum(int(r.get(name) or 0) for r in file_rows) for name in FILE_COUNTERS}
+    """Counters summed over the files not failed (a failed file gives no pairs), with files_ok / files_failed."""
+    totals = {name: sum(int(r.get(name) or 0) for r in file_rows if r["status"] != "failed") for name in FILE_COUNTERS}
     totals["files_ok"] = sum(r["status"] == "ok" for r in file_rows)
     totals["files_failed"] = sum(r["status"] == "failed" for r in file_rows)
     return totals
@@ -312,7 +326,7 @@ def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: st
     """Write DIR/pairs (Parquet) and DIR/extract.json; return the run's counters."""
     started = time.monotonic()
     settings = settings_for(spark, config)
-    files = read_manifest(manifest, input_base, crawl)
+    files = read_manifest(manifest, input_base, crawl, settings.remote)
     pairs_path = _join(output, "pairs")
     with stage(spark, "extract", f"{len(files):,} files listed in {manifest}") as run:
         written: dict = {}

@@ -14,10 +14,11 @@ from pyspark.sql import DataFrame, SparkSession
 from .curation import count_entries, match_pool
 from .errors import ConfigError, InputError
 from .extraction import MANIFEST_FORMATS, extract_files, first_of_duplicates, settings_for, sum_file_counters
-from .manifest import ManifestFile, read_manifest
-from .pool import read_pool
+from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
+from .pool import infer_pool_format, input_read_errors, read_pool
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
+from .storage import RemoteSettings
 from .tables import write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -39,11 +40,24 @@ class InputSpec:
         return self.format in MANIFEST_FORMATS
 
 
-def _work_files(source: InputSpec) -> list[ManifestFile]:
+def is_manifest_name(path: str) -> bool:
+    """Common Crawl's listings are named `warc.paths.gz`, `wat.paths.gz` (gzipped or not)."""
+    return path.rstrip("/").lower().endswith((".paths", ".paths.gz", ".paths.txt"))
+
+
+def infer_input_format(spark: SparkSession, path: str, config: dict) -> str:
+    """The format of an input given without --input-format: a listing's (WARC or WAT, from the names it lists),
+    else a pool's (from its name or its files' names)."""
+    if is_manifest_name(path):
+        return manifest_format(read_manifest_text(path, RemoteSettings.from_config(config)))
+    return infer_pool_format(spark, path)
+
+
+def _work_files(source: InputSpec, config: dict) -> list[ManifestFile]:
     if not source.is_manifest:
         crawl = check_crawl_name(source.crawl or DEFAULT_POOL_CRAWL)
         return [ManifestFile(0, source.path, source.path, crawl)]
-    files = read_manifest(source.path, source.input_base, source.crawl)
+    files = read_manifest(source.path, source.input_base, source.crawl, RemoteSettings.from_config(config))
     for f in files:
         if not f.crawl:
             raise ConfigError(f"cannot tell the crawl of {f.source_file} (no CC-MAIN-YYYY-WW in its path): pass --crawl")
@@ -90,13 +104,16 @@ def _run_unit(spark, root: OutputRoot, config: dict, source: InputSpec, crawl: s
             file_rows = extract_files(spark, files, settings_for(spark, config), fail_fast, pairs_path, keep_order=True)
             pool = spark.read.parquet(pairs_path)
             marker["files"] = [_file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
+            marker["pairs"] = pool.count()
+            marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata, config)
         else:
-            pool = read_pool(spark, source.path, source.format, config)
-            if pool.isEmpty():
-                raise InputError(f"input {source.path} holds no rows")
-            marker["files"] = [{"file": source.path, "location": source.path, "status": "ok", "reason": None}]
-        marker["pairs"] = pool.count()
-        marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata, config)
+            with input_read_errors(source.path):  # a file Spark cannot read fails here, at the first action on it
+                pool = read_pool(spark, source.path, source.format, config)
+                if pool.isEmpty():
+                    raise InputError(f"input {source.path} holds no rows")
+                marker["files"] = [{"file": source.path, "location": source.path, "status": "ok", "reason": None}]
+                marker["pairs"] = pool.count()
+                marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata, config)
         marker["committed_at"] = now()
         root.commit_unit(marker)  # the unit becomes visible only now
         run.rows = marker["pairs"]
@@ -154,7 +171,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
 def ingest(spark: SparkSession, config: dict, root: OutputRoot, source: InputSpec, metadata, *, force: bool = False,
            rematch: bool = False, fail_fast: bool = False) -> dict:
     """Bring `source` into `root`: new files extracted and matched unit by unit, touched crawls rebuilt."""
-    files = _work_files(source)
+    files = _work_files(source, config)
     crawls = sorted({f.crawl for f in files})
     if force:
         for crawl in crawls:

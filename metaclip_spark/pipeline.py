@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from . import __version__, balancing
 from .curation import balance_pool, count_vector
 from .errors import ConfigError, FailedFilesError, InputError
-from .ingest import InputSpec, ingest  # noqa: F401 - the CLI reaches them through here
+from .ingest import InputSpec, infer_input_format, ingest  # noqa: F401 - the CLI reaches them through here
 from .metadata import load_metadata, metadata_digest
 from .progress import stage
 from .project import OutputRoot, now

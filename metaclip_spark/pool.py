@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .errors import ConfigError, InputError
-from .tables import path_exists
+from .tables import data_file_names, path_exists
 
 INPUT_FORMATS = ("parquet", "jsonl")
+_SUFFIXES = {"parquet": (".parquet", ".parq"),
+             "jsonl": (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".jsonl.bz2", ".json.bz2")}
+_LISTED_FILES = 1000  # enough to tell a directory's format without walking a huge pool
+# Spark's words for a data file it cannot read (a stray README.txt in a Parquet directory, a corrupt footer).
+_UNREADABLE_FILE = re.compile(r"(?:FAILED_READ_FILE|while reading file|is not a Parquet file)")
+_FILE_AND_REASON = re.compile(r"reading file (\S+?)\.?\s+([^\n]*)")
+
+
+def format_of_name(name: str) -> str | None:
+    """`parquet` or `jsonl` from a file name's suffix, else None."""
+    lowered = name.lower()
+    for input_format, suffixes in _SUFFIXES.items():
+        if lowered.endswith(suffixes):
+            return input_format
+    return None
+
+
+def infer_pool_format(spark: SparkSession, path: str) -> str:
+    """A pool's format from its name, or from the data files of the directory it names (Hadoop file systems)."""
+    by_name = format_of_name(path.rstrip("/"))
+    if by_name:
+        return by_name
+    if not path_exists(spark, path):
+        raise InputError(f"input path does not exist: {path}")
+    formats = {format_of_name(name) for name in data_file_names(spark, path, _LISTED_FILES)} - {None}
+    if len(formats) == 1:
+        return formats.pop()
+    found = ", ".join(sorted(formats)) or "no .parquet or .jsonl files"
+    raise ConfigError(f"cannot tell the input format of {path} ({found}): pass --input-format")
+
+
+@contextlib.contextmanager
+def input_read_errors(path: str):
+    """Spark's failure to read a data file of the input becomes exit 3 naming the file, not a Java trace."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - Py4JJavaError or one of pyspark's captured exception classes
+        text = str(e)
+        if not _UNREADABLE_FILE.search(text):
+            raise
+        found = _FILE_AND_REASON.search(text)
+        file, reason = (found.group(1), found.group(2).strip()) if found else (path, text.strip().splitlines()[0])
+        raise InputError(f"cannot read {file} in input {path}: {reason}") from None
 
 
 def uuid_column(url_column: str):
@@ -24,7 +72,8 @@ def read_pool(spark: SparkSession, path: str, input_format: str, config: dict) -
     if not path_exists(spark, path):
         raise InputError(f"input path does not exist: {path}")
     try:
-        df = spark.read.parquet(path) if input_format == "parquet" else spark.read.json(path)
+        with input_read_errors(path):
+            df = spark.read.parquet(path) if input_format == "parquet" else spark.read.json(path)
     except AnalysisException as e:
         # Spark cannot infer a schema from an empty directory or from files holding no rows.
         raise InputError(f"input {path} holds no {input_format} rows: {e.getMessage().splitlines()[0]}") from None

@@ -105,3 +105,18 @@ def glob_paths(spark: SparkSession, pattern: str) -> list[str]:
     statuses = fs.globStatus(hadoop_pattern) or []
     local = _local(pattern) is not None and not pattern.startswith("file:")
     return sorted(str(s.getPath().toUri().getPath()) if local else str(s.getPath()) for s in statuses)
+
+
+def data_file_names(spark: SparkSession, path: str, limit: int) -> list[str]:
+    """Names of up to `limit` files under `path` that Spark would read (not `_SUCCESS`, `.crc`, other hidden files)."""
+    fs, hadoop_path = _fs_and_path(spark, path)
+    if fs.getFileStatus(hadoop_path).isFile():
+        return [path.rstrip("/").rsplit("/", 1)[-1]]
+    names = []
+    files = fs.listFiles(hadoop_path, True)
+    while files.hasNext() and len(names) < limit:
+        status = files.next()
+        relative = str(status.getPath().toUri().getPath())[len(str(hadoop_path.toUri().getPath())):]
+        if not any(part.startswith(("_", ".")) for part in relative.split("/") if part and "=" not in part):
+            names.append(status.getPath().getName())
+    return names

@@ -7,8 +7,8 @@ is read, decoded and handed on before the next one is read.
   deflate, brotli) encodings are removed here, since servers mislabel them (a page declaring gzip may be plain).
 - WAT `metadata` records (JSON) with HTML metadata become `WatPage`s.
 - A bad record header is skipped by FastWARC's non-strict mode, not the rest of the file. A record cut short (a
-  truncated gzip member) still yields what it holds and is counted; a stream error ends the file, keeping what
-  came before.
+  truncated gzip member) still yields what it holds and is counted; a stream error, or a panic of the Rust
+  reader, ends the file, keeping what came before and recording why.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class ArchiveCounts:
     oversized_pages: int = 0
     decode_errors: int = 0
     read_error: str | None = None  # the stream error that ended the file early, if any
+    reader_panicked: bool = False  # the error was a panic of FastWARC, not an exception
 
 
 @dataclass
@@ -196,8 +197,8 @@ def web_pages(stream: BinaryIO | str, counts: ArchiveCounts, max_page_bytes: int
     """The HTML pages (WARC) and HTML metadata (WAT) of one file, in file order; `counts` is updated as it goes."""
     # quirks_mode reads LF-only header lines (ClueWeb09, hand-made WATs); strict_mode=False skips a bad header
     # instead of ending the file.
-    records = ArchiveIterator(stream, parse_http=True, strict_mode=False, quirks_mode=True)
     try:
+        records = ArchiveIterator(stream, parse_http=True, strict_mode=False, quirks_mode=True)
         for record in records:
             counts.records_read += 1
             record_type = record.record_type
@@ -209,5 +210,9 @@ def web_pages(stream: BinaryIO | str, counts: ArchiveCounts, max_page_bytes: int
                 continue
             if page is not None:
                 yield page
-    except Exception as e:  # noqa: BLE001 - whatever the reader raises ends this file only, keeping what came before
-        counts.read_error = f"{type(e).__name__}: {e}"
+    except (GeneratorExit, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - even a panic of the Rust reader (pyo3's PanicException is a
+        # BaseException) ends this file only, keeping what came before
+        counts.read_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        counts.reader_panicked = not isinstance(e, Exception)

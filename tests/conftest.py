@@ -11,6 +11,16 @@ import pytest
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+# No cloud credentials or metadata endpoints: S3 and GCS are real servers on 127.0.0.1 (tests/servers.py), and
+# botocore must never look for an instance profile off this machine. Set before Spark starts, so its Python
+# workers inherit it.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["NO_GCE_CHECK"] = "true"
+for _name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+              "GOOGLE_APPLICATION_CREDENTIALS"):
+    os.environ.pop(_name, None)
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
