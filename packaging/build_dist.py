@@ -8,7 +8,7 @@
 - dist/metaclip_spark.zip: the package alone for `--py-files`, the lighter way when the executors' Python already
   has the dependencies listed, pinned, in dist/requirements-cluster.txt (the same set the packed env holds).
 
-`--extras s3` (make dist DIST_EXTRAS=s3) adds an extra's dependencies, e.g. boto3 for reading s3://commoncrawl/.
+`--extras s3` (make dist DIST_EXTRAS=s3) adds an extra's dependencies, e.g. s3fs for reading s3://commoncrawl/.
 
 See docs/cluster.md for the commands on YARN, Kubernetes, standalone, EMR and Databricks.
 """
@@ -108,7 +108,7 @@ def build_packed_env(requirements: list[str], wheel: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extras", default="", help="comma-separated extras to add, e.g. s3 (boto3, for s3://)")
+    parser.add_argument("--extras", default="", help="comma-separated extras to add, e.g. s3 (s3fs, for s3://), gcs")
     extras = tuple(e.strip() for e in parser.parse_args(argv).extras.split(",") if e.strip())
     DIST.mkdir(exist_ok=True)
     wheel = build_wheel()
