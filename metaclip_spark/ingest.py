@@ -156,6 +156,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         states = OutputRoot.file_states(units)
         state = {
             "crawl": crawl, "kind": kinds.pop(), "units": sorted(u["unit"] for u in units),
+            "units_digest": OutputRoot.units_digest(units),
             "metadata_digest": metadata.digest, "pairs": pairs_total, "pairs_matched": crawl_matched.count(),
             "files_done": sum(s["status"] == "ok" for s in states.values()),
             "files_failed": sum(s["status"] == "failed" for s in states.values()),
@@ -202,7 +203,7 @@ def ingest(spark: SparkSession, config: dict, root: OutputRoot, source: InputSpe
     for crawl in sorted({u["crawl"] for u in units}):
         crawl_units = [u for u in units if u["crawl"] == crawl]
         state = root.crawl_state(crawl)
-        if state is None or state["units"] != sorted(u["unit"] for u in crawl_units) \
+        if state is None or state.get("units_digest") != OutputRoot.units_digest(crawl_units) \
                 or state["metadata_digest"] != metadata.digest:
             _finalize_crawl(spark, root, crawl, crawl_units, metadata)
     states = OutputRoot.file_states(units)

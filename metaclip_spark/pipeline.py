@@ -112,7 +112,8 @@ def run_balance(spark: SparkSession, config: dict, root: OutputRoot, metadata: M
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
-    identity = json.dumps([crawls, [states[c]["units"] for c in crawls], t, seed, metadata.digest])
+    identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t, seed,
+                           metadata.digest])
     summary["run_id"] = f"{summary['finished_at'][:19].replace(':', '')}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
     write_json_atomically(spark, root.path("runs", f"{summary['run_id']}.json"), summary)
     write_json_atomically(spark, root.path("summary.json"), summary)

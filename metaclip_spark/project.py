@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -70,6 +71,13 @@ class OutputRoot:
     def drop_units(self, crawl: str) -> None:
         delete_path(self.spark, self.path("units", f"crawl={crawl}"))
         delete_path(self.spark, self.path("crawls", f"{crawl}.json"))
+
+    @staticmethod
+    def units_digest(units: list[dict]) -> str:
+        """A digest of the committed markers: a unit committed again (a retried failed file: same files, same unit
+        id, new states) changes it, so the crawl's tables are rebuilt."""
+        text = json.dumps(sorted(units, key=lambda m: m["unit"]), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @staticmethod
     def file_states(units: list[dict]) -> dict[tuple[str, str], dict]:

@@ -19,7 +19,8 @@ def root_status(root: OutputRoot) -> dict:
             "failed_files": [{"file": s["file"], "reason": s["reason"]} for s in crawl_files if s["status"] == "failed"],
             "units": len(crawl_units),
             # Units committed after the crawl's tables were last rebuilt: the next curate/match run folds them in.
-            "pending_rebuild": bool(state) is False or state.get("units") != crawl_units,
+            "pending_rebuild": bool(state) is False
+            or state.get("units_digest") != OutputRoot.units_digest([u for u in units if u["crawl"] == crawl]),
             "pairs": state.get("pairs"),
             "pairs_matched": state.get("pairs_matched"),
             "metadata_digest": state.get("metadata_digest"),

@@ -31,6 +31,7 @@ class Faults:
     stall_gets: frozenset = frozenset()  # stop sending half-way through these GET bodies for stall_seconds
     stall_seconds: float = 0.0
     chunk_delay: float = 0.0     # pause between 16 KiB chunks of every body (a slow server)
+    only: str = ""               # when set, the faults hit only paths containing this text
 
 
 @dataclass
@@ -72,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _respond(self, body: bool) -> None:
         server = self.server
         path = self.path.split("?", 1)[0]
-        faults = server.faults
+        faults = server.faults if server.faults.only in path else Faults()
         with server.log.lock:
             server.seen[path] += 1
             seen = server.seen[path]

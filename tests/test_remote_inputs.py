@@ -110,6 +110,26 @@ def test_https_listing_with_cut_connections_and_503s_gives_the_rows_on_disk(spar
     assert "404" in crawl["failed_files"][0]["reason"]
 
 
+def test_files_cut_on_every_try_are_failed_then_read_by_the_next_run(spark, tree, on_disk, tmp_path, capsys):
+    server = ArchiveServer(tree).start()
+    try:
+        conf = _conf(tmp_path, retries=1)
+        listing = server.url + MANIFEST
+        server.reset(Faults(drop_gets=frozenset(range(1, 1000)), only="/segments/"))  # every archive body cut
+        assert _curate(tmp_path / "root", listing, server.url, conf) == 4  # 6 of 6 failed > max_failed_share
+        crawl = _status(tmp_path / "root", capsys)["crawls"][CRAWL]
+        assert (crawl["files_done"], crawl["files_failed"]) == (0, 6)
+        reasons = [f["reason"] for f in crawl["failed_files"]]
+        assert sum(r.startswith("read failed:") and "after 1 retries" in r for r in reasons) == 5
+        server.reset()  # the network heals: the same command again
+        assert _curate(tmp_path / "root", listing, server.url, conf) == 0
+    finally:
+        server.stop()
+    _assert_same_rows(tmp_path / "root", on_disk)
+    crawl = _status(tmp_path / "root", capsys)["crawls"][CRAWL]
+    assert (crawl["files_done"], crawl["files_failed"]) == (5, 1)
+
+
 def test_extract_command_reads_an_https_listing(spark, tree, tmp_path):
     server = ArchiveServer(tree).start()
     try:

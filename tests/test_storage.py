@@ -183,7 +183,7 @@ def _extract(location: str, settings: RemoteSettings) -> tuple[list[tuple], File
 
 def test_file_over_http_gives_the_pairs_of_the_file_on_disk(server, settings):
     local_rows, local_stats = _extract(str(CC / "warcfile.warc.gz"), settings)
-    server.reset(Faults(fail_first=1, drop_gets=frozenset({1, 3})))
+    server.reset(Faults(fail_first=1, drop_gets=frozenset({1, 3}), chunk_delay=0.001))  # slow, throttled, cut
     remote_rows, remote_stats = _extract(server.url + "warcfile.warc.gz", settings)
     assert len(local_rows) > 30 and remote_rows == local_rows
     assert remote_stats.status == local_stats.status == "ok"
