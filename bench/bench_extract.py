@@ -141,11 +141,11 @@ def bare_loop(paths: list[Path]) -> dict:
 def library_loop(directory: Path, files: list[str]) -> dict:
     """Our per-file code (what one Spark task runs), in this process, without Spark."""
     from metaclip_spark.config import load_config
-    from metaclip_spark.extraction import ExtractSettings, FileStats, file_pairs
+    from metaclip_spark.extraction import ExtractJob, FileStats, file_pairs
     from metaclip_spark.language import identify_language
     from metaclip_spark.manifest import ManifestFile
 
-    settings = ExtractSettings.from_config(load_config("local"))
+    settings = ExtractJob.from_config(load_config("local"))
     identify_language("warm up the model")
     started, cpu_started = time.perf_counter(), time.process_time()
     pairs = pages = 0

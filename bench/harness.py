@@ -141,11 +141,8 @@ def bench_session(master: str, app_name: str, extra_conf: dict | None = None):
     from metaclip_spark.config import load_config
     from metaclip_spark.session import spark_session
 
-    config = load_config("local")
-    conf = dict(config["spark"]["conf"])
-    conf.update({"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "8"})
-    conf.update(extra_conf or {})
-    config["spark"] = dict(config["spark"], master=master, conf=conf)
+    conf = {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "8", **(extra_conf or {})}
+    config = load_config("local", overrides={"spark": {"master": master, "conf": conf}})
     return config, spark_session(config, app_name)
 
 
@@ -219,7 +216,7 @@ def match_stage(spark, config: dict, pool_path: str, metadata: BenchMetadata, ou
     with stage(spark, "match", f"bench: {pool_path}"):
         pool = read_pool(spark, pool_path, "parquet", config)
         pairs_in = pool.count()
-        write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, config["input"]["text_column"]),
+        write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, config.input.text_column),
                                  f"{output}/matched")
         pairs_matched = spark.read.parquet(f"{output}/matched").count()
     return {"pairs_in": pairs_in, "pairs_matched": pairs_matched}
@@ -247,9 +244,9 @@ def balance_stage(spark, config: dict, output: str, metadata: BenchMetadata) -> 
 
     with stage(spark, "balance", "bench"):
         counts = count_vector(spark.read.parquet(f"{output}/counts"), len(metadata.entries))
-        t = balancing.auto_threshold(counts, config["curation"]["tail_share"])
+        t = balancing.auto_threshold(counts, config.curation.tail_share)
         curated = balance_pool(spark.read.parquet(f"{output}/matched"), balancing.entry_probabilities(counts, t),
-                               config["curation"]["seed"], config["input"]["text_column"])
+                               config.curation.seed, config.input.text_column)
         write_parquet_atomically(curated, f"{output}/curated")
         totals = spark.read.parquet(f"{output}/curated").agg(F.count("*"), F.sum(KEEP_PROB)).first()
     return {"t": int(t), "matches_total": int(counts.sum()), "pairs_curated": int(totals[0]),

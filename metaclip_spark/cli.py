@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    overrides: dict = {"input": {}, "curation": {}}
+    overrides: dict = {"input": {}, "curation": {}, "metadata": {}}
+    if getattr(args, "metadata", None):
+        overrides["metadata"]["path"] = args.metadata
     if getattr(args, "url_column", None):
         overrides["input"]["url_column"] = args.url_column
     if getattr(args, "text_column", None):
@@ -190,7 +192,7 @@ def _run_spark_command(args: argparse.Namespace) -> int:
 
     config = load_config(args.profile, args.conf_file, _overrides(args))
     started = time.monotonic()
-    metadata = (pipeline.Metadata(args.metadata or config["metadata"].get("path") or None)  # bad file: stop early
+    metadata = (pipeline.Metadata(config.metadata.path or None)  # a bad file stops the run before Spark starts
                 if args.command not in ("report", "status") else None)
     from pyspark.sql import SparkSession
 

@@ -1,4 +1,9 @@
-"""The one place configuration is read: conf/base.toml, then a profile, then a user file, then CLI options."""
+"""The one place configuration is read: conf/base.toml, then a profile, then a user file, then CLI options.
+
+Every section is a frozen dataclass whose fields are exactly the keys of conf/base.toml, the only home of the
+defaults: a key missing there, a key no section knows (`[curation] threshold = 20000`) or a value of the wrong
+type stops the run with exit 2, naming the key.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import copy
 import os
 import sys
 import tomllib
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +34,228 @@ def conf_dir() -> Path:
     raise ConfigError(f"configuration directory not found (looked in {', '.join(map(str, candidates))})")
 
 
+def parse_threshold(value: Any) -> int | str:
+    """t is a positive integer or the word "auto"."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        t = int(value)
+        if t != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"curation.t must be a positive integer or 'auto', got {value!r}") from None
+    if t <= 0:
+        raise ConfigError(f"curation.t must be a positive integer or 'auto', got {value!r}")
+    return t
+
+
+def _fail(key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{key} must be {expected}, got {value!r}")
+
+
+def _check(key: str, value: Any, hint: Any) -> Any:
+    """`value` as the field's type (ints accepted for floats, lists for tuples), or exit 2 naming the key."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _fail(key, "true or false", value)
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(key, "an integer", value)
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(key, "a number", value)
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise _fail(key, "a string", value)
+    elif origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise _fail(key, "a list of strings", value)
+        value = tuple(value)
+    elif origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise _fail(key, "a table", value)
+    return value
+
+
+class Section:
+    """A configuration section: built from its TOML table, every key known, present and of its type."""
+
+    name: typing.ClassVar[str]
+
+    @classmethod
+    def from_table(cls, table: Any):
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{cls.name}] must be a table of keys, got {table!r}")
+        hints = typing.get_type_hints(cls)
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown key {cls.name}.{unknown[0]} (misspelled?); [{cls.name}] has: "
+                              f"{', '.join(known)}")
+        missing = [k for k in known if k not in table]
+        if missing:
+            raise ConfigError(f"{cls.name}.{missing[0]} is not set: conf/base.toml must define every key")
+        return cls(**{k: _check(f"{cls.name}.{k}", table[k], hints[k]) for k in known})
+
+
+@dataclass(frozen=True)
+class InputSettings(Section):
+    name: typing.ClassVar[str] = "input"
+    url_column: str
+    text_column: str
+    partitions: int
+
+    def __post_init__(self):
+        for key in ("url_column", "text_column"):
+            if not getattr(self, key):
+                raise _fail(f"input.{key}", "a non-empty column name", getattr(self, key))
+        if self.partitions < 0:
+            raise _fail("input.partitions", "0 or more", self.partitions)
+
+
+@dataclass(frozen=True)
+class MetadataSettings(Section):
+    name: typing.ClassVar[str] = "metadata"
+    path: str
+
+
+@dataclass(frozen=True)
+class MetadataBuildSettings(Section):
+    name: typing.ClassVar[str] = "metadata_build"
+    unigram_min_count: int
+    bigram_min_pmi: float
+    title_min_views: int
+    pageview_min_hourly_views: int
+    wordfreq_min_frequency: float
+    nltk_data: str
+
+
+@dataclass(frozen=True)
+class CurationSettings(Section):
+    name: typing.ClassVar[str] = "curation"
+    t: int | str
+    tail_share: float
+    seed: int
+
+    @classmethod
+    def from_table(cls, table: Any):
+        if isinstance(table, dict) and "t" in table:
+            table = dict(table, t=parse_threshold(table["t"]))
+        return super().from_table(table)
+
+    def __post_init__(self):
+        if not 0 < self.tail_share < 1:
+            raise _fail("curation.tail_share", "a number between 0 and 1", self.tail_share)
+
+
+@dataclass(frozen=True)
+class ExtractSettings(Section):
+    """[extract]: what a WARC/WAT file yields (checked on the driver, shipped to the tasks)."""
+
+    name: typing.ClassVar[str] = "extract"
+    languages: tuple[str, ...]
+    min_lang_score: float
+    max_page_bytes: int
+    text_attributes: tuple[str, ...]
+    files_per_task: int
+    files_per_unit: int
+    max_failed_share: float
+
+    def __post_init__(self):
+        if not self.text_attributes or not all(self.text_attributes):
+            raise _fail("extract.text_attributes", "a non-empty list of attribute names", self.text_attributes)
+        for key in ("max_page_bytes", "files_per_task", "files_per_unit"):
+            if getattr(self, key) <= 0:
+                raise _fail(f"extract.{key}", "a positive integer", getattr(self, key))
+        if not 0 <= self.max_failed_share <= 1:
+            raise _fail("extract.max_failed_share", "a share between 0 and 1", self.max_failed_share)
+
+
+@dataclass(frozen=True)
+class RemoteSettings(Section):
+    """[remote]: reading listings and archives outside the local file system (storage.py)."""
+
+    name: typing.ClassVar[str] = "remote"
+    retries: int
+    backoff_seconds: float
+    backoff_max_seconds: float
+    timeout_seconds: float
+    block_bytes: int
+    max_concurrent_downloads: int
+    s3_endpoint_url: str
+    s3_anonymous: str
+    gcs_endpoint_url: str
+    gcs_anonymous: bool
+
+    @classmethod
+    def from_table(cls, table: Any):
+        if isinstance(table, dict) and isinstance(table.get("s3_anonymous"), bool):
+            table = dict(table, s3_anonymous=str(table["s3_anonymous"]).lower())  # true/false as TOML booleans
+        return super().from_table(table)
+
+    def __post_init__(self):
+        for key, minimum in (("retries", 0), ("backoff_seconds", 0), ("backoff_max_seconds", 0),
+                             ("timeout_seconds", 1), ("block_bytes", 64 * 1024), ("max_concurrent_downloads", 1)):
+            if getattr(self, key) < minimum:
+                raise _fail(f"remote.{key}", f"a number >= {minimum}", getattr(self, key))
+        if self.s3_anonymous not in ("auto", "true", "false"):
+            raise _fail("remote.s3_anonymous", '"auto", true or false', self.s3_anonymous)
+
+
+@dataclass(frozen=True)
+class SparkSettings(Section):
+    name: typing.ClassVar[str] = "spark"
+    master: str
+    app_name: str
+    log_level: str
+    conf: dict
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of a run; `updated` lays more values over it (and checks them again)."""
+
+    profile: str
+    input: InputSettings
+    metadata: MetadataSettings
+    metadata_build: MetadataBuildSettings
+    curation: CurationSettings
+    extract: ExtractSettings
+    remote: RemoteSettings
+    spark: SparkSettings
+    tables: dict = field(repr=False, compare=False)  # the merged TOML, for `updated`
+
+    @classmethod
+    def from_tables(cls, profile: str, tables: dict) -> "Settings":
+        sections = {f.name: f for f in fields(cls) if f.name not in ("profile", "tables")}
+        unknown = sorted(set(tables) - set(sections))
+        if unknown:
+            raise ConfigError(f"unknown section [{unknown[0]}] (misspelled?); sections: {', '.join(sections)}")
+        hints = typing.get_type_hints(cls)
+        values = {name: hints[name].from_table(tables.get(name, {})) for name in sections}
+        return cls(profile=profile, tables=tables, **values)
+
+    def updated(self, overrides: dict) -> "Settings":
+        """These settings with `overrides` ({section: {key: value}}) laid over them."""
+        return Settings.from_tables(self.profile, _merge(self.tables, overrides))
+
+
 def _read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as e:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -47,54 +268,14 @@ def _merge(base: dict, top: dict) -> dict:
     return merged
 
 
-def parse_threshold(value: Any) -> int | str:
-    """t is a positive integer or the word "auto"."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        t = int(value)
-        if t != float(value):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(f"curation.t must be a positive integer or 'auto', got {value!r}") from None
-    if t <= 0:
-        raise ConfigError(f"curation.t must be a positive integer or 'auto', got {value!r}")
-    return t
-
-
-def _validate(config: dict) -> dict:
-    cur = config.setdefault("curation", {})
-    cur["t"] = parse_threshold(cur.get("t", "auto"))
-    try:
-        cur["seed"] = int(cur.get("seed", 0))
-    except (TypeError, ValueError):
-        raise ConfigError(f"curation.seed must be an integer, got {cur.get('seed')!r}") from None
-    share = cur.get("tail_share", 0.06)
-    if not isinstance(share, (int, float)) or not 0 < share < 1:
-        raise ConfigError(f"curation.tail_share must be a number between 0 and 1, got {share!r}")
-    ext = config.setdefault("extract", {})
-    langs = ext.get("languages", [])
-    if not isinstance(langs, list) or not all(isinstance(x, str) for x in langs):
-        raise ConfigError(f"extract.languages must be a list of language codes, got {langs!r}")
-    if not isinstance(ext.get("max_page_bytes", 1), int) or ext.get("max_page_bytes", 1) <= 0:
-        raise ConfigError(f"extract.max_page_bytes must be a positive integer, got {ext.get('max_page_bytes')!r}")
-    inp = config.setdefault("input", {})
-    for key in ("url_column", "text_column"):
-        if not isinstance(inp.get(key), str) or not inp.get(key):
-            raise ConfigError(f"input.{key} must be a non-empty column name, got {inp.get(key)!r}")
-    return config
-
-
-def load_config(profile: str = "local", conf_file: str | None = None, overrides: dict | None = None) -> dict:
-    """Merge base.toml, the profile, an optional user TOML file and overrides (nested dict); validate."""
+def load_config(profile: str = "local", conf_file: str | None = None, overrides: dict | None = None) -> Settings:
+    """Merge base.toml, the profile, an optional user TOML file and overrides (nested dict); check every key."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     directory = conf_dir()
-    config = _read_toml(directory / "base.toml")
-    config = _merge(config, _read_toml(directory / f"{profile}.toml"))
+    tables = _merge(_read_toml(directory / "base.toml"), _read_toml(directory / f"{profile}.toml"))
     if conf_file:
-        config = _merge(config, _read_toml(Path(conf_file)))
+        tables = _merge(tables, _read_toml(Path(conf_file)))
     if overrides:
-        config = _merge(config, overrides)
-    config["profile"] = profile
-    return _validate(config)
+        tables = _merge(tables, overrides)
+    return Settings.from_tables(profile, tables)

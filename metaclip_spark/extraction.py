@@ -25,12 +25,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from .errors import ConfigError, FailedFilesError
+from .errors import FailedFilesError
 from .ids import image_uuid
 from .language import LanguageFilter, identify_language
 from .manifest import ManifestFile, read_manifest
 from .progress import stage
-from .storage import RemoteSettings, describe, open_archive
+from .config import ExtractSettings, RemoteSettings, Settings
+from .storage import describe, open_archive
 from .tables import write_json_atomically, write_parquet_atomically
 from .webarchive import ArchiveCounts, HtmlPage, web_pages
 from .webpage import html_image_pairs, wat_image_pairs
@@ -76,32 +77,16 @@ _FAIL_FAST_MARKER = "metaclip-spark fail-fast:"
 
 
 @dataclass(frozen=True)
-class ExtractSettings:
-    """The [extract] configuration a task needs, checked on the driver."""
+class ExtractJob:
+    """What a task needs to extract its files: the [extract] and [remote] settings and the Arrow batch size."""
 
-    languages: tuple[str, ...]
-    min_lang_score: float
-    max_page_bytes: int
-    text_attributes: tuple[str, ...]
-    files_per_task: int
+    extract: ExtractSettings
     remote: RemoteSettings
     batch_rows: int = 10_000
 
     @classmethod
-    def from_config(cls, config: dict, batch_rows: int = 10_000) -> "ExtractSettings":
-        ext = config.get("extract", {})
-        attributes = tuple(ext.get("text_attributes", ("alt", "title", "data-image-title")))
-        if not attributes or not all(isinstance(a, str) and a for a in attributes):
-            raise ConfigError(f"extract.text_attributes must be a non-empty list of attribute names, got {attributes!r}")
-        files_per_task = ext.get("files_per_task", 1)
-        if not isinstance(files_per_task, int) or files_per_task <= 0:
-            raise ConfigError(f"extract.files_per_task must be a positive integer, got {files_per_task!r}")
-        try:
-            min_score = float(ext.get("min_lang_score", 0.0))
-        except (TypeError, ValueError):
-            raise ConfigError(f"extract.min_lang_score must be a number, got {ext.get('min_lang_score')!r}") from None
-        return cls(tuple(ext.get("languages", ())), min_score, int(ext.get("max_page_bytes", 5 << 20)), attributes,
-                   files_per_task, RemoteSettings.from_config(config), batch_rows)
+    def from_config(cls, config: Settings, batch_rows: int = 10_000) -> "ExtractJob":
+        return cls(config.extract, config.remote, batch_rows)
 
 
 @dataclass
@@ -131,7 +116,7 @@ def _add_archive_counts(stats: FileStats, archive: ArchiveCounts) -> None:
     c["dropped_decode_error"] = archive.decode_errors
 
 
-def file_pairs(file: ManifestFile, settings: ExtractSettings, stats: FileStats) -> Iterator[tuple]:
+def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterator[tuple]:
     """The pairs of one file as tuples in PAIR_COLUMNS order (plus their sequence number), streamed.
 
     Plain Python (no Spark): a failure to open the file, to fetch all its bytes (after retries) or a crash of
@@ -140,11 +125,12 @@ def file_pairs(file: ManifestFile, settings: ExtractSettings, stats: FileStats) 
     """
     started = time.monotonic()
     archive = ArchiveCounts()
+    settings = job.extract
     keep = LanguageFilter(settings.languages, settings.min_lang_score)
     counts = stats.counts
     sequence = 0
     try:
-        stream = open_archive(file.location, settings.remote)
+        stream = open_archive(file.location, job.remote)
     except Exception as e:  # noqa: BLE001 - any reason a file cannot be opened makes it a failed file
         stats.status, stats.error = "failed", describe(e)
         stats.seconds = time.monotonic() - started
@@ -218,7 +204,7 @@ def _worker_log() -> logging.Logger:
     return logger
 
 
-def extract_partition(files: list[ManifestFile], settings: ExtractSettings, fail_fast: bool,
+def extract_partition(files: list[ManifestFile], job: ExtractJob, fail_fast: bool,
                       file_numbers: Iterator[int]) -> Iterator[pa.RecordBatch]:
     """A task's files, one after the other: Arrow batches of pairs, then a counter row per file."""
     arrow_schema = to_arrow_schema(_STAGE_SCHEMA)
@@ -227,9 +213,9 @@ def extract_partition(files: list[ManifestFile], settings: ExtractSettings, fail
         file = files[number]
         stats = FileStats(file.source_file, file.location)
         rows: list[tuple] = []
-        for row in file_pairs(file, settings, stats):
+        for row in file_pairs(file, job, stats):
             rows.append(row)
-            if len(rows) >= settings.batch_rows:
+            if len(rows) >= job.batch_rows:
                 yield _pairs_batch(rows, arrow_schema)
                 rows = []
         if rows:
@@ -243,15 +229,15 @@ def extract_partition(files: list[ManifestFile], settings: ExtractSettings, fail
         yield _stats_batch(stats, arrow_schema)
 
 
-def extracted_rows(spark: SparkSession, files: list[ManifestFile], settings: ExtractSettings,
+def extracted_rows(spark: SparkSession, files: list[ManifestFile], job: ExtractJob,
                    fail_fast: bool = False) -> DataFrame:
     """Pairs and per-file counter rows (FILE_STATS set), one Spark task per `files_per_task` consecutive files."""
-    tasks = max(1, math.ceil(len(files) / settings.files_per_task))
+    tasks = max(1, math.ceil(len(files) / job.extract.files_per_task))
     files_broadcast = spark.sparkContext.broadcast(files)
 
     def extract_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         numbers = (n for batch in batches for n in batch.column(0).to_pylist())
-        yield from extract_partition(files_broadcast.value, settings, fail_fast, numbers)
+        yield from extract_partition(files_broadcast.value, job, fail_fast, numbers)
 
     return spark.range(0, len(files), 1, tasks).mapInArrow(extract_batches, _STAGE_SCHEMA)
 
@@ -275,13 +261,13 @@ def _join(root: str, name: str) -> str:
     return f"{root.rstrip('/')}/{name}"
 
 
-def settings_for(spark: SparkSession, config: dict) -> ExtractSettings:
-    """The [extract] settings, with Arrow batches as large as the session's."""
+def job_for(spark: SparkSession, config: Settings) -> ExtractJob:
+    """The extraction settings, with Arrow batches as large as the session's."""
     batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000") or 10000)
-    return ExtractSettings.from_config(config, batch_rows if batch_rows > 0 else 10_000)
+    return ExtractJob.from_config(config, batch_rows if batch_rows > 0 else 10_000)
 
 
-def extract_files(spark: SparkSession, files: list[ManifestFile], settings: ExtractSettings, fail_fast: bool,
+def extract_files(spark: SparkSession, files: list[ManifestFile], job: ExtractJob, fail_fast: bool,
                   pairs_path: str, keep_order: bool = False, written: dict | None = None) -> list[dict]:
     """Write the files' pairs, de-duplicated on (uuid, text), to `pairs_path`; return one counter row per file.
 
@@ -289,7 +275,7 @@ def extract_files(spark: SparkSession, files: list[ManifestFile], settings: Extr
     the number of pairs. `keep_order` keeps DEDUP_ORDER's `_seq`, for tables de-duplicated again later.
     `written`, when given, receives {"pairs": rows written}, observed during the write (no second read).
     """
-    rows = extracted_rows(spark, files, settings, fail_fast).persist(StorageLevel.MEMORY_AND_DISK)
+    rows = extracted_rows(spark, files, job, fail_fast).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         try:
             file_rows = [r.asDict() for r in rows.where(F.col(FILE_STATS).isNotNull()).select(f"{FILE_STATS}.*").collect()]
@@ -321,16 +307,16 @@ def sum_file_counters(file_rows: list[dict]) -> dict:
     return totals
 
 
-def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: str | None, output: str,
+def run_extract(spark: SparkSession, config: Settings, manifest: str, input_base: str | None, output: str,
                 crawl: str | None = None, fail_fast: bool = False) -> dict:
     """Write DIR/pairs (Parquet) and DIR/extract.json; return the run's counters."""
     started = time.monotonic()
-    settings = settings_for(spark, config)
-    files = read_manifest(manifest, input_base, crawl, settings.remote)
+    job = job_for(spark, config)
+    files = read_manifest(manifest, input_base, crawl, job.remote)
     pairs_path = _join(output, "pairs")
     with stage(spark, "extract", f"{len(files):,} files listed in {manifest}") as run:
         written: dict = {}
-        file_rows = extract_files(spark, files, settings, fail_fast, pairs_path, written=written)
+        file_rows = extract_files(spark, files, job, fail_fast, pairs_path, written=written)
         pairs_emitted = written["pairs"]
         run.rows = pairs_emitted
     totals = sum_file_counters(file_rows)
@@ -365,7 +351,7 @@ def run_extract(spark: SparkSession, config: dict, manifest: str, input_base: st
         },
         "dropped_units": "no_src, no_text, non_http_url: <img> tags; language, duplicate: pairs; "
                          "non_html, oversized_page, decode_error: records",
-        "settings": {k: v for k, v in asdict(settings).items() if k != "batch_rows"},
+        "settings": asdict(job.extract),
         "pairs": pairs_path,
         "file_seconds": round(sum(r["seconds"] or 0.0 for r in file_rows), 1),  # streaming files, summed over tasks
         "elapsed_seconds": round(time.monotonic() - started, 1),

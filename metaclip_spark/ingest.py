@@ -11,14 +11,14 @@ from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 
+from .config import Settings
 from .curation import count_entries, match_pool
 from .errors import ConfigError, InputError
-from .extraction import MANIFEST_FORMATS, extract_files, first_of_duplicates, settings_for, sum_file_counters
+from .extraction import MANIFEST_FORMATS, extract_files, first_of_duplicates, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
 from .pool import infer_pool_format, input_read_errors, read_pool
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
-from .storage import RemoteSettings
 from .tables import write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -45,19 +45,19 @@ def is_manifest_name(path: str) -> bool:
     return path.rstrip("/").lower().endswith((".paths", ".paths.gz", ".paths.txt"))
 
 
-def infer_input_format(spark: SparkSession, path: str, config: dict) -> str:
+def infer_input_format(spark: SparkSession, path: str, config: Settings) -> str:
     """The format of an input given without --input-format: a listing's (WARC or WAT, from the names it lists),
     else a pool's (from its name or its files' names)."""
     if is_manifest_name(path):
-        return manifest_format(read_manifest_text(path, RemoteSettings.from_config(config)))
+        return manifest_format(read_manifest_text(path, config.remote))
     return infer_pool_format(spark, path)
 
 
-def _work_files(source: InputSpec, config: dict) -> list[ManifestFile]:
+def _work_files(source: InputSpec, config: Settings) -> list[ManifestFile]:
     if not source.is_manifest:
         crawl = check_crawl_name(source.crawl or DEFAULT_POOL_CRAWL)
         return [ManifestFile(0, source.path, source.path, crawl)]
-    files = read_manifest(source.path, source.input_base, source.crawl, RemoteSettings.from_config(config))
+    files = read_manifest(source.path, source.input_base, source.crawl, config.remote)
     for f in files:
         if not f.crawl:
             raise ConfigError(f"cannot tell the crawl of {f.source_file} (no CC-MAIN-YYYY-WW in its path): pass --crawl")
@@ -80,20 +80,20 @@ def _file_record(row: dict) -> dict:
             "reason": row["error"], "seconds": row["seconds"], "counters": counters}
 
 
-def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataFrame, metadata, config: dict) -> int:
+def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataFrame, metadata, config: Settings) -> int:
     matched_path = root.unit_path(marker["crawl"], marker["unit"], "matched")
-    write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, config["input"]["text_column"]),
+    write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, config.input.text_column),
                              matched_path)
     return spark.read.parquet(matched_path).count()
 
 
-def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: dict) -> DataFrame:
+def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: Settings) -> DataFrame:
     if marker["kind"] == "pool":
         return read_pool(spark, marker["files"][0]["location"], marker["format"], config)
     return spark.read.parquet(root.unit_path(marker["crawl"], marker["unit"], "pairs"))
 
 
-def _run_unit(spark, root: OutputRoot, config: dict, source: InputSpec, crawl: str, files: list[ManifestFile],
+def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, crawl: str, files: list[ManifestFile],
               metadata, fail_fast: bool) -> dict:
     marker = {"crawl": crawl, "unit": unit_id(crawl, [f.source_file for f in files]),
               "kind": "extract" if source.is_manifest else "pool", "format": source.format,
@@ -101,7 +101,7 @@ def _run_unit(spark, root: OutputRoot, config: dict, source: InputSpec, crawl: s
     with stage(spark, "unit", f"{crawl} unit {marker['unit']}: {len(files)} file(s)") as run:
         if source.is_manifest:
             pairs_path = root.unit_path(crawl, marker["unit"], "pairs")
-            file_rows = extract_files(spark, files, settings_for(spark, config), fail_fast, pairs_path, keep_order=True)
+            file_rows = extract_files(spark, files, job_for(spark, config), fail_fast, pairs_path, keep_order=True)
             pool = spark.read.parquet(pairs_path)
             marker["files"] = [_file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
             marker["pairs"] = pool.count()
@@ -120,7 +120,7 @@ def _run_unit(spark, root: OutputRoot, config: dict, source: InputSpec, crawl: s
     return marker
 
 
-def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: dict) -> None:
+def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Settings) -> None:
     for marker in units:
         with stage(spark, "rematch", f"{marker['crawl']} unit {marker['unit']}") as run:
             marker = dict(marker, metadata_digest=metadata.digest)
@@ -169,7 +169,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
     return state
 
 
-def ingest(spark: SparkSession, config: dict, root: OutputRoot, source: InputSpec, metadata, *, force: bool = False,
+def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: InputSpec, metadata, *, force: bool = False,
            rematch: bool = False, fail_fast: bool = False) -> dict:
     """Bring `source` into `root`: new files extracted and matched unit by unit, touched crawls rebuilt."""
     files = _work_files(source, config)
@@ -194,7 +194,7 @@ def ingest(spark: SparkSession, config: dict, root: OutputRoot, source: InputSpe
         if key not in seen and states.get(key, {}).get("status") != "ok":
             pending.append(f)
         seen.add(key)
-    files_per_unit = int(config["extract"].get("files_per_unit", 16)) if source.is_manifest else 1
+    files_per_unit = config.extract.files_per_unit if source.is_manifest else 1
     log.info("ingest: %d file(s) listed, %d already done, %d to process", len(seen), len(seen) - len(pending),
              len(pending))
     for crawl, group in _units_of(pending, files_per_unit):

@@ -17,30 +17,33 @@ import io
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .config import MetadataBuildSettings
 from .errors import ConfigError
 from .metadata import is_single_punctuation
 
-# wordfreq's "large" English list ends at a frequency of 1e-8 (one occurrence per 100 million words): keeping
-# every listed word (~321k) is the closest offline stand-in for "count >= 100 in English Wikipedia".
-WORDFREQ_MIN_FREQUENCY = 1e-8
 
 
 @dataclass(frozen=True)
 class BuildThresholds:
-    """The thresholds of curation-spec section 2 (configurable; conf/base.toml [metadata_build])."""
+    """The thresholds of curation-spec section 2 (defaults in conf/base.toml [metadata_build])."""
 
-    unigram_min_count: int = 100
-    bigram_min_pmi: float = 30.0
-    title_min_views: int = 70
-    pageview_min_hourly_views: int = 50
-    wordfreq_min_frequency: float = WORDFREQ_MIN_FREQUENCY
+    unigram_min_count: int
+    bigram_min_pmi: float
+    title_min_views: int
+    pageview_min_hourly_views: int
+    wordfreq_min_frequency: float
 
     @classmethod
-    def from_config(cls, section: dict | None, **overrides) -> "BuildThresholds":
-        values = {**asdict(cls()), **{k: v for k, v in (section or {}).items() if k in asdict(cls())}}
+    def from_config(cls, section: MetadataBuildSettings | None = None, **overrides) -> "BuildThresholds":
+        """The configured thresholds (the shipped defaults when no section is given), options laid over them."""
+        if section is None:
+            from .config import load_config
+
+            section = load_config("local").metadata_build
+        values = {f.name: getattr(section, f.name) for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         for key, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -89,7 +92,7 @@ def merge_sources(sources: Iterable[tuple[str, Iterable[str]]]) -> tuple[list[st
     return entries, report
 
 
-def wordfreq_unigrams(min_frequency: float = WORDFREQ_MIN_FREQUENCY, lang: str = "en") -> list[str]:
+def wordfreq_unigrams(min_frequency: float, lang: str = "en") -> list[str]:
     """English words from wordfreq's "large" list with frequency >= min_frequency, most frequent first.
 
     wordfreq lowercases its words and writes every digit as "0" ("0,000"); both are kept as wordfreq has them.
@@ -102,19 +105,6 @@ def wordfreq_unigrams(min_frequency: float = WORDFREQ_MIN_FREQUENCY, lang: str =
             break
         words.append(word)
     return words
-
-
-def build_default_metadata(thresholds: BuildThresholds | None = None,
-                           nltk_data: str | Path | None = None) -> tuple[list[str], list[dict]]:
-    """The embedded default: numbers, WordNet synset names, wordfreq English unigrams (no download needed)."""
-    from .wordnet import synset_names
-
-    thresholds = thresholds or BuildThresholds()
-    return merge_sources([
-        ("numbers", number_entries()),
-        ("wordnet", synset_names(nltk_data)),
-        ("wordfreq_unigrams", wordfreq_unigrams(thresholds.wordfreq_min_frequency)),
-    ])
 
 
 def metadata_bytes(entries: list[str]) -> bytes:
@@ -162,7 +152,7 @@ def build_metadata(spark=None, *, wikipedia: list[str] = (), pageviews: list[str
                    nltk_data: str | Path | None = None, counts_output: str | None = None) -> MetadataBuild:
     """Build the metadata in the spec's order: numbers, WordNet, unigrams (Wikipedia counts, then wordfreq when
     asked), Wikipedia bigrams, pageview titles. A SparkSession is needed only for Wikipedia dumps or pageviews."""
-    thresholds = thresholds or BuildThresholds()
+    thresholds = thresholds or BuildThresholds.from_config()
     if (wikipedia or pageviews) and spark is None:
         raise ConfigError("a SparkSession is needed to count Wikipedia dumps or pageview files")
     details: dict = {"thresholds": asdict(thresholds)}
@@ -214,7 +204,7 @@ def add_build_arguments(parser) -> None:
     parser.add_argument("--bigram-min-pmi", type=float, help="keep Wikipedia bigrams with PMI >= X (30)")
     parser.add_argument("--title-min-views", type=int, help="keep titles with >= N total views (70)")
     parser.add_argument("--pageview-min-hourly-views", type=int, help="ignore hourly lines under N views (50)")
-    parser.add_argument("--wordfreq-min-frequency", type=float, help=f"wordfreq words kept (>= {WORDFREQ_MIN_FREQUENCY})")
+    parser.add_argument("--wordfreq-min-frequency", type=float, help="wordfreq words kept (>= this frequency; 1e-8)")
     parser.add_argument("--counts-output", help="also write the Wikipedia count table (kind, term, count) as Parquet")
     parser.add_argument("--report", help="write the build report as JSON to this file")
 
@@ -227,14 +217,14 @@ def run_build_command(args) -> int:
     from .metadata import format_validation, validate_entries
 
     config = load_config(args.profile, args.conf_file)
-    section = config.get("metadata_build", {})
+    section = config.metadata_build
     thresholds = BuildThresholds.from_config(
         section, unigram_min_count=args.unigram_min_count, bigram_min_pmi=args.bigram_min_pmi,
         title_min_views=args.title_min_views, pageview_min_hourly_views=args.pageview_min_hourly_views,
         wordfreq_min_frequency=args.wordfreq_min_frequency)
     if not (args.wikipedia or args.pageviews or args.wordfreq or args.wordnet):
         raise ConfigError("nothing to build from: give --wikipedia, --pageviews, --wordfreq or keep WordNet")
-    nltk_data = args.nltk_data or section.get("nltk_data") or None
+    nltk_data = args.nltk_data or section.nltk_data or None
     started = time.monotonic()
     spark, owns_session = None, False
     if args.wikipedia or args.pageviews:

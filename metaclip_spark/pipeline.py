@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from . import __version__, balancing
+from .config import Settings
 from .curation import balance_pool, count_vector
 from .errors import ConfigError, FailedFilesError, InputError
 from .ingest import InputSpec, infer_input_format, ingest  # noqa: F401 - the CLI reaches them through here
@@ -64,20 +65,20 @@ def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls:
     return vector
 
 
-def _threshold(config: dict, counts: np.ndarray) -> int:
-    curation = config["curation"]
-    return balancing.auto_threshold(counts, curation["tail_share"]) if curation["t"] == "auto" else curation["t"]
+def _threshold(config: Settings, counts: np.ndarray) -> int:
+    curation = config.curation
+    return balancing.auto_threshold(counts, curation.tail_share) if curation.t == "auto" else curation.t
 
 
-def run_balance(spark: SparkSession, config: dict, root: OutputRoot, metadata: Metadata, crawls: list[str],
+def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadata: Metadata, crawls: list[str],
                 counts: np.ndarray | None = None, started: float | None = None, ingested: dict | None = None) -> dict:
     """curated/ = the chosen crawls' matched pairs kept by their draws; then summary.json and runs/<id>.json."""
     started = started or time.monotonic()
     if counts is None:
         counts = count_vector(spark.read.parquet(root.path("counts")), len(metadata.entries))
-    seed = config["curation"]["seed"]
+    seed = config.curation.seed
     t = _threshold(config, counts)
-    text_column = config["input"]["text_column"]
+    text_column = config.input.text_column
     states = {crawl: root.crawl_state(crawl) for crawl in crawls}
     pairs_matched = sum(s["pairs_matched"] for s in states.values())
     with stage(spark, "balance", f"t {t}, seed {seed}, crawls {', '.join(crawls)}") as run:
@@ -93,8 +94,8 @@ def run_balance(spark: SparkSession, config: dict, root: OutputRoot, metadata: M
         "pairs_matched": pairs_matched,
         "pairs_curated": pairs_curated,  # the expected size (sum of keep_prob over matched pairs) is in report/
         "t": int(t),
-        "t_mode": "auto" if config["curation"]["t"] == "auto" else "fixed",
-        "tail_share": config["curation"]["tail_share"],
+        "t_mode": "auto" if config.curation.t == "auto" else "fixed",
+        "tail_share": config.curation.tail_share,
         "seed": seed,
         "metadata": metadata.path,
         "metadata_digest": metadata.digest,
@@ -127,9 +128,9 @@ def _summed_extract(states: dict) -> dict | None:
     return {k: sum(e.get(k, 0) for e in extracted) for k in extracted[0]}
 
 
-def check_failed_share(config: dict, ingested: dict) -> None:
+def check_failed_share(config: Settings, ingested: dict) -> None:
     """Stop before balancing when more files failed than `extract.max_failed_share` allows (exit code 4)."""
-    share = float(config["extract"].get("max_failed_share", 0.05))
+    share = config.extract.max_failed_share
     if ingested["files_listed"] and ingested["files_failed"] / ingested["files_listed"] > share:
         failed = "; ".join(f"{f['file']}: {f['reason']}" for f in ingested["failed_files"][:5])
         raise FailedFilesError(
@@ -138,7 +139,7 @@ def check_failed_share(config: dict, ingested: dict) -> None:
         )
 
 
-def curate(spark: SparkSession, config: dict, source: InputSpec | None, metadata: Metadata, output: str, *,
+def curate(spark: SparkSession, config: Settings, source: InputSpec | None, metadata: Metadata, output: str, *,
            crawls: list[str] | None = None, overwrite: bool = False, force: bool = False, rematch: bool = False,
            fail_fast: bool = False, report: bool = True) -> dict:
     """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls."""

@@ -9,6 +9,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from .config import Settings
 from .errors import ConfigError, InputError
 from .tables import data_file_names, path_exists
 
@@ -65,7 +66,7 @@ def uuid_column(url_column: str):
     return F.substring(F.sha2(F.col(url_column).cast("string"), 224), 1, 24)
 
 
-def read_pool(spark: SparkSession, path: str, input_format: str, config: dict) -> DataFrame:
+def read_pool(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:
     """The pool with at least `url`/`text` columns (names from config) plus `uuid` (computed when absent)."""
     if input_format not in INPUT_FORMATS:
         raise ConfigError(f"unknown input format {input_format!r}: choose one of {', '.join(INPUT_FORMATS)}")
@@ -79,17 +80,15 @@ def read_pool(spark: SparkSession, path: str, input_format: str, config: dict) -
         raise InputError(f"input {path} holds no {input_format} rows: {e.getMessage().splitlines()[0]}") from None
     if not df.columns:
         raise InputError(f"input {path} holds no {input_format} rows")
-    columns = config["input"]
+    columns = config.input
     for key in ("url_column", "text_column"):
-        if columns[key] not in df.columns:
-            raise InputError(
-                f"input {path} has no column {columns[key]!r} (input.{key}); its columns are: {', '.join(df.columns)}"
-            )
+        if getattr(columns, key) not in df.columns:
+            raise InputError(f"input {path} has no column {getattr(columns, key)!r} (input.{key}); its columns are: "
+                             f"{', '.join(df.columns)}")
     if "_corrupt_record" in df.columns:
         df = df.where(F.col("_corrupt_record").isNull()).drop("_corrupt_record")
     if "uuid" not in df.columns:
-        df = df.withColumn("uuid", uuid_column(columns["url_column"]))
-    partitions = int(columns.get("partitions") or 0)
-    if partitions > 0:
-        df = df.repartition(partitions)
+        df = df.withColumn("uuid", uuid_column(columns.url_column))
+    if columns.partitions > 0:
+        df = df.repartition(columns.partitions)
     return df

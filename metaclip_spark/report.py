@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from . import __version__, balancing
+from .config import Settings
 from .curation import ENTRY_IDS, flattened_entry_ids
 from .errors import CurationError, InputError
 from .pool import INPUT_FORMATS, read_pool
@@ -180,7 +181,7 @@ def _load_run(spark: SparkSession, root: OutputRoot) -> dict:
     return summary
 
 
-def _pairs_in_frames(spark: SparkSession, root: OutputRoot, crawls: list[str], config: dict | None) -> list | None:
+def _pairs_in_frames(spark: SparkSession, root: OutputRoot, crawls: list[str], config: Settings | None) -> list | None:
     """The pairs of the pool (one frame per source, each with its `crawl`), or None when they cannot be read back.
 
     Common Crawl crawls keep their de-duplicated pairs in ROOT/pairs; a pool of pairs is read again from where
@@ -195,7 +196,7 @@ def _pairs_in_frames(spark: SparkSession, root: OutputRoot, crawls: list[str], c
     if pools:
         if config is None:
             return None
-        reread = dict(config, input=dict(config["input"], partitions=0))  # a count needs no repartitioning
+        reread = config.updated({"input": {"partitions": 0}})  # a count needs no repartitioning
         for marker in root.committed_units(pools):
             location, input_format = marker["files"][0]["location"], marker.get("format")
             if input_format not in INPUT_FORMATS:
@@ -212,7 +213,7 @@ def _pairs_in_frames(spark: SparkSession, root: OutputRoot, crawls: list[str], c
 
 
 def _pairs_in_by_group(spark: SparkSession, root: OutputRoot, run: dict, groups: list[str],
-                       config: dict | None) -> dict[str, dict[str, int] | None]:
+                       config: Settings | None) -> dict[str, dict[str, int] | None]:
     """Pairs in per value of each group column: per crawl from the run's crawl states, the others by a scan of
     the pool's pairs (None for a column the pool's pairs do not all carry)."""
     result: dict[str, dict[str, int] | None] = {g: None for g in groups}
@@ -231,7 +232,7 @@ def _pairs_in_by_group(spark: SparkSession, root: OutputRoot, run: dict, groups:
     return result
 
 
-def compute_report(spark: SparkSession, output: str, config: dict | None = None) -> tuple[dict, dict]:
+def compute_report(spark: SparkSession, output: str, config: Settings | None = None) -> tuple[dict, dict]:
     """The report's numbers (the report summary, without plots) and the count vectors the plots need."""
     root = OutputRoot(spark, output)
     run = _load_run(spark, root)
@@ -382,7 +383,7 @@ def _write_directory_hadoop(spark: SparkSession, path: str, temporary: str, file
             delete_path(spark, temporary)
 
 
-def write_report(spark: SparkSession, output: str, config: dict | None = None) -> dict:
+def write_report(spark: SparkSession, output: str, config: Settings | None = None) -> dict:
     """Compute the report of a finished run in `output` and write DIR/report/; returns the report summary.
 
     `config` (the run's configuration) lets the report read the input pool back for pairs in by group; without

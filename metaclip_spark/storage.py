@@ -20,10 +20,10 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import BinaryIO, Callable, TypeVar
 
+from .config import RemoteSettings
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -47,64 +47,12 @@ class EarlyEndOfData(ConnectionError):
     """The server ended a response before the object's size: a cut connection, retried like one."""
 
 
-@dataclass(frozen=True)
-class RemoteSettings:
-    """The [remote] configuration (defaults and meaning in conf/base.toml), checked on the driver."""
-
-    retries: int
-    backoff_seconds: float
-    backoff_max_seconds: float
-    timeout_seconds: float
-    block_bytes: int
-    max_concurrent_downloads: int
-    s3_endpoint_url: str
-    s3_anonymous: str
-    gcs_endpoint_url: str
-    gcs_anonymous: bool
-
-    @classmethod
-    def from_config(cls, config: dict) -> "RemoteSettings":
-        section = config.get("remote")
-        if not isinstance(section, dict):
-            raise ConfigError("the [remote] section is missing from the configuration (see conf/base.toml)")
-
-        def number(key: str, kind: type, minimum: float):
-            value = section.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum \
-                    or (kind is int and not isinstance(value, int)):
-                raise ConfigError(f"remote.{key} must be {'an integer' if kind is int else 'a number'} >= {minimum}, "
-                                  f"got {value!r}")
-            return kind(value)
-
-        anonymous = str(section.get("s3_anonymous", "")).lower()
-        if anonymous not in ("auto", "true", "false"):
-            raise ConfigError(f"remote.s3_anonymous must be \"auto\", true or false, got {section.get('s3_anonymous')!r}")
-        for key in ("s3_endpoint_url", "gcs_endpoint_url"):
-            if not isinstance(section.get(key), str):
-                raise ConfigError(f"remote.{key} must be a URL string (\"\" for the service's own), "
-                                  f"got {section.get(key)!r}")
-        if not isinstance(section.get("gcs_anonymous"), bool):
-            raise ConfigError(f"remote.gcs_anonymous must be true or false, got {section.get('gcs_anonymous')!r}")
-        return cls(
-            retries=number("retries", int, 0),
-            backoff_seconds=number("backoff_seconds", float, 0),
-            backoff_max_seconds=number("backoff_max_seconds", float, 0),
-            timeout_seconds=number("timeout_seconds", float, 1),
-            block_bytes=number("block_bytes", int, 64 * 1024),
-            max_concurrent_downloads=number("max_concurrent_downloads", int, 1),
-            s3_endpoint_url=section["s3_endpoint_url"],
-            s3_anonymous=anonymous,
-            gcs_endpoint_url=section["gcs_endpoint_url"],
-            gcs_anonymous=section["gcs_anonymous"],
-        )
-
-
 @lru_cache(maxsize=1)
 def default_settings() -> RemoteSettings:
     """The [remote] settings of the local profile (for callers that were given none)."""
     from .config import load_config
 
-    return RemoteSettings.from_config(load_config("local"))
+    return load_config("local").remote
 
 
 # Where a location lives ------------------------------------------------------------------------------------------

@@ -39,13 +39,11 @@ def config():
 def spark(config):
     from metaclip_spark.session import spark_session
 
-    overrides = dict(config)
-    overrides["spark"] = dict(config["spark"], master="local[2]")
-    overrides["spark"]["conf"] = dict(config["spark"]["conf"], **{
+    tests = config.updated({"spark": {"master": "local[2]", "conf": {
         "spark.sql.shuffle.partitions": "4",
         "spark.default.parallelism": "4",
         "spark.ui.enabled": "false",
-    })
-    session = spark_session(overrides, "metaclip-spark-tests")
+    }}})
+    session = spark_session(tests, "metaclip-spark-tests")
     yield session
     session.stop()

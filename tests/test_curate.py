@@ -34,8 +34,7 @@ def _write_pool(spark, path, copies: int, start: int = 0) -> str:
 
 
 def _config(config, partitions=0, t=T, seed=11):
-    return dict(config, input=dict(config["input"], partitions=partitions),
-                curation=dict(config["curation"], t=t, seed=seed))
+    return config.updated({"input": {"partitions": partitions}, "curation": {"t": t, "seed": seed}})
 
 
 def _rows(path, *columns):

@@ -138,8 +138,7 @@ def test_counters_add_up_over_files(all_languages_run):
 
 def test_language_filter_and_page_size_cap(spark, config, input_base, tmp_path):
     manifest = _manifest(tmp_path, "paths.txt", ["sample-0000.warc.gz", "warcfile.warc.gz"])
-    small_cap = dict(config, extract=dict(config["extract"], languages=["en"], max_page_bytes=30_000,
-                                           files_per_task=2))
+    small_cap = config.updated({"extract": {"languages": ["en"], "max_page_bytes": 30_000, "files_per_task": 2}})
     record = run_extract(spark, small_cap, manifest, str(input_base), str(tmp_path / "out"))
     expected, oversized = set(), 0
     for name in ("sample-0000.warc.gz", "warcfile.warc.gz"):

@@ -51,8 +51,7 @@ def crawl_data(tmp_path_factory):
 
 
 def _config(config):
-    return dict(config, curation=dict(config["curation"], t=T, seed=SEED),
-                extract=dict(config["extract"], languages=[], files_per_unit=1))
+    return config.updated({"curation": {"t": T, "seed": SEED}, "extract": {"languages": [], "files_per_unit": 1}})
 
 
 def _curate(spark, config, root, manifest=None, base=None, **kwargs):

@@ -198,7 +198,7 @@ def test_wordnet_install_turns_crlf_into_lf_and_writes_missing_lexnames(tmp_path
 # --- the whole build and the CLI -----------------------------------------------------------------------------
 
 def test_build_follows_the_spec_order_numbers_wordnet_unigrams_bigrams_titles(spark, small_dump, tmp_path):
-    thresholds = BuildThresholds(unigram_min_count=5, bigram_min_pmi=8.0)
+    thresholds = BuildThresholds.from_config(unigram_min_count=5, bigram_min_pmi=8.0)
     build = build_metadata(spark, wikipedia=[str(small_dump)], pageviews=[str(p) for p in PAGEVIEWS],
                            wordnet=False, thresholds=thresholds, counts_output=str(tmp_path / "counts"))
     assert [row["source"] for row in build.report] == ["numbers", "wikipedia_unigrams", "wikipedia_bigrams",

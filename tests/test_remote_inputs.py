@@ -159,11 +159,9 @@ def test_private_s3_bucket_is_read_with_the_usual_aws_variables(tree, monkeypatc
     from metaclip_spark.config import load_config
     from metaclip_spark.errors import InputError
     from metaclip_spark.manifest import read_manifest
-    from metaclip_spark.storage import RemoteSettings
 
     with s3_server(tree, bucket="private-crawl", public=False) as endpoint:
-        config = load_config("local")
-        settings = RemoteSettings.from_config(dict(config, remote=dict(config["remote"], s3_endpoint_url=endpoint)))
+        settings = load_config("local", overrides={"remote": {"s3_endpoint_url": endpoint}}).remote
         with pytest.raises(InputError, match="PermissionError"):  # anonymous: refused
             read_manifest(f"s3://private-crawl/{MANIFEST}", remote=settings)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")

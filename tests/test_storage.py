@@ -16,10 +16,11 @@ import pytest
 
 from metaclip_spark.config import load_config
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.extraction import ExtractSettings, FileStats, file_pairs
+from metaclip_spark.extraction import ExtractJob, FileStats, file_pairs
 from metaclip_spark.manifest import ManifestFile, manifest_format
-from metaclip_spark.storage import (DownloadSlot, RemoteReadError, RemoteSettings, ResumableReader, backoff_seconds,
-                                    check_readable, is_transient, open_archive, s3_is_anonymous)
+from metaclip_spark.config import RemoteSettings
+from metaclip_spark.storage import (DownloadSlot, RemoteReadError, ResumableReader, backoff_seconds, check_readable,
+                                    is_transient, open_archive, s3_is_anonymous)
 from metaclip_spark.webarchive import ArchiveCounts, web_pages
 
 from conftest import DATA
@@ -38,7 +39,7 @@ def server():
 @pytest.fixture
 def settings():
     """The shipped [remote] settings with short waits and 64 KiB range requests (several per test file)."""
-    return dataclasses.replace(RemoteSettings.from_config(load_config("local")), backoff_seconds=0.01,
+    return dataclasses.replace(load_config("local").remote, backoff_seconds=0.01,
                                backoff_max_seconds=0.05, block_bytes=65536, timeout_seconds=2.0)
 
 
@@ -150,12 +151,10 @@ def test_s3_reads_anonymously_unless_credentials_are_configured(settings):
 
 
 def test_remote_settings_are_checked():
-    config = load_config("local")
     for key, value in (("retries", -1), ("block_bytes", 10), ("s3_anonymous", "maybe"), ("timeout_seconds", "60"),
                        ("max_concurrent_downloads", 0), ("gcs_anonymous", "yes")):
-        bad = dict(config, remote=dict(config["remote"], **{key: value}))
         with pytest.raises(ConfigError, match=f"remote.{key}"):
-            RemoteSettings.from_config(bad)
+            load_config("local", overrides={"remote": {key: value}})
 
 
 def test_a_scheme_without_its_backend_stops_before_any_work():
@@ -174,10 +173,10 @@ def test_listing_format_follows_the_listed_names():
 
 # One file's extraction, as a Spark task runs it ------------------------------------------------------------------
 def _extract(location: str, settings: RemoteSettings) -> tuple[list[tuple], FileStats]:
-    extract = ExtractSettings.from_config(dict(load_config("local"), extract={"languages": []}))
-    extract = dataclasses.replace(extract, remote=settings)
+    job = ExtractJob.from_config(load_config("local", overrides={"extract": {"languages": []}}))
+    job = dataclasses.replace(job, remote=settings)
     stats = FileStats("warcfile.warc.gz", location)
-    rows = list(file_pairs(ManifestFile(0, "warcfile.warc.gz", location, "CC-MAIN-2020-34"), extract, stats))
+    rows = list(file_pairs(ManifestFile(0, "warcfile.warc.gz", location, "CC-MAIN-2020-34"), job, stats))
     return rows, stats
 
 
