@@ -46,6 +46,13 @@ def auto_threshold(counts: np.ndarray, tail_share: float = 0.06) -> int:
     return int(counts[min(index, counts.size - 1)]) + 1
 
 
+def tail_proportion(counts: np.ndarray, t: int) -> float:
+    """Share of all matches held by entries with a count under t (curation spec, section 4)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    return float(counts[counts < t].sum() / total) if total else 0.0
+
+
 def _splitmix64(x: np.ndarray) -> np.ndarray:
     x = x ^ (x >> np.uint64(30))
     x = x * _MIX1

@@ -9,6 +9,7 @@ import sys
 import time
 import traceback
 
+from . import sources
 from .errors import INTERNAL_ERROR_EXIT_CODE, CurationError
 
 log = logging.getLogger("metaclip_spark")
@@ -27,7 +28,7 @@ def _add_metadata(parser: argparse.ArgumentParser) -> None:
 def _add_input(parser: argparse.ArgumentParser, manifests: bool = False, required: bool = True) -> None:
     parser.add_argument("--input", required=required, help="pool of pairs: Parquet or JSON lines file or directory"
                         + (", or a Common Crawl manifest (warc.paths.gz, wat.paths.gz)" if manifests else ""))
-    formats = ["parquet", "jsonl"] + (["warc-manifest", "wat-manifest"] if manifests else [])
+    formats = sources.formats() if manifests else sources.formats(sources.POOL)
     parser.add_argument("--input-format", choices=formats,
                         help="default: from the name (*.paths[.gz]: a WARC or WAT listing, by the files it lists; "
                              "*.parquet, *.jsonl) or from the files of the directory")
@@ -188,11 +189,14 @@ def _run_spark_command(args: argparse.Namespace) -> int:
         return _run_extract(args)
     from . import pipeline
     from .config import load_config
+    from .ingest import InputSpec, infer_input_format, ingest
+    from .metadata import Metadata
+    from .project import OutputRoot
     from .session import spark_session
 
     config = load_config(args.profile, args.conf_file, _overrides(args))
     started = time.monotonic()
-    metadata = (pipeline.Metadata(config.metadata.path or None)  # a bad file stops the run before Spark starts
+    metadata = (Metadata(config.metadata.path or None)  # a bad file stops the run before Spark starts
                 if args.command not in ("report", "status") else None)
     from pyspark.sql import SparkSession
 
@@ -202,16 +206,16 @@ def _run_spark_command(args: argparse.Namespace) -> int:
         crawls = [c.strip() for c in args.crawls.split(",") if c.strip()] if getattr(args, "crawls", None) else None
         source = None
         if getattr(args, "input", None):
-            input_format = args.input_format or pipeline.infer_input_format(spark, args.input, config)
-            source = pipeline.InputSpec(args.input, input_format, args.input_base, args.crawl)
-        root = pipeline.OutputRoot(spark, args.output) if args.command != "status" else None
+            input_format = args.input_format or infer_input_format(spark, args.input, config)
+            source = InputSpec(args.input, input_format, args.input_base, args.crawl)
+        root = OutputRoot(spark, args.output) if args.command != "status" else None
         if args.command == "curate":
             summary = pipeline.curate(spark, config, source, metadata, args.output, crawls=crawls,
                                       overwrite=args.overwrite, force=args.force, rematch=args.rematch,
                                       fail_fast=args.fail_fast, report=args.report)
             _print_summary(summary, args.output)
         elif args.command == "match":
-            ingested = pipeline.ingest(spark, config, root, source, metadata, force=args.force, rematch=args.rematch,
+            ingested = ingest(spark, config, root, source, metadata, force=args.force, rematch=args.rematch,
                                        fail_fast=args.fail_fast)
             print(json.dumps(ingested))
             pipeline.check_failed_share(config, ingested)
@@ -224,12 +228,12 @@ def _run_spark_command(args: argparse.Namespace) -> int:
         elif args.command == "status":
             from .status import format_status, root_status
 
-            status = root_status(pipeline.OutputRoot(spark, args.root))
+            status = root_status(OutputRoot(spark, args.root))
             print(json.dumps(status, indent=2) if args.json else format_status(status))
         elif args.command == "report":
             from .report import write_report
 
-            write_report(spark, args.output, config)
+            write_report(spark, args.output)
             print(f"Report: {args.output.rstrip('/')}/report/index.html (numbers in report/summary.json)")
         return 0
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -13,6 +13,9 @@ from . import balancing, matching
 
 ENTRY_IDS = "entry_ids"
 KEEP_PROB = "keep_prob"
+# Columns the report breaks pairs down by, when a table has them; a null value is shown as NO_VALUE.
+GROUP_COLUMNS = ("crawl", "lang", "text_source")
+NO_VALUE = "(none)"
 
 
 def matched_schema(pool_schema: T.StructType) -> T.StructType:
@@ -63,6 +66,23 @@ def count_entries(matched: DataFrame, entries: list[str]) -> DataFrame:
         pa.table({"entry_id": pa.array(range(len(entries)), pa.int32()), "entry": pa.array(entries, pa.string())})
     )
     return counts.join(names, "entry_id").select("entry_id", "entry", "count")
+
+
+def group_value(value) -> str:
+    return NO_VALUE if value is None else str(value)
+
+
+def pairs_by_group(pairs: DataFrame) -> tuple[int, dict[str, dict[str, int]]]:
+    """(pairs, {column: {value: pairs}}) for the group columns the table has (but `crawl`), in one aggregation of
+    at most (languages x text sources) rows: recorded at ingest so the report never reads the input again."""
+    columns = [c for c in GROUP_COLUMNS if c != "crawl" and c in pairs.columns]
+    rows = pairs.groupBy(*columns).count().collect()
+    by: dict[str, dict[str, int]] = {c: {} for c in columns}
+    for row in rows:
+        for c in columns:
+            value = group_value(row[c])
+            by[c][value] = by[c].get(value, 0) + int(row["count"])
+    return sum(int(row["count"]) for row in rows), by
 
 
 def count_vector(counts: DataFrame, entries_total: int) -> np.ndarray:

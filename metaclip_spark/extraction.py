@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from .dedup import first_of_duplicates
 from .errors import FailedFilesError
 from .ids import image_uuid
 from .language import LanguageFilter, identify_language
@@ -32,13 +33,12 @@ from .manifest import ManifestFile, read_manifest
 from .progress import stage
 from .config import ExtractSettings, RemoteSettings, Settings
 from .storage import describe, open_archive
-from .tables import write_json_atomically, write_parquet_atomically
+from .tables import join_path, write_json_atomically, write_parquet_atomically
 from .webarchive import ArchiveCounts, HtmlPage, web_pages
 from .webpage import html_image_pairs, wat_image_pairs
 
 log = logging.getLogger("metaclip_spark")
 
-MANIFEST_FORMATS = ("warc-manifest", "wat-manifest")
 PAIR_COLUMNS = ("uuid", "url", "text", "text_source", "page_url", "lang", "lang_score", "crawl", "source_file")
 PAIRS_SCHEMA = T.StructType([
     T.StructField("uuid", T.StringType(), False),
@@ -65,9 +65,6 @@ FILE_STATS_TYPE = T.StructType(
     + [T.StructField(name, T.LongType()) for name in FILE_COUNTERS]
     + [T.StructField("seconds", T.DoubleType())]
 )
-# Which of two duplicate pairs is kept: the one from the first file by path, then the first in that file. File
-# paths (not manifest positions) so that a crawl extracted over several incremental runs keeps the same rows.
-DEDUP_ORDER = ("source_file", "_seq")
 _STAGE_SCHEMA = T.StructType(
     [T.StructField(f.name, f.dataType, True) for f in PAIRS_SCHEMA.fields]
     + [T.StructField("_file_index", T.IntegerType(), True), T.StructField("_seq", T.LongType(), True),
@@ -242,23 +239,11 @@ def extracted_rows(spark: SparkSession, files: list[ManifestFile], job: ExtractJ
     return spark.range(0, len(files), 1, tasks).mapInArrow(extract_batches, _STAGE_SCHEMA)
 
 
-def first_of_duplicates(rows: DataFrame) -> DataFrame:
-    """One row per (uuid, text), all columns kept: the first by DEDUP_ORDER, whatever the partitioning or run."""
-    rest = [c for c in rows.columns if c not in ("uuid", "text", *DEDUP_ORDER)]
-    first = F.min(F.struct(*[F.col(c) for c in (*DEDUP_ORDER, *rest)])).alias("first")
-    return (rows.groupBy("uuid", "text").agg(first)
-            .select("uuid", "text", *[F.col(f"first.{c}").alias(c) for c in (*DEDUP_ORDER, *rest)]))
-
-
 def _failed_file_error(error: Exception) -> str | None:
     text = str(error)
     if _FAIL_FAST_MARKER not in text:
         return None
     return text.split(_FAIL_FAST_MARKER, 1)[1].splitlines()[0].strip()
-
-
-def _join(root: str, name: str) -> str:
-    return f"{root.rstrip('/')}/{name}"
 
 
 def job_for(spark: SparkSession, config: Settings) -> ExtractJob:
@@ -272,7 +257,7 @@ def extract_files(spark: SparkSession, files: list[ManifestFile], job: ExtractJo
     """Write the files' pairs, de-duplicated on (uuid, text), to `pairs_path`; return one counter row per file.
 
     The counter rows are collected: one per input file, bounded by the manifest (already on the driver), never by
-    the number of pairs. `keep_order` keeps DEDUP_ORDER's `_seq`, for tables de-duplicated again later.
+    the number of pairs. `keep_order` keeps `_seq` (dedup.DEDUP_ORDER), for tables de-duplicated again later.
     `written`, when given, receives {"pairs": rows written}, observed during the write (no second read).
     """
     rows = extracted_rows(spark, files, job, fail_fast).persist(StorageLevel.MEMORY_AND_DISK)
@@ -313,7 +298,7 @@ def run_extract(spark: SparkSession, config: Settings, manifest: str, input_base
     started = time.monotonic()
     job = job_for(spark, config)
     files = read_manifest(manifest, input_base, crawl, job.remote)
-    pairs_path = _join(output, "pairs")
+    pairs_path = join_path(output, "pairs")
     with stage(spark, "extract", f"{len(files):,} files listed in {manifest}") as run:
         written: dict = {}
         file_rows = extract_files(spark, files, job, fail_fast, pairs_path, written=written)
@@ -356,7 +341,7 @@ def run_extract(spark: SparkSession, config: Settings, manifest: str, input_base
         "file_seconds": round(sum(r["seconds"] or 0.0 for r in file_rows), 1),  # streaming files, summed over tasks
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
-    write_json_atomically(spark, _join(output, "extract.json"), record)
+    write_json_atomically(spark, join_path(output, "extract.json"), record)
     for item in failed:
         log.warning("extract: failed file %s: %s", item["file"], item["reason"])
     log.info("extract: %d of %d files ok, %d records, %d html pages, %d img tags, %d pairs written (%d duplicates)",

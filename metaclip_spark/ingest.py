@@ -5,16 +5,19 @@ its unfinished unit, and the next run redoes exactly that.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 
+from . import sources
 from .config import Settings
-from .curation import count_entries, match_pool
+from .curation import count_entries, match_pool, pairs_by_group
 from .errors import ConfigError, InputError
-from .extraction import MANIFEST_FORMATS, extract_files, first_of_duplicates, job_for, sum_file_counters
+from .dedup import first_of_duplicates
+from .extraction import extract_files, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
 from .pool import infer_pool_format, input_read_errors, read_pool
 from .progress import stage
@@ -37,18 +40,13 @@ class InputSpec:
 
     @property
     def is_manifest(self) -> bool:
-        return self.format in MANIFEST_FORMATS
-
-
-def is_manifest_name(path: str) -> bool:
-    """Common Crawl's listings are named `warc.paths.gz`, `wat.paths.gz` (gzipped or not)."""
-    return path.rstrip("/").lower().endswith((".paths", ".paths.gz", ".paths.txt"))
+        return sources.source(self.format).is_listing
 
 
 def infer_input_format(spark: SparkSession, path: str, config: Settings) -> str:
     """The format of an input given without --input-format: a listing's (WARC or WAT, from the names it lists),
     else a pool's (from its name or its files' names)."""
-    if is_manifest_name(path):
+    if sources.format_of_name(path, sources.EXTRACT):
         return manifest_format(read_manifest_text(path, config.remote))
     return infer_pool_format(spark, path)
 
@@ -80,15 +78,24 @@ def _file_record(row: dict) -> dict:
             "reason": row["error"], "seconds": row["seconds"], "counters": counters}
 
 
-def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataFrame, metadata, config: Settings) -> int:
+def _columns(source_is_listing: bool, config: Settings) -> dict:
+    """The url/text columns of the pairs a unit holds: recorded, so later stages never need the options again."""
+    if source_is_listing:
+        return {"url": "url", "text": "text"}
+    return {"url": config.input.url_column, "text": config.input.text_column}
+
+
+def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataFrame, metadata) -> int:
     matched_path = root.unit_path(marker["crawl"], marker["unit"], "matched")
-    write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, config.input.text_column),
+    write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, marker["columns"]["text"]),
                              matched_path)
     return spark.read.parquet(matched_path).count()
 
 
 def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: Settings) -> DataFrame:
     if marker["kind"] == "pool":
+        columns = marker["columns"]
+        config = config.updated({"input": {"url_column": columns["url"], "text_column": columns["text"]}})
         return read_pool(spark, marker["files"][0]["location"], marker["format"], config)
     return spark.read.parquet(root.unit_path(marker["crawl"], marker["unit"], "pairs"))
 
@@ -97,7 +104,7 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
               metadata, fail_fast: bool) -> dict:
     marker = {"crawl": crawl, "unit": unit_id(crawl, [f.source_file for f in files]),
               "kind": "extract" if source.is_manifest else "pool", "format": source.format,
-              "metadata_digest": metadata.digest}
+              "columns": _columns(source.is_manifest, config), "metadata_digest": metadata.digest}
     with stage(spark, "unit", f"{crawl} unit {marker['unit']}: {len(files)} file(s)") as run:
         if source.is_manifest:
             pairs_path = root.unit_path(crawl, marker["unit"], "pairs")
@@ -105,15 +112,15 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
             pool = spark.read.parquet(pairs_path)
             marker["files"] = [_file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
             marker["pairs"] = pool.count()
-            marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata, config)
+            marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
         else:
             with input_read_errors(source.path):  # a file Spark cannot read fails here, at the first action on it
                 pool = read_pool(spark, source.path, source.format, config)
                 if pool.isEmpty():
                     raise InputError(f"input {source.path} holds no rows")
                 marker["files"] = [{"file": source.path, "location": source.path, "status": "ok", "reason": None}]
-                marker["pairs"] = pool.count()
-                marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata, config)
+                marker["pairs"], marker["pairs_by"] = pairs_by_group(pool)
+                marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
         marker["committed_at"] = now()
         root.commit_unit(marker)  # the unit becomes visible only now
         run.rows = marker["pairs"]
@@ -123,9 +130,10 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
 def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Settings) -> None:
     for marker in units:
         with stage(spark, "rematch", f"{marker['crawl']} unit {marker['unit']}") as run:
-            marker = dict(marker, metadata_digest=metadata.digest)
+            marker = dict(marker, metadata_digest=metadata.digest,
+                          columns=marker.get("columns") or _columns(marker["kind"] == "extract", config))
             marker["pairs_matched"] = _match_unit(spark, root, marker, _unit_pool(spark, root, marker, config),
-                                                  metadata, config)
+                                                  metadata)
             root.commit_unit(dict(marker, committed_at=now()))
             run.rows = marker["pairs"]
 
@@ -134,11 +142,32 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
+def _crawl_columns(crawl: str, units: list[dict]) -> dict:
+    found = {json.dumps(u.get("columns") or {"url": "url", "text": "text"}, sort_keys=True) for u in units}
+    if len(found) > 1:
+        raise ConfigError(f"crawl {crawl} holds pools with different url/text columns ({' and '.join(sorted(found))});"
+                          " give each its own --crawl")
+    return json.loads(found.pop())
+
+
+def _summed_groups(parts: list[dict | None]) -> dict | None:
+    """Pairs per group value summed over units; None when a unit did not record them (a root made before)."""
+    if any(p is None for p in parts):
+        return None
+    total: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for column, values in part.items():
+            for value, n in values.items():
+                total.setdefault(column, {})[value] = total.setdefault(column, {}).get(value, 0) + n
+    return {c: v for c, v in total.items() if all(c in p for p in parts)}
+
+
 def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], metadata) -> dict:
     """Rebuild a crawl's pairs/, matched/ and crawl_counts/ from its committed units, then its state file."""
     kinds = {u["kind"] for u in units}
     if len(kinds) > 1:
         raise ConfigError(f"crawl {crawl} mixes Common Crawl files and pools of pairs; give the pool another --crawl")
+    columns = _crawl_columns(crawl, units)
     with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run:
         matched = _union([spark.read.parquet(root.unit_path(crawl, u["unit"], "matched")) for u in units])
         if kinds == {"extract"}:
@@ -147,9 +176,9 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             pairs = _union([spark.read.parquet(root.unit_path(crawl, u["unit"], "pairs")) for u in units])
             write_parquet_atomically(first_of_duplicates(pairs).drop("_seq", "crawl"), root.crawl_table("pairs", crawl))
             matched = first_of_duplicates(matched)
-            pairs_total = spark.read.parquet(root.crawl_table("pairs", crawl)).count()
+            pairs_total, pairs_by = pairs_by_group(spark.read.parquet(root.crawl_table("pairs", crawl)))
         else:
-            pairs_total = sum(u["pairs"] for u in units)
+            pairs_total, pairs_by = sum(u["pairs"] for u in units), _summed_groups([u.get("pairs_by") for u in units])
         write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl))
         crawl_matched = spark.read.parquet(root.crawl_table("matched", crawl))
         write_parquet_atomically(count_entries(crawl_matched, metadata.entries), root.crawl_table("crawl_counts", crawl))
@@ -157,7 +186,8 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         state = {
             "crawl": crawl, "kind": kinds.pop(), "units": sorted(u["unit"] for u in units),
             "units_digest": OutputRoot.units_digest(units),
-            "metadata_digest": metadata.digest, "pairs": pairs_total, "pairs_matched": crawl_matched.count(),
+            "metadata_digest": metadata.digest, "columns": columns, "pairs": pairs_total, "pairs_by": pairs_by,
+            "pairs_matched": crawl_matched.count(),
             "files_done": sum(s["status"] == "ok" for s in states.values()),
             "files_failed": sum(s["status"] == "failed" for s in states.values()),
             "extract": sum_file_counters([{"source_file": f["file"], "status": f["status"], **f.get("counters", {})}

@@ -131,3 +131,12 @@ def format_validation(report: dict) -> str:
         shown = ", ".join(f"#{p} {e!r}" for p, e in report["examples"][kind])
         lines.append(f"  {report[kind]:>9,}  {label}" + (f"  e.g. {shown}" if shown else ""))
     return "\n".join(lines)
+
+
+class Metadata:
+    """The entry list of a run with its digest and where it came from."""
+
+    def __init__(self, path: str | None):
+        self.path = path or "(embedded default)"
+        self.entries = load_metadata(path)
+        self.digest = metadata_digest(self.entries)

@@ -20,22 +20,13 @@ from . import __version__, balancing
 from .config import Settings
 from .curation import balance_pool, count_vector
 from .errors import ConfigError, FailedFilesError, InputError
-from .ingest import InputSpec, infer_input_format, ingest  # noqa: F401 - the CLI reaches them through here
-from .metadata import load_metadata, metadata_digest
+from .ingest import InputSpec, ingest
+from .metadata import Metadata
 from .progress import stage
 from .project import OutputRoot, now
 from .tables import delete_path, write_json_atomically, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
-
-
-class Metadata:
-    """The entry list of a run with its digest and where it came from."""
-
-    def __init__(self, path: str | None):
-        self.path = path or "(embedded default)"
-        self.entries = load_metadata(path)
-        self.digest = metadata_digest(self.entries)
 
 
 def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) -> list[str]:
@@ -78,8 +69,8 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         counts = count_vector(spark.read.parquet(root.path("counts")), len(metadata.entries))
     seed = config.curation.seed
     t = _threshold(config, counts)
-    text_column = config.input.text_column
     states = {crawl: root.crawl_state(crawl) for crawl in crawls}
+    text_column = _text_column(states, config)
     pairs_matched = sum(s["pairs_matched"] for s in states.values())
     with stage(spark, "balance", f"t {t}, seed {seed}, crawls {', '.join(crawls)}") as run:
         matched = root.read_crawls("matched", crawls)
@@ -103,7 +94,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         "entries_matched": int((counts > 0).sum()),
         "entries_over_t": int((counts > t).sum()),
         "matches_total": matches_total,
-        "tail_proportion": float(counts[counts < t].sum() / matches_total) if matches_total else 0.0,
+        "tail_proportion": balancing.tail_proportion(counts, t),
         "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
         "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
                          "files_failed": s["files_failed"]} for c, s in states.items()},
@@ -119,6 +110,15 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
     write_json_atomically(spark, root.path("runs", f"{summary['run_id']}.json"), summary)
     write_json_atomically(spark, root.path("summary.json"), summary)
     return summary
+
+
+def _text_column(states: dict, config: Settings) -> str:
+    """The text column the crawls were ingested with (recorded in their states; the options for older roots)."""
+    found = {(s.get("columns") or {}).get("text", config.input.text_column) for s in states.values()}
+    if len(found) > 1:
+        raise ConfigError(f"the chosen crawls hold texts in different columns ({', '.join(sorted(found))}); "
+                          "balance them apart with --crawls")
+    return found.pop()
 
 
 def _summed_extract(states: dict) -> dict | None:
@@ -157,5 +157,5 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
     if report:
         from .report import write_report
 
-        write_report(spark, output, config)
+        write_report(spark, output)
     return summary

@@ -11,34 +11,23 @@ from pyspark.sql import functions as F
 
 from .config import Settings
 from .errors import ConfigError, InputError
+from .sources import POOL, format_of_name, formats, source
 from .tables import data_file_names, path_exists
 
-INPUT_FORMATS = ("parquet", "jsonl")
-_SUFFIXES = {"parquet": (".parquet", ".parq"),
-             "jsonl": (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".jsonl.bz2", ".json.bz2")}
 _LISTED_FILES = 1000  # enough to tell a directory's format without walking a huge pool
 # Spark's words for a data file it cannot read (a stray README.txt in a Parquet directory, a corrupt footer).
 _UNREADABLE_FILE = re.compile(r"(?:FAILED_READ_FILE|while reading file|is not a Parquet file)")
 _FILE_AND_REASON = re.compile(r"reading file (\S+?)\.?\s+([^\n]*)")
 
 
-def format_of_name(name: str) -> str | None:
-    """`parquet` or `jsonl` from a file name's suffix, else None."""
-    lowered = name.lower()
-    for input_format, suffixes in _SUFFIXES.items():
-        if lowered.endswith(suffixes):
-            return input_format
-    return None
-
-
 def infer_pool_format(spark: SparkSession, path: str) -> str:
     """A pool's format from its name, or from the data files of the directory it names (Hadoop file systems)."""
-    by_name = format_of_name(path.rstrip("/"))
+    by_name = format_of_name(path, POOL)
     if by_name:
         return by_name
     if not path_exists(spark, path):
         raise InputError(f"input path does not exist: {path}")
-    formats = {format_of_name(name) for name in data_file_names(spark, path, _LISTED_FILES)} - {None}
+    formats = {format_of_name(name, POOL) for name in data_file_names(spark, path, _LISTED_FILES)} - {None}
     if len(formats) == 1:
         return formats.pop()
     found = ", ".join(sorted(formats)) or "no .parquet or .jsonl files"
@@ -68,8 +57,8 @@ def uuid_column(url_column: str):
 
 def read_pool(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:
     """The pool with at least `url`/`text` columns (names from config) plus `uuid` (computed when absent)."""
-    if input_format not in INPUT_FORMATS:
-        raise ConfigError(f"unknown input format {input_format!r}: choose one of {', '.join(INPUT_FORMATS)}")
+    if source(input_format).kind != POOL:
+        raise ConfigError(f"{input_format} is not a pool format: choose one of {', '.join(formats(POOL))}")
     if not path_exists(spark, path):
         raise InputError(f"input path does not exist: {path}")
     try:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame, SparkSession
 
 from .errors import ConfigError
-from .tables import delete_path, glob_paths, path_exists, read_json, write_json_atomically
+from .tables import delete_path, glob_paths, read_json, write_json_atomically
 
 UNIT_MARKER = "_COMMITTED.json"
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -112,6 +112,3 @@ class OutputRoot:
     # Runs ----------------------------------------------------------------------------------------------------
     def summary(self) -> dict | None:
         return read_json(self.spark, self.path("summary.json"))
-
-    def exists(self) -> bool:
-        return path_exists(self.spark, self.root)

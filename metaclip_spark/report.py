@@ -19,11 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
-import uuid as uuidlib
-from functools import reduce
 
 import numpy as np
 import pyarrow as pa
@@ -33,30 +28,22 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from . import __version__, balancing
-from .config import Settings
-from .curation import ENTRY_IDS, flattened_entry_ids
-from .errors import CurationError, InputError
-from .pool import INPUT_FORMATS, read_pool
+from .curation import ENTRY_IDS, GROUP_COLUMNS, flattened_entry_ids, group_value
+from .errors import InputError
 from .progress import stage
 from .project import OutputRoot
-from .tables import delete_path, path_exists, rename_path
+from .tables import join_path, path_exists, write_directory_atomically
 
 log = logging.getLogger("metaclip_spark")
 
 REPORT_DIR = "report"
 # Columns a Common Crawl pool carries (the extract stage); a pool without them gets no breakdowns.
-GROUP_COLUMNS = ("crawl", "lang", "text_source")
 TOP_ENTRIES = 30
 PROBABILITY_BINS = 50
-NO_VALUE = "(none)"
 
 _ENTRIES = "entries"
 _KEEP_PROB = "keep_prob"
 _PROB_BIN = "prob_bin"
-
-
-def _join(root: str, name: str) -> str:
-    return f"{root.rstrip('/')}/{name}"
 
 
 # --- pure functions (no Spark) ----------------------------------------------------------------------------------
@@ -64,13 +51,6 @@ def _join(root: str, name: str) -> str:
 def probability_bins(keep_prob: np.ndarray, bins: int = PROBABILITY_BINS) -> np.ndarray:
     """Histogram bin of each probability: [k/bins, (k+1)/bins), the last bin closed (P = 1 goes in it)."""
     return np.minimum(np.floor(keep_prob * bins), bins - 1).astype(np.int32)
-
-
-def tail_proportion(counts: np.ndarray, t: int) -> float:
-    """Share of all matches held by entries with a count under t (curation spec, section 4)."""
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    return float(counts[counts < t].sum() / total) if total else 0.0
 
 
 def top_entries(counts: np.ndarray, n: int = TOP_ENTRIES) -> list[tuple[int, int]]:
@@ -90,11 +70,7 @@ def present_group_columns(df: DataFrame) -> list[str]:
     return [c for c in GROUP_COLUMNS if c in df.columns]
 
 
-def _group_value(value) -> str:
-    return NO_VALUE if value is None else str(value)
-
-
-def _grouped(df: DataFrame, groups: list[str], extra_sets: list[tuple[str, ...]], aggregations: list) -> list[dict]:
+def grouped_counts(df: DataFrame, groups: list[str], extra_sets: list[tuple[str, ...]], aggregations: list) -> list[dict]:
     """One pass over `df`: the aggregations per value of each group column, per extra set, and in total.
 
     Each result row says which set it belongs to: `set` is the grouped column's name, or "" for the total.
@@ -142,7 +118,7 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
 
     per_pair = source.mapInArrow(keep_probability_batches, output_schema)
     try:
-        return _grouped(per_pair, groups, [(_ENTRIES,), (_PROB_BIN,)], [
+        return grouped_counts(per_pair, groups, [(_ENTRIES,), (_PROB_BIN,)], [
             F.count("*").alias("pairs"),
             F.sum(_KEEP_PROB).alias("expected"),
             F.sum((F.col(_KEEP_PROB) >= 1.0).cast("long")).alias("always_kept"),
@@ -155,7 +131,7 @@ def curated_pass(curated: DataFrame, groups: list[str], entries_total: int) -> t
     """Over the curated table itself, in one scan: per-entry counts after balancing (explode the kept pairs' entry
     ids, count) and kept pairs by group and in total (each pair's first entry stands for the pair)."""
     exploded = curated.select(*groups, F.posexplode(ENTRY_IDS).alias("position", "entry_id"))
-    results = _grouped(exploded, groups, [("entry_id",)], [
+    results = grouped_counts(exploded, groups, [("entry_id",)], [
         F.count("*").alias("matches"),
         F.sum((F.col("position") == 0).cast("long")).alias("pairs"),
     ])
@@ -167,7 +143,7 @@ def curated_pass(curated: DataFrame, groups: list[str], entries_total: int) -> t
 
 
 def _by_group(results: list[dict], groups: list[str], key: str) -> dict[str, dict[str, float]]:
-    return {g: {_group_value(r["value"]): r[key] for r in results if r["set"] == g} for g in groups}
+    return {g: {group_value(r["value"]): r[key] for r in results if r["set"] == g} for g in groups}
 
 
 def _load_run(spark: SparkSession, root: OutputRoot) -> dict:
@@ -181,58 +157,25 @@ def _load_run(spark: SparkSession, root: OutputRoot) -> dict:
     return summary
 
 
-def _pairs_in_frames(spark: SparkSession, root: OutputRoot, crawls: list[str], config: Settings | None) -> list | None:
-    """The pairs of the pool (one frame per source, each with its `crawl`), or None when they cannot be read back.
-
-    Common Crawl crawls keep their de-duplicated pairs in ROOT/pairs; a pool of pairs is read again from where
-    its committed units say it was (a pool that has moved or changed gives no by-group pairs in).
-    """
-    kinds = {crawl: (root.crawl_state(crawl) or {}).get("kind") for crawl in crawls}
-    frames = []
-    extracted = [c for c in crawls if kinds[c] == "extract"]
-    if extracted:
-        frames.append(root.read_crawls("pairs", extracted))
-    pools = [c for c in crawls if kinds[c] != "extract"]
-    if pools:
-        if config is None:
-            return None
-        reread = config.updated({"input": {"partitions": 0}})  # a count needs no repartitioning
-        for marker in root.committed_units(pools):
-            location, input_format = marker["files"][0]["location"], marker.get("format")
-            if input_format not in INPUT_FORMATS:
-                return None
-            try:
-                pool = read_pool(spark, location, input_format, reread)
-            except CurationError as e:
-                log.warning("report: pairs in by language / text source skipped, %s cannot be read back: %s",
-                            location, e)
-                return None
-            # As in matched/, a pool's rows take the crawl they were ingested under.
-            frames.append(pool.drop("crawl").withColumn("crawl", F.lit(marker["crawl"])))
-    return frames
-
-
-def _pairs_in_by_group(spark: SparkSession, root: OutputRoot, run: dict, groups: list[str],
-                       config: Settings | None) -> dict[str, dict[str, int] | None]:
-    """Pairs in per value of each group column: per crawl from the run's crawl states, the others by a scan of
-    the pool's pairs (None for a column the pool's pairs do not all carry)."""
+def _pairs_in_by_group(root: OutputRoot, run: dict, groups: list[str]) -> dict[str, dict[str, int] | None]:
+    """Pairs in per value of each group column, from the crawl states (recorded at ingest; the input is never read
+    again). None for a column some crawl's pairs do not carry, or a crawl ingested before the states recorded it."""
     result: dict[str, dict[str, int] | None] = {g: None for g in groups}
     if "crawl" in groups and run.get("by_crawl"):
         result["crawl"] = {crawl: int(state["pairs"]) for crawl, state in run["by_crawl"].items()}
-    others = [g for g in groups if g != "crawl"]
-    if not others:
-        return result
-    frames = _pairs_in_frames(spark, root, run["crawls"], config)
-    if not frames:
-        return result
-    others = [g for g in others if all(g in frame.columns for frame in frames)]
-    if others:
-        pairs = reduce(lambda a, b: a.unionByName(b), [frame.select(*others) for frame in frames])
-        result.update(_by_group(_grouped(pairs, others, [], [F.count("*").alias("pairs")]), others, "pairs"))
+    recorded = [(root.crawl_state(crawl) or {}).get("pairs_by") for crawl in run["crawls"]]
+    for g in groups:
+        if g == "crawl" or any(r is None or g not in r for r in recorded):
+            continue
+        totals: dict[str, int] = {}
+        for by in recorded:
+            for value, n in by[g].items():
+                totals[value] = totals.get(value, 0) + int(n)
+        result[g] = totals
     return result
 
 
-def compute_report(spark: SparkSession, output: str, config: Settings | None = None) -> tuple[dict, dict]:
+def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     """The report's numbers (the report summary, without plots) and the count vectors the plots need."""
     root = OutputRoot(spark, output)
     run = _load_run(spark, root)
@@ -249,7 +192,7 @@ def compute_report(spark: SparkSession, output: str, config: Settings | None = N
     groups = present_group_columns(matched)
     matched_results = matched_pass(matched, probabilities, groups)
     after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total)
-    pool_by_group = _pairs_in_by_group(spark, root, run, groups, config)
+    pool_by_group = _pairs_in_by_group(root, run, groups)
 
     total = next(r for r in matched_results if r["set"] == "")
     pairs_matched = int(total["pairs"])
@@ -321,8 +264,8 @@ def compute_report(spark: SparkSession, output: str, config: Settings | None = N
             "tail_share_target": run.get("tail_share"),
             "seed": run.get("seed"),
             "entries_over_t": int((before > t).sum()),
-            "tail_proportion_before": tail_proportion(before, t),
-            "tail_proportion_after": tail_proportion(after, t),
+            "tail_proportion_before": balancing.tail_proportion(before, t),
+            "tail_proportion_after": balancing.tail_proportion(after, t),
             "matches_after": matches_after,
             "entries_matched_after": int((after > 0).sum()),
             "entries_over_t_after": int((after > t).sum()),
@@ -337,65 +280,18 @@ def compute_report(spark: SparkSession, output: str, config: Settings | None = N
 
 # --- writing ----------------------------------------------------------------------------------------------------
 
-def _local_path(path: str) -> str | None:
-    if "://" not in path or path.startswith("file:"):
-        return path.removeprefix("file://").removeprefix("file:")
-    return None
-
-
-def write_directory_atomically(spark: SparkSession, path: str, files: dict[str, bytes]) -> None:
-    """Write `files` as the directory `path`, replacing the old one whole: built beside it, then renamed."""
-    parent, name = path.rstrip("/").rsplit("/", 1)
-    temporary = f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
-    local = _local_path(path)
-    if local is not None:
-        local_temporary = _local_path(temporary)
-        os.makedirs(local_temporary)
-        try:
-            for file_name, data in files.items():
-                with open(os.path.join(local_temporary, file_name), "wb") as f:
-                    f.write(data)
-            shutil.rmtree(local, ignore_errors=True)
-            os.rename(local_temporary, local)
-        finally:
-            shutil.rmtree(local_temporary, ignore_errors=True)
-        return
-    _write_directory_hadoop(spark, path, temporary, files)
-
-
-def _write_directory_hadoop(spark: SparkSession, path: str, temporary: str, files: dict[str, bytes]) -> None:
-    """Object stores and HDFS: stage the files locally, copy them beside the target, then swap."""
-    with tempfile.TemporaryDirectory() as staging:
-        for file_name, data in files.items():
-            with open(os.path.join(staging, file_name), "wb") as f:
-                f.write(data)
-        jvm = spark.sparkContext._jvm
-        target = jvm.org.apache.hadoop.fs.Path(temporary)
-        fs = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-        try:
-            fs.mkdirs(target)
-            for file_name in files:
-                fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(f"file://{staging}/{file_name}"),
-                                     jvm.org.apache.hadoop.fs.Path(f"{temporary}/{file_name}"))
-            delete_path(spark, path)
-            rename_path(spark, temporary, path)
-        finally:
-            delete_path(spark, temporary)
-
-
-def write_report(spark: SparkSession, output: str, config: Settings | None = None) -> dict:
+def write_report(spark: SparkSession, output: str) -> dict:
     """Compute the report of a finished run in `output` and write DIR/report/; returns the report summary.
 
-    `config` (the run's configuration) lets the report read the input pool back for pairs in by group; without
-    it those numbers are left out.
+    Everything comes from the root: its tables, crawl states and summary (never the input again).
     """
     # Imported here, not at the top: executors unpickle this module's functions and need no matplotlib.
     from .report_html import render_html
     from .report_plots import figure_png, plot_cumulative_share, plot_entry_counts, plot_keep_probabilities
 
-    report_path = _join(output, REPORT_DIR)
+    report_path = join_path(output, REPORT_DIR)
     with stage(spark, "report", f"numbers and plots of {output}") as run:
-        report, vectors = compute_report(spark, output, config)
+        report, vectors = compute_report(spark, output)
         run.rows = report["sizes"]["pairs_matched"] + report["sizes"]["pairs_curated"]
         before, after, t = vectors["before"], vectors["after"], report["balancing"]["t"]
         figures = {

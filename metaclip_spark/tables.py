@@ -1,9 +1,12 @@
-"""Writing tables so a reader never sees a half-written one: write beside, then rename into place."""
+"""Writing tables, directories and JSON documents so a reader never sees a half-written one: write beside, then
+rename into place; and the Hadoop file system operations the rest of the code needs."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid as uuidlib
 
 from pyspark.sql import DataFrame, SparkSession
@@ -55,6 +58,50 @@ def _local(path: str) -> str | None:
     if path.startswith("file:"):
         return path.removeprefix("file:")
     return None if "://" in path else path
+
+
+def join_path(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
+def write_directory_atomically(spark: SparkSession, path: str, files: dict[str, bytes]) -> None:
+    """Write `files` as the directory `path`, replacing the old one whole: built beside it, then renamed."""
+    parent, name = path.rstrip("/").rsplit("/", 1)
+    temporary = f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
+    local = _local(path)
+    if local is not None:
+        local_temporary = _local(temporary)
+        os.makedirs(local_temporary)
+        try:
+            for file_name, data in files.items():
+                with open(os.path.join(local_temporary, file_name), "wb") as f:
+                    f.write(data)
+            shutil.rmtree(local, ignore_errors=True)
+            os.rename(local_temporary, local)
+        finally:
+            shutil.rmtree(local_temporary, ignore_errors=True)
+        return
+    write_directory_through_hadoop(spark, path, temporary, files)
+
+
+def write_directory_through_hadoop(spark: SparkSession, path: str, temporary: str, files: dict[str, bytes]) -> None:
+    """Object stores and HDFS: stage the files locally, copy them beside the target, then swap."""
+    with tempfile.TemporaryDirectory() as staging:
+        for file_name, data in files.items():
+            with open(os.path.join(staging, file_name), "wb") as f:
+                f.write(data)
+        jvm = spark.sparkContext._jvm
+        target = jvm.org.apache.hadoop.fs.Path(temporary)
+        fs = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        try:
+            fs.mkdirs(target)
+            for file_name in files:
+                fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(f"file://{staging}/{file_name}"),
+                                     jvm.org.apache.hadoop.fs.Path(f"{temporary}/{file_name}"))
+            delete_path(spark, path)
+            rename_path(spark, temporary, path)
+        finally:
+            delete_path(spark, temporary)
 
 
 def write_json_atomically(spark: SparkSession, path: str, payload: dict) -> None:

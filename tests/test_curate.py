@@ -13,7 +13,7 @@ from metaclip_spark.balancing import entry_probabilities, keep_probability
 from metaclip_spark.ids import image_uuid
 from metaclip_spark.ingest import InputSpec
 from metaclip_spark.matching import reference_match
-from metaclip_spark.metadata import load_metadata
+from metaclip_spark.metadata import Metadata, load_metadata
 
 from conftest import DATA
 
@@ -49,7 +49,7 @@ def pool(spark, tmp_path_factory):
 @pytest.fixture(scope="module")
 def curated_run(spark, config, pool, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("run") / "out")
-    metadata = pipeline.Metadata(SMALL_METADATA)
+    metadata = Metadata(SMALL_METADATA)
     summary = pipeline.curate(spark, _config(config, partitions=3), InputSpec(pool, "parquet"), metadata, output)
     return output, summary
 
@@ -97,7 +97,7 @@ def test_curated_rows_carry_their_keep_probability(curated_run):
 def test_same_curated_rows_on_1_3_and_8_partitions_and_on_a_rerun(spark, config, pool, curated_run, tmp_path):
     output, _ = curated_run
     reference = _rows(f"{output}/curated", "uuid", "text", "keep_prob")
-    metadata = pipeline.Metadata(SMALL_METADATA)
+    metadata = Metadata(SMALL_METADATA)
     for partitions in (1, 8, 3):
         out = str(tmp_path / f"p{partitions}")
         pipeline.curate(spark, _config(config, partitions=partitions), InputSpec(pool, "parquet"), metadata, out,
@@ -118,7 +118,7 @@ def test_a_larger_pool_only_removes_earlier_pairs(spark, config, pool, curated_r
     spark.read.parquet(pool).unionByName(spark.read.parquet(_write_pool(spark, tmp_path / "more", 10, start=20))) \
         .write.parquet(bigger)
     out = str(tmp_path / "out")
-    pipeline.curate(spark, _config(config), InputSpec(bigger, "parquet"), pipeline.Metadata(SMALL_METADATA), out,
+    pipeline.curate(spark, _config(config), InputSpec(bigger, "parquet"), Metadata(SMALL_METADATA), out,
                     report=False)
     original = set(_rows(f"{output}/matched", "uuid", "text"))
     after = {row for row in _rows(f"{out}/curated", "uuid", "text") if row in original}

@@ -15,6 +15,7 @@ import pytest
 from metaclip_spark import cli, pipeline
 from metaclip_spark.errors import ConfigError
 from metaclip_spark.ingest import InputSpec
+from metaclip_spark.metadata import Metadata
 
 from conftest import DATA, REPO
 
@@ -56,7 +57,7 @@ def _config(config):
 
 def _curate(spark, config, root, manifest=None, base=None, **kwargs):
     source = InputSpec(str(manifest), "warc-manifest", str(base)) if manifest else None
-    return pipeline.curate(spark, _config(config), source, pipeline.Metadata(SMALL_METADATA), str(root),
+    return pipeline.curate(spark, _config(config), source, Metadata(SMALL_METADATA), str(root),
                            report=False, **kwargs)
 
 
@@ -123,10 +124,10 @@ def test_another_metadata_list_is_refused_unless_rematched(spark, config, crawl_
     other.write_text('["a", "of", "the", "photo"]')
     source = InputSpec(str(manifests["CC-MAIN-2024-17"]), "warc-manifest", str(base))
     with pytest.raises(ConfigError, match="another metadata list"):
-        pipeline.curate(spark, _config(config), source, pipeline.Metadata(str(other)), str(root), report=False)
+        pipeline.curate(spark, _config(config), source, Metadata(str(other)), str(root), report=False)
     rematched_root = tmp_path / "copy"
     _curate(spark, config, rematched_root, manifests["CC-MAIN-2024-17"], base)
-    summary = pipeline.curate(spark, _config(config), source, pipeline.Metadata(str(other)), str(rematched_root),
+    summary = pipeline.curate(spark, _config(config), source, Metadata(str(other)), str(rematched_root),
                               report=False, rematch=True)
     assert summary["entries_total"] == 4 and summary["ingest"]["files_processed_now"] == 0
     assert {e for _, e in _rows(rematched_root / "counts", "entry_id", "entry")} <= {"a", "of", "the", "photo"}

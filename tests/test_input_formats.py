@@ -71,3 +71,24 @@ def test_stray_file_in_a_parquet_pool_exits_3_naming_it(spark, parquet_pool, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("metaclip-spark curate: error: cannot read ") and "README.txt" in err[-1]
     assert not (tmp_path / "root" / "summary.json").exists()
+
+
+def test_pool_with_its_own_column_names_is_balanced_and_reported_without_them_or_the_input(spark, tmp_path):
+    pool = tmp_path / "captions.jsonl"
+    with open(POOL, encoding="utf-8") as f, open(pool, "w", encoding="utf-8") as out:
+        for line in f:
+            row = json.loads(line)
+            out.write(json.dumps({"image": row["url"], "caption": row["text"], "lang": "en"}) + "\n")
+    root = tmp_path / "root"
+    assert cli.main(["curate", "--input", str(pool), "--url-column", "image", "--text-column", "caption",
+                     "--output", str(root), "--metadata", SMALL_METADATA, "--t", "5", "--no-report"]) == 0
+    state = json.loads((root / "crawls" / "pool.json").read_text())
+    assert state["columns"] == {"url": "image", "text": "caption"}
+    assert state["pairs_by"] == {"lang": {"en": state["pairs"]}}
+    curated = sorted(json.dumps(r, sort_keys=True) for r in pq.read_table(str(root / "curated")).to_pylist())
+    pool.unlink()  # balance and report read the root alone, never the input (nor the column options) again
+    assert cli.main(["balance", "--output", str(root), "--metadata", SMALL_METADATA, "--t", "5"]) == 0
+    assert sorted(json.dumps(r, sort_keys=True) for r in pq.read_table(str(root / "curated")).to_pylist()) == curated
+    assert cli.main(["report", "--output", str(root)]) == 0
+    report = json.loads((root / "report" / "summary.json").read_text())
+    assert report["sizes"]["by"]["lang"][0]["pairs_in"] == state["pairs"] == 126

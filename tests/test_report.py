@@ -21,16 +21,13 @@ import pytest
 from matplotlib.image import imread
 
 from metaclip_spark import balancing, pipeline
+from metaclip_spark.balancing import keep_probabilities, tail_proportion
 from metaclip_spark.cli import main
 from metaclip_spark.config import load_config
-from metaclip_spark.balancing import keep_probabilities
-from metaclip_spark.report import (
-    GROUP_COLUMNS,
-    PROBABILITY_BINS,
-    tail_proportion,
-    top_entries,
-    write_report,
-)
+from metaclip_spark.ingest import InputSpec, ingest
+from metaclip_spark.metadata import Metadata
+from metaclip_spark.project import OutputRoot
+from metaclip_spark.report import GROUP_COLUMNS, PROBABILITY_BINS, top_entries, write_report
 
 ENTRIES = ["cat", "dog", "red", "blue", "tree", "never"]
 T = 3
@@ -70,7 +67,7 @@ def _write_pool(path, rows, with_columns=True):
 def _write_metadata(directory):
     metadata = directory / "metadata.json"
     metadata.write_text(json.dumps(ENTRIES), encoding="utf-8")
-    return pipeline.Metadata(str(metadata))
+    return Metadata(str(metadata))
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +80,9 @@ def curated_run(spark, tmp_path_factory):
     output = str(directory / "out")
     for crawl in (CRAWL_A, CRAWL_B):
         rows = [row for row in POOL if row[1] == crawl]
-        source = pipeline.InputSpec(_write_pool(directory / f"{crawl}.jsonl", rows), "jsonl", crawl=crawl)
+        source = InputSpec(_write_pool(directory / f"{crawl}.jsonl", rows), "jsonl", crawl=crawl)
         if crawl == CRAWL_A:
-            pipeline.ingest(spark, config, pipeline.OutputRoot(spark, output), source, metadata)
+            ingest(spark, config, OutputRoot(spark, output), source, metadata)
         else:
             pipeline.curate(spark, config, source, metadata, output)
     with open(f"{output}/report/summary.json", encoding="utf-8") as f:
@@ -230,9 +227,9 @@ def test_pool_without_language_columns_is_broken_down_by_crawl_only(spark, tmp_p
     metadata = _write_metadata(tmp_path)
     config = load_config("local", overrides={"curation": {"t": "auto"}})
     output = str(tmp_path / "out")
-    source = pipeline.InputSpec(_write_pool(tmp_path / "pool.jsonl", POOL[:4], with_columns=False), "jsonl")
+    source = InputSpec(_write_pool(tmp_path / "pool.jsonl", POOL[:4], with_columns=False), "jsonl")
     pipeline.curate(spark, config, source, metadata, output, report=False)
-    report = write_report(spark, output, config)
+    report = write_report(spark, output)
     assert report["sizes"]["group_columns"] == ["crawl"]
     assert report["sizes"]["groups_skipped"] == ["lang", "text_source"]
     [row] = report["sizes"]["by"]["crawl"]
@@ -262,10 +259,10 @@ def test_tail_proportion_and_top_entries():
 def test_grouped_numbers_of_an_empty_table_are_zero_totals(spark):
     from pyspark.sql import functions as F
 
-    from metaclip_spark.report import _grouped
+    from metaclip_spark.report import grouped_counts  # the empty pool: no row, yet one total
 
     empty = spark.createDataFrame([], "crawl string, entry_ids array<int>")
-    results = _grouped(empty, ["crawl"], [], [F.count("*").alias("pairs"), F.sum(F.size("entry_ids")).alias("n")])
+    results = grouped_counts(empty, ["crawl"], [], [F.count("*").alias("pairs"), F.sum(F.size("entry_ids")).alias("n")])
     assert results == [{"set": "", "value": None, "pairs": 0, "n": None}]
 
 
@@ -281,11 +278,12 @@ def test_spark_jobs_inside_a_stage_carry_its_name(spark, caplog):
 
 
 def test_report_directory_on_a_hadoop_file_system_is_replaced_whole(spark, tmp_path):
-    from metaclip_spark.report import _write_directory_hadoop
+    from metaclip_spark.tables import write_directory_through_hadoop
 
     target = f"file://{tmp_path}/report"
-    _write_directory_hadoop(spark, target, f"file://{tmp_path}/.report.tmp-1", {"a.txt": b"old", "b.txt": b"old"})
-    _write_directory_hadoop(spark, target, f"file://{tmp_path}/.report.tmp-2", {"a.txt": b"new"})
+    old, new = {"a.txt": b"old", "b.txt": b"old"}, {"a.txt": b"new"}
+    write_directory_through_hadoop(spark, target, f"file://{tmp_path}/.report.tmp-1", old)
+    write_directory_through_hadoop(spark, target, f"file://{tmp_path}/.report.tmp-2", new)
     assert (tmp_path / "report" / "a.txt").read_bytes() == b"new"
     assert not (tmp_path / "report" / "b.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
