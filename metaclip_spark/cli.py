@@ -176,7 +176,7 @@ def _run_extract(args: argparse.Namespace) -> int:
         if owns_session:
             spark.stop()
     print(
-        f"Extracted {record['pairs_emitted']:,} pairs ({record['dropped']['duplicate']:,} duplicates dropped) from "
+        f"Extracted {record['pairs_written']:,} pairs ({record['dropped_duplicate']:,} duplicates dropped) from "
         f"{record['html_pages'] + record['wat_pages']:,} pages in {record['files_ok']:,} of {record['files_listed']:,} "
         f"files ({record['files_failed']:,} failed). Pairs: {args.output.rstrip('/')}/pairs; "
         f"counters: {args.output.rstrip('/')}/extract.json."

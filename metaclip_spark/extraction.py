@@ -31,6 +31,7 @@ from .ids import image_uuid
 from .language import LanguageFilter, identify_language
 from .manifest import ManifestFile, read_manifest
 from .progress import stage
+from .records import EXTRACT_COUNTERS, FILE_FAILED, FILE_OK, FileRecord, sum_counters, tally_files
 from .config import ExtractSettings, RemoteSettings, Settings
 from .storage import describe, open_archive
 from .tables import join_path, write_json_atomically, write_parquet_atomically
@@ -51,18 +52,11 @@ PAIRS_SCHEMA = T.StructType([
     T.StructField("crawl", T.StringType(), True),
     T.StructField("source_file", T.StringType(), False),
 ])
-# Counted per file, summed per run. Image-level drops count <img> tags; `dropped_language` counts pairs;
-# oversized/decode/non-HTML count records.
-FILE_COUNTERS = (
-    "records_read", "records_truncated", "html_pages", "wat_pages", "non_html", "img_tags", "pairs",
-    "dropped_no_src", "dropped_non_http_url", "dropped_no_text", "dropped_language", "dropped_oversized_page",
-    "dropped_decode_error",
-)
 FILE_STATS = "_file_stats"
 FILE_STATS_TYPE = T.StructType(
     [T.StructField("source_file", T.StringType()), T.StructField("location", T.StringType()),
      T.StructField("status", T.StringType()), T.StructField("error", T.StringType())]
-    + [T.StructField(name, T.LongType()) for name in FILE_COUNTERS]
+    + [T.StructField(name, T.LongType()) for name in EXTRACT_COUNTERS]
     + [T.StructField("seconds", T.DoubleType())]
 )
 _STAGE_SCHEMA = T.StructType(
@@ -92,9 +86,9 @@ class FileStats:
 
     source_file: str
     location: str
-    status: str = "ok"
+    status: str = FILE_OK
     error: str | None = None
-    counts: dict = field(default_factory=lambda: dict.fromkeys(FILE_COUNTERS, 0))
+    counts: dict = field(default_factory=lambda: dict.fromkeys(EXTRACT_COUNTERS, 0))
     seconds: float = 0.0
 
     def row(self) -> dict:
@@ -129,7 +123,7 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
     try:
         stream = open_archive(file.location, job.remote)
     except Exception as e:  # noqa: BLE001 - any reason a file cannot be opened makes it a failed file
-        stats.status, stats.error = "failed", describe(e)
+        stats.status, stats.error = FILE_FAILED, describe(e)
         stats.seconds = time.monotonic() - started
         return
     try:
@@ -164,15 +158,15 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
     if remote_failure:
         # The bytes could not all be fetched (retries exhausted): the file is failed, and retried by the next run.
         # Whatever the record loop made of the early end is not trusted.
-        stats.status, stats.error = "failed", f"read failed: {remote_failure}"
+        stats.status, stats.error = FILE_FAILED, f"read failed: {remote_failure}"
     elif archive.reader_panicked:
-        stats.status, stats.error = "failed", f"the WARC reader crashed: {archive.read_error}"
+        stats.status, stats.error = FILE_FAILED, f"the WARC reader crashed: {archive.read_error}"
     elif archive.read_error:
         if archive.records_read == 0:
-            stats.status = "failed"
+            stats.status = FILE_FAILED
         stats.error = archive.read_error
     elif archive.records_read == 0:
-        stats.status, stats.error = "failed", "no WARC records (empty, or not a WARC/WAT file)"
+        stats.status, stats.error = FILE_FAILED, "no WARC records (empty, or not a WARC/WAT file)"
     stats.seconds = time.monotonic() - started
 
 
@@ -221,7 +215,7 @@ def extract_partition(files: list[ManifestFile], job: ExtractJob, fail_fast: boo
         logger.info("extract %s: %s%s, %d records, %d pages, %d img, %d pairs, %.1f s", file.source_file,
                     stats.status, f" ({stats.error})" if stats.error else "", c["records_read"],
                     c["html_pages"] + c["wat_pages"], c["img_tags"], c["pairs"], stats.seconds)
-        if fail_fast and stats.status == "failed":
+        if fail_fast and stats.status == FILE_FAILED:
             raise RuntimeError(f"{_FAIL_FAST_MARKER} {file.source_file}: {stats.error}")
         yield _stats_batch(stats, arrow_schema)
 
@@ -270,7 +264,7 @@ def extract_files(spark: SparkSession, files: list[ManifestFile], job: ExtractJo
                 raise
             raise FailedFilesError(f"input file failed (--fail-fast): {reason}") from None
         extracted = rows.where(F.col(FILE_STATS).isNull())
-        failed = sorted(r["source_file"] for r in file_rows if r["status"] == "failed")
+        failed = sorted(r["source_file"] for r in file_rows if r["status"] == FILE_FAILED)
         if failed:  # a file read in part because its bytes could not be fetched gives nothing until it is read whole
             extracted = extracted.where(~F.col("source_file").isin(failed))
         pairs = first_of_duplicates(extracted.select(*PAIR_COLUMNS, "_seq"))
@@ -284,12 +278,20 @@ def extract_files(spark: SparkSession, files: list[ManifestFile], job: ExtractJo
     return file_rows
 
 
-def sum_file_counters(file_rows: list[dict]) -> dict:
-    """Counters summed over the files not failed (a failed file gives no pairs), with files_ok / files_failed."""
-    totals = {name: sum(int(r.get(name) or 0) for r in file_rows if r["status"] != "failed") for name in FILE_COUNTERS}
-    totals["files_ok"] = sum(r["status"] == "ok" for r in file_rows)
-    totals["files_failed"] = sum(r["status"] == "failed" for r in file_rows)
+def sum_file_counters(files: list[FileRecord]) -> dict[str, int]:
+    """ExtractCounters summed over the files not failed (a failed file gives no pairs), with files_ok /
+    files_failed: the one shape of extract.json, a crawl's state and the run summary."""
+    totals = dict.fromkeys(EXTRACT_COUNTERS, 0)
+    totals.update(sum_counters(f["counters"] for f in files if f["status"] != FILE_FAILED))
+    tally = tally_files(files)
+    totals["files_ok"], totals["files_failed"] = tally["files_done"], tally["files_failed"]
     return totals
+
+
+def file_record(row: dict) -> FileRecord:
+    """A file's counter row (as the tasks return it) as the record a unit marker keeps."""
+    return {"file": row["source_file"], "location": row["location"], "status": row["status"],
+            "reason": row["error"], "seconds": row["seconds"], "counters": {k: row[k] for k in EXTRACT_COUNTERS}}
 
 
 def run_extract(spark: SparkSession, config: Settings, manifest: str, input_base: str | None, output: str,
@@ -304,40 +306,25 @@ def run_extract(spark: SparkSession, config: Settings, manifest: str, input_base
         file_rows = extract_files(spark, files, job, fail_fast, pairs_path, written=written)
         pairs_emitted = written["pairs"]
         run.rows = pairs_emitted
-    totals = sum_file_counters(file_rows)
-    troubled = sorted((r for r in file_rows if r["error"]), key=lambda r: r["source_file"])
-    failed = [{"file": r["source_file"], "location": r["location"], "reason": r["error"]}
-              for r in troubled if r["status"] == "failed"]
+    records = sorted((file_record(r) for r in file_rows), key=lambda r: r["file"])
+    totals = sum_file_counters(records)
+    failed = [{"file": r["file"], "location": r["location"], "reason": r["reason"]}
+              for r in records if r["status"] == FILE_FAILED]
     record = {
         "manifest": manifest,
         "input_base": input_base,
         "crawl": crawl or sorted({f.crawl for f in files if f.crawl}),
         "files_listed": len(files),
-        "files_ok": totals["files_ok"],
-        "files_failed": totals["files_failed"],
+        # the counters, in the shape of a crawl state's "extract": `pairs` as the files gave them, then the
+        # (uuid, text) duplicates dropped over all the files, and the pairs written
+        **totals,
+        "dropped_duplicate": totals["pairs"] - pairs_emitted,
+        "pairs_written": pairs_emitted,
         "failed_files": failed,
-        "files_with_errors": [{"file": r["source_file"], "reason": r["error"]} for r in troubled if r["status"] != "failed"],
-        "records_read": totals["records_read"],
-        "records_truncated": totals["records_truncated"],
-        "html_pages": totals["html_pages"],
-        "wat_pages": totals["wat_pages"],
-        "img_tags": totals["img_tags"],
-        "pairs_before_dedup": totals["pairs"],
-        "pairs_emitted": pairs_emitted,
-        "dropped": {
-            "no_src": totals["dropped_no_src"],
-            "no_text": totals["dropped_no_text"],
-            "non_http_url": totals["dropped_non_http_url"],
-            "non_html": totals["non_html"],
-            "language": totals["dropped_language"],
-            "duplicate": totals["pairs"] - pairs_emitted,
-            "oversized_page": totals["dropped_oversized_page"],
-            "decode_error": totals["dropped_decode_error"],
-        },
-        "dropped_units": "no_src, no_text, non_http_url: <img> tags; language, duplicate: pairs; "
-                         "non_html, oversized_page, decode_error: records",
+        "files_with_errors": [{"file": r["file"], "reason": r["reason"]} for r in records
+                              if r["reason"] and r["status"] != FILE_FAILED],
         "settings": asdict(job.extract),
-        "pairs": pairs_path,
+        "pairs_table": pairs_path,
         "file_seconds": round(sum(r["seconds"] or 0.0 for r in file_rows), 1),  # streaming files, summed over tasks
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
@@ -346,6 +333,6 @@ def run_extract(spark: SparkSession, config: Settings, manifest: str, input_base
         log.warning("extract: failed file %s: %s", item["file"], item["reason"])
     log.info("extract: %d of %d files ok, %d records, %d html pages, %d img tags, %d pairs written (%d duplicates)",
              record["files_ok"], len(files), record["records_read"], record["html_pages"] + record["wat_pages"],
-             record["img_tags"], pairs_emitted, record["dropped"]["duplicate"])
+             record["img_tags"], pairs_emitted, record["dropped_duplicate"])
     return record
 

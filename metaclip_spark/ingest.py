@@ -17,11 +17,12 @@ from .config import Settings
 from .curation import count_entries, match_pool, pairs_by_group
 from .errors import ConfigError, InputError
 from .dedup import first_of_duplicates
-from .extraction import extract_files, job_for, sum_file_counters
+from .extraction import extract_files, file_record, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
 from .pool import infer_pool_format, input_read_errors, read_pool
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
+from .records import FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, CrawlState, tally_files
 from .tables import write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -72,12 +73,6 @@ def _units_of(files: list[ManifestFile], files_per_unit: int) -> list[tuple[str,
             for i in range(0, len(group), files_per_unit)]
 
 
-def _file_record(row: dict) -> dict:
-    counters = {k: v for k, v in row.items() if k not in ("source_file", "location", "status", "error", "seconds")}
-    return {"file": row["source_file"], "location": row["location"], "status": row["status"],
-            "reason": row["error"], "seconds": row["seconds"], "counters": counters}
-
-
 def _columns(source_is_listing: bool, config: Settings) -> dict:
     """The url/text columns of the pairs a unit holds: recorded, so later stages never need the options again."""
     if source_is_listing:
@@ -93,7 +88,7 @@ def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataF
 
 
 def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: Settings) -> DataFrame:
-    if marker["kind"] == "pool":
+    if marker["kind"] == KIND_POOL:
         columns = marker["columns"]
         config = config.updated({"input": {"url_column": columns["url"], "text_column": columns["text"]}})
         return read_pool(spark, marker["files"][0]["location"], marker["format"], config)
@@ -103,14 +98,14 @@ def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: Sett
 def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, crawl: str, files: list[ManifestFile],
               metadata, fail_fast: bool) -> dict:
     marker = {"crawl": crawl, "unit": unit_id(crawl, [f.source_file for f in files]),
-              "kind": "extract" if source.is_manifest else "pool", "format": source.format,
+              "kind": KIND_EXTRACT if source.is_manifest else KIND_POOL, "format": source.format,
               "columns": _columns(source.is_manifest, config), "metadata_digest": metadata.digest}
     with stage(spark, "unit", f"{crawl} unit {marker['unit']}: {len(files)} file(s)") as run:
         if source.is_manifest:
             pairs_path = root.unit_path(crawl, marker["unit"], "pairs")
             file_rows = extract_files(spark, files, job_for(spark, config), fail_fast, pairs_path, keep_order=True)
             pool = spark.read.parquet(pairs_path)
-            marker["files"] = [_file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
+            marker["files"] = [file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
             marker["pairs"] = pool.count()
             marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
         else:
@@ -118,7 +113,7 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
                 pool = read_pool(spark, source.path, source.format, config)
                 if pool.isEmpty():
                     raise InputError(f"input {source.path} holds no rows")
-                marker["files"] = [{"file": source.path, "location": source.path, "status": "ok", "reason": None}]
+                marker["files"] = [{"file": source.path, "location": source.path, "status": FILE_OK, "reason": None}]
                 marker["pairs"], marker["pairs_by"] = pairs_by_group(pool)
                 marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
         marker["committed_at"] = now()
@@ -131,7 +126,7 @@ def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Setti
     for marker in units:
         with stage(spark, "rematch", f"{marker['crawl']} unit {marker['unit']}") as run:
             marker = dict(marker, metadata_digest=metadata.digest,
-                          columns=marker.get("columns") or _columns(marker["kind"] == "extract", config))
+                          columns=marker.get("columns") or _columns(marker["kind"] == KIND_EXTRACT, config))
             marker["pairs_matched"] = _match_unit(spark, root, marker, _unit_pool(spark, root, marker, config),
                                                   metadata)
             root.commit_unit(dict(marker, committed_at=now()))
@@ -170,7 +165,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
     columns = _crawl_columns(crawl, units)
     with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run:
         matched = _union([spark.read.parquet(root.unit_path(crawl, u["unit"], "matched")) for u in units])
-        if kinds == {"extract"}:
+        if kinds == {KIND_EXTRACT}:
             # Duplicates of (uuid, text) across the crawl's files are dropped here, keeping the same row however
             # the crawl's files were grouped into units and runs.
             pairs = _union([spark.read.parquet(root.unit_path(crawl, u["unit"], "pairs")) for u in units])
@@ -182,16 +177,18 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl))
         crawl_matched = spark.read.parquet(root.crawl_table("matched", crawl))
         write_parquet_atomically(count_entries(crawl_matched, metadata.entries), root.crawl_table("crawl_counts", crawl))
-        states = OutputRoot.file_states(units)
-        state = {
+        tally = tally_files(OutputRoot.file_states(units).values())
+        extracted = sum_file_counters([dict(f, counters=f.get("counters", {})) for u in units for f in u["files"]])
+        if kinds == {KIND_EXTRACT}:
+            extracted["dropped_duplicate"] = extracted["pairs"] - pairs_total  # over the whole crawl
+        state: CrawlState = {
             "crawl": crawl, "kind": kinds.pop(), "units": sorted(u["unit"] for u in units),
             "units_digest": OutputRoot.units_digest(units),
             "metadata_digest": metadata.digest, "columns": columns, "pairs": pairs_total, "pairs_by": pairs_by,
             "pairs_matched": crawl_matched.count(),
-            "files_done": sum(s["status"] == "ok" for s in states.values()),
-            "files_failed": sum(s["status"] == "failed" for s in states.values()),
-            "extract": sum_file_counters([{"source_file": f["file"], "status": f["status"], **f.get("counters", {})}
-                                          for u in units for f in u["files"]]),
+            "files_done": tally["files_done"],
+            "files_failed": tally["files_failed"],
+            "extract": extracted,
             "finished_at": now(),
         }
         root.write_crawl_state(crawl, state)
@@ -237,11 +234,6 @@ def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: Inpu
                 or state["metadata_digest"] != metadata.digest:
             _finalize_crawl(spark, root, crawl, crawl_units, metadata)
     states = OutputRoot.file_states(units)
-    listed = [states.get(key, {"status": "pending"}) for key in sorted(seen)]
-    return {
-        "input": source.path, "input_format": source.format, "crawls": crawls, "files_listed": len(listed),
-        "files_done": sum(s["status"] == "ok" for s in listed),
-        "files_failed": sum(s["status"] == "failed" for s in listed),
-        "failed_files": [{"file": s["file"], "reason": s["reason"]} for s in listed if s["status"] == "failed"],
-        "files_processed_now": len(pending),
-    }
+    listed = [states.get(key, {"status": FILE_PENDING}) for key in sorted(seen)]
+    return {"input": source.path, "input_format": source.format, "crawls": crawls, "files_listed": len(listed),
+            **tally_files(listed), "files_processed_now": len(pending)}

@@ -24,6 +24,7 @@ from .ingest import InputSpec, ingest
 from .metadata import Metadata
 from .progress import stage
 from .project import OutputRoot, now
+from .records import KIND_EXTRACT, sum_counters
 from .tables import delete_path, write_json_atomically, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -98,7 +99,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
         "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
                          "files_failed": s["files_failed"]} for c, s in states.items()},
-        "extract": _summed_extract(states),
+        "extract": _summed_extract(states),  # the ExtractCounters of records.py
         **({"ingest": ingested} if ingested else {}),
         "version": __version__,
         "finished_at": now(),
@@ -122,10 +123,8 @@ def _text_column(states: dict, config: Settings) -> str:
 
 
 def _summed_extract(states: dict) -> dict | None:
-    extracted = [s["extract"] for s in states.values() if s.get("kind") == "extract"]
-    if not extracted:
-        return None
-    return {k: sum(e.get(k, 0) for e in extracted) for k in extracted[0]}
+    extracted = [s["extract"] for s in states.values() if s.get("kind") == KIND_EXTRACT]
+    return sum_counters(extracted) if extracted else None
 
 
 def check_failed_share(config: Settings, ingested: dict) -> None:

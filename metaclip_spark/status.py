@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .project import OutputRoot
+from .records import tally_files
 
 
 def root_status(root: OutputRoot) -> dict:
@@ -14,9 +15,7 @@ def root_status(root: OutputRoot) -> dict:
         crawl_files = [s for (c, _), s in files.items() if c == crawl]
         crawl_units = sorted(u["unit"] for u in units if u["crawl"] == crawl)
         crawls[crawl] = {
-            "files_done": sum(s["status"] == "ok" for s in crawl_files),
-            "files_failed": sum(s["status"] == "failed" for s in crawl_files),
-            "failed_files": [{"file": s["file"], "reason": s["reason"]} for s in crawl_files if s["status"] == "failed"],
+            **tally_files(crawl_files),
             "units": len(crawl_units),
             # Units committed after the crawl's tables were last rebuilt: the next curate/match run folds them in.
             "pending_rebuild": bool(state) is False

@@ -96,7 +96,7 @@ def test_pairs_table_holds_every_pair_once_with_the_spec_columns(all_languages_r
         for uuid, url, text, attribute, page_url in _expected_pairs(name)[0]:
             expected.setdefault((uuid, text), (url, page_url))
     assert {(r["uuid"], r["text"]): (r["url"], r["page_url"]) for r in rows} == expected
-    assert len(rows) == len(expected) == record["pairs_emitted"]
+    assert len(rows) == len(expected) == record["pairs_written"]
     assert all(r["uuid"] == image_uuid(r["url"]) for r in rows)
     assert all(r["lang"] and 0 < r["lang_score"] <= 1 and r["crawl"] == "CC-MAIN-2020-34" for r in rows)
     joe = [r for r in rows if r["url"] == "https://joe.cat/images/me.jpg" and r["text"] == "Avatar"]
@@ -113,8 +113,8 @@ def test_duplicates_are_dropped_across_the_whole_crawl_keeping_one_row_chosen_by
     # The kept row is the first by file path, then by position in the file (not by listing order), so a crawl
     # extracted over several incremental runs keeps the same rows: "copies/..." sorts before "warcfile...".
     assert {r["source_file"] for r in kept} == {"copies/warcfile-copy.warc.gz"}
-    assert record["pairs_before_dedup"] - record["pairs_emitted"] == record["dropped"]["duplicate"]
-    assert record["dropped"]["duplicate"] >= 2 * 41  # the copy and the repeated listing, at least
+    assert record["pairs"] - record["pairs_written"] == record["dropped_duplicate"]
+    assert record["dropped_duplicate"] >= 2 * 41  # the copy and the repeated listing, at least
 
 
 def test_truncated_file_yields_its_pairs_and_a_counted_error(all_languages_run):
@@ -132,7 +132,7 @@ def test_counters_add_up_over_files(all_languages_run):
     listed = [n.split("/")[-1].replace("warcfile-copy", "warcfile") for n in LISTING if not n.startswith("missing")]
     assert record["records_read"] == sum(singles[n].records_read for n in listed)
     assert record["html_pages"] == 3 * 16 + 1 + 22 and record["wat_pages"] == 1
-    assert record["dropped"]["language"] == 0  # languages = [] keeps all
+    assert record["dropped_language"] == 0  # languages = [] keeps all
     assert record["img_tags"] == 3 * 153 + 7 + 240 + 27
 
 
@@ -147,8 +147,8 @@ def test_language_filter_and_page_size_cap(spark, config, input_base, tmp_path):
         expected |= {(uuid, text) for uuid, _, text, _, _ in pairs if identify_language(text)[0] == "en"}
     rows = _table(tmp_path / "out" / "pairs")
     assert {(r["uuid"], r["text"]) for r in rows} == expected
-    assert {r["lang"] for r in rows} == {"en"} and record["dropped"]["language"] > 0
-    assert record["dropped"]["oversized_page"] == oversized > 0
+    assert {r["lang"] for r in rows} == {"en"} and record["dropped_language"] > 0
+    assert record["dropped_oversized_page"] == oversized > 0
     assert {r["crawl"] for r in rows} == {None}  # no CC-MAIN-... in these paths, no --crawl
 
 
