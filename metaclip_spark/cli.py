@@ -1,4 +1,14 @@
-"""The `metaclip-spark` command (and, through jobs/, the spark-submit entry points)."""
+"""The `metaclip-spark` command (and, through jobs/, the spark-submit entry points).
+
+`build_parser` defines the options of every subcommand; `COMMANDS` says, for each one, which handler runs it and
+what `main` prepares for it first: the configuration, the metadata (loaded before Spark starts, so a bad file
+costs no Spark start-up) and a Spark session (`session.owned_session`). `main` dispatches through that table
+only and turns errors into exit codes: a CurationError is one line on stderr and its exit_code, anything else
+a traceback and INTERNAL_ERROR_EXIT_CODE.
+
+pyspark and the pipeline modules are imported inside the handlers, so `explain` and `metadata-info` answer
+without loading them.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +18,19 @@ import logging
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import sources
 from .errors import INTERNAL_ERROR_EXIT_CODE, CurationError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from .config import Settings
+    from .ingest import InputSpec
+    from .metadata import Metadata
 
 log = logging.getLogger("metaclip_spark")
 
@@ -128,17 +148,99 @@ def _overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
+# Handlers: one per command, called as handler(args, **what its Command needs) -----------------------------------
+
+def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spark: SparkSession) -> int:
+    from . import pipeline
+
+    summary = pipeline.curate(spark, config, _source(args, config, spark), metadata, args.output,
+                              crawls=_crawls(args), overwrite=args.overwrite, force=args.force,
+                              rematch=args.rematch, fail_fast=args.fail_fast, report=args.report)
+    _print_summary(summary, args.output)
+    return 0
+
+
+def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
+    from .extraction import run_extract
+
+    record = run_extract(spark, config, args.manifest, args.input_base, args.output, args.crawl, args.fail_fast)
+    print(
+        f"Extracted {record['pairs_written']:,} pairs ({record['dropped_duplicate']:,} duplicates dropped) from "
+        f"{record['html_pages'] + record['wat_pages']:,} pages in {record['files_ok']:,} of {record['files_listed']:,} "
+        f"files ({record['files_failed']:,} failed). Pairs: {args.output.rstrip('/')}/pairs; "
+        f"counters: {args.output.rstrip('/')}/extract.json."
+    )
+    return 0
+
+
+def _match(args: argparse.Namespace, config: Settings, metadata: Metadata, spark: SparkSession) -> int:
+    from .ingest import ingest
+    from .pipeline import check_failed_share
+    from .project import OutputRoot
+
+    source = _source(args, config, spark)
+    ingested = ingest(spark, config, OutputRoot(spark, args.output), source, metadata, force=args.force,
+                      rematch=args.rematch, fail_fast=args.fail_fast)
+    print(json.dumps(ingested))
+    check_failed_share(config, ingested)  # after printing: the counters of a failed run are still worth seeing
+    return 0
+
+
+def _count(args: argparse.Namespace, metadata: Metadata, spark: SparkSession) -> int:
+    from .pipeline import pool_crawls, run_count
+    from .project import OutputRoot
+
+    root = OutputRoot(spark, args.output)
+    run_count(spark, root, metadata, pool_crawls(root, metadata, _crawls(args)))
+    return 0
+
+
+def _balance(args: argparse.Namespace, config: Settings, metadata: Metadata, spark: SparkSession,
+             started: float) -> int:
+    from .pipeline import pool_crawls, run_balance
+    from .project import OutputRoot
+
+    root = OutputRoot(spark, args.output)
+    summary = run_balance(spark, config, root, metadata, pool_crawls(root, metadata, _crawls(args)),
+                          started=started)
+    _print_summary(summary, args.output)
+    return 0
+
+
+def _status(args: argparse.Namespace, spark: SparkSession) -> int:
+    from .project import OutputRoot
+    from .status import format_status, root_status
+
+    status = root_status(OutputRoot(spark, args.root))
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def _report(args: argparse.Namespace, spark: SparkSession) -> int:
+    from .report import write_report
+
+    write_report(spark, args.output)
+    print(f"Report: {args.output.rstrip('/')}/report/index.html (numbers in report/summary.json)")
+    return 0
+
+
 def _explain(args: argparse.Namespace) -> int:
     from .matching import EntryMatcher, space_text
     from .metadata import load_metadata
 
-    entries = load_metadata(args.metadata)
+    entries = load_metadata(args.metadata)  # --metadata alone: explain has no profile or --conf
     print(f"spaced: {space_text(args.text)!r}")
     ids = EntryMatcher(entries).match(args.text)
     print(f"matched {len(ids)} of {len(entries):,} entries")
     for entry_id in ids:
         print(f"  {entry_id:>8}  {entries[entry_id]!r}")
     return 0
+
+
+def _build_metadata(args: argparse.Namespace, config: Settings) -> int:
+    from .metadata_build import run_build_command
+
+    return run_build_command(args, config)  # starts Spark itself, and only to read Wikipedia or pageview files
 
 
 def _metadata_info(args: argparse.Namespace) -> int:
@@ -148,6 +250,25 @@ def _metadata_info(args: argparse.Namespace) -> int:
     print(f"metadata: {args.metadata or default_metadata_path()} (sha256 of entries {metadata_digest(entries)[:16]})")
     print(format_validation(validate_entries(entries)))
     return 0
+
+
+# What handlers share --------------------------------------------------------------------------------------------
+
+def _crawls(args: argparse.Namespace) -> list[str] | None:
+    """--crawls as a list; None (every crawl of the root) when not given."""
+    if not getattr(args, "crawls", None):
+        return None
+    return [c.strip() for c in args.crawls.split(",") if c.strip()]
+
+
+def _source(args: argparse.Namespace, config: Settings, spark: SparkSession) -> InputSpec | None:
+    """The --input to ingest, its format inferred when not given; None when there is no --input."""
+    from .ingest import InputSpec, infer_input_format
+
+    if not args.input:
+        return None
+    input_format = args.input_format or infer_input_format(spark, args.input, config)
+    return InputSpec(args.input, input_format, args.input_base, args.crawl)
 
 
 def _print_summary(summary: dict, output: str) -> None:
@@ -160,85 +281,63 @@ def _print_summary(summary: dict, output: str) -> None:
     )
 
 
-def _run_extract(args: argparse.Namespace) -> int:
-    from pyspark.sql import SparkSession
+# The command table ----------------------------------------------------------------------------------------------
 
-    from .config import load_config
-    from .extraction import run_extract
-    from .session import spark_session
-
-    config = load_config(args.profile, args.conf_file)
-    owns_session = SparkSession.getActiveSession() is None
-    spark = spark_session(config, "metaclip-spark extract", args.master)
-    try:
-        record = run_extract(spark, config, args.manifest, args.input_base, args.output, args.crawl, args.fail_fast)
-    finally:
-        if owns_session:
-            spark.stop()
-    print(
-        f"Extracted {record['pairs_written']:,} pairs ({record['dropped_duplicate']:,} duplicates dropped) from "
-        f"{record['html_pages'] + record['wat_pages']:,} pages in {record['files_ok']:,} of {record['files_listed']:,} "
-        f"files ({record['files_failed']:,} failed). Pairs: {args.output.rstrip('/')}/pairs; "
-        f"counters: {args.output.rstrip('/')}/extract.json."
-    )
-    return 0
+NEEDS = ("config", "metadata", "spark", "started")
 
 
-def _run_spark_command(args: argparse.Namespace) -> int:
-    if args.command == "extract":
-        return _run_extract(args)
-    from . import pipeline
-    from .config import load_config
-    from .ingest import InputSpec, infer_input_format, ingest
-    from .metadata import Metadata
-    from .project import OutputRoot
-    from .session import spark_session
+@dataclass(frozen=True)
+class Command:
+    """How `main` runs one subcommand: handler(args, **needs), each need prepared by `main` first.
 
-    config = load_config(args.profile, args.conf_file, _overrides(args))
-    started = time.monotonic()
-    metadata = (Metadata(config.metadata.path or None)  # a bad file stops the run before Spark starts
-                if args.command not in ("report", "status") else None)
-    from pyspark.sql import SparkSession
+    config    the profile, --conf and the options laid over them (`_overrides`)
+    metadata  the run's Metadata, from the config's metadata.path; loaded before Spark starts
+    spark     a session from `owned_session`, stopped when the handler returns unless it was already running
+    started   time.monotonic() before any of the above, for elapsed times that include the start-up
+    """
 
-    owns_session = SparkSession.getActiveSession() is None  # a notebook's or a test's session is left running
-    spark = spark_session(config, f"metaclip-spark {args.command}", args.master)
-    try:
-        crawls = [c.strip() for c in args.crawls.split(",") if c.strip()] if getattr(args, "crawls", None) else None
-        source = None
-        if getattr(args, "input", None):
-            input_format = args.input_format or infer_input_format(spark, args.input, config)
-            source = InputSpec(args.input, input_format, args.input_base, args.crawl)
-        root = OutputRoot(spark, args.output) if args.command != "status" else None
-        if args.command == "curate":
-            summary = pipeline.curate(spark, config, source, metadata, args.output, crawls=crawls,
-                                      overwrite=args.overwrite, force=args.force, rematch=args.rematch,
-                                      fail_fast=args.fail_fast, report=args.report)
-            _print_summary(summary, args.output)
-        elif args.command == "match":
-            ingested = ingest(spark, config, root, source, metadata, force=args.force, rematch=args.rematch,
-                                       fail_fast=args.fail_fast)
-            print(json.dumps(ingested))
-            pipeline.check_failed_share(config, ingested)
-        elif args.command == "count":
-            pipeline.run_count(spark, root, metadata, pipeline.pool_crawls(root, metadata, crawls))
-        elif args.command == "balance":
-            summary = pipeline.run_balance(spark, config, root, metadata, pipeline.pool_crawls(root, metadata, crawls),
-                                           started=started)
-            _print_summary(summary, args.output)
-        elif args.command == "status":
-            from .status import format_status, root_status
+    handler: Callable[..., int]
+    needs: tuple[str, ...] = ()
 
-            status = root_status(OutputRoot(spark, args.root))
-            print(json.dumps(status, indent=2) if args.json else format_status(status))
-        elif args.command == "report":
-            from .report import write_report
+    def __post_init__(self):
+        unknown = set(self.needs) - set(NEEDS)
+        if unknown:
+            raise ValueError(f"unknown needs {sorted(unknown)} of {self.handler.__name__}: choose from {NEEDS}")
 
-            write_report(spark, args.output)
-            print(f"Report: {args.output.rstrip('/')}/report/index.html (numbers in report/summary.json)")
-        return 0
-    finally:
-        if owns_session:
-            spark.stop()
+
+COMMANDS: dict[str, Command] = {
+    "curate": Command(_curate, ("config", "metadata", "spark")),
+    "extract": Command(_extract, ("config", "spark")),
+    "match": Command(_match, ("config", "metadata", "spark")),
+    "count": Command(_count, ("metadata", "spark")),
+    "balance": Command(_balance, ("config", "metadata", "spark", "started")),
+    "status": Command(_status, ("spark",)),
+    "report": Command(_report, ("spark",)),
+    "explain": Command(_explain),
+    "build-metadata": Command(_build_metadata, ("config",)),
+    "metadata-info": Command(_metadata_info),
+}
+
+
+def _run(name: str, args: argparse.Namespace) -> int:
+    """Prepare what the command needs, in this order (each step may stop the run), then call its handler."""
+    command = COMMANDS[name]
+    prepared: dict = {"started": time.monotonic()}
+    if {"config", "metadata", "spark"} & set(command.needs):  # metadata's path and Spark's settings are config
+        from .config import load_config
+
+        prepared["config"] = load_config(args.profile, args.conf_file, _overrides(args))
+    if "metadata" in command.needs:
+        from .metadata import Metadata
+
+        prepared["metadata"] = Metadata(prepared["config"].metadata.path or None)  # a bad file: no Spark start-up
+    if "spark" not in command.needs:
+        return command.handler(args, **{need: prepared[need] for need in command.needs})
+    from .session import owned_session
+
+    with owned_session(prepared["config"], f"metaclip-spark {name}", args.master) as spark:
+        prepared["spark"] = spark
+        return command.handler(args, **{need: prepared[need] for need in command.needs})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,15 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "explain":
-            return _explain(args)
-        if args.command == "build-metadata":
-            from .metadata_build import run_build_command
-
-            return run_build_command(args)
-        if args.command == "metadata-info":
-            return _metadata_info(args)
-        return _run_spark_command(args)
+        return _run(args.command, args)
     except CurationError as e:
         print(f"metaclip-spark {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code

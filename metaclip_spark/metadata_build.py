@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .config import MetadataBuildSettings
+from .config import MetadataBuildSettings, Settings
 from .errors import ConfigError
 from .metadata import is_single_punctuation
 
@@ -209,14 +209,13 @@ def add_build_arguments(parser) -> None:
     parser.add_argument("--report", help="write the build report as JSON to this file")
 
 
-def run_build_command(args) -> int:
+def run_build_command(args, config: Settings) -> int:
     """`metaclip-spark build-metadata`: build, write, print the per-source report and the validation report."""
     import time
+    from contextlib import nullcontext
 
-    from .config import load_config
     from .metadata import format_validation, validate_entries
 
-    config = load_config(args.profile, args.conf_file)
     section = config.metadata_build
     thresholds = BuildThresholds.from_config(
         section, unigram_min_count=args.unigram_min_count, bigram_min_pmi=args.bigram_min_pmi,
@@ -226,21 +225,17 @@ def run_build_command(args) -> int:
         raise ConfigError("nothing to build from: give --wikipedia, --pageviews, --wordfreq or keep WordNet")
     nltk_data = args.nltk_data or section.nltk_data or None
     started = time.monotonic()
-    spark, owns_session = None, False
+    # Spark only reads Wikipedia dumps and pageview files: numbers, WordNet and wordfreq are built without it.
     if args.wikipedia or args.pageviews:
-        from pyspark.sql import SparkSession
+        from .session import owned_session
 
-        from .session import spark_session
-
-        owns_session = SparkSession.getActiveSession() is None
-        spark = spark_session(config, "metaclip-spark build-metadata", args.master)
-    try:
+        session = owned_session(config, "metaclip-spark build-metadata", args.master)
+    else:
+        session = nullcontext(None)
+    with session as spark:
         build = build_metadata(spark, wikipedia=args.wikipedia, pageviews=args.pageviews, use_wordfreq=args.wordfreq,
                                wordnet=args.wordnet, thresholds=thresholds, nltk_data=nltk_data,
                                counts_output=args.counts_output)
-    finally:
-        if owns_session:
-            spark.stop()
     write_metadata(build.entries, args.output)
     seconds = time.monotonic() - started
     validation = validate_entries(build.entries)

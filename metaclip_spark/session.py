@@ -1,9 +1,11 @@
-"""Building the SparkSession from the configuration profile."""
+"""Building the SparkSession from the configuration profile, and owning it for the length of one command."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
@@ -34,3 +36,19 @@ def spark_session(config: Settings, app_name: str | None = None, master: str | N
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(spark_conf.log_level)
     return spark
+
+
+@contextmanager
+def owned_session(config: Settings, app_name: str | None = None, master: str | None = None) -> Iterator[SparkSession]:
+    """The session of one command, stopped on exit only if this call started it.
+
+    A session already running (a notebook's, a test's) is reused and left running:
+    stopping it would pull it out from under its owner.
+    """
+    owned = SparkSession.getActiveSession() is None
+    spark = spark_session(config, app_name, master)
+    try:
+        yield spark
+    finally:
+        if owned:
+            spark.stop()

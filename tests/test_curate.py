@@ -174,12 +174,21 @@ def test_empty_input(spark, tmp_path, capsys):
                                SMALL_METADATA, "--output", str(out)], "holds no", out)
 
 
-def test_malformed_metadata_stops_before_spark_work(tmp_path, capsys):
+def test_malformed_metadata_stops_before_spark_work(tmp_path, capsys, monkeypatch):
+    from metaclip_spark import session
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("Spark was started before the metadata was checked")
+
+    monkeypatch.setattr(session, "owned_session", no_spark)
     bad = tmp_path / "bad.json"
     bad.write_text('["dog", 7]')
     out = tmp_path / "out"
-    _assert_failed(capsys, 2, ["curate", "--input", "whatever", "--metadata", str(bad), "--output", str(out)],
-                   "entry 1 is int 7", out)
+    for command in ("curate", "match"):
+        _assert_failed(capsys, 2, [command, "--input", "whatever", "--metadata", str(bad), "--output", str(out)],
+                       "entry 1 is int 7", out)
+    for command in ("count", "balance"):
+        _assert_failed(capsys, 2, [command, "--metadata", str(bad), "--output", str(out)], "entry 1 is int 7", out)
 
 
 def test_bad_threshold_is_a_config_error(tmp_path, capsys):

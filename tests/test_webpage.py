@@ -291,7 +291,8 @@ def test_a_record_with_a_bad_header_is_skipped_not_the_rest_of_the_file():
     counts = ArchiveCounts()
     pages = list(web_pages(io.BytesIO(b"".join(gzip.compress(r) for r in records)), counts, 5 << 20))
     assert (counts.records_read, counts.html_pages, counts.read_error) == (49, 15, None)  # 50 records, 16 pages
-    assert pages[0].page_url == "http://01spb.ru/company/"  # the broken one was the first page    assert pages[-1].page_url == "http://096355.com/video/11073.html?11073-0-2"  # the file's last page is read
+    assert pages[0].page_url == "http://01spb.ru/company/"  # the broken one was the first page
+    assert pages[-1].page_url == "http://096355.com/video/11073.html?11073-0-2"  # the file's last page is read
 
 
 def test_deeply_nested_and_malformed_html_still_gives_its_images():

@@ -1,0 +1,42 @@
+"""owned_session: a command stops the session it started, never one that was already running."""
+
+import pytest
+from pyspark.sql import SparkSession
+
+from metaclip_spark import session
+
+
+class _FakeSession:
+    stopped = False
+
+    def stop(self):
+        self.stopped = True
+
+
+def _fake_start(monkeypatch) -> _FakeSession:
+    """No session running; starting one gives a fake, so the test needs no Spark of its own."""
+    fake = _FakeSession()
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.setattr(session, "spark_session", lambda config, app_name=None, master=None: fake)
+    return fake
+
+
+def test_a_session_it_started_is_stopped_on_exit_and_on_error(monkeypatch):
+    fake = _fake_start(monkeypatch)
+    with session.owned_session(None, "started here") as spark:
+        assert spark is fake and not fake.stopped
+    assert fake.stopped
+    fake = _fake_start(monkeypatch)
+    with pytest.raises(RuntimeError), session.owned_session(None, "started here"):
+        raise RuntimeError("the command failed")
+    assert fake.stopped
+
+
+def test_a_running_session_is_used_and_left_running(spark, config):
+    # The suite's own shuffle partitions, so this test leaves the shared session's settings as they were.
+    same = config.updated({"spark": {"conf": {
+        "spark.sql.shuffle.partitions": spark.conf.get("spark.sql.shuffle.partitions")}}})
+    with session.owned_session(same, "metaclip-spark test") as inner:
+        assert inner.sparkContext is spark.sparkContext
+    assert SparkSession.getActiveSession() is not None
+    assert spark.range(3).count() == 3
