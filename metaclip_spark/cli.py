@@ -298,6 +298,7 @@ class Command:
 
     handler: Callable[..., int]
     needs: tuple[str, ...] = ()
+    writes_root: bool = False  # holds the --output root's lease (lease.py) while it runs
 
     def __post_init__(self):
         unknown = set(self.needs) - set(NEEDS)
@@ -306,13 +307,13 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "curate": Command(_curate, ("config", "metadata", "spark")),
+    "curate": Command(_curate, ("config", "metadata", "spark"), writes_root=True),
     "extract": Command(_extract, ("config", "spark")),
-    "match": Command(_match, ("config", "metadata", "spark")),
-    "count": Command(_count, ("metadata", "spark")),
-    "balance": Command(_balance, ("config", "metadata", "spark", "started")),
+    "match": Command(_match, ("config", "metadata", "spark"), writes_root=True),
+    "count": Command(_count, ("metadata", "spark"), writes_root=True),
+    "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
     "status": Command(_status, ("spark",)),
-    "report": Command(_report, ("spark",)),
+    "report": Command(_report, ("spark",), writes_root=True),
     "explain": Command(_explain),
     "build-metadata": Command(_build_metadata, ("config",)),
     "metadata-info": Command(_metadata_info),
@@ -337,7 +338,12 @@ def _run(name: str, args: argparse.Namespace) -> int:
 
     with owned_session(prepared["config"], f"metaclip-spark {name}", args.master) as spark:
         prepared["spark"] = spark
-        return command.handler(args, **{need: prepared[need] for need in command.needs})
+        if not command.writes_root:
+            return command.handler(args, **{need: prepared[need] for need in command.needs})
+        from .lease import root_lease
+
+        with root_lease(spark, args.output, prepared["config"].root, name):
+            return command.handler(args, **{need: prepared[need] for need in command.needs})
 
 
 def main(argv: list[str] | None = None) -> int:

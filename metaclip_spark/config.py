@@ -207,6 +207,23 @@ class RemoteSettings(Section):
 
 
 @dataclass(frozen=True)
+class RootSettings(Section):
+    """[root]: the output root's lease (lease.py) that keeps two runs from writing one root."""
+
+    name: typing.ClassVar[str] = "root"
+    lease_timeout_seconds: float
+    lease_heartbeat_seconds: float
+    lease_wait_seconds: float
+
+    def __post_init__(self):
+        if self.lease_heartbeat_seconds <= 0 or self.lease_timeout_seconds <= 2 * self.lease_heartbeat_seconds:
+            raise _fail("root.lease_timeout_seconds", "more than twice root.lease_heartbeat_seconds (> 0)",
+                        self.lease_timeout_seconds)
+        if self.lease_wait_seconds < 0:
+            raise _fail("root.lease_wait_seconds", "0 or more", self.lease_wait_seconds)
+
+
+@dataclass(frozen=True)
 class SparkSettings(Section):
     name: typing.ClassVar[str] = "spark"
     master: str
@@ -226,6 +243,7 @@ class Settings:
     curation: CurationSettings
     extract: ExtractSettings
     remote: RemoteSettings
+    root: RootSettings
     spark: SparkSettings
     tables: dict = field(repr=False, compare=False)  # the merged TOML, for `updated`
 

@@ -25,4 +25,10 @@ class FailedFilesError(CurationError):
     exit_code = 4
 
 
+class RootBusyError(CurationError):
+    """Another run holds the output root's lease."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
 INTERNAL_ERROR_EXIT_CODE = 70  # EX_SOFTWARE: a bug or a crash, not the user's input

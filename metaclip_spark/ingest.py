@@ -64,6 +64,15 @@ def _work_files(source: InputSpec, config: Settings) -> list[ManifestFile]:
     return files
 
 
+def check_input(spark: SparkSession, config: Settings, source: InputSpec) -> None:
+    """Fail now (exit 3) if the input cannot be read: a listing is read, a pool's schema and columns checked."""
+    if source.is_manifest:
+        _work_files(source, config)
+    else:
+        with input_read_errors(source.path):
+            read_pool(spark, source.path, source.format, config)
+
+
 def _units_of(files: list[ManifestFile], files_per_unit: int) -> list[tuple[str, list[ManifestFile]]]:
     """Pending files grouped per crawl, in listing order, `files_per_unit` at a time."""
     by_crawl: dict[str, list[ManifestFile]] = {}
@@ -199,7 +208,8 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
 def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: InputSpec, metadata, *, force: bool = False,
            rematch: bool = False, fail_fast: bool = False) -> dict:
     """Bring `source` into `root`: new files extracted and matched unit by unit, touched crawls rebuilt."""
-    files = _work_files(source, config)
+    files = _work_files(source, config)  # a listing that cannot be read stops the run before the root is touched
+    root.mark()
     crawls = sorted({f.crawl for f in files})
     if force:
         for crawl in crawls:

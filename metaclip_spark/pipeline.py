@@ -20,12 +20,12 @@ from . import __version__, balancing
 from .config import Settings
 from .curation import balance_pool, count_vector
 from .errors import ConfigError, FailedFilesError, InputError
-from .ingest import InputSpec, ingest
+from .ingest import InputSpec, check_input, ingest
 from .metadata import Metadata
 from .progress import stage
 from .project import OutputRoot, now
 from .records import KIND_EXTRACT, sum_counters
-from .tables import delete_path, write_json_atomically, write_parquet_atomically
+from .tables import write_json_atomically, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
 
@@ -145,7 +145,11 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
     started = time.monotonic()
     root = OutputRoot(spark, output)
     if overwrite:
-        delete_path(spark, root.root)
+        # Nothing is deleted before the input is known to be readable (metadata and configuration were checked
+        # before Spark started), and nothing but an output root is ever deleted.
+        if source is not None:
+            check_input(spark, config, source)
+        root.clear()
     ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast) \
         if source else None
     if ingested:

@@ -22,9 +22,13 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame, SparkSession
 
 from .errors import ConfigError
-from .tables import delete_path, glob_paths, read_json, write_json_atomically
+from .lease import LEASE_FILE
+from .tables import child_names, delete_path, glob_paths, path_exists, read_json, write_json_atomically
 
 UNIT_MARKER = "_COMMITTED.json"
+ROOT_MARKER = "_METACLIP_ROOT.json"  # says "an output root": the only kind of directory --overwrite deletes
+# What a root made before ROOT_MARKER existed holds, any of which also says "an output root".
+_ROOT_CONTENTS = ("units", "crawls", "summary.json")
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -55,6 +59,24 @@ class OutputRoot:
         return "/".join([self.root, *parts])
 
     # Units ---------------------------------------------------------------------------------------------------
+    def mark(self) -> None:
+        """Write ROOT_MARKER once, when a run first writes to the root."""
+        if not path_exists(self.spark, self.path(ROOT_MARKER)):
+            write_json_atomically(self.spark, self.path(ROOT_MARKER), {"created_at": now()})
+
+    def clear(self) -> None:
+        """Delete what the root holds (for --overwrite), keeping the lease of the run doing it; refuse, exit 2, if
+        the directory is not an output root."""
+        names = child_names(self.spark, self.root)
+        if names is None:
+            return  # nothing there yet
+        others = set(names) - {LEASE_FILE}
+        if others and ROOT_MARKER not in others and not others & set(_ROOT_CONTENTS):
+            raise ConfigError(f"refusing to delete {self.root} for --overwrite: it is not a metaclip-spark output "
+                              f"root (no {ROOT_MARKER}); it holds {', '.join(sorted(others)[:5])}")
+        for name in others:
+            delete_path(self.spark, self.path(name))
+
     def unit_path(self, crawl: str, unit: str, table: str | None = None) -> str:
         return self.path("units", f"crawl={crawl}", f"unit={unit}", *([table] if table else []))
 

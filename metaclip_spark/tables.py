@@ -104,6 +104,34 @@ def write_directory_through_hadoop(spark: SparkSession, path: str, temporary: st
             delete_path(spark, temporary)
 
 
+def create_exclusively(spark: SparkSession, path: str, payload: dict) -> bool:
+    """Create the JSON file `path` only if it does not exist (atomic on local and HDFS file systems); False if it
+    already did."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    local = _local(path)
+    if local is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+        try:
+            fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return True
+    fs, hadoop_path = _fs_and_path(spark, path)
+    try:
+        stream = fs.create(hadoop_path, False)
+    except Exception as e:  # noqa: BLE001 - Py4J wraps Hadoop's FileAlreadyExistsException
+        if "FileAlreadyExists" in str(e) or fs.exists(hadoop_path):
+            return False
+        raise
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+    return True
+
+
 def write_json_atomically(spark: SparkSession, path: str, payload: dict) -> None:
     """A small JSON document (a summary, a commit marker), written whole or not at all."""
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
@@ -167,3 +195,11 @@ def data_file_names(spark: SparkSession, path: str, limit: int) -> list[str]:
         if not any(part.startswith(("_", ".")) for part in relative.split("/") if part and "=" not in part):
             names.append(status.getPath().getName())
     return names
+
+
+def child_names(spark: SparkSession, path: str) -> list[str] | None:
+    """Names of the entries directly under the directory `path`, or None when it does not exist."""
+    fs, hadoop_path = _fs_and_path(spark, path)
+    if not fs.exists(hadoop_path):
+        return None
+    return sorted(str(s.getPath().getName()) for s in fs.listStatus(hadoop_path))

@@ -1,0 +1,112 @@
+"""An output root has one writer at a time (its lease), and --overwrite deletes an output root and nothing else,
+only once the input is known to be readable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from metaclip_spark import cli
+from metaclip_spark.config import load_config
+from metaclip_spark.errors import RootBusyError
+from metaclip_spark.lease import LEASE_FILE, root_lease
+from metaclip_spark.project import ROOT_MARKER
+
+from conftest import DATA
+
+SMALL_METADATA = str(DATA / "metadata" / "small.json")
+POOL = str(DATA / "pool" / "sample_pairs.jsonl")
+
+
+def _curate(root, *extra: str, input_path: str = POOL) -> int:
+    return cli.main(["curate", "--input", input_path, "--output", str(root), "--metadata", SMALL_METADATA,
+                     "--t", "5", "--no-report", *extra])
+
+
+def _plant_lease(root, seconds_ago: float, host: str = "other-host", pid: int = 4242) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    beat = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)).isoformat(timespec="seconds")
+    (root / LEASE_FILE).write_text(json.dumps({"token": "x", "host": host, "pid": pid, "command": "curate",
+                                               "acquired_at": beat, "heartbeat_at": beat}))
+
+
+@pytest.fixture(scope="module")
+def finished_root(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("roots") / "root"
+    assert _curate(root) == 0
+    return root
+
+
+def _files(root) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_run_writes_nothing_to_a_root_another_live_run_holds(spark, finished_root, capsys):
+    before = _files(finished_root)
+    _plant_lease(finished_root, seconds_ago=5)
+    try:
+        assert _curate(finished_root, "--seed", "9") == 75
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("metaclip-spark curate: error: ") and "is busy: curate by other-host pid 4242" in err
+        root = str(finished_root)
+        assert cli.main(["balance", "--output", root, "--metadata", SMALL_METADATA, "--t", "7"]) == 75
+        assert cli.main(["count", "--output", root, "--metadata", SMALL_METADATA]) == 75
+        assert cli.main(["report", "--output", root]) == 75
+        assert {k: v for k, v in _files(finished_root).items() if k != LEASE_FILE} == \
+            {k: v for k, v in before.items() if k != LEASE_FILE}
+        assert cli.main(["status", str(finished_root)]) == 0  # reading needs no lease
+    finally:
+        (finished_root / LEASE_FILE).unlink()
+
+
+def test_a_dead_runs_lease_is_taken_over_and_released_at_the_end(spark, finished_root):
+    _plant_lease(finished_root, seconds_ago=3600)  # silent for an hour: its run is gone
+    assert _curate(finished_root) == 0
+    assert not (finished_root / LEASE_FILE).exists()
+
+
+def test_lease_is_exclusive_and_kept_alive_by_its_holder(spark, tmp_path):
+    settings = load_config("local", overrides={"root": {"lease_heartbeat_seconds": 0.2,
+                                                        "lease_timeout_seconds": 1.0}}).root
+    with root_lease(spark, str(tmp_path), settings, "curate") as lease:
+        held = json.loads((tmp_path / LEASE_FILE).read_text())
+        assert (held["host"], held["pid"], held["token"]) == (socket.gethostname(), os.getpid(), lease.token)
+        time.sleep(1.5)  # past the timeout: only the heartbeat keeps it from looking dead
+        with pytest.raises(RootBusyError, match="is busy"):
+            with root_lease(spark, str(tmp_path), settings, "balance"):
+                pass
+        assert json.loads((tmp_path / LEASE_FILE).read_text())["heartbeat_at"] > held["heartbeat_at"]
+    assert not (tmp_path / LEASE_FILE).exists()
+    with root_lease(spark, str(tmp_path), settings, "balance"):  # free again
+        pass
+
+
+def test_overwrite_refuses_a_directory_that_is_not_an_output_root(spark, tmp_path, capsys):
+    folder = tmp_path / "my-photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"\xff\xd8 not really")
+    assert _curate(folder, "--overwrite") == 2
+    assert "refusing to delete" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert sorted(p.name for p in folder.iterdir()) == ["holiday.jpg"]
+
+
+def test_overwrite_with_a_mistyped_input_keeps_the_finished_root(spark, finished_root, capsys):
+    before = _files(finished_root)
+    assert _curate(finished_root, "--overwrite", "--input-format", "jsonl", input_path=POOL + ".typo") == 3
+    assert "does not exist" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert _files(finished_root) == before
+
+
+def test_overwrite_starts_a_root_afresh(spark, finished_root, tmp_path):
+    root = tmp_path / "root"
+    assert _curate(root) == 0
+    (root / "units" / "stray-leftover").write_text("from an older layout")
+    assert (root / ROOT_MARKER).exists()
+    assert _curate(root, "--overwrite") == 0
+    assert not (root / "units" / "stray-leftover").exists() and (root / "summary.json").exists()
+    assert not (root / LEASE_FILE).exists()
