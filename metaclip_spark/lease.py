@@ -4,8 +4,8 @@ A run that writes to a root (curate, match, count, balance, report) holds the le
 names the owner (a random run token, host, pid, command) and carries a heartbeat the owner rewrites every
 `root.lease_heartbeat_seconds`. A second run finds the file and stops at once with RootBusyError (exit 75,
 "try again later"), or waits up to `root.lease_wait_seconds` for it. A lease whose heartbeat is older than
-`root.lease_timeout_seconds` belongs to a run that died without releasing it (killed, lost its node): the next
-run takes it over. Because only the holder writes, leftovers of a killed run's temporary tables can be cleared by
+`root.lease_timeout_seconds` belongs to a run that died without releasing it (lost its node): the next run takes
+it over; so does a run on the same machine as a holder whose process is gone (a driver killed with -9), at once. Because only the holder writes, leftovers of a killed run's temporary tables can be cleared by
 the next holder without touching a live run's files.
 """
 
@@ -33,6 +33,19 @@ LEASE_FILE = "_LEASE.json"
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def _dead_here(lease: dict) -> bool:
+    """The holder ran on this machine and its process is gone (a driver killed with -9): no need to wait."""
+    if lease.get("host") != socket.gethostname() or not isinstance(lease.get("pid"), int):
+        return False
+    try:
+        os.kill(lease["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 def _age_seconds(lease: dict) -> float:
@@ -69,8 +82,8 @@ class RootLease:
             if held is None:
                 continue  # released between our two looks: try again
             age = _age_seconds(held)
-            if age > self.settings.lease_timeout_seconds:
-                log.warning("root %s: taking over the lease of %s pid %s (%s), silent for %.0f s", self.root,
+            if age > self.settings.lease_timeout_seconds or _dead_here(held):
+                log.warning("root %s: taking over the lease of %s pid %s (%s), silent for %.0f s or gone", self.root,
                             held.get("host"), held.get("pid"), held.get("command"), age)
                 delete_path(self.spark, self.path)
                 continue

@@ -70,6 +70,17 @@ def test_a_dead_runs_lease_is_taken_over_and_released_at_the_end(spark, finished
     assert not (finished_root / LEASE_FILE).exists()
 
 
+def test_a_killed_driver_on_this_machine_does_not_block_the_rerun(spark, finished_root):
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs, as after kill -9
+    _plant_lease(finished_root, seconds_ago=1, host=socket.gethostname(), pid=gone.pid)
+    assert _curate(finished_root) == 0
+    assert not (finished_root / LEASE_FILE).exists()
+
+
 def test_lease_is_exclusive_and_kept_alive_by_its_holder(spark, tmp_path):
     settings = load_config("local", overrides={"root": {"lease_heartbeat_seconds": 0.2,
                                                         "lease_timeout_seconds": 1.0}}).root
