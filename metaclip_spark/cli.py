@@ -342,7 +342,10 @@ def _run(name: str, args: argparse.Namespace) -> int:
             return command.handler(args, **{need: prepared[need] for need in command.needs})
         from .lease import root_lease
 
+        from .project import OutputRoot
+
         with root_lease(spark, args.output, prepared["config"].root, name):
+            OutputRoot(spark, args.output).finish_switch()  # what a run killed while switching its outputs left
             return command.handler(args, **{need: prepared[need] for need in command.needs})
 
 

@@ -25,7 +25,7 @@ from .metadata import Metadata
 from .progress import stage
 from .project import OutputRoot, now
 from .records import KIND_EXTRACT, sum_counters
-from .tables import write_json_atomically, write_parquet_atomically
+from .tables import join_path, write_json_atomically, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
 
@@ -46,13 +46,16 @@ def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) 
     return chosen
 
 
-def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls: list[str]) -> np.ndarray:
-    """counts/ = the chosen crawls' per-entry counts summed (a small reduction); returns the count vector."""
+def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls: list[str],
+              into: str | None = None) -> np.ndarray:
+    """counts/ (in `into`, a run's staging, else the root) = the chosen crawls' per-entry counts summed (a small
+    reduction); returns the count vector."""
+    target = join_path(into or root.root, "counts")
     with stage(spark, "count", f"entries over crawls {', '.join(crawls)}") as run:
         per_crawl = root.read_crawls("crawl_counts", crawls)
         merged = per_crawl.groupBy("entry_id", "entry").agg(F.sum("count").cast("long").alias("count"))
-        write_parquet_atomically(merged.select("entry_id", "entry", "count"), root.path("counts"))
-        vector = count_vector(spark.read.parquet(root.path("counts")), len(metadata.entries))
+        write_parquet_atomically(merged.select("entry_id", "entry", "count"), target)
+        vector = count_vector(spark.read.parquet(target), len(metadata.entries))
         run.rows = int((vector > 0).sum())
     return vector
 
@@ -63,8 +66,15 @@ def _threshold(config: Settings, counts: np.ndarray) -> int:
 
 
 def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadata: Metadata, crawls: list[str],
-                counts: np.ndarray | None = None, started: float | None = None, ingested: dict | None = None) -> dict:
-    """curated/ = the chosen crawls' matched pairs kept by their draws; then summary.json and runs/<id>.json."""
+                counts: np.ndarray | None = None, started: float | None = None, ingested: dict | None = None,
+                into: str | None = None) -> dict:
+    """curated/ = the chosen crawls' matched pairs kept by their draws, and summary.json, written into `into` (a
+    run's staging, switched in by the caller) or, without it, staged and switched in here."""
+    if into is None:
+        staging = root.run_staging()
+        summary = run_balance(spark, config, root, metadata, crawls, counts, started, ingested, into=staging)
+        root.switch_run()
+        return summary
     started = started or time.monotonic()
     if counts is None:
         counts = count_vector(spark.read.parquet(root.path("counts")), len(metadata.entries))
@@ -76,8 +86,8 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
     with stage(spark, "balance", f"t {t}, seed {seed}, crawls {', '.join(crawls)}") as run:
         matched = root.read_crawls("matched", crawls)
         curated = balance_pool(matched, balancing.entry_probabilities(counts, t), seed, text_column)
-        write_parquet_atomically(curated, root.path("curated"))
-        pairs_curated = spark.read.parquet(root.path("curated")).count()
+        write_parquet_atomically(curated, join_path(into, "curated"))
+        pairs_curated = spark.read.parquet(join_path(into, "curated")).count()
         run.rows = pairs_matched
     matches_total = int(counts.sum())
     summary = {
@@ -108,8 +118,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
     identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t, seed,
                            metadata.digest])
     summary["run_id"] = f"{summary['finished_at'][:19].replace(':', '')}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
-    write_json_atomically(spark, root.path("runs", f"{summary['run_id']}.json"), summary)
-    write_json_atomically(spark, root.path("summary.json"), summary)
+    write_json_atomically(spark, join_path(into, "summary.json"), summary)  # runs/<id>.json when switched in
     return summary
 
 
@@ -155,8 +164,10 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
     if ingested:
         check_failed_share(config, ingested)
     chosen = pool_crawls(root, metadata, crawls)
-    counts = run_count(spark, root, metadata, chosen)
-    summary = run_balance(spark, config, root, metadata, chosen, counts, started, ingested)
+    staging = root.run_staging()  # counts/, curated/ and summary.json switch in together, or not at all
+    counts = run_count(spark, root, metadata, chosen, into=staging)
+    summary = run_balance(spark, config, root, metadata, chosen, counts, started, ingested, into=staging)
+    root.switch_run()
     if report:
         from .report import write_report
 

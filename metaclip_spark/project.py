@@ -23,12 +23,17 @@ from pyspark.sql import DataFrame, SparkSession
 
 from .errors import ConfigError
 from .lease import LEASE_FILE
-from .tables import child_names, delete_path, glob_paths, path_exists, read_json, write_json_atomically
+from .tables import (child_names, delete_path, glob_paths, path_exists, read_json, rename_path,
+                     write_json_atomically)
 
 UNIT_MARKER = "_COMMITTED.json"
 ROOT_MARKER = "_METACLIP_ROOT.json"  # says "an output root": the only kind of directory --overwrite deletes
 # What a root made before ROOT_MARKER existed holds, any of which also says "an output root".
 _ROOT_CONTENTS = ("units", "crawls", "summary.json")
+# A run's outputs (counts/, curated/, summary.json) are written here first, then switched in together.
+RUN_STAGING = ".next-run"
+_STAGED_READY = "_READY"
+_STAGED_TABLES = ("counts", "curated")
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -134,3 +139,32 @@ class OutputRoot:
     # Runs ----------------------------------------------------------------------------------------------------
     def summary(self) -> dict | None:
         return read_json(self.spark, self.path("summary.json"))
+
+    def run_staging(self) -> str:
+        """An empty directory for a run's outputs; one a killed run left unfinished (never made ready) is dropped."""
+        self.finish_switch()
+        return self.path(RUN_STAGING)
+
+    def switch_run(self) -> None:
+        """Make the staged outputs the root's, together: once marked ready, a kill at any point is finished by the
+        next run (finish_switch), so counts/, curated/, summary.json and report/ never describe different runs."""
+        write_json_atomically(self.spark, self.path(RUN_STAGING, _STAGED_READY), {"ready_at": now()})
+        self.finish_switch()
+
+    def finish_switch(self) -> None:
+        """Roll a ready staging forward into the root (report/ is dropped: it described the previous run), or
+        drop a staging that never got ready. Each step can be redone, so a kill here is finished next time."""
+        staging = self.path(RUN_STAGING)
+        if not path_exists(self.spark, self.path(RUN_STAGING, _STAGED_READY)):
+            delete_path(self.spark, staging)
+            return
+        delete_path(self.spark, self.path("report"))
+        for table in _STAGED_TABLES:
+            if path_exists(self.spark, self.path(RUN_STAGING, table)):
+                delete_path(self.spark, self.path(table))
+                rename_path(self.spark, self.path(RUN_STAGING, table), self.path(table))
+        summary = read_json(self.spark, self.path(RUN_STAGING, "summary.json"))
+        if summary is not None:
+            write_json_atomically(self.spark, self.path("runs", f"{summary['run_id']}.json"), summary)
+            write_json_atomically(self.spark, self.path("summary.json"), summary)
+        delete_path(self.spark, staging)

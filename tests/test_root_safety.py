@@ -121,3 +121,62 @@ def test_overwrite_starts_a_root_afresh(spark, finished_root, tmp_path):
     assert _curate(root, "--overwrite") == 0
     assert not (root / "units" / "stray-leftover").exists() and (root / "summary.json").exists()
     assert not (root / LEASE_FILE).exists()
+
+
+def _consistent(root) -> dict:
+    """summary.json, counts/ and curated/ describe the same run (and report/, when there, too)."""
+    import pyarrow.parquet as pq
+
+    summary = json.loads((root / "summary.json").read_text())
+    assert pq.read_table(str(root / "curated")).num_rows == summary["pairs_curated"]
+    assert sum(pq.read_table(str(root / "counts")).column("count").to_pylist()) == summary["matches_total"]
+    if (root / "report").exists():
+        assert json.loads((root / "report" / "summary.json").read_text())["run"]["run_id"] == summary["run_id"]
+    assert (root / "runs" / f"{summary['run_id']}.json").exists()
+    return summary
+
+
+def test_a_run_killed_before_its_outputs_switch_leaves_the_last_run_whole(spark, tmp_path, monkeypatch):
+    from metaclip_spark import pipeline
+
+    root = tmp_path / "root"
+    assert _curate(root, "--seed", "1") == 0
+    last = _consistent(root)
+    tables = {name: _files(root / name) for name in ("counts", "curated")}
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed between count and balance")
+
+    monkeypatch.setattr(pipeline, "balance_pool", killed)
+    assert _curate(root, "--seed", "2", "--t", "3") == 70
+    assert {name: _files(root / name) for name in ("counts", "curated")} == tables  # the new counts are staged only
+    assert _consistent(root) == last
+    monkeypatch.undo()
+    assert _curate(root, "--seed", "2", "--t", "3") == 0
+    summary = _consistent(root)
+    assert (summary["t"], summary["seed"]) == (3, 2) and not (root / ".next-run").exists()
+
+
+def test_a_run_killed_while_switching_is_finished_by_the_next_one(spark, tmp_path, monkeypatch):
+    from metaclip_spark import project
+
+    root = tmp_path / "root"
+    assert cli.main(["curate", "--input", POOL, "--output", str(root), "--metadata", SMALL_METADATA,
+                     "--t", "5"]) == 0  # with its report
+    _consistent(root)
+    renames = []
+    real_rename = project.rename_path
+
+    def rename_then_die(spark, source, target):
+        renames.append(target)
+        if len(renames) == 2:  # counts/ switched in, curated/ not yet
+            raise RuntimeError("killed while switching")
+        real_rename(spark, source, target)
+
+    monkeypatch.setattr(project, "rename_path", rename_then_die)
+    assert _curate(root, "--t", "2") == 70
+    monkeypatch.undo()
+    assert not (root / "report").exists()  # the old report went first: it never sits beside the new counts
+    assert cli.main(["report", "--output", str(root)]) == 0  # any writing command finishes the switch first
+    summary = _consistent(root)
+    assert summary["t"] == 2 and (root / "report" / "index.html").exists()
