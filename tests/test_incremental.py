@@ -192,10 +192,10 @@ def test_a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one(crawl_data, on
     assert _rows(root / "counts", "entry_id", "count") == _rows(reference_root / "counts", "entry_id", "count")
     # killed mid-balance: readers still see the previous finished curated table; the rerun gives the same rows
     (root / "summary.json").unlink()
-    _kill_when(_start(argv, log), lambda: glob.glob(f"{root}/.curated.tmp-*"))
+    _kill_when(_start(argv, log), lambda: glob.glob(f"{root}/.next-run/.curated.tmp-*"))
     assert not (root / "summary.json").exists()
     assert _rows(root / "curated", "crawl", "uuid", "text", "keep_prob") == expected
     assert subprocess.run([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
                           stderr=subprocess.STDOUT).returncode == 0
     assert _rows(root / "curated", "crawl", "uuid", "text", "keep_prob") == expected
-    assert not glob.glob(f"{root}/.curated.tmp-*")  # the killed run's half-written copy is cleared
+    assert not (root / ".next-run").exists()  # the killed run's half-written outputs are cleared
