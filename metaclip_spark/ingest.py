@@ -23,7 +23,7 @@ from .pool import infer_pool_format, input_read_errors, read_pool
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
 from .records import FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, CrawlState, tally_files
-from .tables import write_parquet_atomically
+from .tables import read_table, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
 
@@ -93,7 +93,7 @@ def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataF
     matched_path = root.unit_path(marker["crawl"], marker["unit"], "matched")
     write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, marker["columns"]["text"]),
                              matched_path)
-    return spark.read.parquet(matched_path).count()
+    return read_table(spark, matched_path).count()
 
 
 def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: Settings) -> DataFrame:
@@ -101,7 +101,7 @@ def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: Sett
         columns = marker["columns"]
         config = config.updated({"input": {"url_column": columns["url"], "text_column": columns["text"]}})
         return read_pool(spark, marker["files"][0]["location"], marker["format"], config)
-    return spark.read.parquet(root.unit_path(marker["crawl"], marker["unit"], "pairs"))
+    return read_table(spark, root.unit_path(marker["crawl"], marker["unit"], "pairs"))
 
 
 def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, crawl: str, files: list[ManifestFile],
@@ -113,7 +113,7 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
         if source.is_manifest:
             pairs_path = root.unit_path(crawl, marker["unit"], "pairs")
             file_rows = extract_files(spark, files, job_for(spark, config), fail_fast, pairs_path, keep_order=True)
-            pool = spark.read.parquet(pairs_path)
+            pool = read_table(spark, pairs_path)
             marker["files"] = [file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
             marker["pairs"] = pool.count()
             marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
@@ -173,18 +173,18 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         raise ConfigError(f"crawl {crawl} mixes Common Crawl files and pools of pairs; give the pool another --crawl")
     columns = _crawl_columns(crawl, units)
     with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run:
-        matched = _union([spark.read.parquet(root.unit_path(crawl, u["unit"], "matched")) for u in units])
+        matched = _union([read_table(spark, root.unit_path(crawl, u["unit"], "matched")) for u in units])
         if kinds == {KIND_EXTRACT}:
             # Duplicates of (uuid, text) across the crawl's files are dropped here, keeping the same row however
             # the crawl's files were grouped into units and runs.
-            pairs = _union([spark.read.parquet(root.unit_path(crawl, u["unit"], "pairs")) for u in units])
+            pairs = _union([read_table(spark, root.unit_path(crawl, u["unit"], "pairs")) for u in units])
             write_parquet_atomically(first_of_duplicates(pairs).drop("_seq", "crawl"), root.crawl_table("pairs", crawl))
             matched = first_of_duplicates(matched)
-            pairs_total, pairs_by = pairs_by_group(spark.read.parquet(root.crawl_table("pairs", crawl)))
+            pairs_total, pairs_by = pairs_by_group(read_table(spark, root.crawl_table("pairs", crawl)))
         else:
             pairs_total, pairs_by = sum(u["pairs"] for u in units), _summed_groups([u.get("pairs_by") for u in units])
         write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl))
-        crawl_matched = spark.read.parquet(root.crawl_table("matched", crawl))
+        crawl_matched = read_table(spark, root.crawl_table("matched", crawl))
         write_parquet_atomically(count_entries(crawl_matched, metadata.entries), root.crawl_table("crawl_counts", crawl))
         tally = tally_files(OutputRoot.file_states(units).values())
         extracted = sum_file_counters([dict(f, counters=f.get("counters", {})) for u in units for f in u["files"]])

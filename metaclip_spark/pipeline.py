@@ -25,7 +25,7 @@ from .metadata import Metadata
 from .progress import stage
 from .project import OutputRoot, now
 from .records import KIND_EXTRACT, sum_counters
-from .tables import join_path, write_json_atomically, write_parquet_atomically
+from .tables import join_path, read_table, write_json_atomically, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
 
@@ -55,7 +55,7 @@ def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls:
         per_crawl = root.read_crawls("crawl_counts", crawls)
         merged = per_crawl.groupBy("entry_id", "entry").agg(F.sum("count").cast("long").alias("count"))
         write_parquet_atomically(merged.select("entry_id", "entry", "count"), target)
-        vector = count_vector(spark.read.parquet(target), len(metadata.entries))
+        vector = count_vector(read_table(spark, target), len(metadata.entries))
         run.rows = int((vector > 0).sum())
     return vector
 
@@ -77,7 +77,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         return summary
     started = started or time.monotonic()
     if counts is None:
-        counts = count_vector(spark.read.parquet(root.path("counts")), len(metadata.entries))
+        counts = count_vector(read_table(spark, root.path("counts")), len(metadata.entries))
     seed = config.curation.seed
     t = _threshold(config, counts)
     states = {crawl: root.crawl_state(crawl) for crawl in crawls}
@@ -87,7 +87,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         matched = root.read_crawls("matched", crawls)
         curated = balance_pool(matched, balancing.entry_probabilities(counts, t), seed, text_column)
         write_parquet_atomically(curated, join_path(into, "curated"))
-        pairs_curated = spark.read.parquet(join_path(into, "curated")).count()
+        pairs_curated = read_table(spark, join_path(into, "curated")).count()
         run.rows = pairs_matched
     matches_total = int(counts.sum())
     summary = {

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from .errors import ConfigError
 from .lease import LEASE_FILE
-from .tables import (child_names, delete_path, glob_paths, path_exists, read_json, rename_path,
+from .tables import (child_names, delete_path, glob_escape, glob_paths, path_exists, read_json, rename_path,
                      write_json_atomically)
 
 UNIT_MARKER = "_COMMITTED.json"
@@ -87,7 +87,8 @@ class OutputRoot:
 
     def committed_units(self, crawls: Iterable[str] | None = None) -> list[dict]:
         """Markers of every committed unit (optionally of some crawls), oldest first."""
-        markers = [read_json(self.spark, p) for p in glob_paths(self.spark, self.path("units", "*", "*", UNIT_MARKER))]
+        pattern = "/".join([glob_escape(self.root), "units", "*", "*", UNIT_MARKER])
+        markers = [read_json(self.spark, p) for p in glob_paths(self.spark, pattern)]
         wanted = set(crawls) if crawls is not None else None
         units = [m for m in markers if m and (wanted is None or m["crawl"] in wanted)]
         return sorted(units, key=lambda m: (m["committed_at"], m["unit"]))
@@ -126,7 +127,8 @@ class OutputRoot:
 
     def crawls(self) -> list[str]:
         """Crawls whose tables are finished (their state file exists)."""
-        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in glob_paths(self.spark, self.path("crawls", "*.json")))
+        pattern = "/".join([glob_escape(self.root), "crawls", "*.json"])
+        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in glob_paths(self.spark, pattern))
 
     def write_crawl_state(self, crawl: str, state: dict) -> None:
         write_json_atomically(self.spark, self.path("crawls", f"{crawl}.json"), state)
@@ -134,7 +136,7 @@ class OutputRoot:
     def read_crawls(self, table: str, crawls: list[str]) -> DataFrame:
         """A per-crawl table over the chosen crawls, with its `crawl` column (the partition)."""
         paths = [self.crawl_table(table, c) for c in crawls]
-        return self.spark.read.option("basePath", self.path(table)).parquet(*paths)
+        return self.spark.read.option("basePath", self.path(table)).parquet(*map(glob_escape, paths))
 
     # Runs ----------------------------------------------------------------------------------------------------
     def summary(self) -> dict | None:

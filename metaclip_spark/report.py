@@ -32,7 +32,7 @@ from .curation import ENTRY_IDS, GROUP_COLUMNS, flattened_entry_ids, group_value
 from .errors import InputError
 from .progress import stage
 from .project import OutputRoot
-from .tables import join_path, path_exists, write_directory_atomically
+from .tables import join_path, path_exists, read_table, write_directory_atomically
 
 log = logging.getLogger("metaclip_spark")
 
@@ -182,13 +182,13 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     entries_total = int(run["entries_total"])
     t = int(run["t"])
     # One row per matched entry: bounded by the metadata (~500k), like the count vector itself.
-    counts_table = spark.read.parquet(root.path("counts")).select("entry_id", "entry", "count").toArrow()
+    counts_table = read_table(spark, root.path("counts")).select("entry_id", "entry", "count").toArrow()
     before = np.zeros(entries_total, dtype=np.int64)
     before[counts_table.column("entry_id").to_numpy()] = counts_table.column("count").to_numpy()
     probabilities = balancing.entry_probabilities(before, t)
 
     matched = root.read_crawls("matched", run["crawls"])  # the pool balanced by this run, with `crawl`
-    curated = spark.read.parquet(root.path("curated"))
+    curated = read_table(spark, root.path("curated"))
     groups = present_group_columns(matched)
     matched_results = matched_pass(matched, probabilities, groups)
     after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total)

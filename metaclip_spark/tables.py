@@ -12,6 +12,17 @@ import uuid as uuidlib
 from pyspark.sql import DataFrame, SparkSession
 
 
+def glob_escape(path: str) -> str:
+    """`path` as a Hadoop glob that matches only itself. Spark and Hadoop read every path as a glob: a root named
+    `root[1]` would match nothing and `root*` another root's tables."""
+    return "".join("\\" + c if c in "[]{}*?\\" else c for c in path)
+
+
+def read_table(spark: SparkSession, path: str) -> DataFrame:
+    """The Parquet table at exactly `path` (never a glob)."""
+    return spark.read.parquet(glob_escape(path))
+
+
 def _fs_and_path(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
@@ -40,7 +51,7 @@ def write_parquet_atomically(df: DataFrame, path: str) -> None:
     """Write `df` as Parquet at `path`, replacing what was there, through a hidden temporary sibling."""
     spark = df.sparkSession
     parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else (".", path)
-    for leftover in glob_paths(spark, f"{parent}/.{name}.tmp-*"):  # from a killed run of the same stage
+    for leftover in glob_paths(spark, f"{glob_escape(parent)}/.{glob_escape(name)}.tmp-*"):  # a killed run's
         delete_path(spark, leftover)
     temporary = f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
     try:
@@ -175,7 +186,8 @@ def read_json(spark: SparkSession, path: str) -> dict | None:
 
 
 def glob_paths(spark: SparkSession, pattern: str) -> list[str]:
-    """Paths matching a Hadoop glob pattern (e.g. root/units/*/*/_COMMITTED.json), sorted."""
+    """Paths matching a Hadoop glob pattern (e.g. root/units/*/*/_COMMITTED.json), sorted. Escape the literal
+    parts of the pattern with glob_escape."""
     fs, hadoop_pattern = _fs_and_path(spark, pattern)
     statuses = fs.globStatus(hadoop_pattern) or []
     local = _local(pattern) is not None and not pattern.startswith("file:")

@@ -180,3 +180,24 @@ def test_a_run_killed_while_switching_is_finished_by_the_next_one(spark, tmp_pat
     assert cli.main(["report", "--output", str(root)]) == 0  # any writing command finishes the switch first
     summary = _consistent(root)
     assert summary["t"] == 2 and (root / "report" / "index.html").exists()
+
+
+@pytest.mark.parametrize("name", ["root[1]", "root{a,b}", "root*"])
+def test_roots_named_with_glob_characters_read_only_themselves(spark, tmp_path, name):
+    import pyarrow.parquet as pq
+
+    neighbour = tmp_path / "root-neighbour"  # what `root*` would match as a glob
+    assert _curate(neighbour, "--t", "2", "--seed", "4") == 0
+    root = tmp_path / name
+    assert _curate(root) == 0
+    assert cli.main(["report", "--output", str(root)]) == 0
+    clean = tmp_path / "clean"
+    assert _curate(clean) == 0
+
+    def rows(r, table):
+        return sorted(map(str, pq.read_table(str(r / table)).to_pylist()))
+
+    for table in ("matched", "counts", "curated"):
+        assert rows(root, table) == rows(clean, table), table
+    assert json.loads((root / "summary.json").read_text())["pairs_in"] == \
+        json.loads((clean / "summary.json").read_text())["pairs_in"]
