@@ -31,7 +31,7 @@ from .ids import image_uuid
 from .language import LanguageFilter, identify_language
 from .manifest import ManifestFile, read_manifest
 from .progress import stage
-from .records import EXTRACT_COUNTERS, FILE_FAILED, FILE_OK, FileRecord, sum_counters, tally_files
+from .records import EXTRACT_COUNTERS, FILE_FAILED, FILE_OK, FILE_PARTIAL, FileRecord, sum_counters, tally_files
 from .config import ExtractSettings, RemoteSettings, Settings
 from .storage import describe, open_archive
 from .tables import join_path, write_json_atomically, write_parquet_atomically
@@ -105,14 +105,16 @@ def _add_archive_counts(stats: FileStats, archive: ArchiveCounts) -> None:
     c["non_html"] = archive.non_html
     c["dropped_oversized_page"] = archive.oversized_pages
     c["dropped_decode_error"] = archive.decode_errors
+    c["dropped_corrupt_member"] = archive.corrupt_members
+    c["bytes_skipped"] = archive.bytes_skipped
 
 
 def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterator[tuple]:
     """The pairs of one file as tuples in PAIR_COLUMNS order (plus their sequence number), streamed.
 
     Plain Python (no Spark): a failure to open the file, to fetch all its bytes (after retries) or a crash of
-    the reader marks `stats` failed (its pairs are then dropped by extract_files); an error in the file's own
-    bytes part-way keeps the pairs already yielded and is recorded in `stats.error`.
+    the reader marks `stats` failed (its pairs are then dropped by extract_files); damage in the file's own bytes
+    (a corrupt gzip member, a cut end) marks it partial: the pairs of every readable record are kept.
     """
     started = time.monotonic()
     archive = ArchiveCounts()
@@ -161,12 +163,13 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
         stats.status, stats.error = FILE_FAILED, f"read failed: {remote_failure}"
     elif archive.reader_panicked:
         stats.status, stats.error = FILE_FAILED, f"the WARC reader crashed: {archive.read_error}"
-    elif archive.read_error:
-        if archive.records_read == 0:
-            stats.status = FILE_FAILED
-        stats.error = archive.read_error
     elif archive.records_read == 0:
-        stats.status, stats.error = FILE_FAILED, "no WARC records (empty, or not a WARC/WAT file)"
+        stats.status = FILE_FAILED
+        stats.error = archive.read_in_part or "no WARC records (empty, or not a WARC/WAT file)"
+    elif archive.read_in_part:
+        # Its own bytes are damaged: what could be read is kept, the file is done (a rerun reads the same bytes),
+        # and `status` lists it as partly read with why.
+        stats.status, stats.error = FILE_PARTIAL, archive.read_in_part
     stats.seconds = time.monotonic() - started
 
 
@@ -285,6 +288,7 @@ def sum_file_counters(files: list[FileRecord]) -> dict[str, int]:
     totals.update(sum_counters(f["counters"] for f in files if f["status"] != FILE_FAILED))
     tally = tally_files(files)
     totals["files_ok"], totals["files_failed"] = tally["files_done"], tally["files_failed"]
+    totals["files_partial"] = tally["files_partial"]
     return totals
 
 

@@ -22,7 +22,7 @@ from .manifest import ManifestFile, manifest_format, read_manifest, read_manifes
 from .pool import infer_pool_format, input_read_errors, read_pool
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
-from .records import FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, CrawlState, tally_files
+from .records import FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, CrawlState, is_done, tally_files
 from .tables import read_table, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -196,6 +196,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             "metadata_digest": metadata.digest, "columns": columns, "pairs": pairs_total, "pairs_by": pairs_by,
             "pairs_matched": crawl_matched.count(),
             "files_done": tally["files_done"],
+            "files_partial": tally["files_partial"],
             "files_failed": tally["files_failed"],
             "extract": extracted,
             "finished_at": now(),
@@ -228,7 +229,7 @@ def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: Inpu
     pending = []
     for f in files:
         key = (f.crawl, f.source_file)
-        if key not in seen and states.get(key, {}).get("status") != "ok":
+        if key not in seen and not is_done(states.get(key, {}).get("status")):
             pending.append(f)
         seen.add(key)
     files_per_unit = config.extract.files_per_unit if source.is_manifest else 1

@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from .errors import ConfigError
 from .lease import LEASE_FILE
+from .records import is_done
 from .tables import (child_names, delete_path, glob_escape, glob_paths, path_exists, read_json, rename_path,
                      write_json_atomically)
 
@@ -114,7 +115,7 @@ class OutputRoot:
         for marker in units:  # oldest first: later failures replace earlier ones, a success is final
             for f in marker["files"]:
                 key = (marker["crawl"], f["file"])
-                if states.get(key, {}).get("status") != "ok":
+                if not is_done(states.get(key, {}).get("status")):
                     states[key] = dict(f, unit=marker["unit"], committed_at=marker["committed_at"])
         return states
 

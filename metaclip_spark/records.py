@@ -19,6 +19,7 @@ KIND_EXTRACT = "extract"
 KIND_POOL = "pool"
 # A file's state in a unit marker.
 FILE_OK = "ok"
+FILE_PARTIAL = "partial"  # done, its own bytes damaged: every readable record kept, the reason recorded
 FILE_FAILED = "failed"
 FILE_PENDING = "pending"  # listed, never committed in a unit
 
@@ -27,8 +28,13 @@ FILE_PENDING = "pending"  # listed, never committed in a unit
 EXTRACT_COUNTERS = (
     "records_read", "records_truncated", "html_pages", "wat_pages", "non_html", "img_tags", "pairs",
     "dropped_no_src", "dropped_non_http_url", "dropped_no_text", "dropped_language", "dropped_oversized_page",
-    "dropped_decode_error",
+    "dropped_decode_error", "dropped_corrupt_member", "bytes_skipped",
 )
+
+
+def is_done(status: str | None) -> bool:
+    """A file read (whole or in part) is never read again; a failed or pending one is."""
+    return status in (FILE_OK, FILE_PARTIAL)
 
 
 class FileRecord(TypedDict):
@@ -93,18 +99,27 @@ class RunSummary(TypedDict, total=False):
 
 
 class FileTally(TypedDict):
-    files_done: int
-    files_failed: int
-    failed_files: list[dict]  # {"file", "reason"}, in the given order
+    files_done: int      # read, whole or in part: never read again
+    files_partial: int   # of those, read in part (damaged bytes)
+    files_failed: int    # to be retried by the next run
+    failed_files: list[dict]   # {"file", "reason"}, in the given order
+    partial_files: list[dict]
 
 
 def tally_files(states: Iterable[dict]) -> FileTally:
-    """Files done and failed (with why) among file states: the one count behind ingest, crawl states and status."""
+    """Files done, partly read and failed (with why) among file states: the one count behind extract.json,
+    ingest, crawl states and status."""
     states = list(states)
+
+    def listed(status: str) -> list[dict]:
+        return [{"file": s["file"], "reason": s["reason"]} for s in states if s["status"] == status]
+
     return {
-        "files_done": sum(s["status"] == FILE_OK for s in states),
+        "files_done": sum(is_done(s["status"]) for s in states),
+        "files_partial": sum(s["status"] == FILE_PARTIAL for s in states),
         "files_failed": sum(s["status"] == FILE_FAILED for s in states),
-        "failed_files": [{"file": s["file"], "reason": s["reason"]} for s in states if s["status"] == FILE_FAILED],
+        "failed_files": listed(FILE_FAILED),
+        "partial_files": listed(FILE_PARTIAL),
     }
 
 

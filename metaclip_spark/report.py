@@ -32,6 +32,7 @@ from .curation import ENTRY_IDS, GROUP_COLUMNS, flattened_entry_ids, group_value
 from .errors import InputError
 from .progress import stage
 from .project import OutputRoot
+from .records import tally_files
 from .tables import join_path, path_exists, read_table, write_directory_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -157,6 +158,12 @@ def _load_run(spark: SparkSession, root: OutputRoot) -> dict:
     return summary
 
 
+def _files_read(root: OutputRoot, crawls: list[str]) -> dict:
+    """Input files done, read in part (with why) and failed over the run's crawls, from the unit markers."""
+    states = OutputRoot.file_states(root.committed_units(crawls))
+    return tally_files(sorted(states.values(), key=lambda s: s["file"]))
+
+
 def _pairs_in_by_group(root: OutputRoot, run: dict, groups: list[str]) -> dict[str, dict[str, int] | None]:
     """Pairs in per value of each group column, from the crawl states (recorded at ingest; the input is never read
     again). None for a column some crawl's pairs do not carry, or a crawl ingested before the states recorded it."""
@@ -241,6 +248,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         "version": __version__,
         "run": {k: run.get(k) for k in ("run_id", "crawls", "metadata", "metadata_digest", "seed", "finished_at",
                                         "version")},
+        "files": _files_read(root, run["crawls"]),
         "sizes": {
             "pairs_in": pairs_in,
             "pairs_matched": pairs_matched,

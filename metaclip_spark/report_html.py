@@ -83,6 +83,15 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
             ("expected curated size (sum of keep probabilities)", _number(sizes["expected_curated"])),
         ]),
     ]
+    files = report.get("files")
+    if files and (files["files_done"] or files["files_failed"]):
+        parts.append(f'<p class="note">Input files: {_number(files["files_done"])} read '
+                     f'({_number(files["files_partial"])} of them in part: damaged bytes, every readable record '
+                     f'kept), {_number(files["files_failed"])} failed (retried by the next run).</p>')
+        troubled = [("read in part", f) for f in files["partial_files"]] + [("failed", f) for f in files["failed_files"]]
+        if troubled:
+            parts.append(_table(["file", "state", "why"], [[escape(f["file"]), state, escape(str(f["reason"]))]
+                                                          for state, f in troubled[:50]], text_columns=3))
     for group, rows in sizes["by"].items():
         parts.append(f"<h3>By {escape(group)}</h3>")
         parts.append(_table(

@@ -38,10 +38,12 @@ def format_status(status: dict) -> str:
         lines.append("no crawl ingested yet")
     for crawl, c in status["crawls"].items():
         pairs = f"{c['pairs']:,} pairs, {c['pairs_matched']:,} matched" if c["pairs"] is not None else "not built yet"
-        lines.append(f"crawl {crawl}: files {c['files_done']:,} done, {c['files_failed']:,} failed; {pairs}"
-                     + ("; rebuild pending" if c["pending_rebuild"] else ""))
+        lines.append(f"crawl {crawl}: files {c['files_done']:,} done ({c['files_partial']:,} read in part), "
+                     f"{c['files_failed']:,} failed; {pairs}" + ("; rebuild pending" if c["pending_rebuild"] else ""))
         for f in c["failed_files"][:10]:
             lines.append(f"  failed {f['file']}: {f['reason']}")
+        for f in c["partial_files"][:10]:
+            lines.append(f"  read in part {f['file']}: {f['reason']}")
     run = status["last_run"]
     if run:
         lines.append(f"last curated run {run['run_id']} ({run['finished_at']}): crawls {', '.join(run['crawls'])}, "

@@ -6,13 +6,16 @@ is read, decoded and handed on before the next one is read.
 - WARC `response` records with an HTML payload become `HtmlPage`s; HTTP transfer (chunked) and content (gzip,
   deflate, brotli) encodings are removed here, since servers mislabel them (a page declaring gzip may be plain).
 - WAT `metadata` records (JSON) with HTML metadata become `WatPage`s.
-- A bad record header is skipped by FastWARC's non-strict mode, not the rest of the file. A record cut short (a
-  truncated gzip member) still yields what it holds and is counted; a stream error, or a panic of the Rust
-  reader, ends the file, keeping what came before and recording why.
+- A gzipped file is read gzip member by member (gzip_members.py; one member per record, as Common Crawl writes
+  them), so a bad record costs that record: a false Content-Length stays inside its member, a corrupt member is
+  skipped to the next one (counted). A bad record header is skipped by FastWARC's non-strict mode. A record cut
+  short still yields what it holds and is counted; a stream error, or a panic of the Rust reader, ends the file,
+  keeping what came before and recording why (`ArchiveCounts.read_in_part`).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import zlib
 from dataclasses import dataclass
@@ -20,7 +23,10 @@ from typing import BinaryIO, Iterator
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+from .gzip_members import MemberCounts, OneStreamFile, gzip_members
+
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+MEMBER_HEADROOM = 1 << 20  # WARC and HTTP headers around a page of max_page_bytes, in one member
 _READ_RECORDS = WarcRecordType.response | WarcRecordType.metadata
 
 
@@ -35,8 +41,23 @@ class ArchiveCounts:
     non_html: int = 0
     oversized_pages: int = 0
     decode_errors: int = 0
+    corrupt_members: int = 0  # gzip members that could not be inflated, skipped to the next member
+    bytes_skipped: int = 0  # compressed bytes passed over to reach the next member
+    truncated_at_end: bool = False  # the file ends inside a record (what it held was kept)
     read_error: str | None = None  # the stream error that ended the file early, if any
     reader_panicked: bool = False  # the error was a panic of FastWARC, not an exception
+
+    @property
+    def read_in_part(self) -> str | None:
+        """Why the file was read only in part (its bytes, not the network), or None when it was read whole."""
+        reasons = []
+        if self.corrupt_members or self.bytes_skipped:
+            reasons.append(f"{self.corrupt_members} unreadable gzip member(s), {self.bytes_skipped:,} bytes skipped")
+        if self.truncated_at_end:
+            reasons.append("the file ends inside a record")
+        if self.read_error:
+            reasons.append(f"stopped by {self.read_error}")
+        return "; ".join(reasons) or None
 
 
 @dataclass
@@ -193,23 +214,56 @@ def _html_page(record, counts: ArchiveCounts, limit: int) -> HtmlPage | None:
     return HtmlPage(target_uri(record.headers.get("WARC-Target-URI")), html, record.http_charset)
 
 
-def web_pages(stream: BinaryIO | str, counts: ArchiveCounts, max_page_bytes: int) -> Iterator[HtmlPage | WatPage]:
-    """The HTML pages (WARC) and HTML metadata (WAT) of one file, in file order; `counts` is updated as it goes."""
+def _records(stream: BinaryIO) -> ArchiveIterator:
     # quirks_mode reads LF-only header lines (ClueWeb09, hand-made WATs); strict_mode=False skips a bad header
     # instead of ending the file.
+    return ArchiveIterator(stream, parse_http=True, strict_mode=False, quirks_mode=True)
+
+
+def _pages(records: ArchiveIterator, counts: ArchiveCounts, max_page_bytes: int) -> Iterator[HtmlPage | WatPage]:
+    for record in records:
+        counts.records_read += 1
+        record_type = record.record_type
+        if record_type == WarcRecordType.response:
+            page = _html_page(record, counts, max_page_bytes)
+        elif record_type == WarcRecordType.metadata:
+            page = _wat_page(record, counts, max_page_bytes)
+        else:
+            continue
+        if page is not None:
+            yield page
+
+
+def _pages_by_member(stream: BinaryIO, head: bytes, counts: ArchiveCounts,
+                     max_page_bytes: int) -> Iterator[HtmlPage | WatPage]:
+    """Member by member (gzip_members.py): a bad record costs that record. A file compressed as one stream is
+    read as one stream."""
+    members = MemberCounts()
     try:
-        records = ArchiveIterator(stream, parse_http=True, strict_mode=False, quirks_mode=True)
-        for record in records:
-            counts.records_read += 1
-            record_type = record.record_type
-            if record_type == WarcRecordType.response:
-                page = _html_page(record, counts, max_page_bytes)
-            elif record_type == WarcRecordType.metadata:
-                page = _wat_page(record, counts, max_page_bytes)
-            else:
-                continue
-            if page is not None:
-                yield page
+        for member in gzip_members(stream, members, max_page_bytes + MEMBER_HEADROOM, initial=head):
+            yield from _pages(_records(io.BytesIO(member)), counts, max_page_bytes)
+    except OneStreamFile:
+        stream.seek(0)
+        yield from _pages(_records(stream), counts, max_page_bytes)
+    finally:
+        counts.corrupt_members += members.members_skipped - members.oversized
+        counts.oversized_pages += members.oversized
+        counts.bytes_skipped += members.bytes_skipped
+        counts.truncated_at_end = counts.truncated_at_end or members.truncated_at_end
+
+
+def web_pages(stream: BinaryIO, counts: ArchiveCounts, max_page_bytes: int) -> Iterator[HtmlPage | WatPage]:
+    """The HTML pages (WARC) and HTML metadata (WAT) of one file, in file order; `counts` is updated as it goes.
+
+    A gzipped file is read member by member and need not seek; an uncompressed one is handed to FastWARC whole,
+    which needs a seekable stream (local files and storage.ResumableReader are)."""
+    try:
+        head = stream.read(2)
+        if head == b"\x1f\x8b":
+            yield from _pages_by_member(stream, head, counts, max_page_bytes)
+        else:
+            stream.seek(0)
+            yield from _pages(_records(stream), counts, max_page_bytes)
     except (GeneratorExit, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - even a panic of the Rust reader (pyo3's PanicException is a

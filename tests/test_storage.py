@@ -7,6 +7,7 @@ a Spark task runs per file) over HTTP, compared with the same file read from dis
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import random
 import threading
@@ -203,10 +204,11 @@ def test_missing_remote_file_is_failed_with_its_reason(server, settings):
 
 
 class _Unseekable(io.RawIOBase):
-    """A stream that cannot seek, like a urllib response or a boto3 body: FastWARC panics on it."""
+    """A stream that cannot seek, like a urllib response or a boto3 body (`rewinds`: seek(0) alone works)."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, rewinds: bool = False):
         self._data = io.BytesIO(data)
+        self.rewinds = rewinds
 
     def readable(self):
         return True
@@ -217,16 +219,25 @@ class _Unseekable(io.RawIOBase):
     def seekable(self):
         return False
 
-    def seek(self, *args):
+    def seek(self, offset, whence=0):
+        if self.rewinds and (offset, whence) == (0, 0):
+            return self._data.seek(0)
         raise io.UnsupportedOperation("seek")
 
     def tell(self):
         raise io.UnsupportedOperation("tell")
 
 
-def test_a_panic_of_the_warc_reader_ends_the_file_not_the_task():
+def test_a_gzipped_archive_is_read_from_a_stream_that_cannot_seek():
     counts = ArchiveCounts()
     pages = list(web_pages(_Unseekable((CC / "sample-0000.warc.gz").read_bytes()), counts, 5 << 20))
+    assert len(pages) == 22 and counts.records_read == 48 and counts.read_in_part is None
+
+
+def test_a_panic_of_the_warc_reader_ends_the_file_not_the_task():
+    plain = gzip.decompress((CC / "sample-0000.warc.gz").read_bytes())  # uncompressed: FastWARC reads it whole
+    counts = ArchiveCounts()
+    pages = list(web_pages(_Unseekable(plain, rewinds=True), counts, 5 << 20))
     # FastWARC panics (pyo3's PanicException, a BaseException) on a stream it cannot tell(): caught, recorded
     assert pages == [] and counts.reader_panicked
     assert counts.read_error.startswith("PanicException")
@@ -240,7 +251,7 @@ class _CutAfter(io.BytesIO):
     def read(self, size=-1):
         if self.tell() >= self.cut:
             raise ConnectionResetError("connection reset by peer")
-        return super().read(size)
+        return super().read(min(size, 32768) if size and size > 0 else 32768)  # as a network read arrives
 
     readinto = None  # FastWARC must go through read()
 
