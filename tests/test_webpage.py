@@ -308,3 +308,39 @@ def test_undecodable_bytes_become_replacement_characters_not_a_lost_page():
     html = b'<meta charset="utf-8"><img src="a.png" alt="caf\xe9 \xff ok">'
     assert html_image_pairs(html, "http://example.com/").pairs == [
         ("http://example.com/a.png", "caf\ufffd \ufffd ok", "alt")]
+
+
+@pytest.mark.parametrize("tag", ["div", "section", "blockquote", "ul", "table", "pre", "figcaption", "optgroup"])
+def test_pages_nested_a_quarter_million_deep_give_their_images_without_the_nesting(tag):
+    n = 250_000  # such pages took 38-216 s each to parse: nesting this deep is parsed as <img>/<base> tags alone
+    html = ('<html><head><base href="http://cdn.example/d/"></head><body><img src="top.png" alt="top">'
+            + f'<{tag} class="x">' * n + '<img src="deep.png" alt="deep &amp; deeper">'
+            + '<!-- <img src="commented.png" alt="not an image"> --><script>"<img src=s.png alt=s>"</script>'
+            + '<noscript><img src="ns.png" alt="no script"></noscript>' + f"</{tag}>" * n
+            + '<img src="end.png" title="the end">')
+    page = html_image_pairs(html, "http://example.com/a/")
+    assert page.too_deep
+    assert page.pairs == [("http://cdn.example/d/top.png", "top", "alt"),
+                          ("http://cdn.example/d/deep.png", "deep & deeper", "alt"),
+                          ("http://cdn.example/d/ns.png", "no script", "alt"),
+                          ("http://cdn.example/d/end.png", "the end", "title")]
+
+
+def test_the_images_only_parse_agrees_with_the_full_parse():
+    """Pages that leave thousands of <p> open count as deep: their pairs are the same either way."""
+    body = "".join(f'<p>para {i} <img src="i{i}.png" alt="image {i}" title=\'a "quoted" > title\'>' for i in range(5000))
+    html = f"<html><body>{body}</body></html>"
+    page = html_image_pairs(html, "http://example.com/")
+    assert page.too_deep and len(page.pairs) == 10_000
+    shallow = "".join(f'<div><p>para {i} <img src="i{i}.png" alt="image {i}" title=\'a "quoted" > title\'></p></div>'
+                      for i in range(5000))
+    full = html_image_pairs(f"<html><body>{shallow}</body></html>", "http://example.com/")
+    assert not full.too_deep and full.pairs == page.pairs
+
+
+def test_real_pages_are_parsed_whole():
+    for name in ("warcfile.warc.gz", "sample-0000.warc.gz", "clueweb-quirk.warc.gz"):
+        counts = ArchiveCounts()
+        with open(CC / name, "rb") as stream:
+            for page in web_pages(stream, counts, 5 << 20):
+                assert not html_image_pairs(page.html, page.page_url, page.http_charset).too_deep
