@@ -8,8 +8,10 @@ import re
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from .config import Settings
+from .curation import ENTRY_IDS, KEEP_PROB
 from .errors import ConfigError, InputError
 from .sources import POOL, format_of_name, formats, source
 from .tables import data_file_names, path_exists
@@ -18,6 +20,10 @@ _LISTED_FILES = 1000  # enough to tell a directory's format without walking a hu
 # Spark's words for a data file it cannot read (a stray README.txt in a Parquet directory, a corrupt footer).
 _UNREADABLE_FILE = re.compile(r"(?:FAILED_READ_FILE|while reading file|is not a Parquet file)")
 _FILE_AND_REASON = re.compile(r"reading file (\S+?)\.?\s+([^\n]*)")
+# Columns the pipeline adds to a pool's rows (the matched table's entry ids, the curated table's keep probability,
+# the per-crawl tables' partition, the crawl rebuild's de-duplication order, which it drops): a pool's own column
+# of that name would be overwritten, dropped or read back as the partition. Compared lowercased, as Spark does.
+RESERVED_COLUMNS = (ENTRY_IDS, KEEP_PROB, "crawl", "_seq")
 
 
 def infer_pool_format(spark: SparkSession, path: str) -> str:
@@ -71,9 +77,20 @@ def read_pool(spark: SparkSession, path: str, input_format: str, config: Setting
         raise InputError(f"input {path} holds no {input_format} rows")
     columns = config.input
     for key in ("url_column", "text_column"):
-        if getattr(columns, key) not in df.columns:
-            raise InputError(f"input {path} has no column {getattr(columns, key)!r} (input.{key}); its columns are: "
+        name = getattr(columns, key)
+        if name not in df.columns:
+            raise InputError(f"input {path} has no column {name!r} (input.{key}); its columns are: "
                              f"{', '.join(df.columns)}")
+        # Matching and the uuid read strings: any other type would be matched or hashed as its text form.
+        kind = df.schema[name].dataType
+        if not isinstance(kind, T.StringType):
+            raise InputError(f"input {path}: column {name!r} (input.{key}) is {kind.simpleString()}, not a string; "
+                             f"name a column of strings with --{key.replace('_', '-')}")
+    reserved = [c for c in df.columns if c.lower() in RESERVED_COLUMNS]
+    if reserved:
+        named = f"column {reserved[0]!r} is" if len(reserved) == 1 else f"columns {', '.join(map(repr, reserved))} are"
+        raise InputError(f"input {path}: {named} reserved (the pipeline adds {', '.join(RESERVED_COLUMNS)} itself): "
+                         "rename or drop it (a pool's crawl is given with --crawl)")
     if "_corrupt_record" in df.columns:
         df = df.where(F.col("_corrupt_record").isNull()).drop("_corrupt_record")
     if "uuid" not in df.columns:
