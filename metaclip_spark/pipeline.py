@@ -98,7 +98,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         "tail_proportion": balancing.tail_proportion(counts, t),
         "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
         "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
-                         "files_failed": s["files_failed"]} for c, s in states.items()},
+                         "files_failed": s["files_failed"], "skipped": s.get("skipped")} for c, s in states.items()},
         "extract": _summed_extract(states),  # the ExtractCounters of records.py
         **({"ingest": ingested} if ingested else {}),
         "version": __version__,

@@ -22,6 +22,7 @@ def root_status(root: OutputRoot) -> dict:
             or state.get("units_digest") != OutputRoot.units_digest([u for u in units if u["crawl"] == crawl]),
             "pairs": state.get("pairs"),
             "pairs_matched": state.get("pairs_matched"),
+            "skipped": state.get("skipped"),  # pools: rows that are not pairs, by reason (records.SKIP_REASONS)
             "metadata_digest": state.get("metadata_digest"),
         }
     summary = root.summary()
@@ -38,7 +39,9 @@ def format_status(status: dict) -> str:
         lines.append("no crawl ingested yet")
     for crawl, c in status["crawls"].items():
         pairs = f"{c['pairs']:,} pairs, {c['pairs_matched']:,} matched" if c["pairs"] is not None else "not built yet"
+        skipped = ", ".join(f"{n:,} {reason}" for reason, n in (c.get("skipped") or {}).items() if n)
         lines.append(f"crawl {crawl}: files {c['files_done']:,} done, {c['files_failed']:,} failed; {pairs}"
+                     + (f"; rows skipped: {skipped}" if skipped else "")
                      + ("; rebuild pending" if c["pending_rebuild"] else ""))
         for f in c["failed_files"][:10]:
             lines.append(f"  failed {f['file']}: {f['reason']}")

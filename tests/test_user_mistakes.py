@@ -44,6 +44,41 @@ def _write_lines(path, lines: list[str]) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def clean_root(spark, tmp_path_factory):
+    """The sample pool curated as it is; `--crawls pool` names the input's crawl before the root holds it."""
+    root = tmp_path_factory.mktemp("clean") / "root"
+    assert _curate(root, "--input", str(POOL), "--crawls", "pool") == 0
+    return root
+
+
+# 1. malformed JSON lines ----------------------------------------------------------------------------------------
+
+def test_malformed_json_lines_are_skipped_counted_and_the_rest_curated(spark, clean_root, tmp_path, capsys):
+    bad = ["{not json", "42", '["a list"]', '{"url": "https://x.org/a.jpg", "text": "dog"']  # the last is cut short
+    pool = _write_lines(tmp_path / "pool.jsonl", LINES[:40] + bad[:2] + LINES[40:] + bad[2:])
+    root = tmp_path / "root"
+    assert _curate(root, "--input", pool) == 0
+    assert _rows(root / "curated") == _rows(clean_root / "curated")
+    expected = {"malformed_line": 4, "null_url": 0, "null_text": 0}
+    marker, = [json.loads(p.read_text()) for p in (root / "units").glob("crawl=pool/unit=*/_COMMITTED.json")]
+    assert marker["skipped"] == expected and marker["pairs"] == len(LINES)
+    assert json.loads((root / "crawls" / "pool.json").read_text())["skipped"] == expected
+    assert json.loads((root / "summary.json").read_text())["by_crawl"]["pool"]["skipped"] == expected
+    crawl = _status(root, capsys)["crawls"]["pool"]
+    assert crawl["skipped"] == expected and crawl["pairs"] == len(LINES)
+    assert cli.main(["status", str(root)]) == 0
+    assert "rows skipped: 4 malformed_line" in capsys.readouterr().out
+
+
+def test_a_pool_of_malformed_lines_only_exits_3(spark, tmp_path, capsys):
+    pool = _write_lines(tmp_path / "pool.jsonl", ["{not json", "nor this"])
+    root = tmp_path / "root"
+    assert _curate(root, "--input", pool) == 3
+    assert "every line is malformed" in _error(capsys, "curate")
+    assert not (root / "units").exists() and not (root / "summary.json").exists()
+
+
 # 2. a url or text column that is not a string -------------------------------------------------------------------
 
 @pytest.mark.parametrize("values, type_name", [
@@ -62,6 +97,32 @@ def test_a_text_column_that_is_not_a_string_exits_3_naming_it_and_its_type(spark
     error = _error(capsys, "curate")
     assert f"column 'caption' (input.text_column) is {type_name}, not a string" in error
     assert not (root / "units").exists() and not (root / "summary.json").exists()
+
+
+# 3. rows with a null or empty url, or a null text ---------------------------------------------------------------
+
+def test_rows_without_url_or_text_are_skipped_and_counted(spark, clean_root, tmp_path, capsys):
+    extra = [json.dumps(row) for row in (
+        {"url": None, "text": "a photo of a dog"}, {"text": "a photo of a dog"}, {"url": "", "text": "dog"},
+        {"url": "https://example.org/dog.jpg", "text": None}, {"url": "https://example.org/cat.jpg"},
+    )]
+    pool = _write_lines(tmp_path / "pool.jsonl", extra[:3] + LINES + extra[3:])
+    root = tmp_path / "root"
+    assert _curate(root, "--input", pool) == 0
+    assert _rows(root / "curated") == _rows(clean_root / "curated")
+    matched = pq.read_table(str(root / "matched")).to_pylist()
+    assert all(r["uuid"] and r["url"] and r["text"] is not None for r in matched)
+    expected = {"malformed_line": 0, "null_url": 3, "null_text": 2}
+    assert json.loads((root / "crawls" / "pool.json").read_text())["skipped"] == expected
+    assert _status(root, capsys)["crawls"]["pool"]["skipped"] == expected
+
+
+def test_a_pool_whose_rows_all_lack_a_url_exits_3_saying_so(spark, tmp_path, capsys):
+    pool = _write_lines(tmp_path / "pool.jsonl", [json.dumps({"url": None, "text": "dog"})] * 3)
+    root = tmp_path / "root"
+    assert _curate(root, "--input", pool) == 3
+    assert "holds no pairs: 3 rows skipped (null_url 3)" in _error(capsys, "curate")
+    assert not (root / "crawls").exists() and not (root / "summary.json").exists()
 
 
 # 4. columns the pipeline adds itself ----------------------------------------------------------------------------
