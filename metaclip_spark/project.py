@@ -21,8 +21,8 @@ from collections.abc import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
 
-from .errors import ConfigError
-from .tables import delete_path, glob_paths, read_json, write_json_atomically
+from .errors import ConfigError, InputError
+from .tables import delete_path, glob_paths, path_exists, read_json, write_json_atomically
 
 UNIT_MARKER = "_COMMITTED.json"
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -53,6 +53,14 @@ class OutputRoot:
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
+
+    def check_exists(self) -> None:
+        """Exit 3 unless the root exists and holds what a run writes first: a reader of a mistyped root must not
+        report it as an empty project."""
+        if not path_exists(self.spark, self.root):
+            raise InputError(f"output root {self.root} does not exist")
+        if not any(path_exists(self.spark, self.path(name)) for name in ("units", "crawls", "summary.json")):
+            raise InputError(f"{self.root} is not an output root (it holds no units/, crawls/ or summary.json)")
 
     # Units ---------------------------------------------------------------------------------------------------
     def unit_path(self, crawl: str, unit: str, table: str | None = None) -> str:

@@ -7,6 +7,7 @@ from .records import tally_files
 
 
 def root_status(root: OutputRoot) -> dict:
+    root.check_exists()
     units = root.committed_units()
     files = OutputRoot.file_states(units)
     crawls = {}

@@ -145,3 +145,15 @@ def test_a_pool_with_its_own_uuid_keeps_it(spark, tmp_path):
     assert _curate(root, "--input", pool) == 0
     uuids = pq.read_table(str(root / "matched")).column("uuid").to_pylist()
     assert uuids and all(u.startswith("given-") for u in uuids)
+
+
+# 5. status of a root that is not one ----------------------------------------------------------------------------
+
+def test_status_of_a_missing_root_or_of_another_directory_exits_3(spark, tmp_path, capsys):
+    missing = tmp_path / "no-such-root"
+    assert cli.main(["status", str(missing), "--json"]) == 3
+    assert _error(capsys, "status").endswith(f"output root {missing} does not exist")
+    assert not missing.exists()
+    assert cli.main(["status", str(POOL.parent)]) == 3
+    assert _error(capsys, "status").endswith(f"{POOL.parent} is not an output root "
+                                             "(it holds no units/, crawls/ or summary.json)")
