@@ -256,9 +256,15 @@ def _metadata_info(args: argparse.Namespace) -> int:
 
 def _crawls(args: argparse.Namespace) -> list[str] | None:
     """--crawls as a list; None (every crawl of the root) when not given."""
-    if not getattr(args, "crawls", None):
+    from .errors import ConfigError
+
+    if getattr(args, "crawls", None) is None:
         return None
-    return [c.strip() for c in args.crawls.split(",") if c.strip()]
+    crawls = [c.strip() for c in args.crawls.split(",") if c.strip()]
+    if not crawls:  # an empty list must not fall back to "every crawl": the user meant to choose some
+        raise ConfigError(f"--crawls {args.crawls!r} names no crawl: give comma-separated crawl names, or leave "
+                          "--crawls out to use every crawl of the root")
+    return crawls
 
 
 def _source(args: argparse.Namespace, config: Settings, spark: SparkSession) -> InputSpec | None:

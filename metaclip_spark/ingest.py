@@ -65,6 +65,13 @@ def _work_files(source: InputSpec, config: Settings) -> list[ManifestFile]:
     return files
 
 
+def input_crawls(source: InputSpec, config: Settings) -> list[str]:
+    """The crawls an input brings: its --crawl, or "pool" for a pool (no I/O); else those of the listing's paths."""
+    if source.crawl or not source.is_manifest:
+        return [check_crawl_name(source.crawl or DEFAULT_POOL_CRAWL)]
+    return sorted({f.crawl for f in _work_files(source, config)})
+
+
 def _units_of(files: list[ManifestFile], files_per_unit: int) -> list[tuple[str, list[ManifestFile]]]:
     """Pending files grouped per crawl, in listing order, `files_per_unit` at a time."""
     by_crawl: dict[str, list[ManifestFile]] = {}

@@ -20,7 +20,7 @@ from . import __version__, balancing
 from .config import Settings
 from .curation import balance_pool, count_vector
 from .errors import ConfigError, FailedFilesError, InputError
-from .ingest import InputSpec, ingest
+from .ingest import InputSpec, ingest, input_crawls
 from .metadata import Metadata
 from .progress import stage
 from .project import OutputRoot, now
@@ -44,6 +44,27 @@ def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) 
             raise ConfigError(f"crawl {crawl} in {root.root} was matched with another metadata list (digest "
                               f"{digest[:12]}, now {metadata.digest[:12]}); pass --rematch with an --input")
     return chosen
+
+
+def check_named_crawls(root: OutputRoot, crawls: list[str], source: InputSpec | None, config: Settings,
+                       overwrite: bool = False) -> None:
+    """Before any ingest work: every crawl --crawls names is in the root (unless --overwrite empties it) or comes
+    with the ingest (the input's crawls, and units committed by a killed run, which the ingest finishes). The input's
+    crawls are looked up (a listing without --crawl is read) only when the root lacks a named crawl."""
+    held = set() if overwrite else set(root.crawls())
+    missing = [c for c in crawls if c not in held]
+    if not missing:
+        return
+    holds = "emptied by --overwrite" if overwrite else f"it holds: {', '.join(sorted(held)) or 'none'}"
+    where = f"{root.root} ({holds})"
+    if source is None:
+        raise ConfigError(f"crawl {missing[0]!r} is not in {where}")
+    brought = set(input_crawls(source, config))
+    finishing = set() if overwrite else {u["crawl"] for u in root.committed_units()}
+    missing = [c for c in missing if c not in brought | finishing]
+    if missing:
+        raise ConfigError(f"crawl {missing[0]!r} is neither in {where} nor in the input {source.path} "
+                          f"(it brings: {', '.join(sorted(brought))})")
 
 
 def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls: list[str]) -> np.ndarray:
@@ -144,6 +165,8 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
     """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls."""
     started = time.monotonic()
     root = OutputRoot(spark, output)
+    if crawls:  # a crawl that will not be there fails now, not after the ingest (nor after --overwrite)
+        check_named_crawls(root, crawls, source, config, overwrite)
     if overwrite:
         delete_path(spark, root.root)
     ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast) \

@@ -4,6 +4,7 @@ dropped unseen. Each test checks the exit code, the last line of stderr and what
 from __future__ import annotations
 
 import json
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -157,3 +158,38 @@ def test_status_of_a_missing_root_or_of_another_directory_exits_3(spark, tmp_pat
     assert cli.main(["status", str(POOL.parent)]) == 3
     assert _error(capsys, "status").endswith(f"{POOL.parent} is not an output root "
                                              "(it holds no units/, crawls/ or summary.json)")
+
+
+# 6. --crawls naming no crawl, or a crawl that will not be there ------------------------------------------------
+
+@pytest.mark.parametrize("command", ["curate", "count", "balance"])
+def test_crawls_naming_no_crawl_exits_2(spark, clean_root, tmp_path, capsys, command):
+    root = tmp_path / "root"
+    shutil.copytree(clean_root, root)
+    summary = (root / "summary.json").read_text()
+    assert cli.main([command, "--output", str(root), "--metadata", SMALL_METADATA, "--crawls", " , "]) == 2
+    assert _error(capsys, command).endswith("--crawls ' , ' names no crawl: give comma-separated crawl names, or "
+                                            "leave --crawls out to use every crawl of the root")
+    assert (root / "summary.json").read_text() == summary
+
+
+def test_crawls_naming_a_crawl_neither_in_the_root_nor_the_input_exits_2_before_ingesting(spark, tmp_path, capsys):
+    root = tmp_path / "root"
+    assert _curate(root, "--input", str(POOL), "--crawls", "pool,CC-MAIN-2024-17") == 2
+    assert _error(capsys, "curate").endswith(f"crawl 'CC-MAIN-2024-17' is neither in {root} (it holds: none) nor in "
+                                             f"the input {POOL} (it brings: pool)")
+    assert not root.exists()
+    listing = tmp_path / "warc.paths"  # its crawls are read from its paths; the files are never opened
+    listing.write_text("crawl-data/CC-MAIN-2024-17/segments/1/warc/a.warc.gz\n", encoding="utf-8")
+    assert _curate(root, "--input", str(listing), "--input-base", str(tmp_path), "--crawls", "pool") == 2
+    assert _error(capsys, "curate").endswith("(it brings: CC-MAIN-2024-17)")
+    assert not root.exists()
+
+
+def test_crawls_naming_a_crawl_that_overwrite_would_delete_exits_2_keeping_the_root(spark, clean_root, tmp_path,
+                                                                                    capsys):
+    root = tmp_path / "root"
+    shutil.copytree(clean_root, root)
+    assert _curate(root, "--crawls", "pool", "--overwrite") == 2
+    assert _error(capsys, "curate").endswith(f"crawl 'pool' is not in {root} (emptied by --overwrite)")
+    assert _rows(root / "curated") == _rows(clean_root / "curated") and (root / "summary.json").exists()
