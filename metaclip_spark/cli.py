@@ -162,6 +162,7 @@ def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spar
 
 def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
     from .extraction import run_extract
+    from .pipeline import check_failed_share
 
     record = run_extract(spark, config, args.manifest, args.input_base, args.output, args.crawl, args.fail_fast)
     print(
@@ -170,6 +171,8 @@ def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) ->
         f"files ({record['files_failed']:,} failed). Pairs: {args.output.rstrip('/')}/pairs; "
         f"counters: {args.output.rstrip('/')}/extract.json."
     )
+    # After writing and printing, as `match` does: the pairs of the files that were read are kept either way.
+    check_failed_share(config, record, kept=f"the pairs of the other files are in {args.output.rstrip('/')}/pairs")
     return 0
 
 

@@ -148,14 +148,17 @@ def _summed_extract(states: dict) -> dict | None:
     return sum_counters(extracted) if extracted else None
 
 
-def check_failed_share(config: Settings, ingested: dict) -> None:
-    """Stop before balancing when more files failed than `extract.max_failed_share` allows (exit code 4)."""
+def check_failed_share(config: Settings, ingested: dict,
+                       kept: str = "done files are kept and a rerun retries the failed ones") -> None:
+    """Exit 4 when more files failed than `extract.max_failed_share` allows: before balancing (curate), after
+    writing what was extracted (match, extract). `ingested` holds files_listed, files_failed and failed_files;
+    `kept` says what is kept of the run."""
     share = config.extract.max_failed_share
     if ingested["files_listed"] and ingested["files_failed"] / ingested["files_listed"] > share:
         failed = "; ".join(f"{f['file']}: {f['reason']}" for f in ingested["failed_files"][:5])
         raise FailedFilesError(
             f"{ingested['files_failed']} of {ingested['files_listed']} input files failed (more than "
-            f"extract.max_failed_share = {share:g}); done files are kept and a rerun retries the failed ones. {failed}"
+            f"extract.max_failed_share = {share:g}); {kept}. {failed}"
         )
 
 

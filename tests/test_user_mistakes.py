@@ -193,3 +193,22 @@ def test_crawls_naming_a_crawl_that_overwrite_would_delete_exits_2_keeping_the_r
     assert _curate(root, "--crawls", "pool", "--overwrite") == 2
     assert _error(capsys, "curate").endswith(f"crawl 'pool' is not in {root} (emptied by --overwrite)")
     assert _rows(root / "curated") == _rows(clean_root / "curated") and (root / "summary.json").exists()
+
+
+# 7. extract with more failed files than allowed -----------------------------------------------------------------
+
+def test_extract_with_6_of_8_files_failed_exits_4_after_writing_what_it_extracted(spark, tmp_path, capsys):
+    listing = tmp_path / "warc.paths"
+    missing = [f"missing/part-{i}.warc.gz" for i in range(6)]
+    listing.write_text("\n".join(["warcfile.warc.gz", "sample-0000.warc.gz", *missing]) + "\n", encoding="utf-8")
+    conf = tmp_path / "conf.toml"
+    conf.write_text("[extract]\nlanguages = []\n", encoding="utf-8")  # max_failed_share: the default, 0.05
+    output = tmp_path / "out"
+    assert cli.main(["extract", "--manifest", str(listing), "--input-base", str(DATA / "cc"), "--output", str(output),
+                     "--crawl", "CC-MAIN-2020-34", "--conf", str(conf)]) == 4
+    error = _error(capsys, "extract")
+    assert (f"6 of 8 input files failed (more than extract.max_failed_share = 0.05); the pairs of the other files "
+            f"are in {output}/pairs. missing/part-0.warc.gz: ") in error
+    record = json.loads((output / "extract.json").read_text())
+    assert (record["files_ok"], record["files_failed"]) == (2, 6)
+    assert len(pq.read_table(str(output / "pairs"))) == record["pairs_written"] > 0
