@@ -37,6 +37,18 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"metadata file {path} is not UTF-8: bad byte at offset {e.start} (line {line})") from None
 
 
+def _json_kind(text: str) -> str | None:
+    """What JSON value the whole text is ("JSON null", "a JSON number", ...), or None when it is not one JSON value
+    (a file of lines: parsing stops at the second line, so this costs nothing on a large list)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    names = {type(None): "JSON null", bool: "a JSON boolean", int: "a JSON number", float: "a JSON number",
+             str: "a JSON string", dict: "a JSON object", list: "a JSON array"}
+    return names[type(value)]
+
+
 def parse_metadata(text: str, source: str) -> list[str]:
     """A JSON array of strings (MetaCLIP's metadata.json) or one entry per line; errors name source and position."""
     stripped = text.lstrip("\ufeff")
@@ -52,8 +64,10 @@ def parse_metadata(text: str, source: str) -> list[str]:
                 raise ConfigError(
                     f"metadata file {source}: entry {position} is {type(entry).__name__} {entry!r}, not a string"
                 )
-    elif stripped.lstrip().startswith(("{", '"')):
-        raise ConfigError(f"metadata file {source} must hold a JSON array of strings (or one entry per line)")
+    elif (kind := _json_kind(stripped)) or stripped.lstrip().startswith(("{", '"')):
+        # A file that is one JSON value but an array (null, 42, an object) is a mistake, not a list of one entry.
+        raise ConfigError(f"metadata file {source} holds {kind or 'invalid JSON'}: a JSON array of strings (or one "
+                          "entry per line) is expected")
     else:
         # One entry per line; the line number minus one is the entry id, so blank lines are kept as entries.
         entries = stripped.split("\n")

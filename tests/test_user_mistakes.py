@@ -212,3 +212,26 @@ def test_extract_with_6_of_8_files_failed_exits_4_after_writing_what_it_extracte
     record = json.loads((output / "extract.json").read_text())
     assert (record["files_ok"], record["files_failed"]) == (2, 6)
     assert len(pq.read_table(str(output / "pairs"))) == record["pairs_written"] > 0
+
+
+# 8. a metadata file that is one JSON value, not a list ----------------------------------------------------------
+
+@pytest.mark.parametrize("content, kind", [("null", "JSON null"), ("42\n", "a JSON number"),
+                                           ('{"entries": ["dog"]}', "a JSON object"), ("true", "a JSON boolean")])
+def test_metadata_holding_one_json_value_exits_2_naming_the_file(tmp_path, capsys, content, kind):
+    path = tmp_path / "metadata.json"
+    path.write_text(content, encoding="utf-8")
+    root = tmp_path / "root"
+    for argv in (["metadata-info", "--metadata", str(path)], ["curate", "--input", str(POOL), "--output", str(root),
+                                                              "--metadata", str(path)]):
+        assert cli.main(argv) == 2
+        assert _error(capsys, argv[0]).endswith(f"metadata file {path} holds {kind}: a JSON array of strings (or one "
+                                                "entry per line) is expected")
+    assert not root.exists()
+
+
+def test_a_file_of_lines_that_starts_like_json_is_still_lines(tmp_path, capsys):
+    path = tmp_path / "metadata.txt"
+    path.write_text("42\nnull\ntrue love\n", encoding="utf-8")  # not one JSON value: three entries
+    assert cli.main(["metadata-info", "--metadata", str(path)]) == 0
+    assert "3 entries, 3 distinct" in capsys.readouterr().out
