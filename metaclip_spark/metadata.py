@@ -110,11 +110,13 @@ def is_single_punctuation(entry: str) -> bool:
 
 def validate_entries(entries: list[str], examples: int = 5) -> dict:
     """Counts of entries that are wasted or suspicious: repeats of an earlier entry, empty strings, single
-    punctuation characters, and entries that can never match because they hold one of the seven spacing
-    characters or a tab/newline/CR. Each kind also lists up to `examples` (position, entry) pairs."""
-    report = {"entries": len(entries), "distinct": 0, "duplicates": 0, "empty": 0, "single_punctuation": 0,
-              "never_match": 0, "examples": {"duplicates": [], "empty": [], "single_punctuation": [],
-                                             "never_match": []}}
+    punctuation characters, entries that can never match because they hold one of the seven spacing
+    characters or a tab/newline/CR, and entries with leading or trailing whitespace (" dog" is matched as
+    "  dog ", so only where the spaced text has two spaces, as after a comma: almost never what was meant).
+    Each kind also lists up to `examples` (position, entry) pairs."""
+    kinds_checked = ("duplicates", "empty", "single_punctuation", "never_match", "surrounding_space")
+    report = {"entries": len(entries), "distinct": 0, **dict.fromkeys(kinds_checked, 0),
+              "examples": {kind: [] for kind in kinds_checked}}
     seen: set[str] = set()
     for position, entry in enumerate(entries):
         kinds = []
@@ -128,6 +130,8 @@ def validate_entries(entries: list[str], examples: int = 5) -> dict:
             kinds.append("single_punctuation")
         if not NEVER_MATCHING_CHARACTERS.isdisjoint(entry):
             kinds.append("never_match")
+        if entry != entry.strip():
+            kinds.append("surrounding_space")
         for kind in kinds:
             report[kind] += 1
             if len(report["examples"][kind]) < examples:
@@ -141,7 +145,8 @@ def format_validation(report: dict) -> str:
     lines = [f"{report['entries']:,} entries, {report['distinct']:,} distinct"]
     for kind, label in (("duplicates", "duplicates (repeat an earlier entry)"), ("empty", "empty strings"),
                         ("single_punctuation", "single punctuation characters"),
-                        ("never_match", "can never match (hold , . ; : ? ! ` or tab/newline/CR)")):
+                        ("never_match", "can never match (hold , . ; : ? ! ` or tab/newline/CR)"),
+                        ("surrounding_space", "leading/trailing whitespace (match only next to a doubled space)")):
         shown = ", ".join(f"#{p} {e!r}" for p, e in report["examples"][kind])
         lines.append(f"  {report[kind]:>9,}  {label}" + (f"  e.g. {shown}" if shown else ""))
     return "\n".join(lines)

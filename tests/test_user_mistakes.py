@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from metaclip_spark import cli
+from metaclip_spark.matching import reference_match
+from metaclip_spark.metadata import validate_entries
 
 from conftest import DATA
 
@@ -235,3 +237,19 @@ def test_a_file_of_lines_that_starts_like_json_is_still_lines(tmp_path, capsys):
     path.write_text("42\nnull\ntrue love\n", encoding="utf-8")  # not one JSON value: three entries
     assert cli.main(["metadata-info", "--metadata", str(path)]) == 0
     assert "3 entries, 3 distinct" in capsys.readouterr().out
+
+
+# 9. entries with leading or trailing whitespace -----------------------------------------------------------------
+
+def test_metadata_info_flags_entries_with_leading_or_trailing_whitespace(tmp_path, capsys):
+    entries = ["dog", " dog", "cat ", "\u00a0bird", "black and white", " ", "dog"]
+    path = tmp_path / "metadata.json"
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    report = validate_entries(entries)
+    assert report["surrounding_space"] == 4
+    assert report["examples"]["surrounding_space"] == [(1, " dog"), (2, "cat "), (3, "\u00a0bird"), (5, " ")]
+    assert reference_match("a dog and a cat", entries) == [0, 6]  # the padded ones are not found where meant
+    assert cli.main(["metadata-info", "--metadata", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("        4  leading/trailing whitespace (match only next to a doubled space)  e.g. #1 ' dog', #2 'cat ', "
+            "#3 '\\xa0bird', #5 ' '") in out
