@@ -162,6 +162,7 @@ def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spar
 
 def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
     from .extraction import run_extract
+    from .pipeline import check_failed_share
 
     record = run_extract(spark, config, args.manifest, args.input_base, args.output, args.crawl, args.fail_fast)
     print(
@@ -170,6 +171,8 @@ def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) ->
         f"files ({record['files_failed']:,} failed). Pairs: {args.output.rstrip('/')}/pairs; "
         f"counters: {args.output.rstrip('/')}/extract.json."
     )
+    # After writing and printing, as `match` does: the pairs of the files that were read are kept either way.
+    check_failed_share(config, record, kept=f"the pairs of the other files are in {args.output.rstrip('/')}/pairs")
     return 0
 
 
@@ -256,9 +259,15 @@ def _metadata_info(args: argparse.Namespace) -> int:
 
 def _crawls(args: argparse.Namespace) -> list[str] | None:
     """--crawls as a list; None (every crawl of the root) when not given."""
-    if not getattr(args, "crawls", None):
+    from .errors import ConfigError
+
+    if getattr(args, "crawls", None) is None:
         return None
-    return [c.strip() for c in args.crawls.split(",") if c.strip()]
+    crawls = [c.strip() for c in args.crawls.split(",") if c.strip()]
+    if not crawls:  # an empty list must not fall back to "every crawl": the user meant to choose some
+        raise ConfigError(f"--crawls {args.crawls!r} names no crawl: give comma-separated crawl names, or leave "
+                          "--crawls out to use every crawl of the root")
+    return crawls
 
 
 def _source(args: argparse.Namespace, config: Settings, spark: SparkSession) -> InputSpec | None:

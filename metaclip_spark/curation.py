@@ -72,17 +72,23 @@ def group_value(value) -> str:
     return NO_VALUE if value is None else str(value)
 
 
-def pairs_by_group(pairs: DataFrame) -> tuple[int, dict[str, dict[str, int]]]:
-    """(pairs, {column: {value: pairs}}) for the group columns the table has (but `crawl`), in one aggregation of
-    at most (languages x text sources) rows: recorded at ingest so the report never reads the input again."""
+def pairs_by_group(pairs: DataFrame, skipped_column: str | None = None) -> tuple[int, dict[str, dict[str, int]], dict]:
+    """(pairs, {column: {value: pairs}}, {reason: rows}) for the group columns the table has (but `crawl`), in one
+    aggregation of at most (languages x text sources x skip reasons) rows: recorded at ingest so the report never
+    reads the input again. Rows with a reason in `skipped_column` are not pairs: they are counted by reason only."""
     columns = [c for c in GROUP_COLUMNS if c != "crawl" and c in pairs.columns]
-    rows = pairs.groupBy(*columns).count().collect()
+    rows = pairs.groupBy(*columns, *([skipped_column] if skipped_column else [])).count().collect()
     by: dict[str, dict[str, int]] = {c: {} for c in columns}
+    skipped: dict[str, int] = {}
     for row in rows:
+        if skipped_column and row[skipped_column] is not None:
+            skipped[row[skipped_column]] = skipped.get(row[skipped_column], 0) + int(row["count"])
+            continue
         for c in columns:
             value = group_value(row[c])
             by[c][value] = by[c].get(value, 0) + int(row["count"])
-    return sum(int(row["count"]) for row in rows), by
+    total = sum(int(row["count"]) for row in rows if not skipped_column or row[skipped_column] is None)
+    return total, by, skipped
 
 
 def count_vector(counts: DataFrame, entries_total: int) -> np.ndarray:

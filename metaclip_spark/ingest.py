@@ -19,10 +19,11 @@ from .errors import ConfigError, InputError
 from .dedup import first_of_duplicates
 from .extraction import extract_files, file_record, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
-from .pool import infer_pool_format, input_read_errors, read_pool
+from .pool import SKIPPED, infer_pool_format, input_read_errors, pairs_of, read_pool, read_pool_rows
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
-from .records import FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, CrawlState, is_done, tally_files
+from .records import (FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, SKIP_REASONS, CrawlState, is_done,
+                      sum_counters, tally_files)
 from .tables import read_table, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -73,6 +74,13 @@ def check_input(spark: SparkSession, config: Settings, source: InputSpec) -> Non
             read_pool(spark, source.path, source.format, config)
 
 
+def input_crawls(source: InputSpec, config: Settings) -> list[str]:
+    """The crawls an input brings: its --crawl, or "pool" for a pool (no I/O); else those of the listing's paths."""
+    if source.crawl or not source.is_manifest:
+        return [check_crawl_name(source.crawl or DEFAULT_POOL_CRAWL)]
+    return sorted({f.crawl for f in _work_files(source, config)})
+
+
 def _units_of(files: list[ManifestFile], files_per_unit: int) -> list[tuple[str, list[ManifestFile]]]:
     """Pending files grouped per crawl, in listing order, `files_per_unit` at a time."""
     by_crawl: dict[str, list[ManifestFile]] = {}
@@ -119,16 +127,36 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
             marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
         else:
             with input_read_errors(source.path):  # a file Spark cannot read fails here, at the first action on it
-                pool = read_pool(spark, source.path, source.format, config)
-                if pool.isEmpty():
-                    raise InputError(f"input {source.path} holds no rows")
+                rows = read_pool_rows(spark, source.path, source.format, config)
+                # One aggregation counts the pairs, their groups and the rows that are not pairs, by reason: the
+                # skipped rows are recorded in the marker (and the crawl's state), never dropped unseen.
+                marker["pairs"], marker["pairs_by"], skipped = pairs_by_group(rows, SKIPPED)
+                marker["skipped"] = {reason: skipped.get(reason, 0) for reason in SKIP_REASONS}
+                if not marker["pairs"]:
+                    raise InputError(f"input {source.path} holds no pairs{_skipped_text(marker['skipped'], ': ')}")
+                if any(marker["skipped"].values()):
+                    log.warning("ingest: %s%s", source.path, _skipped_text(marker["skipped"], ": "))
                 marker["files"] = [{"file": source.path, "location": source.path, "status": FILE_OK, "reason": None}]
-                marker["pairs"], marker["pairs_by"] = pairs_by_group(pool)
-                marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
+                marker["pairs_matched"] = _match_unit(spark, root, marker, pairs_of(rows), metadata)
         marker["committed_at"] = now()
         root.commit_unit(marker)  # the unit becomes visible only now
         run.rows = marker["pairs"]
     return marker
+
+
+def _skipped_text(skipped: dict[str, int], prefix: str = "") -> str:
+    """`skipped` as words ("3 rows skipped (malformed_line 2, null_url 1)"), or "" when none was."""
+    if not any(skipped.values()):
+        return ""
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in skipped.items() if n)
+    return f"{prefix}{sum(skipped.values()):,} rows skipped ({reasons})"
+
+
+def _summed_skips(units: list[dict]) -> dict[str, int] | None:
+    """The units' skipped rows summed; None for Common Crawl units or units committed before they were counted."""
+    if any("skipped" not in u for u in units):
+        return None
+    return {reason: 0 for reason in SKIP_REASONS} | sum_counters(u["skipped"] for u in units)
 
 
 def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Settings) -> None:
@@ -180,7 +208,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             pairs = _union([read_table(spark, root.unit_path(crawl, u["unit"], "pairs")) for u in units])
             write_parquet_atomically(first_of_duplicates(pairs).drop("_seq", "crawl"), root.crawl_table("pairs", crawl))
             matched = first_of_duplicates(matched)
-            pairs_total, pairs_by = pairs_by_group(read_table(spark, root.crawl_table("pairs", crawl)))
+            pairs_total, pairs_by, _ = pairs_by_group(read_table(spark, root.crawl_table("pairs", crawl)))
         else:
             pairs_total, pairs_by = sum(u["pairs"] for u in units), _summed_groups([u.get("pairs_by") for u in units])
         write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl))
@@ -194,6 +222,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             "crawl": crawl, "kind": kinds.pop(), "units": sorted(u["unit"] for u in units),
             "units_digest": OutputRoot.units_digest(units),
             "metadata_digest": metadata.digest, "columns": columns, "pairs": pairs_total, "pairs_by": pairs_by,
+            "skipped": _summed_skips(units),
             "pairs_matched": crawl_matched.count(),
             "files_done": tally["files_done"],
             "files_partial": tally["files_partial"],

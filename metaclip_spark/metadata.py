@@ -37,6 +37,18 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"metadata file {path} is not UTF-8: bad byte at offset {e.start} (line {line})") from None
 
 
+def _json_kind(text: str) -> str | None:
+    """What JSON value the whole text is ("JSON null", "a JSON number", ...), or None when it is not one JSON value
+    (a file of lines: parsing stops at the second line, so this costs nothing on a large list)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    names = {type(None): "JSON null", bool: "a JSON boolean", int: "a JSON number", float: "a JSON number",
+             str: "a JSON string", dict: "a JSON object", list: "a JSON array"}
+    return names[type(value)]
+
+
 def parse_metadata(text: str, source: str) -> list[str]:
     """A JSON array of strings (MetaCLIP's metadata.json) or one entry per line; errors name source and position."""
     stripped = text.lstrip("\ufeff")
@@ -52,8 +64,10 @@ def parse_metadata(text: str, source: str) -> list[str]:
                 raise ConfigError(
                     f"metadata file {source}: entry {position} is {type(entry).__name__} {entry!r}, not a string"
                 )
-    elif stripped.lstrip().startswith(("{", '"')):
-        raise ConfigError(f"metadata file {source} must hold a JSON array of strings (or one entry per line)")
+    elif (kind := _json_kind(stripped)) or stripped.lstrip().startswith(("{", '"')):
+        # A file that is one JSON value but an array (null, 42, an object) is a mistake, not a list of one entry.
+        raise ConfigError(f"metadata file {source} holds {kind or 'invalid JSON'}: a JSON array of strings (or one "
+                          "entry per line) is expected")
     else:
         # One entry per line; the line number minus one is the entry id, so blank lines are kept as entries.
         entries = stripped.split("\n")
@@ -96,11 +110,13 @@ def is_single_punctuation(entry: str) -> bool:
 
 def validate_entries(entries: list[str], examples: int = 5) -> dict:
     """Counts of entries that are wasted or suspicious: repeats of an earlier entry, empty strings, single
-    punctuation characters, and entries that can never match because they hold one of the seven spacing
-    characters or a tab/newline/CR. Each kind also lists up to `examples` (position, entry) pairs."""
-    report = {"entries": len(entries), "distinct": 0, "duplicates": 0, "empty": 0, "single_punctuation": 0,
-              "never_match": 0, "examples": {"duplicates": [], "empty": [], "single_punctuation": [],
-                                             "never_match": []}}
+    punctuation characters, entries that can never match because they hold one of the seven spacing
+    characters or a tab/newline/CR, and entries with leading or trailing whitespace (" dog" is matched as
+    "  dog ", so only where the spaced text has two spaces, as after a comma: almost never what was meant).
+    Each kind also lists up to `examples` (position, entry) pairs."""
+    kinds_checked = ("duplicates", "empty", "single_punctuation", "never_match", "surrounding_space")
+    report = {"entries": len(entries), "distinct": 0, **dict.fromkeys(kinds_checked, 0),
+              "examples": {kind: [] for kind in kinds_checked}}
     seen: set[str] = set()
     for position, entry in enumerate(entries):
         kinds = []
@@ -114,6 +130,8 @@ def validate_entries(entries: list[str], examples: int = 5) -> dict:
             kinds.append("single_punctuation")
         if not NEVER_MATCHING_CHARACTERS.isdisjoint(entry):
             kinds.append("never_match")
+        if entry != entry.strip():
+            kinds.append("surrounding_space")
         for kind in kinds:
             report[kind] += 1
             if len(report["examples"][kind]) < examples:
@@ -127,7 +145,8 @@ def format_validation(report: dict) -> str:
     lines = [f"{report['entries']:,} entries, {report['distinct']:,} distinct"]
     for kind, label in (("duplicates", "duplicates (repeat an earlier entry)"), ("empty", "empty strings"),
                         ("single_punctuation", "single punctuation characters"),
-                        ("never_match", "can never match (hold , . ; : ? ! ` or tab/newline/CR)")):
+                        ("never_match", "can never match (hold , . ; : ? ! ` or tab/newline/CR)"),
+                        ("surrounding_space", "leading/trailing whitespace (match only next to a doubled space)")):
         shown = ", ".join(f"#{p} {e!r}" for p, e in report["examples"][kind])
         lines.append(f"  {report[kind]:>9,}  {label}" + (f"  e.g. {shown}" if shown else ""))
     return "\n".join(lines)

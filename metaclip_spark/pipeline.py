@@ -20,7 +20,7 @@ from . import __version__, balancing
 from .config import Settings
 from .curation import balance_pool, count_vector
 from .errors import ConfigError, FailedFilesError, InputError
-from .ingest import InputSpec, check_input, ingest
+from .ingest import InputSpec, check_input, ingest, input_crawls
 from .metadata import Metadata
 from .progress import stage
 from .project import OutputRoot, now
@@ -44,6 +44,27 @@ def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) 
             raise ConfigError(f"crawl {crawl} in {root.root} was matched with another metadata list (digest "
                               f"{digest[:12]}, now {metadata.digest[:12]}); pass --rematch with an --input")
     return chosen
+
+
+def check_named_crawls(root: OutputRoot, crawls: list[str], source: InputSpec | None, config: Settings,
+                       overwrite: bool = False) -> None:
+    """Before any ingest work: every crawl --crawls names is in the root (unless --overwrite empties it) or comes
+    with the ingest (the input's crawls, and units committed by a killed run, which the ingest finishes). The input's
+    crawls are looked up (a listing without --crawl is read) only when the root lacks a named crawl."""
+    held = set() if overwrite else set(root.crawls())
+    missing = [c for c in crawls if c not in held]
+    if not missing:
+        return
+    holds = "emptied by --overwrite" if overwrite else f"it holds: {', '.join(sorted(held)) or 'none'}"
+    where = f"{root.root} ({holds})"
+    if source is None:
+        raise ConfigError(f"crawl {missing[0]!r} is not in {where}")
+    brought = set(input_crawls(source, config))
+    finishing = set() if overwrite else {u["crawl"] for u in root.committed_units()}
+    missing = [c for c in missing if c not in brought | finishing]
+    if missing:
+        raise ConfigError(f"crawl {missing[0]!r} is neither in {where} nor in the input {source.path} "
+                          f"(it brings: {', '.join(sorted(brought))})")
 
 
 def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls: list[str],
@@ -108,8 +129,8 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         "tail_proportion": balancing.tail_proportion(counts, t),
         "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
         "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
-                         "files_partial": s.get("files_partial", 0), "files_failed": s["files_failed"]}
-                     for c, s in states.items()},
+                         "files_partial": s.get("files_partial", 0), "files_failed": s["files_failed"],
+                         "skipped": s.get("skipped")} for c, s in states.items()},
         "extract": _summed_extract(states),  # the ExtractCounters of records.py
         **({"ingest": ingested} if ingested else {}),
         "version": __version__,
@@ -137,14 +158,17 @@ def _summed_extract(states: dict) -> dict | None:
     return sum_counters(extracted) if extracted else None
 
 
-def check_failed_share(config: Settings, ingested: dict) -> None:
-    """Stop before balancing when more files failed than `extract.max_failed_share` allows (exit code 4)."""
+def check_failed_share(config: Settings, ingested: dict,
+                       kept: str = "done files are kept and a rerun retries the failed ones") -> None:
+    """Exit 4 when more files failed than `extract.max_failed_share` allows: before balancing (curate), after
+    writing what was extracted (match, extract). `ingested` holds files_listed, files_failed and failed_files;
+    `kept` says what is kept of the run."""
     share = config.extract.max_failed_share
     if ingested["files_listed"] and ingested["files_failed"] / ingested["files_listed"] > share:
         failed = "; ".join(f"{f['file']}: {f['reason']}" for f in ingested["failed_files"][:5])
         raise FailedFilesError(
             f"{ingested['files_failed']} of {ingested['files_listed']} input files failed (more than "
-            f"extract.max_failed_share = {share:g}); done files are kept and a rerun retries the failed ones. {failed}"
+            f"extract.max_failed_share = {share:g}); {kept}. {failed}"
         )
 
 
@@ -154,6 +178,8 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
     """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls."""
     started = time.monotonic()
     root = OutputRoot(spark, output)
+    if crawls:  # a crawl that will not be there fails now, not after the ingest (nor after --overwrite)
+        check_named_crawls(root, crawls, source, config, overwrite)
     if overwrite:
         # Nothing is deleted before the input is known to be readable (metadata and configuration were checked
         # before Spark started), and nothing but an output root is ever deleted.

@@ -8,9 +8,12 @@ import re
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from .config import Settings
+from .curation import ENTRY_IDS, KEEP_PROB
 from .errors import ConfigError, InputError
+from .records import SKIP_MALFORMED_LINE, SKIP_NULL_TEXT, SKIP_NULL_URL
 from .sources import POOL, format_of_name, formats, source
 from .tables import data_file_names, path_exists
 
@@ -18,6 +21,14 @@ _LISTED_FILES = 1000  # enough to tell a directory's format without walking a hu
 # Spark's words for a data file it cannot read (a stray README.txt in a Parquet directory, a corrupt footer).
 _UNREADABLE_FILE = re.compile(r"(?:FAILED_READ_FILE|while reading file|is not a Parquet file)")
 _FILE_AND_REASON = re.compile(r"reading file (\S+?)\.?\s+([^\n]*)")
+# Columns the pipeline adds to a pool's rows (the matched table's entry ids, the curated table's keep probability,
+# the per-crawl tables' partition, the crawl rebuild's de-duplication order, which it drops): a pool's own column
+# of that name would be overwritten, dropped or read back as the partition. Compared lowercased, as Spark does.
+RESERVED_COLUMNS = (ENTRY_IDS, KEEP_PROB, "crawl", "_seq")
+# The column read_pool_rows adds: why a row is not a pair (records.SKIP_REASONS), null for a pair.
+SKIPPED = "_metaclip_skipped"
+# Where Spark's PERMISSIVE JSON reader keeps a line it cannot parse (a name no pool is expected to have).
+_MALFORMED = "_metaclip_malformed_line"
 
 
 def infer_pool_format(spark: SparkSession, path: str) -> str:
@@ -55,29 +66,64 @@ def uuid_column(url_column: str):
     return F.substring(F.sha2(F.col(url_column).cast("string"), 224), 1, 24)
 
 
-def read_pool(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:
-    """The pool with at least `url`/`text` columns (names from config) plus `uuid` (computed when absent)."""
+def read_pool_rows(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:
+    """Every row of the pool: its columns, `uuid` (computed when absent) and SKIPPED, why the row is not a pair
+    (a malformed JSON line, a null or empty url, a null text) or null. Nothing is counted or collected here: the
+    caller counts the reasons in the aggregation that reads the rows anyway (ingest), so the pool is read once."""
     if source(input_format).kind != POOL:
         raise ConfigError(f"{input_format} is not a pool format: choose one of {', '.join(formats(POOL))}")
     if not path_exists(spark, path):
         raise InputError(f"input path does not exist: {path}")
     try:
         with input_read_errors(path):
-            df = spark.read.parquet(path) if input_format == "parquet" else spark.read.json(path)
+            # PERMISSIVE with a corrupt-record column: a line that does not parse becomes a row to count, neither
+            # dropped unseen (DROPMALFORMED) nor fatal. Spark refuses a query that reads that column alone, so
+            # SKIPPED always reads it together with the url and text columns.
+            df = spark.read.parquet(path) if input_format == "parquet" else \
+                spark.read.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _MALFORMED).json(path)
     except AnalysisException as e:
         # Spark cannot infer a schema from an empty directory or from files holding no rows.
         raise InputError(f"input {path} holds no {input_format} rows: {e.getMessage().splitlines()[0]}") from None
     if not df.columns:
         raise InputError(f"input {path} holds no {input_format} rows")
+    if df.columns == [_MALFORMED]:
+        raise InputError(f"input {path} holds no JSON object: every line is malformed")
     columns = config.input
     for key in ("url_column", "text_column"):
-        if getattr(columns, key) not in df.columns:
-            raise InputError(f"input {path} has no column {getattr(columns, key)!r} (input.{key}); its columns are: "
-                             f"{', '.join(df.columns)}")
-    if "_corrupt_record" in df.columns:
-        df = df.where(F.col("_corrupt_record").isNull()).drop("_corrupt_record")
+        name = getattr(columns, key)
+        if name not in df.columns:
+            raise InputError(f"input {path} has no column {name!r} (input.{key}); its columns are: "
+                             f"{', '.join(c for c in df.columns if c != _MALFORMED)}")
+        # Matching and the uuid read strings: any other type would be matched or hashed as its text form.
+        kind = df.schema[name].dataType
+        if not isinstance(kind, T.StringType):
+            raise InputError(f"input {path}: column {name!r} (input.{key}) is {kind.simpleString()}, not a string; "
+                             f"name a column of strings with --{key.replace('_', '-')}")
+    reserved = [c for c in df.columns if c.lower() in RESERVED_COLUMNS]
+    if reserved:
+        named = f"column {reserved[0]!r} is" if len(reserved) == 1 else f"columns {', '.join(map(repr, reserved))} are"
+        raise InputError(f"input {path}: {named} reserved (the pipeline adds {', '.join(RESERVED_COLUMNS)} itself): "
+                         "rename or drop it (a pool's crawl is given with --crawl)")
+    url, text = F.col(columns.url_column), F.col(columns.text_column)
+    reason = F.when(url.isNull() | (url == ""), SKIP_NULL_URL).when(text.isNull(), SKIP_NULL_TEXT)
+    if _MALFORMED in df.columns:  # a malformed line's url and text are null too: it counts as malformed only
+        reason = F.when(F.col(_MALFORMED).isNotNull(), SKIP_MALFORMED_LINE).otherwise(reason)
+    df = df.withColumn(SKIPPED, reason)
+    if _MALFORMED in df.columns:
+        df = df.drop(_MALFORMED)
     if "uuid" not in df.columns:
         df = df.withColumn("uuid", uuid_column(columns.url_column))
     if columns.partitions > 0:
         df = df.repartition(columns.partitions)
     return df
+
+
+def pairs_of(rows: DataFrame) -> DataFrame:
+    """The rows of read_pool_rows that are pairs, without SKIPPED."""
+    return rows.where(F.col(SKIPPED).isNull()).drop(SKIPPED)
+
+
+def read_pool(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:
+    """The pool's pairs with at least `url`/`text` columns (names from config) plus `uuid` (computed when absent);
+    rows that are not pairs (read_pool_rows) are left out."""
+    return pairs_of(read_pool_rows(spark, path, input_format, config))

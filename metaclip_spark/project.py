@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .lease import LEASE_FILE
 from .records import is_done
 from .tables import (child_names, delete_path, glob_escape, glob_paths, path_exists, read_json, rename_path,
@@ -29,8 +29,8 @@ from .tables import (child_names, delete_path, glob_escape, glob_paths, path_exi
 
 UNIT_MARKER = "_COMMITTED.json"
 ROOT_MARKER = "_METACLIP_ROOT.json"  # says "an output root": the only kind of directory --overwrite deletes
-# What a root made before ROOT_MARKER existed holds, any of which also says "an output root".
-_ROOT_CONTENTS = ("units", "crawls", "summary.json")
+# Any of these says "an output root" (a root made before ROOT_MARKER existed holds the others).
+_ROOT_CONTENTS = (ROOT_MARKER, "units", "crawls", "summary.json")
 # A run's outputs (counts/, curated/, summary.json) are written here first, then switched in together.
 RUN_STAGING = ".next-run"
 _STAGED_READY = "_READY"
@@ -64,6 +64,15 @@ class OutputRoot:
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
+    def check_exists(self) -> None:
+        """Exit 3 unless the root exists and holds what a run writes first: a reader of a mistyped root must not
+        report it as an empty project."""
+        if not path_exists(self.spark, self.root):
+            raise InputError(f"output root {self.root} does not exist")
+        if not any(path_exists(self.spark, self.path(name)) for name in _ROOT_CONTENTS):
+            raise InputError(f"{self.root} is not an output root (it holds no {ROOT_MARKER}, units/, crawls/ or "
+                             "summary.json)")
+
     # Units ---------------------------------------------------------------------------------------------------
     def mark(self) -> None:
         """Write ROOT_MARKER once, when a run first writes to the root."""
@@ -77,7 +86,7 @@ class OutputRoot:
         if names is None:
             return  # nothing there yet
         others = set(names) - {LEASE_FILE}
-        if others and ROOT_MARKER not in others and not others & set(_ROOT_CONTENTS):
+        if others and not others & set(_ROOT_CONTENTS):
             raise ConfigError(f"refusing to delete {self.root} for --overwrite: it is not a metaclip-spark output "
                               f"root (no {ROOT_MARKER}); it holds {', '.join(sorted(others)[:5])}")
         for name in others:

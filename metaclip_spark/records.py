@@ -22,6 +22,12 @@ FILE_OK = "ok"
 FILE_PARTIAL = "partial"  # done, its own bytes damaged: every readable record kept, the reason recorded
 FILE_FAILED = "failed"
 FILE_PENDING = "pending"  # listed, never committed in a unit
+# Why a row of a pool is not a pair (counted per unit and crawl as `skipped`): a JSON line that does not parse, a
+# null or empty url (no uuid), a null text (nothing to match).
+SKIP_MALFORMED_LINE = "malformed_line"
+SKIP_NULL_URL = "null_url"
+SKIP_NULL_TEXT = "null_text"
+SKIP_REASONS = (SKIP_MALFORMED_LINE, SKIP_NULL_URL, SKIP_NULL_TEXT)
 
 # Counted per file, summed per unit, crawl and run. `dropped_no_src`, `dropped_non_http_url`, `dropped_no_text` count
 # <img> tags; `dropped_language` and `dropped_duplicate` count pairs; the other drops and `non_html` count records.
@@ -56,6 +62,7 @@ class UnitMarker(TypedDict, total=False):
     files: list[FileRecord]
     pairs: int
     pairs_by: dict[str, dict[str, int]]  # pools: pairs per value of each report group column
+    skipped: dict[str, int]  # pools: rows that are not pairs, per SKIP_REASONS
     pairs_matched: int
     committed_at: str
 
@@ -69,6 +76,7 @@ class CrawlState(TypedDict, total=False):
     columns: dict[str, str]
     pairs: int
     pairs_by: dict[str, dict[str, int]] | None
+    skipped: dict[str, int] | None  # pools: the units' `skipped` summed; None for Common Crawl input
     pairs_matched: int
     files_done: int
     files_failed: int

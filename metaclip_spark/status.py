@@ -7,6 +7,7 @@ from .records import tally_files
 
 
 def root_status(root: OutputRoot) -> dict:
+    root.check_exists()
     units = root.committed_units()
     files = OutputRoot.file_states(units)
     crawls = {}
@@ -22,6 +23,7 @@ def root_status(root: OutputRoot) -> dict:
             or state.get("units_digest") != OutputRoot.units_digest([u for u in units if u["crawl"] == crawl]),
             "pairs": state.get("pairs"),
             "pairs_matched": state.get("pairs_matched"),
+            "skipped": state.get("skipped"),  # pools: rows that are not pairs, by reason (records.SKIP_REASONS)
             "metadata_digest": state.get("metadata_digest"),
         }
     summary = root.summary()
@@ -38,8 +40,10 @@ def format_status(status: dict) -> str:
         lines.append("no crawl ingested yet")
     for crawl, c in status["crawls"].items():
         pairs = f"{c['pairs']:,} pairs, {c['pairs_matched']:,} matched" if c["pairs"] is not None else "not built yet"
+        skipped = ", ".join(f"{n:,} {reason}" for reason, n in (c.get("skipped") or {}).items() if n)
         lines.append(f"crawl {crawl}: files {c['files_done']:,} done ({c['files_partial']:,} read in part), "
-                     f"{c['files_failed']:,} failed; {pairs}" + ("; rebuild pending" if c["pending_rebuild"] else ""))
+                     f"{c['files_failed']:,} failed; {pairs}" + (f"; rows skipped: {skipped}" if skipped else "")
+                     + ("; rebuild pending" if c["pending_rebuild"] else ""))
         for f in c["failed_files"][:10]:
             lines.append(f"  failed {f['file']}: {f['reason']}")
         for f in c["partial_files"][:10]:
