@@ -24,7 +24,8 @@ from pyspark.sql import SparkSession
 
 from .config import RootSettings
 from .errors import RootBusyError
-from .tables import create_exclusively, delete_path, join_path, read_json, write_json_atomically
+from .tables import (child_names, create_exclusively, delete_path, join_path, path_exists, read_json,
+                     write_json_atomically)
 
 log = logging.getLogger("metaclip_spark")
 
@@ -67,6 +68,7 @@ class RootLease:
         self.token = uuid.uuid4().hex
         self.owner = {"token": self.token, "host": socket.gethostname(), "pid": os.getpid(), "command": command}
         self._stop = threading.Event()
+        self._made_root = False
         self._beat: threading.Thread | None = None
 
     def _record(self, acquired_at: str) -> dict:
@@ -74,6 +76,7 @@ class RootLease:
 
     def acquire(self) -> "RootLease":
         deadline = time.monotonic() + self.settings.lease_wait_seconds
+        self._made_root = not path_exists(self.spark, self.root)  # then a run that writes nothing leaves nothing
         acquired_at = _now().isoformat(timespec="seconds")
         while True:
             if create_exclusively(self.spark, self.path, self._record(acquired_at)):
@@ -116,6 +119,8 @@ class RootLease:
         held = read_json(self.spark, self.path)
         if held and held.get("token") == self.token:
             delete_path(self.spark, self.path)
+            if self._made_root and child_names(self.spark, self.root) == []:
+                delete_path(self.spark, self.root)
 
 
 @contextlib.contextmanager

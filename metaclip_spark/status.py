@@ -41,8 +41,9 @@ def format_status(status: dict) -> str:
     for crawl, c in status["crawls"].items():
         pairs = f"{c['pairs']:,} pairs, {c['pairs_matched']:,} matched" if c["pairs"] is not None else "not built yet"
         skipped = ", ".join(f"{n:,} {reason}" for reason, n in (c.get("skipped") or {}).items() if n)
-        lines.append(f"crawl {crawl}: files {c['files_done']:,} done ({c['files_partial']:,} read in part), "
-                     f"{c['files_failed']:,} failed; {pairs}" + (f"; rows skipped: {skipped}" if skipped else "")
+        partial = f" ({c['files_partial']:,} read in part)" if c["files_partial"] else ""
+        lines.append(f"crawl {crawl}: files {c['files_done']:,} done, {c['files_failed']:,} failed{partial}; {pairs}"
+                     + (f"; rows skipped: {skipped}" if skipped else "")
                      + ("; rebuild pending" if c["pending_rebuild"] else ""))
         for f in c["failed_files"][:10]:
             lines.append(f"  failed {f['file']}: {f['reason']}")
