@@ -67,9 +67,10 @@ def _add_input_base(parser: argparse.ArgumentParser) -> None:
                         "crawl-data/ listing crawl-data/ paths, the root above crawl-data/; else the listing's folder)")
 
 
-def _add_root(parser: argparse.ArgumentParser, ingest: bool = True) -> None:
+def _add_root(parser: argparse.ArgumentParser, ingest: bool = True, crawls: bool = True) -> None:
     parser.add_argument("--output", required=True, help="the output root of the curation project")
-    parser.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl in the root)")
+    if crawls:  # `match` ingests whatever its input brings: it takes no pool to choose
+        parser.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl)")
     if ingest:
         parser.add_argument("--force", action="store_true", help="redo the input's crawls even where files are done")
         parser.add_argument("--rematch", action="store_true",
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--fail-fast", action="store_true", help="stop at the first file that cannot be read")
 
     match = commands.add_parser("match", help="stage 1: ingest (extract and) match input into ROOT/matched")
-    _add_common(match), _add_input(match, manifests=True), _add_metadata(match), _add_root(match)
+    _add_common(match), _add_input(match, manifests=True), _add_metadata(match), _add_root(match, crawls=False)
 
     count = commands.add_parser("count", help="stage 2: ROOT/crawl_counts of the chosen crawls to ROOT/counts")
     _add_common(count), _add_metadata(count), _add_root(count, ingest=False)
@@ -308,6 +309,7 @@ class Command:
     handler: Callable[..., int]
     needs: tuple[str, ...] = ()
     writes_root: bool = False  # holds the --output root's lease (lease.py) while it runs
+    writes_output: bool = False  # writes into --output (checked to be a directory it can write before any work)
 
     def __post_init__(self):
         unknown = set(self.needs) - set(NEEDS)
@@ -317,7 +319,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "curate": Command(_curate, ("config", "metadata", "spark"), writes_root=True),
-    "extract": Command(_extract, ("config", "spark")),
+    "extract": Command(_extract, ("config", "spark"), writes_output=True),
     "match": Command(_match, ("config", "metadata", "spark"), writes_root=True),
     "count": Command(_count, ("metadata", "spark"), writes_root=True),
     "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
@@ -347,10 +349,13 @@ def _run(name: str, args: argparse.Namespace) -> int:
 
     with owned_session(prepared["config"], f"metaclip-spark {name}", args.master) as spark:
         prepared["spark"] = spark
+        if command.writes_root or command.writes_output:
+            from .tables import check_output_directory
+
+            check_output_directory(spark, args.output)
         if not command.writes_root:
             return command.handler(args, **{need: prepared[need] for need in command.needs})
         from .lease import root_lease
-
         from .project import OutputRoot
 
         with root_lease(spark, args.output, prepared["config"].root, name):

@@ -11,6 +11,8 @@ import uuid as uuidlib
 
 from pyspark.sql import DataFrame, SparkSession
 
+from .errors import ConfigError
+
 
 def glob_escape(path: str) -> str:
     """`path` as a Hadoop glob that matches only itself. Spark and Hadoop read every path as a glob: a root named
@@ -215,3 +217,21 @@ def child_names(spark: SparkSession, path: str) -> list[str] | None:
     if not fs.exists(hadoop_path):
         return None
     return sorted(str(s.getPath().getName()) for s in fs.listStatus(hadoop_path))
+
+
+def check_output_directory(spark: SparkSession, path: str) -> None:
+    """Stop (exit 2) before any work when `path` cannot be the directory a run writes: a file is in the way, or (a
+    local path) the nearest existing folder cannot be written by this user."""
+    fs, hadoop_path = _fs_and_path(spark, path)
+    if fs.exists(hadoop_path) and fs.getFileStatus(hadoop_path).isFile():
+        raise ConfigError(f"--output {path} is a file, not a directory")
+    local = _local(path)
+    if local is None:
+        return  # an object store or HDFS: its permissions show at the first write
+    existing = os.path.abspath(local)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"--output {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output {path}: cannot write in {existing} (permission denied)")

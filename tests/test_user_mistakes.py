@@ -253,3 +253,28 @@ def test_metadata_info_flags_entries_with_leading_or_trailing_whitespace(tmp_pat
     out = capsys.readouterr().out
     assert ("        4  leading/trailing whitespace (match only next to a doubled space)  e.g. #1 ' dog', #2 'cat ', "
             "#3 '\\xa0bird', #5 ' '") in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["curate", "--input", str(POOL), "--metadata", SMALL_METADATA],
+    ["report"],
+    ["balance", "--metadata", SMALL_METADATA],
+    ["extract", "--manifest", str(DATA / "cc" / "CC-MAIN-2016-07.warc.paths.gz")],
+])
+def test_an_output_that_is_a_file_exits_2_before_any_work(spark, tmp_path, capsys, argv):
+    target = tmp_path / "results.txt"
+    target.write_text("my notes\n")
+    command, *rest = argv
+    assert cli.main([command, "--output", str(target), *rest]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"metaclip-spark {command}: error: --output {target} is a file, not a directory"
+    assert target.read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
+    beneath = tmp_path / "results.txt" / "root"
+    assert cli.main([command, "--output", str(beneath), *rest]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_match_refuses_crawls_it_would_ignore(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["match", "--input", str(POOL), "--output", "/tmp/nowhere", "--crawls", "a"])
+    assert exited.value.code == 2 and "unrecognized arguments: --crawls a" in capsys.readouterr().err
