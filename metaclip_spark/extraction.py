@@ -11,6 +11,7 @@ the first by (file path, position in the file), and written to DIR/pairs. DIR/ex
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -249,6 +250,38 @@ def job_for(spark: SparkSession, config: Settings) -> ExtractJob:
     return ExtractJob.from_config(config, batch_rows if batch_rows > 0 else 10_000)
 
 
+# Where Spark logs a failed task (with its Python traceback, several times over) on the driver's console.
+_TASK_FAILURE_LOGGERS = ("org.apache.spark.scheduler.TaskSetManager", "org.apache.spark.executor.Executor",
+                         "org.apache.spark.storage.BlockManager", "org.apache.spark.scheduler.TaskSchedulerImpl")
+
+
+@contextlib.contextmanager
+def _quiet_task_failures(spark: SparkSession, quiet: bool):
+    """With --fail-fast, the first failed file aborts the job by failing its task on purpose: its reason is printed
+    as one line, so Spark's own reports of that task failure (pages of Java and Python traces) are silenced for
+    the job. A real crash still surfaces: it is re-raised with its traceback (exit 70)."""
+    if not quiet:
+        yield
+        return
+    jvm = spark.sparkContext._jvm
+    configurator, log_manager = jvm.org.apache.logging.log4j.core.config.Configurator, jvm.org.apache.logging.log4j.LogManager
+    before = {name: log_manager.getLogger(name).getLevel() for name in _TASK_FAILURE_LOGGERS}
+    for name in _TASK_FAILURE_LOGGERS:
+        configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.OFF)
+    try:
+        yield
+    except BaseException:
+        # The job's other tasks are being killed: let them end before Spark reports them (or the session stops).
+        tracker, deadline = spark.sparkContext.statusTracker(), time.monotonic() + 60
+        while (tracker.getActiveStageIds() or any(e.numRunningTasks for e in tracker.getExecutorInfos())) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        raise
+    finally:
+        for name, level in before.items():
+            configurator.setLevel(name, level)
+
+
 def extract_files(spark: SparkSession, files: list[ManifestFile], job: ExtractJob, fail_fast: bool,
                   pairs_path: str, keep_order: bool = False, written: dict | None = None) -> list[dict]:
     """Write the files' pairs, de-duplicated on (uuid, text), to `pairs_path`; return one counter row per file.
@@ -260,7 +293,9 @@ def extract_files(spark: SparkSession, files: list[ManifestFile], job: ExtractJo
     rows = extracted_rows(spark, files, job, fail_fast).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         try:
-            file_rows = [r.asDict() for r in rows.where(F.col(FILE_STATS).isNotNull()).select(f"{FILE_STATS}.*").collect()]
+            with _quiet_task_failures(spark, fail_fast):
+                file_rows = [r.asDict() for r in
+                             rows.where(F.col(FILE_STATS).isNotNull()).select(f"{FILE_STATS}.*").collect()]
         except Exception as e:  # noqa: BLE001 - a fail-fast stop arrives wrapped in Spark's task failure
             reason = _failed_file_error(e)
             if reason is None:

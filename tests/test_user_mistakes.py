@@ -278,3 +278,22 @@ def test_match_refuses_crawls_it_would_ignore(capsys):
     with pytest.raises(SystemExit) as exited:
         cli.main(["match", "--input", str(POOL), "--output", "/tmp/nowhere", "--crawls", "a"])
     assert exited.value.code == 2 and "unrecognized arguments: --crawls a" in capsys.readouterr().err
+
+
+def test_fail_fast_stops_with_one_line_and_no_spark_traces(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    listing = tmp_path / "warc.paths"
+    listing.write_text(f"missing.warc.gz\n{DATA / 'cc' / 'warcfile.warc.gz'}\n")
+    run = subprocess.run([sys.executable, "-m", "metaclip_spark.cli", "extract", "--manifest", str(listing), "--crawl",
+                          "CC-MAIN-2020-34", "--output", str(tmp_path / "out"), "--fail-fast"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 4
+    output = run.stdout + run.stderr
+    assert "Traceback" not in output and "Exception" not in output  # Spark's reports of the task it failed
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        "metaclip-spark extract: error: input file failed (--fail-fast): missing.warc.gz: FileNotFoundError")
+    assert not (tmp_path / "out" / "extract.json").exists()
