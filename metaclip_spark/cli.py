@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import sources
-from .errors import INTERNAL_ERROR_EXIT_CODE, CurationError
+from .errors import INTERNAL_ERROR_EXIT_CODE, CurationError, NoSpaceError, is_out_of_space
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -373,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     except CurationError as e:
         print(f"metaclip-spark {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except Exception:  # noqa: BLE001 - a crash must still exit with a code a scheduler can tell from bad input
+    except Exception as e:  # noqa: BLE001 - a crash must still exit with a code a scheduler can tell from bad input
+        if is_out_of_space(e):
+            print(f"metaclip-spark {args.command}: error: no space left on the device (of --output or Spark's local "
+                  "directories); free some and run the same command again: committed work is kept", file=sys.stderr)
+            return NoSpaceError.exit_code
         traceback.print_exc()
         print(f"metaclip-spark {args.command}: internal error (see the traceback above)", file=sys.stderr)
         return INTERNAL_ERROR_EXIT_CODE

@@ -31,4 +31,22 @@ class RootBusyError(CurationError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-INTERNAL_ERROR_EXIT_CODE = 70  # EX_SOFTWARE: a bug or a crash, not the user's input
+class NoSpaceError(CurationError):
+    """The output's device is full."""
+
+    exit_code = 74  # EX_IOERR
+
+
+INTERNAL_ERROR_EXIT_CODE = 70
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """A full device, as Python (ENOSPC) or Java/Hadoop ("No space left on device") reports it, at any depth."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, OSError) and error.errno == 28:  # ENOSPC
+            return True
+        if "No space left on device" in str(error):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False  # EX_SOFTWARE: a bug or a crash, not the user's input

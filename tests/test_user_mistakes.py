@@ -297,3 +297,28 @@ def test_fail_fast_stops_with_one_line_and_no_spark_traces(tmp_path):
     assert run.stderr.strip().splitlines()[-1].startswith(
         "metaclip-spark extract: error: input file failed (--fail-fast): missing.warc.gz: FileNotFoundError")
     assert not (tmp_path / "out" / "extract.json").exists()
+
+
+@pytest.fixture
+def tiny_device(tmp_path):
+    """A 96 KiB file system (tmpfs), mounted for the test: an output device that fills up."""
+    import subprocess
+
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount_point)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def test_a_full_output_device_exits_74_with_one_line(spark, tiny_device, capsys):
+    code = cli.main(["curate", "--input", str(POOL), "--output", str(tiny_device / "root"), "--metadata",
+                     SMALL_METADATA, "--t", "5"])
+    assert code == 74
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "metaclip-spark curate: error: no space left on the device")
+    assert not (tiny_device / "root" / "summary.json").exists()
