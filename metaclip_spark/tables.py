@@ -234,4 +234,4 @@ def check_output_directory(spark: SparkSession, path: str) -> None:
     if not os.path.isdir(existing):
         raise ConfigError(f"--output {path}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--output {path}: cannot write in {existing} (permission denied)")
+        raise ConfigError(f"--output {path}: cannot write in {existing} (read-only or permission denied)")

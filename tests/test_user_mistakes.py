@@ -322,3 +322,20 @@ def test_a_full_output_device_exits_74_with_one_line(spark, tiny_device, capsys)
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         "metaclip-spark curate: error: no space left on the device")
     assert not (tiny_device / "root" / "summary.json").exists()
+
+
+def test_a_read_only_output_place_exits_2_before_any_work(spark, tmp_path, capsys):
+    import subprocess
+
+    place = tmp_path / "read-only"
+    place.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(place)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        assert cli.main(["curate", "--input", str(POOL), "--output", str(place / "root"), "--metadata",
+                         SMALL_METADATA]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == \
+            f"metaclip-spark curate: error: --output {place / 'root'}: cannot write in {place} (read-only or permission denied)"
+    finally:
+        subprocess.run(["umount", "-l", str(place)], capture_output=True)
