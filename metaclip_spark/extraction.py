@@ -264,10 +264,11 @@ def _quiet_task_failures(spark: SparkSession, quiet: bool):
         yield
         return
     jvm = spark.sparkContext._jvm
-    configurator, log_manager = jvm.org.apache.logging.log4j.core.config.Configurator, jvm.org.apache.logging.log4j.LogManager
+    log4j = jvm.org.apache.logging.log4j
+    configurator, log_manager = log4j.core.config.Configurator, log4j.LogManager
     before = {name: log_manager.getLogger(name).getLevel() for name in _TASK_FAILURE_LOGGERS}
     for name in _TASK_FAILURE_LOGGERS:
-        configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.OFF)
+        configurator.setLevel(name, log4j.Level.OFF)
     try:
         yield
     except BaseException:

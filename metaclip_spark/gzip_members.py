@@ -6,8 +6,8 @@ bytes (the rest of the file lost, silently), and a corrupt member stops decompre
 member instead, each member's records are parsed on their own: a false length stays inside its member, and a
 member that cannot be inflated is skipped up to the next gzip header, what was skipped counted.
 
-Pure Python over ISA-L's inflate (zlib's API, C, about twice zlib's speed); memory is one member at a time (a record: Common Crawl cuts
-payloads at 1 MiB). A member that inflates past `limit` is no single record (a file compressed as one stream):
+Pure Python over ISA-L's inflate (zlib's API, C, about twice zlib's speed); memory is one member at a time (a
+record: Common Crawl cuts payloads at 1 MiB). A member that inflates past `limit` is no single record (a file compressed as one stream):
 `OneStreamFile` tells the caller to read the file as one stream, when it is the first member; a later one is
 skipped and counted.
 """

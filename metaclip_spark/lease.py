@@ -5,8 +5,9 @@ names the owner (a random run token, host, pid, command) and carries a heartbeat
 `root.lease_heartbeat_seconds`. A second run finds the file and stops at once with RootBusyError (exit 75,
 "try again later"), or waits up to `root.lease_wait_seconds` for it. A lease whose heartbeat is older than
 `root.lease_timeout_seconds` belongs to a run that died without releasing it (lost its node): the next run takes
-it over; so does a run on the same machine as a holder whose process is gone (a driver killed with -9), at once. Because only the holder writes, leftovers of a killed run's temporary tables can be cleared by
-the next holder without touching a live run's files.
+it over; so does a run on the same machine as a holder whose process is gone (a driver killed with -9), at once.
+Because only the holder writes, leftovers of a killed run's temporary tables can be cleared by the next holder
+without touching a live run's files.
 """
 
 from __future__ import annotations

@@ -335,7 +335,8 @@ def test_a_read_only_output_place_exits_2_before_any_work(spark, tmp_path, capsy
     try:
         assert cli.main(["curate", "--input", str(POOL), "--output", str(place / "root"), "--metadata",
                          SMALL_METADATA]) == 2
-        assert capsys.readouterr().err.strip().splitlines()[-1] == \
-            f"metaclip-spark curate: error: --output {place / 'root'}: cannot write in {place} (read-only or permission denied)"
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"metaclip-spark curate: error: --output {place / 'root'}: cannot write in {place} "
+            "(read-only or permission denied)")
     finally:
         subprocess.run(["umount", "-l", str(place)], capture_output=True)
