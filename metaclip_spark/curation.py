@@ -58,14 +58,24 @@ def flattened_entry_ids(entry_ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return lengths, pc.list_flatten(entry_ids).to_numpy(zero_copy_only=False)
 
 
+COUNTS_SCHEMA = "entry_id int, entry string, count long"
+
+
 def count_entries(matched: DataFrame, entries: list[str]) -> DataFrame:
-    """`entry_id, entry, count` for every entry matched at least once: a distributed reduction, then a join."""
-    spark = matched.sparkSession
+    """`entry_id, entry, count` for every entry matched at least once: a distributed reduction, then the entry
+    names looked up from a broadcast list (a table of 500k names joined in would travel inside every task)."""
     counts = matched.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id").agg(F.count("*").alias("count"))
-    names = spark.createDataFrame(
-        pa.table({"entry_id": pa.array(range(len(entries)), pa.int32()), "entry": pa.array(entries, pa.string())})
-    )
-    return counts.join(names, "entry_id").select("entry_id", "entry", "count")
+    names = matched.sparkSession.sparkContext.broadcast(entries)
+
+    def named(batches):
+        entry_names = names.value
+        for batch in batches:
+            ids = batch.column("entry_id").to_pylist()
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("entry_id"), pa.array([entry_names[i] for i in ids], pa.string()),
+                 batch.column("count")], names=["entry_id", "entry", "count"])
+
+    return counts.select("entry_id", "count").mapInArrow(named, COUNTS_SCHEMA)
 
 
 def group_value(value) -> str:

@@ -77,6 +77,18 @@ def test_counts_table_is_the_number_of_matched_texts_per_entry(curated_run):
     assert 0 not in pq.read_table(f"{output}/counts").column("count").to_pylist()
 
 
+def test_entry_names_never_travel_inside_the_count_tasks(spark):
+    """Spark warned "a task of very large size (9432 KiB)" on every run: 500k names were a table joined in."""
+    from metaclip_spark.curation import count_entries
+
+    entries = [f"entry {i}" for i in range(200_000)]
+    matched = spark.createDataFrame([([1, 3],), ([3, 199_999],)], "entry_ids array<int>")
+    counts = count_entries(matched, entries)
+    plan = counts._jdf.queryExecution().executedPlan().toString()
+    assert "LocalTableScan" not in plan and "Join" not in plan
+    assert sorted(map(tuple, counts.collect())) == [(1, "entry 1", 1), (3, "entry 3", 2), (199_999, "entry 199999", 1)]
+
+
 def test_curated_rows_carry_their_keep_probability(curated_run):
     output, summary = curated_run
     counts = dict(_rows(f"{output}/counts", "entry_id", "count"))
