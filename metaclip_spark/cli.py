@@ -84,7 +84,10 @@ def _add_balance(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="metaclip-spark", description="MetaCLIP data curation on Apache Spark")
+    parser.add_argument("--version", action="version", version=f"metaclip-spark {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     curate = commands.add_parser("curate", help="ingest new input into an output root, then count, balance, report")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from pyspark.sql import SparkSession
 
 from .config import Settings
+
+log = logging.getLogger("metaclip_spark")
 
 
 def under_spark_submit() -> bool:
@@ -47,6 +50,8 @@ def owned_session(config: Settings, app_name: str | None = None, master: str | N
     """
     owned = SparkSession.getActiveSession() is None
     spark = spark_session(config, app_name, master)
+    if owned and spark.sparkContext.uiWebUrl:
+        log.info("Spark UI: %s (%s)", spark.sparkContext.uiWebUrl, spark.sparkContext.master)
     try:
         yield spark
     finally:

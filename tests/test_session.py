@@ -6,8 +6,14 @@ from pyspark.sql import SparkSession
 from metaclip_spark import session
 
 
+class _FakeContext:
+    uiWebUrl = "http://127.0.0.1:4040"
+    master = "local[2]"
+
+
 class _FakeSession:
     stopped = False
+    sparkContext = _FakeContext()
 
     def stop(self):
         self.stopped = True
@@ -21,11 +27,13 @@ def _fake_start(monkeypatch) -> _FakeSession:
     return fake
 
 
-def test_a_session_it_started_is_stopped_on_exit_and_on_error(monkeypatch):
+def test_a_session_it_started_is_stopped_on_exit_and_on_error(monkeypatch, caplog):
+    caplog.set_level("INFO", logger="metaclip_spark")
     fake = _fake_start(monkeypatch)
     with session.owned_session(None, "started here") as spark:
         assert spark is fake and not fake.stopped
     assert fake.stopped
+    assert "Spark UI: http://127.0.0.1:4040 (local[2])" in caplog.messages  # where to watch the run
     fake = _fake_start(monkeypatch)
     with pytest.raises(RuntimeError), session.owned_session(None, "started here"):
         raise RuntimeError("the command failed")
@@ -40,3 +48,11 @@ def test_a_running_session_is_used_and_left_running(spark, config):
         assert inner.sparkContext is spark.sparkContext
     assert SparkSession.getActiveSession() is not None
     assert spark.range(3).count() == 3
+
+
+def test_version(capsys):
+    from metaclip_spark import __version__, cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"metaclip-spark {__version__}"
