@@ -214,11 +214,11 @@ def _balance(args: argparse.Namespace, config: Settings, metadata: Metadata, spa
     return 0
 
 
-def _status(args: argparse.Namespace, spark: SparkSession) -> int:
+def _status(args: argparse.Namespace, config: Settings) -> int:
     from .project import OutputRoot
     from .status import format_status, root_status
 
-    status = root_status(OutputRoot(spark, args.root))
+    status = root_status(OutputRoot.records_only(args.root, config.remote))  # JSON records only: no Spark
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 
@@ -326,7 +326,7 @@ COMMANDS: dict[str, Command] = {
     "match": Command(_match, ("config", "metadata", "spark"), writes_root=True),
     "count": Command(_count, ("metadata", "spark"), writes_root=True),
     "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
-    "status": Command(_status, ("spark",)),
+    "status": Command(_status, ("config",)),
     "report": Command(_report, ("spark",), writes_root=True),
     "explain": Command(_explain),
     "build-metadata": Command(_build_metadata, ("config",)),

@@ -241,6 +241,10 @@ def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: Inpu
     files = _work_files(source, config)  # a listing that cannot be read stops the run before the root is touched
     root.mark()
     crawls = sorted({f.crawl for f in files})
+    for crawl in crawls:
+        root.record_listing(crawl, {"input": source.path, "files_listed": len({f.source_file for f in files
+                                                                              if f.crawl == crawl}),
+                                    "listed_at": now()})
     if force:
         for crawl in crawls:
             root.drop_units(crawl)

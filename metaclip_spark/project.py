@@ -56,10 +56,67 @@ def unit_id(crawl: str, sources: Iterable[str]) -> str:
     return h.hexdigest()[:16]
 
 
+class _HadoopFiles:
+    """The root's files through Spark's Hadoop file systems (what every Spark command uses)."""
+
+    def __init__(self, spark: SparkSession):
+        self.spark = spark
+
+    def exists(self, path: str) -> bool:
+        return path_exists(self.spark, path)
+
+    def read_json(self, path: str) -> dict | None:
+        return read_json(self.spark, path)
+
+    def glob(self, root: str, *parts: str) -> list[str]:
+        return glob_paths(self.spark, "/".join([glob_escape(root), *parts]))
+
+
+class _PlainFiles:
+    """The root's JSON records without Spark (for `status`): local paths directly, other schemes through fsspec
+    (s3://, s3a://, gs://, ... as storage.py opens them)."""
+
+    def __init__(self, root: str, remote):
+        import fsspec
+
+        from .storage import filesystem, is_local
+
+        self.local = is_local(root)
+        self.fs = fsspec.filesystem("file") if self.local else filesystem(root, remote)[0]
+
+    def _path(self, path: str) -> str:
+        from .storage import local_path
+
+        if self.local:
+            return local_path(path)
+        return path.split("://", 1)[1] if "://" in path else path  # glob answers without the scheme
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(self._path(path))
+
+    def read_json(self, path: str) -> dict | None:
+        try:
+            with self.fs.open(self._path(path), "rb") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def glob(self, root: str, *parts: str) -> list[str]:
+        import glob as globbing
+
+        return sorted(self.fs.glob("/".join([globbing.escape(self._path(root).rstrip("/")), *parts])))
+
+
 class OutputRoot:
-    def __init__(self, spark: SparkSession, root: str):
+    def __init__(self, spark: SparkSession | None, root: str, files=None):
         self.spark = spark
         self.root = root.rstrip("/")
+        self.files = files or _HadoopFiles(spark)
+
+    @classmethod
+    def records_only(cls, root: str, remote) -> "OutputRoot":
+        """The root's JSON records (markers, states, summary), read without starting Spark."""
+        return cls(None, root, _PlainFiles(root, remote))
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
@@ -67,9 +124,9 @@ class OutputRoot:
     def check_exists(self) -> None:
         """Exit 3 unless the root exists and holds what a run writes first: a reader of a mistyped root must not
         report it as an empty project."""
-        if not path_exists(self.spark, self.root):
+        if not self.files.exists(self.root):
             raise InputError(f"output root {self.root} does not exist")
-        if not any(path_exists(self.spark, self.path(name)) for name in _ROOT_CONTENTS):
+        if not any(self.files.exists(self.path(name)) for name in _ROOT_CONTENTS):
             raise InputError(f"{self.root} is not an output root (it holds no {ROOT_MARKER}, units/, crawls/ or "
                              "summary.json)")
 
@@ -97,8 +154,7 @@ class OutputRoot:
 
     def committed_units(self, crawls: Iterable[str] | None = None) -> list[dict]:
         """Markers of every committed unit (optionally of some crawls), oldest first."""
-        pattern = "/".join([glob_escape(self.root), "units", "*", "*", UNIT_MARKER])
-        markers = [read_json(self.spark, p) for p in glob_paths(self.spark, pattern)]
+        markers = [self.files.read_json(p) for p in self.files.glob(self.root, "units", "*", "*", UNIT_MARKER)]
         wanted = set(crawls) if crawls is not None else None
         units = [m for m in markers if m and (wanted is None or m["crawl"] in wanted)]
         return sorted(units, key=lambda m: (m["committed_at"], m["unit"]))
@@ -133,12 +189,18 @@ class OutputRoot:
         return self.path(table, f"crawl={crawl}")
 
     def crawl_state(self, crawl: str) -> dict | None:
-        return read_json(self.spark, self.path("crawls", f"{crawl}.json"))
+        return self.files.read_json(self.path("crawls", f"{crawl}.json"))
 
     def crawls(self) -> list[str]:
         """Crawls whose tables are finished (their state file exists)."""
-        pattern = "/".join([glob_escape(self.root), "crawls", "*.json"])
-        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in glob_paths(self.spark, pattern))
+        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in self.files.glob(self.root, "crawls", "*.json"))
+
+    def record_listing(self, crawl: str, listing: dict) -> None:
+        """How many files the input listed for a crawl (status tells pending files from it)."""
+        write_json_atomically(self.spark, self.path("listings", f"{crawl}.json"), listing)
+
+    def listing(self, crawl: str) -> dict | None:
+        return self.files.read_json(self.path("listings", f"{crawl}.json"))
 
     def write_crawl_state(self, crawl: str, state: dict) -> None:
         write_json_atomically(self.spark, self.path("crawls", f"{crawl}.json"), state)
@@ -150,7 +212,7 @@ class OutputRoot:
 
     # Runs ----------------------------------------------------------------------------------------------------
     def summary(self) -> dict | None:
-        return read_json(self.spark, self.path("summary.json"))
+        return self.files.read_json(self.path("summary.json"))
 
     def run_staging(self) -> str:
         """An empty directory for a run's outputs; one a killed run left unfinished (never made ready) is dropped."""

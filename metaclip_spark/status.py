@@ -1,4 +1,5 @@
-"""`metaclip-spark status ROOT`: what an output root holds, read from its commit markers and state files only."""
+"""`metaclip-spark status ROOT`: what an output root holds, read from its commit markers and state files only,
+without Spark (OutputRoot.records_only: local paths, or fsspec for s3://, gs://, ...)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ def root_status(root: OutputRoot) -> dict:
         state = root.crawl_state(crawl) or {}
         crawl_files = [s for (c, _), s in files.items() if c == crawl]
         crawl_units = sorted(u["unit"] for u in units if u["crawl"] == crawl)
+        tally = tally_files(crawl_files)
+        listed = (root.listing(crawl) or {}).get("files_listed")
         crawls[crawl] = {
-            **tally_files(crawl_files),
+            "files_listed": listed,  # by the latest input of this crawl; None for a root made before it was kept
+            # listed, never committed in a unit: a killed run's unfinished work, done by the same command again
+            "files_pending": None if listed is None else max(0, listed - tally["files_done"] - tally["files_failed"]),
+            **tally,
             "units": len(crawl_units),
             # Units committed after the crawl's tables were last rebuilt: the next curate/match run folds them in.
             "pending_rebuild": bool(state) is False
@@ -42,7 +48,10 @@ def format_status(status: dict) -> str:
         pairs = f"{c['pairs']:,} pairs, {c['pairs_matched']:,} matched" if c["pairs"] is not None else "not built yet"
         skipped = ", ".join(f"{n:,} {reason}" for reason, n in (c.get("skipped") or {}).items() if n)
         partial = f" ({c['files_partial']:,} read in part)" if c["files_partial"] else ""
-        lines.append(f"crawl {crawl}: files {c['files_done']:,} done, {c['files_failed']:,} failed{partial}; {pairs}"
+        listed = (f"{c['files_listed']:,} listed, " if c["files_listed"] is not None else "")
+        pending = f", {c['files_pending']:,} pending" if c["files_pending"] else ""
+        lines.append(f"crawl {crawl}: files {listed}{c['files_done']:,} done, {c['files_failed']:,} failed{partial}"
+                     f"{pending}; {pairs}"
                      + (f"; rows skipped: {skipped}" if skipped else "")
                      + ("; rebuild pending" if c["pending_rebuild"] else ""))
         for f in c["failed_files"][:10]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -146,7 +147,7 @@ def test_failed_files_are_kept_with_their_reason_and_retried(spark, config, craw
     assert not (root / "summary.json").exists()
     assert cli.main(["status", str(root)]) == 0
     status = capsys.readouterr().out
-    assert "files 1 done, 1 failed" in status and "later.warc.gz" in status
+    assert "files 2 listed, 1 done, 1 failed" in status and "later.warc.gz" in status
     os.symlink(DATA / "cc" / "sample-0001.warc.gz", base / missing)
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
@@ -171,6 +172,13 @@ def _kill_when(process, ready, timeout=300):
     process.wait()
 
 
+def _status_json(root) -> dict:
+    run = subprocess.run([sys.executable, "-m", "metaclip_spark.cli", "status", str(root), "--json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
 def test_a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one(crawl_data, one_go, tmp_path):
     base, manifests = crawl_data
     reference_root, _ = one_go
@@ -184,6 +192,9 @@ def test_a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one(crawl_data, on
     _kill_when(_start(argv, log), lambda: glob.glob(f"{root}/units/*/*/_COMMITTED.json"))
     committed = len(glob.glob(f"{root}/units/*/*/_COMMITTED.json"))
     assert 1 <= committed < 4 and not (root / "summary.json").exists()
+    status = _status_json(root)  # the killed run's unfinished files, as status tells them (without Spark)
+    assert sum(c["files_listed"] for c in status["crawls"].values()) == 4
+    assert sum(c["files_pending"] for c in status["crawls"].values()) == 4 - committed
     assert subprocess.run([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
                           stderr=subprocess.STDOUT).returncode == 0
     assert len(glob.glob(f"{root}/units/*/*/_COMMITTED.json")) == 4  # every file once: none twice, none missing

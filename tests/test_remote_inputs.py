@@ -189,3 +189,27 @@ def test_unreachable_listing_exits_3_naming_it(spark, tmp_path, capsys):
     assert code == 3
     assert "cannot read manifest http://127.0.0.1" in capsys.readouterr().err
     assert not (tmp_path / "root" / "summary.json").exists()
+
+
+def test_status_reads_a_root_without_spark_locally_and_on_s3(on_disk, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    def status(root: str, *extra: str) -> dict:
+        script = ("import json, sys; from metaclip_spark import cli; from pyspark import SparkContext; "
+                  "code = cli.main(sys.argv[1:]); assert SparkContext._gateway is None, 'a JVM was started'; "
+                  "sys.exit(code)")
+        run = subprocess.run([sys.executable, "-c", script, "status", root, "--json", *extra], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    local = status(str(on_disk))
+    crawl = local["crawls"][CRAWL]
+    assert (crawl["files_listed"], crawl["files_done"], crawl["files_failed"], crawl["files_pending"]) == (6, 5, 1, 0)
+    assert local["last_run"]["pairs_curated"] > 0
+    with s3_server(on_disk, bucket="roots") as endpoint:  # the same root, as an object store holds it
+        remote = status("s3a://roots", "--conf", _conf(tmp_path, s3_endpoint_url=endpoint))
+    assert {k: v for k, v in remote.items() if k != "root"} == {k: v for k, v in local.items() if k != "root"}
