@@ -202,6 +202,11 @@ class OutputRoot:
     def listing(self, crawl: str) -> dict | None:
         return self.files.read_json(self.path("listings", f"{crawl}.json"))
 
+    def listed_crawls(self) -> list[str]:
+        """Crawls an input has listed, whether or not any of their files is done yet."""
+        listings = self.files.glob(self.root, "listings", "*.json")
+        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in listings)
+
     def write_crawl_state(self, crawl: str, state: dict) -> None:
         write_json_atomically(self.spark, self.path("crawls", f"{crawl}.json"), state)
 

@@ -12,7 +12,7 @@ def root_status(root: OutputRoot) -> dict:
     units = root.committed_units()
     files = OutputRoot.file_states(units)
     crawls = {}
-    for crawl in sorted({u["crawl"] for u in units} | set(root.crawls())):
+    for crawl in sorted({u["crawl"] for u in units} | set(root.crawls()) | set(root.listed_crawls())):
         state = root.crawl_state(crawl) or {}
         crawl_files = [s for (c, _), s in files.items() if c == crawl]
         crawl_units = sorted(u["unit"] for u in units if u["crawl"] == crawl)

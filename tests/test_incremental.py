@@ -153,7 +153,7 @@ def test_failed_files_are_kept_with_their_reason_and_retried(spark, config, craw
     out = capsys.readouterr().out
     assert "Curated" in out
     assert cli.main(["status", str(root)]) == 0
-    assert "files 2 done, 0 failed" in capsys.readouterr().out
+    assert "files 2 listed, 2 done, 0 failed" in capsys.readouterr().out
 
 
 def _start(argv, log):
