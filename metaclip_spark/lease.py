@@ -73,7 +73,7 @@ class RootLease:
         self._beat: threading.Thread | None = None
 
     def _record(self, acquired_at: str) -> dict:
-        return dict(self.owner, acquired_at=acquired_at, heartbeat_at=_now().isoformat(timespec="seconds"))
+        return dict(self.owner, acquired_at=acquired_at, heartbeat_at=_now().isoformat(timespec="milliseconds"))
 
     def acquire(self) -> "RootLease":
         deadline = time.monotonic() + self.settings.lease_wait_seconds

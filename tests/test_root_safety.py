@@ -83,11 +83,11 @@ def test_a_killed_driver_on_this_machine_does_not_block_the_rerun(spark, finishe
 
 def test_lease_is_exclusive_and_kept_alive_by_its_holder(spark, tmp_path):
     settings = load_config("local", overrides={"root": {"lease_heartbeat_seconds": 0.2,
-                                                        "lease_timeout_seconds": 1.0}}).root
+                                                        "lease_timeout_seconds": 3.0}}).root
     with root_lease(spark, str(tmp_path), settings, "curate") as lease:
         held = json.loads((tmp_path / LEASE_FILE).read_text())
         assert (held["host"], held["pid"], held["token"]) == (socket.gethostname(), os.getpid(), lease.token)
-        time.sleep(1.5)  # past the timeout: only the heartbeat keeps it from looking dead
+        time.sleep(3.5)  # past the timeout: only the heartbeat keeps it from looking dead
         with pytest.raises(RootBusyError, match="is busy"):
             with root_lease(spark, str(tmp_path), settings, "balance"):
                 pass

@@ -3,8 +3,10 @@ dropped unseen. Each test checks the exit code, the last line of stderr and what
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import subprocess
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -299,14 +301,11 @@ def test_fail_fast_stops_with_one_line_and_no_spark_traces(tmp_path):
     assert not (tmp_path / "out" / "extract.json").exists()
 
 
-@pytest.fixture
-def tiny_device(tmp_path):
-    """A 96 KiB file system (tmpfs), mounted for the test: an output device that fills up."""
-    import subprocess
-
-    mount_point = tmp_path / "tiny"
+@contextlib.contextmanager
+def _tmpfs(mount_point, options: str):
+    """A tmpfs mounted at `mount_point` for the test (as root, as CI runs): a small or read-only output device."""
     mount_point.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount_point)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
@@ -315,28 +314,20 @@ def tiny_device(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
 
 
-def test_a_full_output_device_exits_74_with_one_line(spark, tiny_device, capsys):
-    code = cli.main(["curate", "--input", str(POOL), "--output", str(tiny_device / "root"), "--metadata",
-                     SMALL_METADATA, "--t", "5"])
-    assert code == 74
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
-        "metaclip-spark curate: error: no space left on the device")
-    assert not (tiny_device / "root" / "summary.json").exists()
+def test_a_full_output_device_exits_74_with_one_line(spark, tmp_path, capsys):
+    with _tmpfs(tmp_path / "tiny", "size=96k") as tiny:
+        code = cli.main(["curate", "--input", str(POOL), "--output", str(tiny / "root"), "--metadata",
+                         SMALL_METADATA, "--t", "5"])
+        assert code == 74
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+            "metaclip-spark curate: error: no space left on the device")
+        assert not (tiny / "root" / "summary.json").exists()
 
 
 def test_a_read_only_output_place_exits_2_before_any_work(spark, tmp_path, capsys):
-    import subprocess
-
-    place = tmp_path / "read-only"
-    place.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(place)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    try:
+    with _tmpfs(tmp_path / "read-only", "ro,size=64k") as place:
         assert cli.main(["curate", "--input", str(POOL), "--output", str(place / "root"), "--metadata",
                          SMALL_METADATA]) == 2
         assert capsys.readouterr().err.strip().splitlines()[-1] == (
             f"metaclip-spark curate: error: --output {place / 'root'}: cannot write in {place} "
             "(read-only or permission denied)")
-    finally:
-        subprocess.run(["umount", "-l", str(place)], capture_output=True)
