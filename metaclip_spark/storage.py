@@ -28,7 +28,6 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
-LOCAL_SCHEMES = ("file://",)
 # fsspec protocol of each URL scheme we map ourselves; any other scheme goes to fsspec as it is.
 _PROTOCOL_ALIASES = {"s3a": "s3", "s3n": "s3", "gcs": "gs"}
 _BACKEND_PACKAGES = {"s3": "s3fs (pip install 'metaclip-spark[s3]')", "gs": "gcsfs (pip install 'metaclip-spark[gcs]')",

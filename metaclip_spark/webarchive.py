@@ -27,7 +27,6 @@ from .gzip_members import MemberCounts, OneStreamFile, gzip_members
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 MEMBER_HEADROOM = 1 << 20  # WARC and HTTP headers around a page of max_page_bytes, in one member
-_READ_RECORDS = WarcRecordType.response | WarcRecordType.metadata
 
 
 @dataclass
