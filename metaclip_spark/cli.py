@@ -345,7 +345,7 @@ def _run(name: str, args: argparse.Namespace) -> int:
     if "metadata" in command.needs:
         from .metadata import Metadata
 
-        prepared["metadata"] = Metadata(prepared["config"].metadata.path or None)  # a bad file: no Spark start-up
+        prepared["metadata"] = Metadata.from_config(prepared["config"])  # a bad file: no Spark start-up
     if "spark" not in command.needs:
         return command.handler(args, **{need: prepared[need] for need in command.needs})
     from .session import owned_session
