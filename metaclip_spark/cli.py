@@ -80,6 +80,13 @@ def _add_root(parser: argparse.ArgumentParser, ingest: bool = True, crawls: bool
         parser.add_argument("--force", action="store_true", help="redo the input's crawls even where files are done")
         parser.add_argument("--rematch", action="store_true",
                             help="match the root's pairs again when the metadata list changed")
+        parser.add_argument("--dedup", choices=("pool", "crawl"),
+                            help="(uuid, text) unique over the whole pool, across crawls (pool, the default of a new "
+                                 "root) or within each crawl only (crawl); recorded in the root, which refuses the "
+                                 "other")
+        parser.add_argument("--rebuild-dedup", action="store_true",
+                            help="rebuild every crawl's tables from its units in the --dedup mode (default pool): for "
+                                 "a root made before pool-wide de-duplication, or to change its mode")
 
 
 def _add_balance(parser: argparse.ArgumentParser) -> None:
@@ -167,7 +174,8 @@ def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spar
 
     summary = pipeline.curate(spark, config, _source(args, config, spark), metadata, args.output,
                               crawls=_crawls(args), overwrite=args.overwrite, force=args.force,
-                              rematch=args.rematch, fail_fast=args.fail_fast, report=args.report)
+                              rematch=args.rematch, fail_fast=args.fail_fast, report=args.report,
+                              dedup=args.dedup, rebuild_dedup=args.rebuild_dedup)
     _print_summary(summary, args.output)
     return 0
 
@@ -195,7 +203,8 @@ def _match(args: argparse.Namespace, config: Settings, metadata: Metadata, spark
 
     source = _source(args, config, spark)
     ingested = ingest(spark, config, OutputRoot(spark, args.output), source, metadata, force=args.force,
-                      rematch=args.rematch, fail_fast=args.fail_fast)
+                      rematch=args.rematch, fail_fast=args.fail_fast, dedup=args.dedup,
+                      rebuild_dedup=args.rebuild_dedup)
     print(json.dumps(ingested))
     check_failed_share(config, ingested)  # after printing: the counters of a failed run are still worth seeing
     return 0

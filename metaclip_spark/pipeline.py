@@ -16,7 +16,7 @@ import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from . import __version__, balancing
+from . import __version__, balancing, pair_keys
 from .config import Settings
 from .curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count_vectors
 from .errors import ConfigError, FailedFilesError, InputError
@@ -32,6 +32,7 @@ log = logging.getLogger("metaclip_spark")
 
 def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) -> list[str]:
     """The crawls forming the pool (all finished ones by default), each checked against the metadata."""
+    pair_keys.recorded_mode(root)  # a root made before modes were recorded, or mid-rebuild, stops here
     available = root.crawls()
     chosen = sorted(set(crawls)) if crawls else available
     if not chosen:
@@ -150,6 +151,9 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
 
 def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t, seed: int, metadata: Metadata,
                     into: str) -> dict:
+    summary["dedup"], summary["pairs_already_in_pool"] = pair_keys.run_figures(states)
+    for crawl, state in states.items():
+        summary["by_crawl"][crawl]["pairs_already_in_pool"] = state.get("pairs_already_in_pool")
     identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t, seed,
                            metadata.digest])
     summary["run_id"] = f"{summary['finished_at'][:19].replace(':', '')}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
@@ -278,8 +282,9 @@ def check_failed_share(config: Settings, ingested: dict,
 
 def curate(spark: SparkSession, config: Settings, source: InputSpec | None, metadata: Metadata, output: str, *,
            crawls: list[str] | None = None, overwrite: bool = False, force: bool = False, rematch: bool = False,
-           fail_fast: bool = False, report: bool = True) -> dict:
-    """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls."""
+           fail_fast: bool = False, report: bool = True, dedup: str | None = None, rebuild_dedup: bool = False) -> dict:
+    """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls.
+    `dedup`, `rebuild_dedup`: the root's de-duplication mode (pair_keys.py), which an ingest settles."""
     started = time.monotonic()
     root = OutputRoot(spark, output)
     if crawls:  # a crawl that will not be there fails now, not after the ingest (nor after --overwrite)
@@ -290,8 +295,8 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
         if source is not None:
             check_input(spark, config, source)
         root.clear()
-    ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast) \
-        if source else None
+    ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast,
+                      dedup=dedup, rebuild_dedup=rebuild_dedup) if source or dedup or rebuild_dedup else None
     if ingested:
         check_failed_share(config, ingested)
     chosen = pool_crawls(root, metadata, crawls)

@@ -3,6 +3,7 @@ without Spark (OutputRoot.records_only: local paths, or fsspec for s3://, gs://,
 
 from __future__ import annotations
 
+from . import pair_keys
 from .project import OutputRoot
 from .records import tally_files
 
@@ -29,6 +30,7 @@ def root_status(root: OutputRoot) -> dict:
             or state.get("units_digest") != OutputRoot.units_digest([u for u in units if u["crawl"] == crawl]),
             "pairs": state.get("pairs"),
             "pairs_matched": state.get("pairs_matched"),
+            "pairs_already_in_pool": state.get("pairs_already_in_pool"),  # copies of pairs other crawls own
             "skipped": state.get("skipped"),  # pools: rows that are not pairs, by reason (records.SKIP_REASONS)
             "metadata_digest": state.get("metadata_digest"),
         }
@@ -37,11 +39,11 @@ def root_status(root: OutputRoot) -> dict:
     if summary:
         last_run = {k: summary.get(k) for k in ("run_id", "finished_at", "crawls", "t", "t_mode", "seed",
                                                 "pairs_in", "pairs_matched", "pairs_curated")}
-    return {"root": root.root, "crawls": crawls, "last_run": last_run}
+    return {"root": root.root, "dedup": pair_keys.status_of(root), "crawls": crawls, "last_run": last_run}
 
 
 def format_status(status: dict) -> str:
-    lines = [f"root: {status['root']}"]
+    lines = [f"root: {status['root']}", pair_keys.status_line(status.get("dedup"))]
     if not status["crawls"]:
         lines.append("no crawl ingested yet")
     for crawl, c in status["crawls"].items():
@@ -52,6 +54,7 @@ def format_status(status: dict) -> str:
         pending = f", {c['files_pending']:,} pending" if c["files_pending"] else ""
         lines.append(f"crawl {crawl}: files {listed}{c['files_done']:,} done, {c['files_failed']:,} failed{partial}"
                      f"{pending}; {pairs}"
+                     + (f"; {c['pairs_already_in_pool']:,} already in the pool" if c.get("pairs_already_in_pool") else "")
                      + (f"; rows skipped: {skipped}" if skipped else "")
                      + ("; rebuild pending" if c["pending_rebuild"] else ""))
         for f in c["failed_files"][:10]:

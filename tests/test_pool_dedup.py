@@ -1,0 +1,209 @@
+"""One pool across dumps: (uuid, text) unique over the whole output root, crawls checked against the pair keys of the
+pairs already in the pool (pair_keys.py), in any arrival order, through kills, --force, --rematch and rebuilds."""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from metaclip_spark import cli, pair_keys, pipeline
+from metaclip_spark.dedup import PYTHON_WHITESPACE
+from metaclip_spark.errors import ConfigError
+from metaclip_spark.ingest import InputSpec, ingest
+from metaclip_spark.metadata import Metadata
+from metaclip_spark.project import OutputRoot
+
+from conftest import DATA, REPO
+from test_incremental import _kill_when, _rows, _start
+
+SMALL_METADATA = str(DATA / "metadata" / "small.json")
+# Three crawls of real excerpts sharing files, as consecutive dumps re-crawl pages: every pair of sample-0000 is in
+# A and B, of sample-0001 in B and C, of warcfile in A and C.
+CRAWLS = {
+    "CC-MAIN-2024-10": ["warcfile.warc.gz", "sample-0000.warc.gz"],
+    "CC-MAIN-2024-20": ["sample-0000.warc.gz", "sample-0001.warc.gz"],
+    "CC-MAIN-2024-30": ["sample-0001.warc.gz", "clipped.warc.gz", "warcfile.warc.gz"],
+}
+T = 3
+SEED = 5
+
+
+# --- pure rules -----------------------------------------------------------------------------------------------------
+
+def test_collisions_expected_at_ten_billion_pairs():
+    assert pair_keys.expected_collisions(10e9, bits=64) == pytest.approx(2.71, abs=0.01)  # a 64-bit key loses ~3
+    assert pair_keys.expected_collisions(10e9) == pytest.approx(1.47e-19, rel=0.01)  # the 128-bit key: none
+    assert pair_keys.expected_collisions(1) == 0
+
+
+def test_texts_are_stripped_of_what_python_strips():
+    import sys as system
+
+    assert set(PYTHON_WHITESPACE) == {c for c in map(chr, range(system.maxunicode + 1)) if c.isspace()}
+
+
+def _plain_root(path) -> OutputRoot:
+    path.mkdir(parents=True, exist_ok=True)
+    return OutputRoot.records_only(str(path), None)
+
+
+def test_a_new_root_records_its_mode_and_refuses_the_other(tmp_path):
+    root = _plain_root(tmp_path / "root")
+    assert pair_keys.settle(root, None, False, 8) == pair_keys.Dedup("pool", 8)
+    assert json.loads((tmp_path / "root" / "dedup.json").read_text())["mode"] == "pool"
+    assert pair_keys.settle(root, "pool", False, 16) == pair_keys.Dedup("pool", 8)  # a root keeps its buckets
+    with pytest.raises(ConfigError, match="over the whole pool.*cannot take --dedup crawl.*--rebuild-dedup"):
+        pair_keys.settle(root, "crawl", False, 8)
+    crawl_root = _plain_root(tmp_path / "crawl-root")
+    assert pair_keys.settle(crawl_root, "crawl", False, 8).mode == "crawl"
+    assert pair_keys.settle(crawl_root, None, False, 8).mode == "crawl"  # recorded: no need to say it again
+    with pytest.raises(ConfigError, match="within each crawl only.*cannot take --dedup pool"):
+        pair_keys.settle(crawl_root, "pool", False, 8)
+
+
+def test_a_root_made_before_modes_were_recorded_is_told_what_to_do(tmp_path):
+    root = _plain_root(tmp_path / "old")
+    (tmp_path / "old" / "crawls").mkdir()
+    (tmp_path / "old" / "crawls" / "CC-MAIN-2024-10.json").write_text('{"crawl": "CC-MAIN-2024-10"}')
+    for settle in (lambda: pair_keys.settle(root, None, False, 8), lambda: pair_keys.recorded_mode(root)):
+        with pytest.raises(ConfigError, match="made before pairs were de-duplicated across crawls.*--rebuild-dedup.*"
+                                              "--dedup crawl"):
+            settle()
+    assert not (tmp_path / "old" / "dedup.json").exists()
+    assert pair_keys.settle(root, None, True, 8) == pair_keys.Dedup("pool", 8, rebuilding=True)
+    with pytest.raises(ConfigError, match="rebuild-dedup of .* was interrupted"):
+        pair_keys.recorded_mode(root)  # count and balance wait for the rebuild
+    assert pair_keys.settle(root, None, False, 8).rebuilding  # the next writing run starts it over
+
+
+# --- Common Crawl crawls in local Spark ---------------------------------------------------------------------------
+
+def _path(crawl, name):
+    return f"crawl-data/{crawl}/segments/1/warc/{name}"
+
+
+@pytest.fixture(scope="module")
+def crawl_data(tmp_path_factory):
+    """Common Crawl's layout over the real excerpts, one listing per crawl and one of all three."""
+    base = tmp_path_factory.mktemp("cc")
+    manifests = {}
+    for crawl, names in CRAWLS.items():
+        for name in names:
+            target = base / _path(crawl, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(DATA / "cc" / name, target)
+        manifests[crawl] = _listing(base, crawl, names)
+    manifests["all"] = base / "all.warc.paths"
+    manifests["all"].write_text("".join(_path(c, n) + "\n" for c, names in CRAWLS.items() for n in names))
+    return base, manifests
+
+
+def _listing(base, crawl, names):
+    path = base / f"{crawl}-{len(names)}.warc.paths"
+    path.write_text("".join(_path(crawl, n) + "\n" for n in names))
+    return path
+
+
+def _config(config):
+    return config.updated({"curation": {"t": T, "seed": SEED}, "extract": {"languages": [], "files_per_unit": 1}})
+
+
+def _source(manifest, base):
+    return InputSpec(str(manifest), "warc-manifest", str(base))
+
+
+def _curate(spark, config, root, manifest=None, base=None, **kwargs):
+    return pipeline.curate(spark, _config(config), _source(manifest, base) if manifest else None,
+                           Metadata(SMALL_METADATA), str(root), report=False, **kwargs)
+
+
+def _ingest(spark, config, root, manifest, base, **kwargs):
+    return ingest(spark, _config(config), OutputRoot(spark, str(root)), _source(manifest, base),
+                  Metadata(SMALL_METADATA), **kwargs)
+
+
+def _copy_units(source_root, root, crawl, names=None):
+    """Units another root already extracted, as a killed run would have left them: the next run only rebuilds."""
+    for unit in glob.glob(f"{source_root}/units/crawl={crawl}/unit=*"):
+        marker = json.loads(open(f"{unit}/_COMMITTED.json").read())
+        if names is None or {f["file"].rsplit("/", 1)[1] for f in marker["files"]} <= set(names):
+            shutil.copytree(unit, f"{root}/units/crawl={crawl}/{os.path.basename(unit)}")
+
+
+def _pair_set(root, table="pairs"):
+    return _rows(root / table, "uuid", "text")
+
+
+def _state(root, crawl):
+    return json.loads((root / "crawls" / f"{crawl}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def one_go(spark, config, crawl_data, tmp_path_factory):
+    base, manifests = crawl_data
+    root = tmp_path_factory.mktemp("one_go") / "root"
+    return root, _curate(spark, config, root, manifests["all"], base)
+
+
+@pytest.fixture(scope="module")
+def per_crawl(spark, config, crawl_data, one_go, tmp_path_factory):
+    """The same crawls with --dedup crawl (their units copied from one_go: extraction does not depend on the mode)."""
+    base, manifests = crawl_data
+    root = tmp_path_factory.mktemp("per_crawl") / "root"
+    for crawl in CRAWLS:
+        _copy_units(one_go[0], root, crawl)
+    return root, _curate(spark, config, root, manifests["all"], base, dedup="crawl")
+
+
+def test_one_pool_holds_each_pair_once_and_counts_the_copies_per_crawl(one_go, per_crawl, capsys):
+    root, summary = one_go
+    crawl_root, crawl_summary = per_crawl
+    assert json.loads((root / "dedup.json").read_text())["mode"] == "pool" and summary["dedup"] == "pool"
+    pairs = _pair_set(root)
+    assert len(pairs) == len(set(pairs)) == summary["pairs_in"]
+    assert len(set(_pair_set(root, "matched"))) == len(_pair_set(root, "matched")) == summary["pairs_matched"]
+    # the pool is exactly the union of the crawls' own pairs; per-crawl mode keeps every crawl's copy
+    copies = _pair_set(crawl_root)
+    assert set(pairs) == set(copies) and len(copies) > len(pairs)
+    assert crawl_summary["dedup"] == "crawl" and crawl_summary["pairs_already_in_pool"] is None
+    first, *later = sorted(CRAWLS)  # taken in name order: the first crawl keeps every pair it brings
+    assert _state(root, first)["pairs_already_in_pool"] == 0
+    assert _state(root, first)["pairs"] == crawl_summary["by_crawl"][first]["pairs"]
+    for crawl in later:
+        state = _state(root, crawl)
+        assert state["pairs"] + state["pairs_already_in_pool"] == crawl_summary["by_crawl"][crawl]["pairs"]
+        assert state["pairs_already_in_pool"] > 0
+        assert summary["by_crawl"][crawl]["pairs_already_in_pool"] == state["pairs_already_in_pool"]
+        # within-crawl duplicates stay counted apart from the copies of other crawls' pairs
+        assert state["extract"]["dropped_duplicate"] == \
+            _state(crawl_root, crawl)["extract"]["dropped_duplicate"]
+    assert summary["pairs_already_in_pool"] == len(copies) - len(pairs)
+    # counts are per unique pair: one count per (uuid, text) of the union, whichever crawl holds it
+    matched = {}
+    for uuid, text, entry_ids in _rows(crawl_root / "matched", "uuid", "text", "entry_ids"):
+        matched[(uuid, text)] = entry_ids
+    expected = {}
+    for entry_ids in matched.values():
+        for entry_id in entry_ids:
+            expected[entry_id] = expected.get(entry_id, 0) + 1
+    assert dict(_rows(root / "counts", "entry_id", "count")) == expected
+    assert dict(_rows(crawl_root / "counts", "entry_id", "count")) != expected  # re-crawled pairs counted twice
+    # the key table: one bucket file per bucket, 16 bytes a key, one key per pair a crawl holds
+    for crawl in CRAWLS:
+        keys = pq.read_table(root / "pair_keys" / f"crawl={crawl}")
+        assert keys.num_rows == _state(root, crawl)["pairs"]
+        assert len(glob.glob(f"{root}/pair_keys/crawl={crawl}/*.parquet")) <= 8
+    assert cli.main(["status", str(root)]) == 0
+    status = capsys.readouterr().out
+    assert "(uuid, text) unique over the whole pool" in status
+    later_state = _state(root, later[0])
+    assert f"{later_state['pairs_already_in_pool']:,} already in the pool" in status
