@@ -54,7 +54,7 @@ def format_status(status: dict) -> str:
         pending = f", {c['files_pending']:,} pending" if c["files_pending"] else ""
         lines.append(f"crawl {crawl}: files {listed}{c['files_done']:,} done, {c['files_failed']:,} failed{partial}"
                      f"{pending}; {pairs}"
-                     + (f"; {c['pairs_already_in_pool']:,} already in the pool" if c.get("pairs_already_in_pool") else "")
+                     + (f"; {copies:,} already in the pool" if (copies := c.get("pairs_already_in_pool")) else "")
                      + (f"; rows skipped: {skipped}" if skipped else "")
                      + ("; rebuild pending" if c["pending_rebuild"] else ""))
         for f in c["failed_files"][:10]:

@@ -139,6 +139,11 @@ def _copy_units(source_root, root, crawl, names=None):
             shutil.copytree(unit, f"{root}/units/crawl={crawl}/{os.path.basename(unit)}")
 
 
+def _new_root(spark, root, mode=None):
+    """A root as a first run leaves it before its first unit (units are then copied in)."""
+    pair_keys.settle(OutputRoot(spark, str(root)), mode, False, 8)
+
+
 def _pair_set(root, table="pairs"):
     return _rows(root / table, "uuid", "text")
 
@@ -207,3 +212,147 @@ def test_one_pool_holds_each_pair_once_and_counts_the_copies_per_crawl(one_go, p
     assert "(uuid, text) unique over the whole pool" in status
     later_state = _state(root, later[0])
     assert f"{later_state['pairs_already_in_pool']:,} already in the pool" in status
+
+
+def _same_pool(root, summary, reference_root, reference):
+    """The same pairs, counts and curated (uuid, text) rows as the reference, whichever crawl holds each pair."""
+    assert sorted(_pair_set(root)) == sorted(_pair_set(reference_root))
+    assert sorted(_pair_set(root, "matched")) == sorted(_pair_set(reference_root, "matched"))
+    assert _rows(root / "counts", "entry_id", "count") == _rows(reference_root / "counts", "entry_id", "count")
+    assert _rows(root / "curated", "uuid", "text", "keep_prob") == \
+        _rows(reference_root / "curated", "uuid", "text", "keep_prob")
+    figures = ("pairs_in", "pairs_matched", "pairs_curated", "t", "pairs_already_in_pool")
+    assert {k: summary[k] for k in figures} == {k: reference[k] for k in figures}
+
+
+def test_crawls_arriving_one_by_one_in_any_order_equal_all_at_once(spark, config, crawl_data, one_go, tmp_path):
+    base, manifests = crawl_data
+    reference_root, reference = one_go
+    for order in itertools.permutations(CRAWLS):
+        root = tmp_path / "-".join(crawl[-2:] for crawl in order)
+        _new_root(spark, root)
+        for crawl in order[:-1]:
+            _copy_units(reference_root, root, crawl)  # extracted once: what differs is the order of the rebuilds
+            _ingest(spark, config, root, manifests[crawl], base)
+        _copy_units(reference_root, root, order[-1])
+        summary = _curate(spark, config, root, manifests[order[-1]], base)
+        _same_pool(root, summary, reference_root, reference)
+        assert summary["by_crawl"][order[0]]["pairs_already_in_pool"] == 0  # the first to arrive keeps its pairs
+        if order == tuple(sorted(CRAWLS)):  # arriving in name order, each crawl holds what it holds in one go
+            assert _rows(root / "curated", "crawl", "uuid", "text") == \
+                _rows(reference_root / "curated", "crawl", "uuid", "text")
+
+
+def test_a_growing_pool_never_takes_back_a_pair_it_dropped(spark, config, crawl_data, tmp_path):
+    """Nested subsets across dumps, from real extraction in reverse name order: counts only grow (a re-crawled pair
+    adds nothing), so with the same t and seed a pair an earlier run dropped stays dropped."""
+    base, manifests = crawl_data
+    root = tmp_path / "root"
+    earlier = None
+    for crawl in sorted(CRAWLS, reverse=True):
+        summary = _curate(spark, config, root, manifests[crawl], base)
+        assert summary["ingest"]["files_processed_now"] == len(CRAWLS[crawl])
+        curated = set(_rows(root / "curated", "crawl", "uuid", "text"))
+        counts = dict(_rows(root / "counts", "entry_id", "count"))
+        if earlier is not None:
+            assert {row for row in curated if row[0] in earlier_crawls} <= earlier
+            assert all(counts.get(entry, 0) >= n for entry, n in earlier_counts.items())
+        earlier, earlier_crawls, earlier_counts = curated, set(summary["crawls"]), counts
+    assert summary["by_crawl"][max(CRAWLS)]["pairs_already_in_pool"] == 0
+
+
+def _argv(root, *extra, manifest=None, base=None, conf=None):
+    source = ["--input", str(manifest), "--input-format", "warc-manifest", "--input-base", str(base)] if manifest else []
+    return ["curate", *source, "--metadata", SMALL_METADATA, "--output", str(root), "--t", str(T), "--seed", str(SEED),
+            "--no-report", *(["--conf", str(conf)] if conf else []), *extra]
+
+
+def test_per_crawl_mode_is_recorded_and_a_root_refuses_the_other(crawl_data, per_crawl, capsys):
+    base, manifests = crawl_data
+    root, summary = per_crawl
+    assert json.loads((root / "dedup.json").read_text())["mode"] == "crawl"
+    assert all(state["pairs_already_in_pool"] is None for state in map(lambda c: _state(root, c), CRAWLS))
+    assert not (root / "pair_keys").exists()
+    before = _rows(root / "matched", "crawl", "uuid", "text")
+    assert cli.main(_argv(root, "--dedup", "pool", manifest=manifests["CC-MAIN-2024-10"], base=base)) == 2
+    assert "cannot take --dedup pool" in capsys.readouterr().err
+    assert _rows(root / "matched", "crawl", "uuid", "text") == before
+    assert cli.main(["status", str(root)]) == 0
+    assert "dedup: crawl, (uuid, text) unique within each crawl only" in capsys.readouterr().out
+
+
+def _made_before(per_crawl_root, path):
+    """A root as versions before pool-wide de-duplication left it: per-crawl tables, no dedup.json, states without
+    the fields this version adds."""
+    shutil.copytree(per_crawl_root, path)
+    (path / "dedup.json").unlink()
+    for state_file in (path / "crawls").glob("*.json"):
+        state = json.loads(state_file.read_text())
+        state_file.write_text(json.dumps({k: v for k, v in state.items() if k not in ("dedup", "pairs_already_in_pool")}))
+    return path
+
+
+def test_a_root_made_before_is_refused_until_rebuilt_across_crawls(one_go, per_crawl, tmp_path, capsys):
+    reference_root, reference = one_go
+    root = _made_before(per_crawl[0], tmp_path / "old")
+    assert cli.main(_argv(root)) == 2
+    err = capsys.readouterr().err
+    assert "made before pairs were de-duplicated across crawls" in err and "--rebuild-dedup" in err
+    assert cli.main(["balance", "--output", str(root), "--metadata", SMALL_METADATA]) == 2
+    assert "--rebuild-dedup" in capsys.readouterr().err
+    assert cli.main(["status", str(root)]) == 0
+    assert "dedup: not recorded" in capsys.readouterr().out
+    assert cli.main(_argv(root, "--rebuild-dedup")) == 0  # no input: the crawls are rebuilt from their units
+    summary = json.loads((root / "summary.json").read_text())
+    _same_pool(root, summary, reference_root, reference)
+    assert _rows(root / "pairs", "crawl", "uuid", "text") == _rows(reference_root / "pairs", "crawl", "uuid", "text")
+    assert json.loads((root / "dedup.json").read_text())["rebuilding"] is False
+    # --dedup crawl keeps such a root as it is, and records it
+    kept = _made_before(per_crawl[0], tmp_path / "kept")
+    assert cli.main(_argv(kept, "--dedup", "crawl")) == 0
+    assert json.loads((kept / "dedup.json").read_text())["mode"] == "crawl"
+    assert _rows(kept / "counts", "entry_id", "count") == _rows(per_crawl[0] / "counts", "entry_id", "count")
+
+
+def test_a_crawl_redone_with_fewer_files_gives_back_the_pairs_others_dropped(spark, config, crawl_data, one_go,
+                                                                            tmp_path):
+    """--force: the first crawl is redone from one of its two files; the pairs of the other file, which the second
+    crawl dropped as copies, are the second crawl's again (its tables are rebuilt): nothing is lost."""
+    base, manifests = crawl_data
+    reference_root, _ = one_go
+    first, second = sorted(CRAWLS)[:2]
+    fewer = _listing(base, first, ["warcfile.warc.gz"])
+    root = tmp_path / "root"
+    _new_root(spark, root)
+    for crawl in (first, second):
+        _copy_units(reference_root, root, crawl)
+        _ingest(spark, config, root, manifests[crawl], base)
+    dropped = _state(root, second)["pairs_already_in_pool"]
+    assert dropped > 0
+    summary = _curate(spark, config, root, fewer, base, force=True)
+    assert summary["ingest"]["files_processed_now"] == 1
+    expected_root = tmp_path / "expected"  # the two crawls as they are now, brought in one by one from scratch
+    _new_root(spark, expected_root)
+    _copy_units(reference_root, expected_root, first, ["warcfile.warc.gz"])
+    _ingest(spark, config, expected_root, fewer, base)
+    _copy_units(reference_root, expected_root, second)
+    expected = _curate(spark, config, expected_root, manifests[second], base)
+    _same_pool(root, summary, expected_root, expected)
+    assert _state(root, second)["pairs"] == _state(expected_root, second)["pairs"]
+    assert _state(root, second)["pairs_already_in_pool"] < dropped
+
+
+def test_rematching_keeps_which_crawl_holds_each_pair(spark, config, crawl_data, one_go, tmp_path):
+    base, manifests = crawl_data
+    root = tmp_path / "root"
+    shutil.copytree(one_go[0], root)
+    other = tmp_path / "other.json"
+    other.write_text('["a", "of", "the", "photo", "Scholar", "news"]')
+    summary = pipeline.curate(spark, _config(config), _source(manifests["CC-MAIN-2024-20"], base),
+                              Metadata(str(other)), str(root), report=False, rematch=True)
+    assert summary["ingest"]["files_processed_now"] == 0
+    assert _rows(root / "pairs", "crawl", "uuid", "text") == _rows(one_go[0] / "pairs", "crawl", "uuid", "text")
+    for crawl in CRAWLS:
+        assert _state(root, crawl)["pairs_already_in_pool"] == _state(one_go[0], crawl)["pairs_already_in_pool"]
+    matched = _rows(root / "matched", "uuid", "text")
+    assert len(matched) == len(set(matched)) and set(matched) <= set(_pair_set(root))
