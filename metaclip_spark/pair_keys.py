@@ -152,6 +152,11 @@ def finish_rebuild(root, dedup: Dedup) -> Dedup:
     return done
 
 
+def rebuild_pending(root) -> bool:
+    """A --rebuild-dedup was interrupted: `curate` finishes it even without an input."""
+    return bool((_record(root) or {}).get("rebuilding"))
+
+
 def recorded_mode(root) -> str | None:
     """The mode a root's tables were built in, for readers (count, balance, status): None for a root that holds
     nothing yet; stops (exit 2) on a root made before modes were recorded or in the middle of a rebuild."""
@@ -163,8 +168,8 @@ def recorded_mode(root) -> str | None:
                                      "crawl` to keep them as they are.")
         return None
     if record.get("rebuilding"):
-        raise ConfigError(f"a --rebuild-dedup of {root.root} was interrupted: run `curate` or `match` on it again "
-                          "(the rebuild starts over) before counting or balancing")
+        raise ConfigError(f"a --rebuild-dedup of {root.root} was interrupted: run `curate --output {root.root}` "
+                          "again (the rebuild starts over) before counting or balancing")
     return record["mode"]
 
 

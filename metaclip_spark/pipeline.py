@@ -296,7 +296,8 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
             check_input(spark, config, source)
         root.clear()
     ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast,
-                      dedup=dedup, rebuild_dedup=rebuild_dedup) if source or dedup or rebuild_dedup else None
+                      dedup=dedup, rebuild_dedup=rebuild_dedup) \
+        if source or dedup or rebuild_dedup or pair_keys.rebuild_pending(root) else None
     if ingested:
         check_failed_share(config, ingested)
     chosen = pool_crawls(root, metadata, crawls)

@@ -314,10 +314,27 @@ def test_a_root_made_before_is_refused_until_rebuilt_across_crawls(one_go, per_c
     assert _rows(kept / "counts", "entry_id", "count") == _rows(per_crawl[0] / "counts", "entry_id", "count")
 
 
+def _conf(tmp_path):
+    conf = tmp_path / "conf.toml"
+    conf.write_text("[extract]\nlanguages = []\nfiles_per_unit = 1\n")
+    return conf
+
+
+def _finish(argv, log):
+    assert subprocess.run([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
+                          stderr=subprocess.STDOUT, env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")).returncode == 0
+
+
+def _released(root, crawl):
+    path = root / "crawls" / f"{crawl}.json"
+    return path.exists() and json.loads(path.read_text()).get("units_digest") == pair_keys.RELEASED
+
+
 def test_a_crawl_redone_with_fewer_files_gives_back_the_pairs_others_dropped(spark, config, crawl_data, one_go,
                                                                             tmp_path):
     """--force: the first crawl is redone from one of its two files; the pairs of the other file, which the second
-    crawl dropped as copies, are the second crawl's again (its tables are rebuilt): nothing is lost."""
+    crawl dropped as copies, are the second crawl's again (its tables are rebuilt): nothing is lost, even when the
+    run is killed once the second crawl is marked for its rebuild."""
     base, manifests = crawl_data
     reference_root, _ = one_go
     first, second = sorted(CRAWLS)[:2]
@@ -329,7 +346,11 @@ def test_a_crawl_redone_with_fewer_files_gives_back_the_pairs_others_dropped(spa
         _ingest(spark, config, root, manifests[crawl], base)
     dropped = _state(root, second)["pairs_already_in_pool"]
     assert dropped > 0
-    summary = _curate(spark, config, root, fewer, base, force=True)
+    argv = _argv(root, "--force", manifest=fewer, base=base, conf=_conf(tmp_path))
+    with open(tmp_path / "run.log", "wb") as log:
+        _kill_when(_start(argv, log), lambda: _released(root, second))
+        _finish(argv, log)
+    summary = json.loads((root / "summary.json").read_text())
     assert summary["ingest"]["files_processed_now"] == 1
     expected_root = tmp_path / "expected"  # the two crawls as they are now, brought in one by one from scratch
     _new_root(spark, expected_root)
@@ -340,6 +361,42 @@ def test_a_crawl_redone_with_fewer_files_gives_back_the_pairs_others_dropped(spa
     _same_pool(root, summary, expected_root, expected)
     assert _state(root, second)["pairs"] == _state(expected_root, second)["pairs"]
     assert _state(root, second)["pairs_already_in_pool"] < dropped
+
+
+def test_a_run_killed_at_any_point_of_the_rebuilds_resumes_exactly(spark, crawl_data, one_go, tmp_path):
+    base, manifests = crawl_data
+    reference_root, reference = one_go
+    second, third = sorted(CRAWLS)[1:]
+    root = tmp_path / "root"
+    _new_root(spark, root)
+    for crawl in CRAWLS:  # the units a killed first run committed: what remains is the crawls' rebuilds
+        _copy_units(reference_root, root, crawl)
+    argv = _argv(root, manifest=manifests["all"], base=base, conf=_conf(tmp_path))
+    with open(tmp_path / "run.log", "wb") as log:
+        # killed while the second crawl's keys are being written, then once the third's are in place
+        _kill_when(_start(argv, log), lambda: glob.glob(f"{root}/pair_keys/{pair_keys.STAGING}/{second}/*"))
+        assert not (root / "summary.json").exists()
+        _kill_when(_start(argv, log), lambda: (root / "pair_keys" / f"crawl={third}").exists())
+        _finish(argv, log)
+    summary = json.loads((root / "summary.json").read_text())
+    _same_pool(root, summary, reference_root, reference)
+    assert _rows(root / "curated", "crawl", "uuid", "text") == _rows(reference_root / "curated", "crawl", "uuid", "text")
+    assert not glob.glob(f"{root}/pair_keys/{pair_keys.STAGING}/*")
+
+
+def test_a_killed_rebuild_blocks_balancing_and_is_started_over(one_go, per_crawl, tmp_path, capsys):
+    reference_root, reference = one_go
+    root = _made_before(per_crawl[0], tmp_path / "old")
+    second = sorted(CRAWLS)[1]
+    with open(tmp_path / "run.log", "wb") as log:
+        _kill_when(_start(_argv(root, "--rebuild-dedup"), log),
+                   lambda: (root / "pair_keys" / f"crawl={second}").exists())
+    assert cli.main(["balance", "--output", str(root), "--metadata", SMALL_METADATA]) == 2
+    assert "was interrupted" in capsys.readouterr().err
+    assert cli.main(_argv(root)) == 0  # any writing run finishes it: no need to say --rebuild-dedup again
+    summary = json.loads((root / "summary.json").read_text())
+    _same_pool(root, summary, reference_root, reference)
+    assert _rows(root / "pairs", "crawl", "uuid", "text") == _rows(reference_root / "pairs", "crawl", "uuid", "text")
 
 
 def test_rematching_keeps_which_crawl_holds_each_pair(spark, config, crawl_data, one_go, tmp_path):
@@ -356,3 +413,69 @@ def test_rematching_keeps_which_crawl_holds_each_pair(spark, config, crawl_data,
         assert _state(root, crawl)["pairs_already_in_pool"] == _state(one_go[0], crawl)["pairs_already_in_pool"]
     matched = _rows(root / "matched", "uuid", "text")
     assert len(matched) == len(set(matched)) and set(matched) <= set(_pair_set(root))
+
+
+# --- pools of pairs -------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory):
+    """Three pools cut from the real sample pool, overlapping, some texts padded with whitespace Python strips
+    (ideographic space, tab, newline, no-break space) and one pool holding the same pair twice."""
+    rows = [json.loads(line) for line in (DATA / "pool" / "sample_pairs.jsonl").read_text().splitlines()]
+    directory = tmp_path_factory.mktemp("pools")
+    padded_b = [dict(r, text="\u3000" + r["text"] + " \t") if i < 20 else r for i, r in enumerate(rows[40:])]
+    made = {
+        "pool-a": ("parquet", rows[:80]),
+        "pool-b": ("jsonl", padded_b + [dict(rows[100], text="\n" + rows[100]["text"])]),
+        "pool-c": ("parquet", [dict(r, text=r["text"] + "\u00a0") for r in rows[:20]] + rows[110:]
+                   + [dict(r, text="photo of " + r["text"]) for r in rows[:5]]),
+    }
+    found = {}
+    for name, (kind, pool) in made.items():
+        path = directory / f"{name}.{kind}"
+        if kind == "parquet":
+            pq.write_table(pa.Table.from_pylist(pool), path)
+        else:
+            path.write_text("".join(json.dumps(r) + "\n" for r in pool))
+        found[name] = (str(path), kind, pool)
+    return found
+
+
+def _uuid(url: str) -> str:
+    import hashlib
+
+    return hashlib.sha224(url.encode("utf-8")).hexdigest()[:24]
+
+
+def _pool_run(spark, config, root, pools, order, **kwargs):
+    for name in order[:-1]:
+        path, kind, _ = pools[name]
+        ingest(spark, _config(config), OutputRoot(spark, str(root)), InputSpec(path, kind, None, name),
+               Metadata(SMALL_METADATA), **kwargs)
+    path, kind, _ = pools[order[-1]]
+    return pipeline.curate(spark, _config(config), InputSpec(path, kind, None, order[-1]), Metadata(SMALL_METADATA),
+                           str(root), report=False, **kwargs)
+
+
+def test_pools_are_stripped_and_each_pair_kept_once_in_any_order(spark, config, pools, tmp_path):
+    unique = {name: {(_uuid(r["url"]), r["text"].strip()) for r in pool} for name, (_, _, pool) in pools.items()}
+    everything = set().union(*unique.values())
+    results = []
+    for order in (("pool-a", "pool-b", "pool-c"), ("pool-c", "pool-b", "pool-a")):
+        root = tmp_path / "-".join(order)
+        summary = _pool_run(spark, config, root, pools, order)
+        matched = _rows(root / "matched", "uuid", "text")
+        assert len(matched) == len(set(matched)) and set(matched) <= everything  # stripped, once each
+        assert summary["pairs_in"] == len(everything)
+        assert summary["pairs_already_in_pool"] == sum(map(len, unique.values())) - len(everything)
+        assert summary["by_crawl"][order[0]]["pairs"] == len(unique[order[0]])
+        keys = sum(pq.read_table(root / "pair_keys" / f"crawl={name}").num_rows for name in order)
+        assert keys == len(everything)
+        results.append((matched, _rows(root / "counts", "entry_id", "count"),
+                        _rows(root / "curated", "uuid", "text", "keep_prob")))
+    assert results[0] == results[1]
+    # --dedup crawl: pools kept exactly as given (texts as they are, the pair pool-b holds twice twice)
+    root = tmp_path / "per-crawl"
+    summary = _pool_run(spark, config, root, pools, ("pool-a", "pool-b", "pool-c"), dedup="crawl")
+    assert summary["pairs_in"] == sum(len(pool) for _, _, pool in pools.values())
+    assert any(text != text.strip() for _, text in _rows(root / "matched", "uuid", "text"))
