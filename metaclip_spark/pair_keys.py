@@ -379,3 +379,21 @@ def status_line(record: dict | None) -> str:
     rebuilding = "; a --rebuild-dedup is unfinished (the next curate or match starts it over)" \
         if record.get("rebuilding") else ""
     return f"dedup: pool, (uuid, text) unique over the whole pool ({record['buckets']} key buckets){rebuilding}"
+
+
+def report_sizes(run: dict) -> dict:
+    """The report's de-duplication figures, from a run's summary: the mode, the copies dropped, per crawl."""
+    return {"dedup": run.get("dedup"), "pairs_already_in_pool": run.get("pairs_already_in_pool"),
+            "pairs_already_in_pool_by_crawl": {crawl: figures.get("pairs_already_in_pool")
+                                               for crawl, figures in (run.get("by_crawl") or {}).items()}}
+
+
+def dedup_note(sizes: dict) -> str:
+    """One sentence saying how pairs were de-duplicated (report_sizes' figures)."""
+    if sizes["dedup"] == MODE_CRAWL:
+        return ("De-duplication: (uuid, text) unique within each crawl; a pair re-crawled in several crawls is in the "
+                "pool (and counted) once per crawl.")
+    by_crawl = ", ".join(f"{crawl} {n:,}" for crawl, n in sizes["pairs_already_in_pool_by_crawl"].items()
+                         if n is not None)
+    return (f"De-duplication: (uuid, text) unique over the whole pool; {sizes['pairs_already_in_pool'] or 0:,} copies "
+            f"of pairs an earlier crawl brought were dropped ({by_crawl}).")

@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from . import __version__, balancing
+from . import __version__, balancing, pair_keys
 from .curation import ENTRY_IDS, GROUP_COLUMNS, flattened_entry_ids, group_value
 from .errors import InputError
 from .progress import stage
@@ -257,6 +257,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
             "group_columns": groups,
             "groups_skipped": [g for g in GROUP_COLUMNS if g not in groups],
             "by": by,
+            **pair_keys.report_sizes(run),  # the mode, and the copies of pool pairs each crawl dropped
         },
         "matching": {
             "share_matched": _ratio(pairs_matched, pairs_in),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from .pair_keys import dedup_note
+
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; padding: 0 1em; }
@@ -83,6 +85,8 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
             ("expected curated size (sum of keep probabilities)", _number(sizes["expected_curated"])),
         ]),
     ]
+    if sizes.get("dedup"):
+        parts.append(f'<p class="note">{escape(dedup_note(sizes))}</p>')
     files = report.get("files")
     if files and (files["files_done"] or files["files_failed"]):
         parts.append(f'<p class="note">Input files: {_number(files["files_done"])} read '

@@ -212,6 +212,11 @@ def test_one_pool_holds_each_pair_once_and_counts_the_copies_per_crawl(one_go, p
     assert "(uuid, text) unique over the whole pool" in status
     later_state = _state(root, later[0])
     assert f"{later_state['pairs_already_in_pool']:,} already in the pool" in status
+    assert cli.main(["report", "--output", str(root)]) == 0
+    report = json.loads((root / "report" / "summary.json").read_text())["sizes"]
+    assert report["dedup"] == "pool" and report["pairs_already_in_pool"] == summary["pairs_already_in_pool"]
+    assert report["pairs_already_in_pool_by_crawl"][later[0]] == later_state["pairs_already_in_pool"]
+    assert "unique over the whole pool" in (root / "report" / "index.html").read_text()
 
 
 def _same_pool(root, summary, reference_root, reference):
