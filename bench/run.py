@@ -2,7 +2,7 @@
 
 Every figure that matters is a ratio measured side by side in the same run: the machines are shared and noisy.
 BENCH_SCALE=0.05 (for example) shrinks every input for a quick check; its results go to bench/work/, not over the
-committed full-scale results. BENCH_CASES=matching,memory,balance,extract,remote (any subset) reruns only those
+committed full-scale results. BENCH_CASES=matching,memory,balance,extract,remote,dedup (any subset) reruns only those
 cases and keeps the others' last figures.
 """
 
@@ -26,7 +26,7 @@ import harness  # noqa: E402
 import projection  # noqa: E402
 
 STARTED = time.monotonic()
-CASES = ("matching", "memory", "balance", "extract", "remote")
+CASES = ("matching", "memory", "balance", "extract", "remote", "dedup")
 # The cases that read the generated metadata and pools (bench/data.py); extract and remote build their own WARC.
 CASES_ON_POOLS = ("matching", "memory", "balance")
 
@@ -273,6 +273,7 @@ def markdown(results: dict) -> str:
             if not isinstance(value, (dict, list)):
                 lines.append(f"| {key} | {_fmt(value)} |")
     lines += remote_markdown(results.get("remote", {"skipped": "not run"}))
+    lines += importlib.import_module("bench_dedup").markdown(results.get("dedup", {"skipped": "not run"}))
     lines += projection_markdown(results.get("projection", {}))
     if results.get("profile_notes"):
         lines += ["", "## Where the time goes", "", results["profile_notes"]]
@@ -386,6 +387,9 @@ def main() -> int:
     if run_all or "remote" in chosen:
         log("remote inputs: one WARC over HTTP and from disk")
         results["remote"] = guarded("remote inputs", lambda: remote_case(work_dir))
+    if run_all or "dedup" in chosen:
+        log("one pool across dumps: a new crawl against the pool's keys")
+        results["dedup"] = guarded("dedup", lambda: importlib.import_module("bench_dedup").run(work_dir, log))
     for name in ("curate-pool", "curate-large_pool"):
         shutil.rmtree(work_dir / name, ignore_errors=True)
     this_run = {"load_average_end": [round(x, 2) for x in os.getloadavg()],

@@ -295,7 +295,7 @@ class CrawlOwnership:
         self.spark, self.root, self.crawl, self.dedup, self.text_column = spark, root, crawl, dedup, text_column
         self.table = KeyTable(spark, root, dedup.buckets)
         self.others: DataFrame | None = None
-        self._candidates = Observation(f"candidates of {crawl}")
+        self._candidates = Observation(f"candidates of {crawl} {uuidlib.uuid4().hex[:8]}")  # names are unique
         self._stack = ExitStack()
 
     def __enter__(self) -> "CrawlOwnership":
