@@ -6,16 +6,16 @@ DUPLICATES more rows repeat pairs of the crawl itself) and the keys of the pairs
 pool, of which OVERLAP of the new crawl's pairs are copies. Pairs are synthetic (a uuid for every two texts, texts of
 26-75 characters), keys are computed from them exactly as pair_keys.py does, so copies are found as in a real run.
 
-The new crawl's rebuild of pairs/ is run side by side, twice each, interleaved, after a warm-up run that is not
-counted; the lower figures of the two are kept:
+The new crawl's rebuild of pairs/ is run side by side, ROUNDS times each, interleaved, after a warm-up run that is
+not counted; the lowest figures are kept:
 - per crawl: its (uuid, text) de-duplication alone, what a rebuild cost before pool mode (`--dedup crawl`);
-- pool, K keys: CrawlOwnership.owned, de-duplication in key buckets and the anti-join with K bucketed keys;
-- pool, 4K keys: the same against four times as many keys;
+- pool, no keys: CrawlOwnership.owned for the first crawl of a root (keys computed, de-duplication in key buckets);
+- pool, K and 4K keys: the same with the anti-join against K (the new crawl's size) and 4K bucketed keys;
 - pool, 4K keys read as plain Parquet: the same keys without their bucketing (Spark shuffles them);
 - key write: CrawlOwnership.commit, the crawl's own keys written in buckets.
-Costs are CPU-seconds of every process (JVM + Python workers), as in the other cases. The anti-join's cost is the
-difference from the per-crawl rebuild, split into a cost per new pair and a cost per key already in the pool (from
-the K and 4K runs).
+Costs are CPU-seconds of every process (JVM + Python workers), as in the other cases. A line through the pool runs
+(0, K, 4K keys) gives the cost per key already in the pool (its slope) and, against the per-crawl rebuild, the cost
+per row of the new crawl (its intercept, less the per-crawl rebuild).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import harness  # noqa: E402
 NEW_PAIRS = 2_000_000
 DUPLICATES = 0.1     # rows repeating a pair of the crawl itself (another file of the same dump)
 OVERLAP = 0.3        # share of the new crawl's pairs an earlier crawl already brought
-POOL_FACTORS = (1, 4)
+POOL_FACTORS = (0, 1, 4)  # pool keys, in multiples of the new crawl's pairs (0: the first crawl of a root)
 BUCKETS = 8          # the local profile's root.pair_key_buckets: one bucket per reduce task of local[2]
-ROUNDS = 2           # each variant runs this many times, interleaved; the lowest CPU and wall time are kept
+ROUNDS = 3           # each variant runs this many times, interleaved; the lowest CPU and wall time are kept
 NEW, EARLIER = "CC-MAIN-NEW", "CC-MAIN-EARLIER"
 
 # Projection (read docs/scaling.md): how many dumps, and the share of a dump's unique pairs that an earlier dump
@@ -77,8 +77,9 @@ def _inputs(spark, directory: Path, new_pairs: int) -> dict:
     for factor in POOL_FACTORS:
         root = OutputRoot(spark, str(directory / f"pool-x{factor}"))
         table = pair_keys.KeyTable(spark, root, BUCKETS)
-        earlier = _pairs(spark, int(new_pairs * (1 - OVERLAP)), new_pairs * factor)
-        table.switch(EARLIER, table.stage(EARLIER, earlier.select(*pair_keys.key_columns("text"))))
+        if factor:
+            earlier = _pairs(spark, int(new_pairs * (1 - OVERLAP)), new_pairs * factor)
+            table.switch(EARLIER, table.stage(EARLIER, earlier.select(*pair_keys.key_columns("text"))))
         files = list(Path(table.path(EARLIER)).glob("*.parquet"))
         pools[factor] = {"root": root, "keys": new_pairs * factor, "key_files": len(files),
                          "key_bytes": sum(f.stat().st_size for f in files)}
@@ -147,8 +148,8 @@ def measure_in_child(directory: Path, new_pairs: int) -> dict:
             write_parquet_atomically(owner.owned(rows.limit(new_pairs // 10)), str(directory / "warm-up"))
         for _ in range(ROUNDS):  # interleaved, so a slow spell of the machine touches every variant alike
             rebuild("per-crawl", None)
-            rebuild("pool-x1", 1)
-            rebuild("pool-x4", 4)
+            for factor in POOL_FACTORS:
+                rebuild(f"pool-x{factor}", factor)
             rebuild("pool-x4-plain", 4, plain=True)
         with pair_keys.CrawlOwnership(spark, inputs["pools"][1]["root"], NEW, dedup, "text") as owner:
             kept = read_table(spark, str(directory / "pairs"))
@@ -168,17 +169,24 @@ def measure_in_child(directory: Path, new_pairs: int) -> dict:
         spark.stop()
 
 
+def _line(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares intercept and slope through (x, y) points."""
+    n = len(points)
+    mean_x, mean_y = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+    return mean_y - slope * mean_x, slope
+
+
 def summarise(result: dict) -> dict:
-    """Unit costs from the measured runs: CPU-seconds per new pair and per pool key, bytes per key."""
+    """Unit costs from the measured runs: CPU-seconds per new row and per pool key, bytes per key."""
     runs, pools = result["runs"], result["pools"]
-    small, large = pools["1"]["keys"], pools["4"]["keys"]
-    per_key = (runs["pool-x4"]["cpu_seconds"] - runs["pool-x1"]["cpu_seconds"]) / (large - small)
+    intercept, per_key = _line([(pools[str(f)]["keys"], runs[f"pool-x{f}"]["cpu_seconds"]) for f in POOL_FACTORS])
+    per_new_pair = (intercept - runs["per-crawl"]["cpu_seconds"]) / result["rows"]
     anti_join = runs["pool-x1"]["cpu_seconds"] - runs["per-crawl"]["cpu_seconds"]
-    per_new_pair = (anti_join - per_key * small) / result["rows"]
     kept = runs["pool-x1"]["pairs_kept"]
     plain, bucketed = runs["pool-x4-plain"], runs["pool-x4"]
     return {
-        "key_bytes_per_pair": pools["4"]["key_bytes"] / large,
+        "key_bytes_per_pair": pools["4"]["key_bytes"] / pools["4"]["keys"],
         "dedup_cpu_s_per_row": runs["per-crawl"]["cpu_seconds"] / result["rows"],
         "anti_join_cpu_s_per_new_row": per_new_pair,
         "anti_join_cpu_s_per_pool_key": per_key,
@@ -234,8 +242,11 @@ def run(work_dir: Path, log=print) -> dict:
                                work_dir / "dedup.log", timeout=3600)
     shutil.rmtree(work_dir / "dedup", ignore_errors=True)
     if "runs" in result:
-        result["units"] = summarise(result)
-        result["projection"] = project(result["units"])
+        try:
+            result["units"] = summarise(result)
+            result["projection"] = project(result["units"])
+        except Exception as e:  # noqa: BLE001 - the measured runs are kept for `run.py --render`
+            result["error"] = f"{type(e).__name__}: {e}"
     return result
 
 
@@ -259,6 +270,7 @@ def markdown(result: dict) -> list[str]:
               f"of {u['copies_expected']:,}.", "",
               "| rebuild of the new crawl's pairs | CPU s | wall s | shuffle written, MB |", "|---|---|---|---|"]
     labels = {"per-crawl": "per-crawl de-duplication only (`--dedup crawl`)",
+              "pool-x0": "pool, the first crawl: keyed, de-duplicated in key buckets, no anti-join",
               "pool-x1": f"pool: + anti-join with {result['pools']['1']['keys']:,} bucketed keys",
               "pool-x4": f"pool: + anti-join with {result['pools']['4']['keys']:,} bucketed keys",
               "pool-x4-plain": f"pool: + anti-join with {result['pools']['4']['keys']:,} keys read unbucketed",
@@ -270,8 +282,9 @@ def markdown(result: dict) -> list[str]:
     per = p["per_billion"]
     lines += ["", "| unit | value |", "|---|---|",
               f"| key table, bytes per pair in the pool | {u['key_bytes_per_pair']:.1f} |",
-              f"| anti-join, core-hours per billion new rows | {per['anti_join_core_hours_per_billion_new_rows']:.2f} |",
-              f"| anti-join, core-hours per billion keys in the pool | "
+              f"| keys and anti-join, core-hours per billion new rows (intercept) | "
+              f"{per['anti_join_core_hours_per_billion_new_rows']:.2f} |",
+              f"| anti-join, core-hours per billion keys in the pool (slope) | "
               f"{per['anti_join_core_hours_per_billion_pool_keys']:.2f} |",
               f"| key write, core-hours per billion pairs | {per['key_write_core_hours_per_billion_pairs']:.2f} |",
               f"| the crawl's own de-duplication, core-hours per billion rows | "

@@ -130,7 +130,7 @@ def settle(root, requested: str | None, rebuild: bool, buckets: int) -> Dedup:
         if dedup.buckets != buckets and dedup.pool:
             log.info("dedup: %s keeps its %d key buckets (root.pair_key_buckets = %d applies to new roots and to "
                      "--rebuild-dedup)", root.root, dedup.buckets, buckets)
-    if record != _payload(dedup) | {"recorded_at": (record or {}).get("recorded_at")}:
+    if record is None or {key: record.get(key) for key in _payload(dedup)} != _payload(dedup):
         _write(root, dedup)
     return dedup
 
