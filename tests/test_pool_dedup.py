@@ -45,6 +45,15 @@ def test_collisions_expected_at_ten_billion_pairs():
     assert pair_keys.expected_collisions(1) == 0
 
 
+def test_key_buckets_are_configured_per_profile():
+    from metaclip_spark.config import load_config
+
+    assert load_config("local").root.pair_key_buckets == 8
+    assert load_config("cluster").root.pair_key_buckets == 4096
+    with pytest.raises(ConfigError, match="root.pair_key_buckets"):
+        load_config("local", overrides={"root": {"pair_key_buckets": 0}})
+
+
 def test_texts_are_stripped_of_what_python_strips():
     import sys as system
 
@@ -281,6 +290,10 @@ def test_per_crawl_mode_is_recorded_and_a_root_refuses_the_other(crawl_data, per
     before = _rows(root / "matched", "crawl", "uuid", "text")
     assert cli.main(_argv(root, "--dedup", "pool", manifest=manifests["CC-MAIN-2024-10"], base=base)) == 2
     assert "cannot take --dedup pool" in capsys.readouterr().err
+    match = ["match", "--input", str(manifests["CC-MAIN-2024-10"]), "--input-format", "warc-manifest", "--input-base",
+             str(base), "--metadata", SMALL_METADATA, "--output", str(root)]
+    assert cli.main([*match, "--dedup", "pool"]) == 2
+    assert "cannot take --dedup pool" in capsys.readouterr().err
     assert _rows(root / "matched", "crawl", "uuid", "text") == before
     assert cli.main(["status", str(root)]) == 0
     assert "dedup: crawl, (uuid, text) unique within each crawl only" in capsys.readouterr().out
@@ -368,6 +381,37 @@ def test_a_crawl_redone_with_fewer_files_gives_back_the_pairs_others_dropped(spa
     assert _state(root, second)["pairs_already_in_pool"] < dropped
 
 
+def test_a_crawl_left_without_units_gives_its_pairs_to_the_others(spark, config, crawl_data, one_go, per_crawl,
+                                                                  tmp_path):
+    """A --force run killed after it dropped a crawl's units, before any was redone; another crawl's ingest runs
+    first: the unitless crawl's keys leave the pool and the crawl that dropped copies of them takes them back."""
+    base, manifests = crawl_data
+    reference_root, reference = one_go
+    first, second = sorted(CRAWLS)[:2]
+    root = tmp_path / "root"
+    _new_root(spark, root)
+    for crawl in (first, second):
+        _copy_units(reference_root, root, crawl)
+        _ingest(spark, config, root, manifests[crawl], base)
+    argv = _argv(root, "--force", manifest=manifests[first], base=base, conf=_conf(tmp_path))
+    with open(tmp_path / "run.log", "wb") as log:
+        _kill_when(_start(argv, log), lambda: not (root / "units" / f"crawl={first}").exists())
+    assert not (root / "crawls" / f"{first}.json").exists()
+    _ingest(spark, config, root, manifests[second], base)
+    assert not (root / "pair_keys" / f"crawl={first}").exists()
+    assert _state(root, second)["pairs_already_in_pool"] == 0
+    assert set(_rows(root / "pairs" / f"crawl={second}", "uuid", "text")) == \
+        set(_rows(per_crawl[0] / "pairs" / f"crawl={second}", "uuid", "text"))  # all its own pairs, copies none
+    summary = _curate(spark, config, root, manifests[first], base, force=True)  # the killed command, again
+    expected_root = tmp_path / "expected"  # the same two crawls, arriving second first
+    _new_root(spark, expected_root)
+    for crawl in (second, first):
+        _copy_units(reference_root, expected_root, crawl)
+        expected = _curate(spark, config, expected_root, manifests[crawl], base)
+    _same_pool(root, summary, expected_root, expected)
+    assert _rows(root / "pairs", "crawl", "uuid", "text") == _rows(expected_root / "pairs", "crawl", "uuid", "text")
+
+
 def test_a_run_killed_at_any_point_of_the_rebuilds_resumes_exactly(spark, crawl_data, one_go, tmp_path):
     base, manifests = crawl_data
     reference_root, reference = one_go
@@ -452,13 +496,17 @@ def _uuid(url: str) -> str:
     return hashlib.sha224(url.encode("utf-8")).hexdigest()[:24]
 
 
+BUCKETS = 3  # root.pair_key_buckets of the pool roots
+
+
 def _pool_run(spark, config, root, pools, order, **kwargs):
+    config = _config(config).updated({"root": {"pair_key_buckets": BUCKETS}})
     for name in order[:-1]:
         path, kind, _ = pools[name]
-        ingest(spark, _config(config), OutputRoot(spark, str(root)), InputSpec(path, kind, None, name),
+        ingest(spark, config, OutputRoot(spark, str(root)), InputSpec(path, kind, None, name),
                Metadata(SMALL_METADATA), **kwargs)
     path, kind, _ = pools[order[-1]]
-    return pipeline.curate(spark, _config(config), InputSpec(path, kind, None, order[-1]), Metadata(SMALL_METADATA),
+    return pipeline.curate(spark, config, InputSpec(path, kind, None, order[-1]), Metadata(SMALL_METADATA),
                            str(root), report=False, **kwargs)
 
 
@@ -476,6 +524,8 @@ def test_pools_are_stripped_and_each_pair_kept_once_in_any_order(spark, config, 
         assert summary["by_crawl"][order[0]]["pairs"] == len(unique[order[0]])
         keys = sum(pq.read_table(root / "pair_keys" / f"crawl={name}").num_rows for name in order)
         assert keys == len(everything)
+        assert json.loads((root / "dedup.json").read_text())["buckets"] == BUCKETS
+        assert all(len(glob.glob(f"{root}/pair_keys/crawl={name}/*.parquet")) <= BUCKETS for name in order)
         results.append((matched, _rows(root / "counts", "entry_id", "count"),
                         _rows(root / "curated", "uuid", "text", "keep_prob")))
     assert results[0] == results[1]
