@@ -83,6 +83,18 @@ def _add_balance(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of the keep draws (default 0)")
 
 
+def _add_console(parser: argparse.ArgumentParser) -> None:
+    from .progress import MODES
+
+    parser.add_argument("--progress", choices=MODES,
+                        help="progress of the running stage on stderr: a bar rewritten in place (the default on a "
+                             "terminal), log lines (the default otherwise, e.g. spark-submit to a file) or off")
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="metaclip-spark's messages on stderr (default INFO; Spark's own: spark.log_level)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="warnings and errors only, no progress (unless --progress is given); results still print")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -117,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("root", help="the output root")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
 
+    plan = commands.add_parser("plan", help="for a list of thresholds t: entries over t, tail share, matches after "
+                               "balancing and the expected curated pairs of the root's pool")
+    _add_common(plan)
+    plan.add_argument("--output", required=True, help="the output root (after `match` or `curate`)")
+    plan.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl)")
+    thresholds = plan.add_mutually_exclusive_group()
+    thresholds.add_argument("--t", dest="t_list", metavar="A,B,C",
+                            help="thresholds to tabulate: positive integers, and auto for the tail-share rule's t")
+    thresholds.add_argument("--t-range", action="store_true",
+                            help="thresholds 1, 2, 5, 10, 20, ... up to the largest count, with auto's t (default)")
+    plan.add_argument("--tail-share", type=float, help="tail proportion of the auto rule (default 0.06)")
+    plan.add_argument("--counts-only", action="store_true",
+                      help="no Spark: from the counts alone, the expected pairs as an upper bound")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     report = commands.add_parser("report", help="numbers, plots and an HTML page of a finished run: DIR/report")
     _add_common(report)
     report.add_argument("--output", required=True, help="output directory of a finished `curate` run")
@@ -132,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("metadata-info", help="size and validation report of a metadata file")
     info.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
+    for command in commands.choices.values():
+        _add_console(command)
     return parser
 
 
@@ -223,6 +252,15 @@ def _status(args: argparse.Namespace, config: Settings) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace, config: Settings) -> int:
+    from .plan import format_plan, parse_thresholds, run_plan
+
+    requested = parse_thresholds(args.t_list) if args.t_list else None
+    plan = run_plan(config, args.output, _crawls(args), requested, counts_only=args.counts_only, master=args.master)
+    print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
+    return 0
+
+
 def _report(args: argparse.Namespace, spark: SparkSession) -> int:
     from .report import write_report
 
@@ -292,6 +330,8 @@ def _print_summary(summary: dict, output: str) -> None:
         f"{summary['entries_over_t']:,} entries were over t and were sampled down, seed {summary['seed']}. "
         f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
     )
+    for warning in summary.get("warnings", []):
+        log.warning("warning: %s", warning)
 
 
 # The command table ----------------------------------------------------------------------------------------------
@@ -327,6 +367,7 @@ COMMANDS: dict[str, Command] = {
     "count": Command(_count, ("metadata", "spark"), writes_root=True),
     "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
     "status": Command(_status, ("config",)),
+    "plan": Command(_plan, ("config",)),  # starts Spark itself, unless --counts-only
     "report": Command(_report, ("spark",), writes_root=True),
     "explain": Command(_explain),
     "build-metadata": Command(_build_metadata, ("config",)),
@@ -367,10 +408,10 @@ def _run(name: str, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("py4j", "matplotlib", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from . import progress
+
     args = build_parser().parse_args(argv)
+    progress.configure(args.progress, args.log_level, args.quiet)
     try:
         return _run(args.command, args)
     except CurationError as e:

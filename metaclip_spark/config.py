@@ -261,6 +261,15 @@ class Settings:
         """These settings with `overrides` ({section: {key: value}}) laid over them."""
         return Settings.from_tables(self.profile, _merge(self.tables, overrides))
 
+    def record(self) -> dict:
+        """The settings as a run's summary and report keep them: every section, but only the names of Spark's own
+        settings (spark.conf may hold credentials, e.g. spark.hadoop.fs.s3a.secret.key)."""
+        from dataclasses import asdict
+
+        sections = {f.name: asdict(getattr(self, f.name)) for f in fields(self) if f.name not in ("profile", "tables")}
+        sections["spark"]["conf"] = sorted(sections["spark"]["conf"])
+        return {"profile": self.profile, **sections}
+
 
 def _read_toml(path: Path) -> dict:
     try:

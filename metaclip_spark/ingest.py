@@ -20,6 +20,7 @@ from .dedup import first_of_duplicates
 from .extraction import extract_files, file_record, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
 from .pool import SKIPPED, infer_pool_format, input_read_errors, pairs_of, read_pool, read_pool_rows
+from . import progress
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
 from .records import (FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, SKIP_REASONS, CrawlState, is_done,
@@ -268,8 +269,10 @@ def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: Inpu
     files_per_unit = config.extract.files_per_unit if source.is_manifest else 1
     log.info("ingest: %d file(s) listed, %d already done, %d to process", len(seen), len(seen) - len(pending),
              len(pending))
-    for crawl, group in _units_of(pending, files_per_unit):
-        _run_unit(spark, root, config, source, crawl, group, metadata, fail_fast)
+    work = _units_of(pending, files_per_unit)
+    with progress.units("ingest", len(work), len(pending)) as committed:
+        for crawl, group in work:
+            committed.commit(_run_unit(spark, root, config, source, crawl, group, metadata, fail_fast))
     units = root.committed_units()
     for crawl in sorted({u["crawl"] for u in units}):
         crawl_units = [u for u in units if u["crawl"] == crawl]

@@ -22,10 +22,11 @@ from .curation import balance_pool, count_vector
 from .errors import ConfigError, FailedFilesError, InputError
 from .ingest import InputSpec, check_input, ingest, input_crawls
 from .metadata import Metadata
-from .progress import stage
+from .progress import stage, stage_timings
 from .project import OutputRoot, now
 from .records import KIND_EXTRACT, sum_counters
 from .tables import join_path, read_table, write_json_atomically, write_parquet_atomically
+from .thresholds import balance_warnings
 
 log = logging.getLogger("metaclip_spark")
 
@@ -133,6 +134,10 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
                          "skipped": s.get("skipped")} for c, s in states.items()},
         "extract": _summed_extract(states),  # the ExtractCounters of records.py
         **({"ingest": ingested} if ingested else {}),
+        "warnings": balance_warnings(counts, t, "auto" if config.curation.t == "auto" else "fixed",
+                                     config.curation.tail_share, pairs_matched, pairs_curated),
+        "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
+        "config": config.record(),
         "version": __version__,
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
