@@ -173,26 +173,33 @@ def default_mode() -> str:
         return "log"
 
 
-def configure(mode: str | None = None, level: str | int = "INFO", quiet: bool = False) -> str:
-    """Set up the console of a command: messages of `level` and above (WARNING with `quiet`) through one handler
-    on the root logger, and the progress mode (`quiet` turns it off unless `mode` is given). Returns the mode."""
+def configure(mode: str | None = None, level: str | int = "INFO", quiet: bool = False,
+              handler: bool | None = None) -> str:
+    """Set up the console of a command: metaclip-spark's messages of `level` and above (WARNING with `quiet`), and
+    the progress mode (`quiet` turns it off unless `mode` is given). Returns the mode.
+
+    Messages go to stderr through one ConsoleHandler on the root logger, installed (or replaced) when `handler` is
+    True, or when None and the root logger has no other handler: like logging.basicConfig, a process that set up
+    its own logging (a notebook, pytest) keeps it."""
     if mode is not None and mode not in MODES:
         raise ValueError(f"progress mode {mode!r}: choose from {', '.join(MODES)}")
-    if quiet:
-        level = "WARNING"
+    level = "WARNING" if quiet else (level if isinstance(level, int) else level.upper())
     chosen = mode or ("off" if quiet else default_mode())
     _console.clear()
     _console.mode = chosen
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, ConsoleHandler)]:
-        root.removeHandler(handler)
-    handler = ConsoleHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
-    root.addHandler(handler)
-    level = level if isinstance(level, int) else level.upper()
-    root.setLevel(level)
+    ours = [h for h in root.handlers if isinstance(h, ConsoleHandler)]
+    if handler is None:
+        handler = len(ours) == len(root.handlers)
+    for old in ours:
+        root.removeHandler(old)
+    if handler:
+        console = ConsoleHandler()
+        console.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
+        root.addHandler(console)
+        root.setLevel(level)
     log.setLevel(level)
-    for noisy in ("py4j", "matplotlib", "urllib3", "botocore", "s3fs", "fsspec", "asyncio"):
+    for noisy in ("py4j", "matplotlib", "urllib3", "botocore", "s3fs", "fsspec", "asyncio", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return chosen
 

@@ -20,9 +20,14 @@ from conftest import DATA
 
 @pytest.fixture(autouse=True)
 def console_restored():
-    """Each test configures the console as a command would; the suite's default (log lines) is put back after."""
+    """Each test configures the console as a command would (with its stderr handler, which pytest's own logging
+    would otherwise keep out); the suite's settings are put back after."""
+    root, ours = logging.getLogger(), logging.getLogger("metaclip_spark")
+    levels = root.level, ours.level
     yield
     progress.configure("log")
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
 
 
 def _marker(statuses: list[str], pairs: int, matched: int) -> dict:
@@ -113,7 +118,7 @@ def test_log_mode_writes_a_heartbeat_with_the_running_tasks(spark, caplog, monke
 
 def test_bar_mode_rewrites_one_line_and_clears_it_for_messages(spark, capsys, monkeypatch):
     monkeypatch.setattr(progress, "BAR_SECONDS", 0.1)
-    assert progress.configure("bar") == "bar"
+    assert progress.configure("bar", handler=True) == "bar"
     with progress.stage(spark, "balance", "a slow job"):
         _slow_job(spark, partitions=4, seconds=0.8)
         logging.getLogger("metaclip_spark").info("a message while the bar is drawn")
@@ -125,15 +130,15 @@ def test_bar_mode_rewrites_one_line_and_clears_it_for_messages(spark, capsys, mo
 
 
 def test_off_mode_and_quiet_show_no_progress(spark, capsys):
-    assert progress.configure("off") == "off"
+    assert progress.configure("off", handler=True) == "off"
     with progress.stage(spark, "count"):
         assert not [t for t in threading.enumerate() if t.name.startswith("metaclip-progress")]
     assert "stage count" in capsys.readouterr().err  # messages still print
-    assert progress.configure(quiet=True) == "off"
+    assert progress.configure(quiet=True, handler=True) == "off"
     with progress.stage(spark, "count"):
         pass
     assert capsys.readouterr().err == ""  # the INFO line is below --quiet's WARNING
-    assert progress.configure("bar", quiet=True) == "bar"  # asked for explicitly: shown even when quiet
+    assert progress.configure("bar", quiet=True, handler=True) == "bar"  # asked for explicitly: shown even when quiet
 
 
 def test_default_mode_is_log_lines_when_stderr_is_not_a_terminal(monkeypatch):
@@ -156,6 +161,16 @@ def test_cli_console_options(tmp_path, capsys):
         cli.main(["status", root, "--progress", "fancy"])
     assert exited.value.code == 2
     assert cli.build_parser().parse_args(["count", "--output", "x", "--log-level", "debug"]).log_level == "DEBUG"
+
+
+def test_log_level_chooses_the_messages_shown(spark, capsys):
+    for level, shown in (("WARNING", False), ("INFO", True), ("DEBUG", True)):
+        progress.configure("off", level, handler=True)
+        assert logging.getLogger("metaclip_spark").level == getattr(logging, level)
+        logging.getLogger("metaclip_spark").info("an info message")
+        logging.getLogger("metaclip_spark").warning("a warning")
+        err = capsys.readouterr().err
+        assert ("an info message" in err) == shown and "a warning" in err
 
 
 LISTING = ["sample-0000.warc.gz", "sample-0001.warc.gz", "example.warc.gz"]
@@ -188,3 +203,21 @@ def test_curate_reports_units_files_pairs_and_eta_as_units_commit(spark, tmp_pat
     assert all(s["seconds"] > 0 for s in summary["stages"])
     assert summary["config"]["extract"]["files_per_unit"] == 1
     assert summary["config"]["spark"]["conf"] and all(isinstance(k, str) for k in summary["config"]["spark"]["conf"])
+
+
+def test_a_process_with_its_own_logging_keeps_it():
+    """Like logging.basicConfig: the console handler is added only where nothing else handles the root logger."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        root.handlers = []
+        progress.configure("log")
+        assert [type(h) for h in root.handlers] == [progress.ConsoleHandler]
+        progress.configure("log")  # replaced, not added twice
+        assert [type(h) for h in root.handlers] == [progress.ConsoleHandler]
+        other = logging.NullHandler()
+        root.handlers = [other]
+        progress.configure("log")
+        assert root.handlers == [other]
+    finally:
+        root.handlers = saved

@@ -370,6 +370,15 @@ def test_plan_of_one_crawl_and_the_default_range(spark, curated_run, capsys):
     assert [row["t"] for row in plan["rows"]] == sorted({1, 2, 5, plan["auto_t"]})  # the 1-2-5 series, and auto
 
 
+def test_plan_t_range_and_tail_share(spark, curated_run, capsys):
+    default = _plan(["--output", curated_run["output"], "--counts-only"], capsys)
+    assert _plan(["--output", curated_run["output"], "--counts-only", "--t-range"], capsys)["rows"] == default["rows"]
+    assert [row["t"] for row in default["rows"]] == [1, 2, 3, 5, 10]  # 1-2-5 up to the largest count 8, auto's 3
+    # counts 2, 2, 2, 4, 8 of 18: a tail share of 50% is first reached by the entries under t = 5 (10 of 18)
+    wider = _plan(["--output", curated_run["output"], "--counts-only", "--tail-share", "0.5"], capsys)
+    assert wider["auto_t"] == 5 and wider["tail_share_target"] == 0.5
+
+
 def test_plan_from_the_counts_alone_starts_no_spark(curated_run):
     import subprocess
     import sys
@@ -383,7 +392,8 @@ def test_plan_from_the_counts_alone_starts_no_spark(curated_run):
     assert run.returncode == 0, run.stderr
     [row] = json.loads(run.stdout)["rows"]
     assert row["expected_pairs"] is None and row["expected_pairs_at_most"] == 12 >= EXPECTED_CURATED
-    text = subprocess.run([sys.executable, "-m", "metaclip_spark.cli", "plan", "--output", curated_run["output"],
+    # The spark-submit twin (run here by Python: it only hands its arguments to the CLI), printing the text table.
+    text = subprocess.run([sys.executable, str(REPO / "jobs" / "plan.py"), "--output", curated_run["output"],
                            "--counts-only"], cwd=REPO, capture_output=True, text=True, timeout=120).stdout
     assert re.search(r"^\s+3\s+2\s+33\.3%\s+12\s+<= 12\s+<= 100\.0% auto$", text, re.M), text
 
@@ -426,3 +436,16 @@ def test_the_report_keeps_the_runs_configuration_and_stage_timings(curated_run):
     assert [s["stage"] for s in report["stages"]] == ["unit", "crawl", "count", "balance", "report"]
     page = open(f"{curated_run['output']}/report/index.html", encoding="utf-8").read()
     assert '<td class="text">curation.t</td><td class="text">3</td>' in page
+
+
+def test_plan_reads_the_counts_of_a_root_on_s3_without_spark(curated_run, tmp_path, capsys):
+    from pathlib import Path
+
+    from servers import s3_server
+
+    local = _plan(["--output", curated_run["output"], "--counts-only"], capsys)
+    with s3_server(Path(curated_run["output"]), bucket="roots") as endpoint:
+        conf = tmp_path / "s3.toml"
+        conf.write_text(f'[remote]\ns3_endpoint_url = "{endpoint}"\n', encoding="utf-8")
+        remote = _plan(["--output", "s3a://roots", "--counts-only", "--conf", str(conf)], capsys)
+    assert {k: v for k, v in remote.items() if k != "root"} == {k: v for k, v in local.items() if k != "root"}
