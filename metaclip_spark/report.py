@@ -397,7 +397,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     samples = None
     if text and "uuid" in matched.columns:
         extracted = [c for c, state in states.items() if state.get("kind") == KIND_EXTRACT]
-        pairs = root.read_crawls("pairs", extracted) if extracted and len(extracted) == len(states) else None
+        pairs = root.read_crawls("pairs", extracted) if extracted else None  # pools keep no unmatched rows
         samples = caption_samples(matched, pairs, probabilities, seed, text)
     hosts = top_hosts(curated, matched, url_column)
 
