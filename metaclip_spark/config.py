@@ -131,7 +131,17 @@ class MetadataBuildSettings(Section):
     title_min_views: int
     pageview_min_hourly_views: int
     wordfreq_min_frequency: float
+    wordfreq_min_frequency_by_lang: dict
     nltk_data: str
+
+    def __post_init__(self):
+        for lang, floor in self.wordfreq_min_frequency_by_lang.items():
+            if isinstance(floor, bool) or not isinstance(floor, (int, float)) or floor < 0:
+                raise _fail(f"metadata_build.wordfreq_min_frequency_by_lang.{lang}", "a non-negative number", floor)
+
+    def wordfreq_floor(self, lang: str) -> float:
+        """The wordfreq frequency floor of one language (a Wikipedia code): its own, else the common one."""
+        return float(self.wordfreq_min_frequency_by_lang.get(lang, self.wordfreq_min_frequency))
 
 
 @dataclass(frozen=True)

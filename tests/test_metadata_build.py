@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import itertools
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -15,10 +16,14 @@ import pytest
 
 from metaclip_spark import wikipedia
 from metaclip_spark.cli import main
-from metaclip_spark.metadata import load_metadata, validate_entries
-from metaclip_spark.metadata_build import BuildThresholds, build_metadata, merge_sources, write_metadata
+from metaclip_spark.errors import ConfigError
+from metaclip_spark.matching import reference_match, space_text
+from metaclip_spark.metadata import load_metadata, never_matches, validate_entries
+from metaclip_spark.metadata_build import (BuildThresholds, build_metadata, merge_sources, wordfreq_languages,
+                                           wordfreq_unigrams, write_metadata)
 from metaclip_spark.pageviews import pageview_titles
-from metaclip_spark.wordnet import WORDNET_SYNSETS, find_wordnet, install_wordnet, synset_names
+from metaclip_spark.segmentation import segmenter_for
+from metaclip_spark.wordnet import WORDNET_SYNSETS, find_wordnet, install_wordnet, omw_lemmas, synset_names
 
 DATA = Path(__file__).resolve().parent / "data"
 DUMP = DATA / "wiki" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -32,30 +37,84 @@ BIGRAM_MIN_PMI = 12.0
 
 # --- merge and validation (no Spark) -------------------------------------------------------------------------
 
-def test_merge_keeps_exact_strings_once_in_first_seen_order_and_skips_empty_and_punctuation():
+def test_merge_keeps_exact_strings_once_in_first_seen_order_and_skips_empty_and_ascii_punctuation():
     entries, report = merge_sources([
         ("numbers", ["0", "1"]),
         ("wordnet", ["dog", "", "Apple", "dog"]),
-        ("unigrams", ["apple", "Apple", "-", "\u2014", "0", "hot dog"]),
+        ("unigrams", ["apple", "Apple", "-", "\u2014", "\u3001", "0", "hot dog"]),
     ])
-    assert entries == ["0", "1", "dog", "Apple", "apple", "hot dog"]  # "Apple" and "apple" are two entries
-    assert [r["added"] for r in report] == [2, 2, 2]
+    # "Apple" and "apple" are two entries; Unicode punctuation ("\u2014", "\u3001") is kept, ASCII "-" is not.
+    assert entries == ["0", "1", "dog", "Apple", "apple", "\u2014", "\u3001", "hot dog"]
+    assert [r["added"] for r in report] == [2, 2, 4]
     assert report[1] == {"source": "wordnet", "offered": 4, "added": 2, "already_present": 1, "skipped_empty": 1,
                          "skipped_punctuation": 0}
-    assert report[2]["already_present"] == 2 and report[2]["skipped_punctuation"] == 2
+    assert report[2]["already_present"] == 2 and report[2]["skipped_punctuation"] == 1
 
 
 def test_validate_entries_counts_duplicates_empty_punctuation_and_entries_that_can_never_match():
-    entries = ["dog", "dog", "", "!", "#", "U.S.", "a,b", "tab\there", "what?", "fine entry", "", "e`x", "semi;"]
+    entries = ["dog", "dog", "", "!", "#", "U.S.", "a,b", "tab\there", "what?", "fine entry", "", "e`x", "semi;",
+               ",", "Paris , France", ", ,", "\u2014"]
     report = validate_entries(entries)
-    assert report["entries"] == 13
-    assert report["distinct"] == 11
+    assert report["entries"] == 17
+    assert report["distinct"] == 15
     assert report["duplicates"] == 2  # second "dog", second ""
     assert report["empty"] == 2
-    assert report["single_punctuation"] == 2  # "!" and "#"
-    # ",", ".", ";", ":", "?", "!", "`" and tab/newline/CR: the spaced text can never hold " entry ".
-    assert report["never_match"] == 7  # "!", "U.S.", "a,b", "tab\there", "what?", "e`x", "semi;"
+    assert report["single_punctuation"] == 3  # "!", "#" and ","; "\u2014" is not ASCII punctuation
+    # A wrapped character touching a letter, a tab, or two wrapped characters one space apart: never found.
+    assert report["never_match"] == 7  # "U.S.", "a,b", "tab\there", "what?", "e`x", "semi;", ", ,"
     assert report["examples"]["duplicates"] == [(1, "dog"), (10, "")]
+    # "!", "," and "Paris , France" match real texts: they are not flagged.
+    assert reference_match("Wow! a,b and Paris,France", ["!", ",", "Paris , France"]) == [0, 1, 2]
+    # Not "Paris, France": the space typed after the comma adds to the one spacing puts there (" ,  France").
+    assert reference_match("Paris, France", ["Paris , France"]) == []
+
+
+# --- "never matches" against the spec's literal loop (matching.reference_match) --------------------------------
+
+def test_never_matches_agrees_with_the_literal_loop_on_every_short_entry_and_text():
+    # Every entry of up to 4 characters over letters, space, two wrapped characters and a tab, against every text
+    # of up to 5: a matchable entry always has a witness no longer than itself (docstring of never_matches), so
+    # this is exhaustive for these entries.
+    alphabet = ["a", " ", ",", ".", "\t"]
+    strings = [""] + ["".join(p) for n in range(1, 6) for p in itertools.product(alphabet, repeat=n)]
+    spaced = [space_text(text) for text in strings]
+    entries = [s for s in strings if len(s) <= 4]
+    disagreements = [entry for entry in entries
+                     if any(f" {entry} " in text for text in spaced) == never_matches(entry)]
+    assert disagreements == []
+    assert sum(map(never_matches, entries)) == 706 and sum(1 for e in entries if "," in e and not never_matches(e)) > 10
+
+
+def _texts_around(entry: str) -> list[str]:
+    """Texts a caption writer would produce for an entry: as written, without the spaces around its wrapped
+    characters, inside a sentence, before punctuation, in capitals."""
+    squeezed = entry
+    for char in ",.;:?!`":
+        squeezed = squeezed.replace(f" {char} ", char).replace(f" {char}", char).replace(f"{char} ", char)
+    variants = {entry, squeezed, entry.replace(" ", ""), entry.upper(), entry.strip()}
+    texts = []
+    for variant in variants:
+        texts += [variant, f"a {variant} b", f"({variant})", f"{variant}.", f"see {variant}, then", f"{variant}\n"]
+    return texts
+
+
+def test_every_entry_flagged_never_match_in_the_embedded_default_matches_no_text_made_around_it():
+    entries = load_metadata(None)
+    flagged = [e for e in entries if never_matches(e)]
+    assert 2000 < len(flagged) < 3000 and "u.s" in flagged and "0,000" in flagged
+    for entry in flagged:
+        assert reference_match(" ".join(_texts_around(entry)), [entry]) == [], entry
+        for text in _texts_around(entry):
+            assert reference_match(text, [entry]) == [], (entry, text)
+
+
+def test_an_entry_with_wrapped_characters_between_spaces_matches_the_text_without_them():
+    for entry in [",", ".", "Paris , France", "Mr .", "?  !", "a ,  b", "e . g .", "Yahoo !", "1 : 0"]:
+        assert not never_matches(entry)
+        witness = f" {entry} "  # the padded entry, one space taken off each side of every wrapped character
+        for char in ",.;:?!`":
+            witness = witness.replace(f" {char} ", char)
+        assert reference_match(witness, [entry]) == [0], (entry, witness)
 
 
 # --- tokenisation (no Spark) ---------------------------------------------------------------------------------
@@ -104,15 +163,15 @@ def _recount(dump: Path) -> tuple[Counter, Counter, Counter]:
     return pages, unigrams, bigrams
 
 
-def _expected_bigrams(unigrams: Counter, bigrams: Counter, min_count: int, min_pmi: float) -> dict:
+def _expected_bigrams(unigrams: Counter, bigrams: Counter, min_pmi: float) -> dict:
+    """Bigrams with PMI >= min_pmi; their words need only be counted (curation-spec section 2)."""
     n = sum(unigrams.values())
     expected = {}
     for pair, c12 in bigrams.items():
         w1, w2 = pair.split(" ")
-        if unigrams[w1] >= min_count and unigrams[w2] >= min_count:
-            pmi = math.log2(c12 * n) - math.log2(unigrams[w1] * unigrams[w2])
-            if pmi >= min_pmi:
-                expected[pair] = (c12, pmi)
+        pmi = math.log2(c12 * n) - math.log2(unigrams[w1] * unigrams[w2])
+        if pmi >= min_pmi:
+            expected[pair] = (c12, pmi)
     return expected
 
 
@@ -152,8 +211,11 @@ def test_wikipedia_unigrams_bigrams_and_pmi_match_an_independent_recount(wikiped
     assert dict(wikipedia_counts.unigrams) == expected_unigrams
     assert [c for _, c in wikipedia_counts.unigrams] == sorted(expected_unigrams.values(), reverse=True)
 
-    expected_bigrams = _expected_bigrams(unigrams, bigrams, UNIGRAM_MIN_COUNT, BIGRAM_MIN_PMI)
+    expected_bigrams = _expected_bigrams(unigrams, bigrams, BIGRAM_MIN_PMI)
     assert expected_bigrams, "thresholds too high for the excerpt: the test would check nothing"
+    # Most of them pair words under the unigram floor: the floor is not applied to a bigram's words.
+    assert sum(1 for pair in expected_bigrams
+               if min(unigrams[w] for w in pair.split(" ")) < UNIGRAM_MIN_COUNT) > len(expected_bigrams) / 2
     assert {b: c for b, c, _ in wikipedia_counts.bigrams} == {b: c for b, (c, _) in expected_bigrams.items()}
     for bigram, _, pmi in wikipedia_counts.bigrams:
         assert pmi == pytest.approx(expected_bigrams[bigram][1], abs=1e-9)
@@ -207,7 +269,7 @@ def test_build_follows_the_spec_order_numbers_wordnet_unigrams_bigrams_titles(sp
     numbers = [str(n) for n in range(100)]
     kept_unigrams = sorted((w for w, c in unigrams.items() if c >= 5), key=lambda w: (-unigrams[w], w))
     new_unigrams = [w for w in kept_unigrams if w not in numbers]
-    kept_bigrams = _expected_bigrams(unigrams, bigrams, 5, 8.0)
+    kept_bigrams = _expected_bigrams(unigrams, bigrams, 8.0)
     assert pages["article"] > 0 and kept_bigrams
     assert build.entries[:100] == numbers
     assert build.entries[100:100 + len(new_unigrams)] == new_unigrams  # most frequent first
@@ -248,12 +310,13 @@ def test_build_metadata_command_stops_with_exit_3_on_missing_input_files(spark, 
 
 
 def test_metadata_info_reports_problems_of_a_file(tmp_path, capsys):
-    path = write_metadata(["dog", "dog", "", "U.S.", "?"], tmp_path / "m.json")
+    path = write_metadata(["dog", "dog", "", "U.S.", "?", ",", ".", ", ", " ,", "Mr."], tmp_path / "m.json")
     assert main(["metadata-info", "--metadata", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "5 entries, 4 distinct" in out
-    assert "1  duplicates" in out and "1  empty strings" in out and "1  single punctuation" in out
-    assert "2  can never match" in out
+    assert "10 entries, 9 distinct" in out
+    assert "1  duplicates" in out and "1  empty strings" in out and "3  single ASCII punctuation" in out
+    # "," "." ", " " ," match real texts ("a,b" holds " , "); only "U.S." and "Mr." never can.
+    assert "2  can never match" in out and "e.g. #3 'U.S.', #9 'Mr.'" in out
 
 
 def test_the_embedded_default_loads_with_at_least_300k_valid_entries():
