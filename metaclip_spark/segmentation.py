@@ -93,8 +93,13 @@ def segmenter_info(lang: str) -> Segmenter | None:
 
 
 @cache
+def _load(loader: str) -> Segment:
+    return globals()[loader]()
+
+
 def segmenter_for(lang: str) -> Segment | None:
-    """The segment function of a no-space language (loaded once per process), None for a space-separated one.
+    """The segment function of a no-space language (loaded once per process and shared by the languages that use
+    it), None for a space-separated one.
 
     A ConfigError names the missing package, or says that no segmenter installs offline for the language."""
     info = segmenter_info(lang)
@@ -104,7 +109,7 @@ def segmenter_for(lang: str) -> Segment | None:
         raise ConfigError(f"no word segmenter for {lang!r} installs offline from a package registry (MetaCLIP 2 used "
                           f"{info.metaclip2}); its Wikipedia cannot be counted here")
     try:
-        return globals()[info.loader]()
+        return _load(info.loader)
     except ImportError as e:
         raise ConfigError(f"the word segmenter for {lang!r} ({info.name}) is not installed: "
                           f"pip install 'metaclip-spark[segmenters]' ({e})") from None

@@ -326,3 +326,226 @@ def test_the_embedded_default_loads_with_at_least_300k_valid_entries():
     assert entries[100:103] == ["able", "unable", "abaxial"]  # WordNet's first synsets come next
     report = validate_entries(entries)
     assert report["duplicates"] == report["empty"] == report["single_punctuation"] == 0
+
+
+# --- the bigram rule on a hand-counted corpus ------------------------------------------------------------------
+
+HAND_COUNTED = ["the cat sat on the mat", "the cat ate the fish", "quantum chromodynamics is hard"]
+# N = 15 tokens; c(the) = 4, c(cat) = 2, c(the cat) = 2; every word of "quantum chromodynamics is hard" once.
+
+
+def _dump(path: Path, articles: list[str], lang: str = "en") -> Path:
+    pages = "".join(f"<page><title>T{i}</title><ns>0</ns><id>{i}</id><revision><text xml:space=\"preserve\">{text}"
+                    f"</text></revision></page>\n" for i, text in enumerate(articles))
+    path.write_bytes(bz2.compress(f'<mediawiki xml:lang="{lang}">\n{pages}</mediawiki>\n'.encode()))
+    return path
+
+
+def test_bigram_pmi_is_nltk_s_log2_formula_on_hand_counted_values():
+    assert wikipedia.bigram_pmi(2, 4, 2, 15) == pytest.approx(math.log2(30 / 8))  # "the cat": 1.907 bits
+    assert wikipedia.bigram_pmi(1, 1, 1, 15) == pytest.approx(math.log2(15))  # a rare collocation: 3.907 bits
+    assert wikipedia.bigram_pmi(1, 1, 1, 5_000_000_000) == pytest.approx(32.22, abs=0.01)  # >= 30 on English
+    assert wikipedia.bigram_pmi(2, 100, 100, 5_000_000_000) < 30  # two words at the unigram floor never pass
+    assert wikipedia.max_word_count(15, math.log2(15)) == pytest.approx(1.0)
+
+
+def test_a_rare_collocation_passes_and_a_common_phrase_fails_whatever_the_unigram_floor(spark, tmp_path):
+    dump = _dump(tmp_path / "hand.xml.bz2", HAND_COUNTED)
+    counts = wikipedia.count_wikipedia(spark, [str(dump)], unigram_min_count=2, bigram_min_pmi=3.0)
+    assert counts.tokens_total == 15
+    assert dict(counts.unigrams) == {"the": 4, "cat": 2}  # the floor keeps unigram entries to count >= 2 ...
+    pmi = {term: value for term, _, value in counts.bigrams}
+    # ... but the bigrams' words need only be counted: words seen once, always together, pass.
+    assert set(pmi) == {"quantum chromodynamics", "chromodynamics is", "is hard", "sat on"}
+    assert all(value == pytest.approx(math.log2(15)) for value in pmi.values())
+    assert "the cat" not in pmi  # the most frequent phrase: PMI 1.907 < 3
+    # A bigram exactly at the threshold is kept (the count bound that prunes the join has a safety margin).
+    exact = wikipedia.count_wikipedia(spark, [str(dump)], unigram_min_count=2, bigram_min_pmi=math.log2(15))
+    assert {term for term, _, _ in exact.bigrams} == set(pmi)
+    assert wikipedia.count_wikipedia(spark, [str(dump)], 2, math.log2(15) + 1e-6).bigrams == []
+
+
+def test_the_english_excerpt_gives_bigrams_when_the_threshold_is_lowered_in_config(spark, small_dump, tmp_path):
+    conf = tmp_path / "low-pmi.toml"
+    conf.write_text("[metadata_build]\nbigram_min_pmi = 14.0\nunigram_min_count = 5\n")
+    for argv, expect_bigrams in ((["--conf", str(conf)], True), ([], False)):
+        report = tmp_path / "report.json"
+        code = main(["build-metadata", "--no-wordnet", "--wiki-dump", str(small_dump), "--output",
+                     str(tmp_path / "m.json"), "--report", str(report), *argv])
+        assert code == 0
+        built = json.loads(report.read_text())
+        bigrams = next(row for row in built["sources"] if row["source"] == "wikipedia_bigrams")
+        # N ~ 1e5 tokens here: PMI <= log2(N) ~ 17, so the spec's 30 (meant for all of Wikipedia) keeps none.
+        assert (bigrams["added"] > 100) is expect_bigrams and built["thresholds"]["bigram_min_pmi"] in (14.0, 30.0)
+        assert built["wikipedia"]["tokens_total"] < 2 ** 17
+
+
+# --- other languages: real Wikipedia excerpts (tests/data/wiki/README.md) ----------------------------------------
+
+DE_DUMP = DATA / "wiki" / "dewiki-excerpt-pages-articles.xml.bz2"
+JA_DUMP = DATA / "wiki" / "jawiki-excerpt-pages-articles.xml.bz2"
+ZH_DUMP = DATA / "wiki" / "zhwiki-excerpt-pages-articles.xml.bz2"
+
+
+def _recount_lang(dump: Path, lang: str) -> tuple[Counter, Counter]:
+    """Tokens and bigrams from an XML parser's reading of the dump, with the language's segmenter."""
+    unigrams, bigrams = Counter(), Counter()
+    for _, element in ET.iterparse(bz2.open(dump, "rb")):
+        if element.tag.rpartition("}")[2] == "page" and element.findtext("{*}ns") == "0":
+            tokens, pairs = wikipedia.article_terms(element.findtext("{*}revision/{*}text") or "",
+                                                    segmenter_for(lang))
+            unigrams.update(tokens)
+            bigrams.update(pairs)
+    return unigrams, bigrams
+
+
+def test_segmenters_cut_chinese_japanese_and_thai_into_words_offline():
+    assert segmenter_for("zh")("東京都是日本的首都") != ["東京都是日本的首都"]
+    assert "东京" in segmenter_for("zh")("北京大学的学生在东京工作")
+    assert segmenter_for("ja")("東京タワーは日本の電波塔です") == ["東京", "タワー", "は", "日本", "の", "電波", "塔", "です"]
+    assert segmenter_for("th")("ภาษาไทยเป็นภาษาราชการ") == ["ภาษาไทย", "เป็น", "ภาษาราชการ"]
+    assert segmenter_for("zh_yue") is segmenter_for("zh-yue")  # dump names and wiki codes alike
+    assert segmenter_for("de") is None  # words are separated by spaces
+    with pytest.raises(ConfigError, match="no word segmenter for 'km'"):
+        segmenter_for("km")
+
+
+def test_a_japanese_build_counts_segmented_words_and_writes_bigrams_without_the_space(spark, tmp_path):
+    unigrams, bigrams = _recount_lang(JA_DUMP, "ja")
+    assert unigrams["東京"] >= 3 and unigrams["世界"] >= 3
+    assert "東京には" not in unigrams  # segmented, not whitespace runs
+    out = tmp_path / "worldwide"
+    report = tmp_path / "report.json"
+    assert main(["build-metadata", "--lang", "ja", "--wiki-dump", str(JA_DUMP), "--output-dir", str(out),
+                 "--unigram-min-count", "2", "--bigram-min-pmi", "6", "--report", str(report)]) == 0
+    entries = load_metadata(out / "ja.json")
+    expected_unigrams = sorted((w for w, c in unigrams.items() if c >= 2), key=lambda w: (-unigrams[w], w))
+    assert entries[:100] == [str(n) for n in range(100)]
+    assert entries[100:100 + len([w for w in expected_unigrams if w not in entries[:100]])] == [
+        w for w in expected_unigrams if w not in entries[:100]]
+    expected_bigrams = {pair.replace(" ", "") for pair in _expected_bigrams(unigrams, bigrams, 6.0)}
+    assert expected_bigrams and expected_bigrams <= set(entries)
+    assert not any(" " in e for e in entries)  # no Japanese entry holds a space
+    built = json.loads(report.read_text())
+    assert built["lang"] == "ja" and built["wikipedia"]["pages"]["article"] == 1
+    # Every written bigram is a substring of the article's plain text: it can match a Japanese caption.
+    _, wikitext = wikipedia.page_article_text(bz2.decompress(JA_DUMP.read_bytes()).decode().split("</page>")[0])
+    plain = wikipedia.clean_wikitext(wikitext)
+    assert all(bigram in plain for bigram in expected_bigrams)
+
+
+def test_a_chinese_build_uses_jieba_and_a_german_build_keeps_umlauts_and_case(spark, tmp_path):
+    zh_unigrams, _ = _recount_lang(ZH_DUMP, "zh")
+    assert zh_unigrams["日本"] == 7 and zh_unigrams["島嶼"] == 5 and zh_unigrams["多摩"] == 3
+    # jieba's dictionary is mostly Simplified: this Traditional text's "東京都" comes out as "東" + "京都"
+    # (docs/metadata.md, the segmenter table).
+    assert zh_unigrams["東京都"] == 0 and zh_unigrams["京都"] == 9
+    out = tmp_path / "worldwide"
+    assert main(["build-metadata", "--lang", "zh", "--wiki-dump", str(ZH_DUMP), "--output-dir", str(out),
+                 "--unigram-min-count", "3", "--bigram-min-pmi", "100"]) == 0
+    assert load_metadata(out / "zh.json")[100:] == sorted((w for w, c in zh_unigrams.items() if c >= 3 and
+                                                           w not in {str(n) for n in range(100)}),
+                                                          key=lambda w: (-zh_unigrams[w], w))
+    de_unigrams, _ = _recount_lang(DE_DUMP, "de")
+    assert de_unigrams["Rosengewächse"] == 2 and de_unigrams["Äpfel"] == 3 and de_unigrams["Apfel"] == 3
+    report = tmp_path / "de-report.json"
+    assert main(["build-metadata", "--lang", "de", "--wiki-dump", str(DE_DUMP), "--pageviews", str(PAGEVIEWS[0]),
+                 "--output-dir", str(out), "--unigram-min-count", "2", "--bigram-min-pmi", "100",
+                 "--report", str(report)]) == 0
+    de = load_metadata(out / "de.json")
+    assert de[100:] == sorted((w for w, c in de_unigrams.items() if c >= 2), key=lambda w: (-de_unigrams[w], w))
+    assert {"Rosengewächse", "Äpfel", "Apfel", "Malus", "Rosaceae"} <= set(de)
+    # The pageview files' only German desktop line is "de Apfel 300": one title, already a unigram entry.
+    titles = next(row for row in json.loads(report.read_text())["sources"] if row["source"] == "pageview_titles")
+    assert (titles["offered"], titles["already_present"]) == (1, 1)
+    assert sorted(p.name for p in out.iterdir()) == ["de.json", "zh.json"]
+
+
+def test_dump_headers_give_the_local_names_of_file_and_category_links(spark):
+    assert wikipedia.dump_link_namespaces(spark, [str(DE_DUMP)]) == ["Medium", "Datei", "Kategorie"]
+    assert wikipedia.dump_link_namespaces(spark, [str(JA_DUMP)]) == ["メディア", "ファイル", "Category"]
+    wikitext = "Der [[Apfel]] [[Datei:Apfel.jpg|mini|Ein roter Apfel]] ist rund.\n[[Kategorie:Kernobst]]"
+    assert wikipedia.text_terms(wikipedia.clean_wikitext(wikitext, ["Datei", "Kategorie"]))[0] == [
+        "Der", "Apfel", "ist", "rund"]
+    assert "Kernobst" in wikipedia.text_terms(wikipedia.clean_wikitext(wikitext))[0]  # without the dump's names
+
+
+def test_pageview_titles_of_another_language_read_its_desktop_lines_only(spark):
+    result = pageview_titles(spark, [str(p) for p in PAGEVIEWS], min_total_views=70, min_hourly_views=50,
+                             domain_code="de")
+    assert result.titles == [("Apfel", 300)]
+
+
+# --- WordNet beyond English: OMW tab files ------------------------------------------------------------------------
+
+OMW = DATA / "omw"
+
+
+def test_omw_lemmas_of_one_language_from_tab_files():
+    counters: dict = {}
+    lemmas = list(omw_lemmas([OMW / "wn-data-fra.tab", OMW / "wn-data-jpn.tab"], "fr", counters))
+    assert lemmas == ["entité", "abstraction", "chien", "chien domestique", "chat", "chat", "pomme", "camionbenne",
+                      "clébard"]
+    assert counters == {"lines": 16, "lemmas": 9, "other_language": 4, "not_a_lemma": 2, "malformed": 1}
+    assert list(omw_lemmas([OMW / "wn-data-jpn.tab"], "ja")) == ["犬", "イヌ", "猫", "林檎"]
+
+
+def test_build_metadata_takes_omw_lemmas_for_a_language_without_spark(tmp_path, capsys):
+    out = tmp_path / "worldwide"
+    assert main(["build-metadata", "--lang", "ja", "--omw-tab", str(OMW / "wn-data-jpn.tab"),
+                 "--output-dir", str(out)]) == 0
+    assert load_metadata(out / "ja.json") == [str(n) for n in range(100)] + ["犬", "イヌ", "猫", "林檎"]
+    assert "wordnet_omw" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="OMW tab file not readable"):
+        build_metadata(lang="fr", omw_tab=[str(tmp_path / "missing.tab")])
+
+
+# --- the offline worldwide default: wordfreq's languages -----------------------------------------------------------
+
+def test_wordfreq_languages_are_named_by_their_wikipedia_codes():
+    languages = wordfreq_languages()
+    assert len(languages) >= 40
+    assert languages["no"] == "nb" and languages["tl"] == "fil" and languages["zh"] == "zh"
+    assert "nb" not in languages and "fil" not in languages
+    # Read from the frequency bins: no tokenizer needed (wordfreq's own Japanese lookups want MeCab).
+    japanese = wordfreq_unigrams(1e-4, "ja")
+    assert 100 < len(japanese) < 2000 and "日本" in japanese
+    with pytest.raises(ConfigError, match="wordfreq has no word list for 'xx'"):
+        wordfreq_unigrams(1e-4, "xx")
+
+
+def test_build_metadata_all_languages_writes_one_file_per_wordfreq_language(tmp_path, capsys):
+    conf = tmp_path / "floors.toml"
+    conf.write_text("[metadata_build]\nwordfreq_min_frequency = 1e-4\nwordfreq_min_frequency_by_lang = { de = 1e-3 }\n")
+    out = tmp_path / "worldwide"
+    report = tmp_path / "report.json"
+    assert main(["build-metadata", "--wordfreq", "--all-languages", "--output-dir", str(out), "--conf", str(conf),
+                 "--report", str(report)]) == 0
+    files = sorted(p.stem for p in out.glob("*.json"))
+    assert files == sorted(wordfreq_languages()) and "no" in files and "tl" in files
+    numbers = [str(n) for n in range(100)]
+    english = load_metadata(out / "en.json")
+    assert english[:103] == numbers + ["able", "unable", "abaxial"]  # English also gets WordNet, as v1 does
+    german = load_metadata(out / "de.json")
+    assert german[:100] == numbers and german[100:] == [w for w in wordfreq_unigrams(1e-3, "de") if w not in numbers]
+    norwegian = load_metadata(out / "no.json")
+    assert norwegian[100:] == [w for w in wordfreq_unigrams(1e-4, "no") if w not in numbers]
+    rows = {row["lang"]: row for row in json.loads(report.read_text())["languages"]}
+    assert rows["de"]["wordfreq_min_frequency"] == 1e-3 and rows["fr"]["wordfreq_min_frequency"] == 1e-4
+    assert rows["de"]["entries"] == len(german)
+    assert f"{len(files)} languages" in capsys.readouterr().out
+
+
+def test_all_languages_refuses_what_it_cannot_build(tmp_path, capsys):
+    conf = tmp_path / "floors.toml"
+    conf.write_text("[metadata_build]\nwordfreq_min_frequency_by_lang = { xx = 1e-3 }\n")
+    out = str(tmp_path / "worldwide")
+    assert main(["build-metadata", "--wordfreq", "--all-languages", "--output-dir", out, "--conf", str(conf)]) == 2
+    assert "names xx, which wordfreq has no list for" in capsys.readouterr().err
+    assert main(["build-metadata", "--all-languages", "--output-dir", out]) == 2
+    assert main(["build-metadata", "--wordfreq", "--all-languages", "--output", out + ".json"]) == 2
+    assert main(["build-metadata", "--wordfreq", "--all-languages", "--lang", "de", "--output-dir", out]) == 2
+    conf.write_text("[metadata_build]\nwordfreq_min_frequency_by_lang = { de = -1 }\n")
+    assert main(["build-metadata", "--wordfreq", "--all-languages", "--output-dir", out, "--conf", str(conf)]) == 2
+    assert "wordfreq_min_frequency_by_lang.de must be a non-negative number" in capsys.readouterr().err
+    assert not (tmp_path / "worldwide").exists()
