@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(build), add_build_arguments(build)
 
     info = commands.add_parser("metadata-info", help="size and validation report of a metadata file")
-    info.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
+    info.add_argument("--metadata", help="JSON array or one-entry-per-line file, or a worldwide directory of "
+                      "<code>.json files (default: the embedded list)")
     return parser
 
 
@@ -251,8 +252,21 @@ def _build_metadata(args: argparse.Namespace, config: Settings) -> int:
 
 
 def _metadata_info(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import ConfigError
     from .metadata import default_metadata_path, format_validation, load_metadata, metadata_digest, validate_entries
 
+    if args.metadata and Path(args.metadata).is_dir():  # a worldwide set: one <code>.json per language
+        files = sorted(Path(args.metadata).glob("*.json"))
+        if not files:
+            raise ConfigError(f"metadata directory {args.metadata} holds no <code>.json file")
+        print(f"metadata: {args.metadata} ({len(files)} languages)")
+        for path in files:
+            entries = load_metadata(path)
+            print(f"[{path.stem}] sha256 of entries {metadata_digest(entries)[:16]}")
+            print(format_validation(validate_entries(entries)))
+        return 0
     entries = load_metadata(args.metadata)
     print(f"metadata: {args.metadata or default_metadata_path()} (sha256 of entries {metadata_digest(entries)[:16]})")
     print(format_validation(validate_entries(entries)))

@@ -549,3 +549,15 @@ def test_all_languages_refuses_what_it_cannot_build(tmp_path, capsys):
     assert main(["build-metadata", "--wordfreq", "--all-languages", "--output-dir", out, "--conf", str(conf)]) == 2
     assert "wordfreq_min_frequency_by_lang.de must be a non-negative number" in capsys.readouterr().err
     assert not (tmp_path / "worldwide").exists()
+
+
+def test_metadata_info_reports_each_language_of_a_worldwide_directory(tmp_path, capsys):
+    write_metadata(["dog", "U.S."], tmp_path / "en.json")
+    write_metadata(["犬", "犬"], tmp_path / "ja.json")
+    assert main(["metadata-info", "--metadata", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "(2 languages)" in out and "[en]" in out and "[ja]" in out
+    assert "1  can never match" in out and "1  duplicates" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["metadata-info", "--metadata", str(empty)]) == 2
