@@ -404,6 +404,7 @@ def test_segmenters_cut_chinese_japanese_and_thai_into_words_offline():
     assert "东京" in segmenter_for("zh")("北京大学的学生在东京工作")
     assert segmenter_for("ja")("東京タワーは日本の電波塔です") == ["東京", "タワー", "は", "日本", "の", "電波", "塔", "です"]
     assert segmenter_for("th")("ภาษาไทยเป็นภาษาราชการ") == ["ภาษาไทย", "เป็น", "ภาษาราชการ"]
+    assert segmenter_for("lo")("ພາສາລາວເປັນພາສາທາງການຂອງລາວ") == ["ພາສາລາວ", "ເປັນ", "ພາສາ", "ທາງການ", "ຂອງ", "ລາວ"]
     assert segmenter_for("zh_yue") is segmenter_for("zh-yue")  # dump names and wiki codes alike
     assert segmenter_for("de") is None  # words are separated by spaces
     with pytest.raises(ConfigError, match="no word segmenter for 'km'"):
