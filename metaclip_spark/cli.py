@@ -121,6 +121,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(report)
     report.add_argument("--output", required=True, help="output directory of a finished `curate` run")
 
+    export = commands.add_parser("export", help="the last run's pairs as flat Parquet/JSON lines files for training "
+                                 "(img2dataset), or with --online every matched pair and the entry probabilities")
+    _add_common(export)
+    export.add_argument("--output", required=True, help="the output root to export from (local, s3://, s3a://, gs://)")
+    export.add_argument("--to", required=True, help="directory to write (replaced whole; local, s3://, gs://); "
+                        "refused if it holds anything but an earlier export")
+    export.add_argument("--format", choices=("parquet", "jsonl"), help="file format (default: export.format)")
+    size = export.add_mutually_exclusive_group()
+    size.add_argument("--rows-per-file", type=int, help="about this many rows per file (default: export.rows_per_file)")
+    size.add_argument("--files", type=int, help="this many files (some may be empty and are not written)")
+    export.add_argument("--shuffle-seed", type=int, help="seed of the file placement, row order and text pick "
+                        "(default: export.shuffle_seed)")
+    export.add_argument("--one-text-per-image", action="store_true",
+                        help="one text per image (uuid), chosen by a seeded hash: each image is downloaded once")
+    export.add_argument("--with-entries", action="store_true",
+                        help="an `entries` column: the matched entry names as a JSON array string")
+    export.add_argument("--columns", help="comma-separated columns to write, in order (default: url, text, uuid, "
+                        "keep_prob, crawl, lang, those the root has)")
+    export.add_argument("--online", action="store_true", help="every matched pair with its entry_ids, and "
+                        "entry_probabilities.parquet for a data loader's per-epoch draws (metaclip_spark.online)")
+    export.add_argument("--t", help="with --online: t of the probability table, an integer or 'auto' "
+                        "(default: the root's last run's)")
+
     explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
     _add_metadata(explain)
     explain.add_argument("text", help="the caption")
@@ -143,12 +166,16 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["input"]["url_column"] = args.url_column
     if getattr(args, "text_column", None):
         overrides["input"]["text_column"] = args.text_column
-    if getattr(args, "t", None) is not None:
+    if getattr(args, "t", None) is not None and args.command != "export":  # export's --t is its table's, not config
         overrides["curation"]["t"] = args.t
     if getattr(args, "tail_share", None) is not None:
         overrides["curation"]["tail_share"] = args.tail_share
     if getattr(args, "seed", None) is not None:
         overrides["curation"]["seed"] = args.seed
+    export = {key: getattr(args, key) for key in ("format", "rows_per_file", "shuffle_seed")
+              if getattr(args, key, None) is not None}
+    if export:
+        overrides["export"] = export
     return overrides
 
 
@@ -228,6 +255,32 @@ def _report(args: argparse.Namespace, spark: SparkSession) -> int:
 
     write_report(spark, args.output)
     print(f"Report: {args.output.rstrip('/')}/report/index.html (numbers in report/summary.json)")
+    return 0
+
+
+def _export(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
+    from .config import parse_threshold
+    from .export import ExportSpec, run_export
+    from .storage import is_local
+    from .tables import check_output_directory
+
+    if is_local(args.to):
+        check_output_directory(spark, args.to)  # a read-only place stops now (exit 2), not after the work
+    columns = tuple(c.strip() for c in args.columns.split(",") if c.strip()) if args.columns is not None else None
+    spec = ExportSpec(root=args.output, to=args.to, format=config.export.format,
+                      rows_per_file=config.export.rows_per_file, files=args.files,
+                      shuffle_seed=config.export.shuffle_seed, one_text_per_image=args.one_text_per_image,
+                      with_entries=args.with_entries, columns=columns, online=args.online,
+                      t=parse_threshold(args.t) if args.t is not None else None)
+    record = run_export(spark, config, spec)
+    where = f"{args.to.rstrip('/')}/{'pairs/' if args.online else ''}"
+    print(f"Exported {record['rows']:,} {'matched' if args.online else 'curated'} pairs of {record['images']:,} images "
+          f"(of {record['rows_in_source']:,} in {record['source']}/, run {record['run_id']}) to {where} as "
+          f"{record['files']:,} {record['format']} files, {record['bytes']:,} bytes"
+          + (f"; expected pairs per epoch {record['expected_rows_per_epoch']:,.1f}, probabilities of "
+             f"{record['entries_in_table']:,} entries in {args.to.rstrip('/')}/entry_probabilities.parquet"
+             if args.online else "")
+          + f". Counts: {args.to.rstrip('/')}/_EXPORT.json.")
     return 0
 
 
@@ -328,6 +381,7 @@ COMMANDS: dict[str, Command] = {
     "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
     "status": Command(_status, ("config",)),
     "report": Command(_report, ("spark",), writes_root=True),
+    "export": Command(_export, ("config", "spark")),  # reads the root, writes --to: no lease (a rerun is checked)
     "explain": Command(_explain),
     "build-metadata": Command(_build_metadata, ("config",)),
     "metadata-info": Command(_metadata_info),

@@ -244,6 +244,22 @@ class RootSettings(Section):
 
 
 @dataclass(frozen=True)
+class ExportSettings(Section):
+    """[export]: the files `export` writes for training tools (export.py)."""
+
+    name: typing.ClassVar[str] = "export"
+    format: str
+    rows_per_file: int
+    shuffle_seed: int
+
+    def __post_init__(self):
+        if self.format not in ("parquet", "jsonl"):
+            raise _fail("export.format", "'parquet' or 'jsonl'", self.format)
+        if self.rows_per_file <= 0:
+            raise _fail("export.rows_per_file", "a positive integer", self.rows_per_file)
+
+
+@dataclass(frozen=True)
 class SparkSettings(Section):
     name: typing.ClassVar[str] = "spark"
     master: str
@@ -265,6 +281,7 @@ class Settings:
     extract: ExtractSettings
     remote: RemoteSettings
     root: RootSettings
+    export: ExportSettings
     spark: SparkSettings
     tables: dict = field(repr=False, compare=False)  # the merged TOML, for `updated`
 
