@@ -285,6 +285,9 @@ def publish_directory(fs, staging: str, path: str, marker: str, marker_text: str
         return
     if fs.exists(path):
         fs.rm(path, recursive=True)
-    fs.mv(staging, path, recursive=True)
+    staging, path = staging.rstrip("/"), path.rstrip("/")
+    for source in fs.find(staging):  # file by file: an object store's "directory" is only a prefix
+        fs.copy(source, f"{path}/{source[len(staging) + 1:]}")
+    fs.rm(staging, recursive=True)
     fs.pipe(f"{path.rstrip('/')}/{marker}", marker_text.encode("utf-8"))
     fs.invalidate_cache()
