@@ -112,10 +112,14 @@ def keep_draw(seed: int, uuid: str, text: str, entry_id: int) -> float:
 
 def keep_probabilities(lengths: np.ndarray, flat_entry_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """P = 1 - prod(1 - p_e) per pair, for pairs whose entry ids are given flattened with their lengths (0 if none)."""
+    return _keep_probabilities_flat(lengths, probs[flat_entry_ids])
+
+
+def _keep_probabilities_flat(lengths: np.ndarray, flat_probs: np.ndarray) -> np.ndarray:
     lengths = np.asarray(lengths, dtype=np.int64)
     rows = np.repeat(np.arange(lengths.size), lengths)
     with np.errstate(divide="ignore"):  # p_e = 1 gives log(0) = -inf, so P = 1
-        log_miss = np.bincount(rows, weights=np.log1p(-probs[flat_entry_ids]), minlength=lengths.size)
+        log_miss = np.bincount(rows, weights=np.log1p(-flat_probs), minlength=lengths.size)
     keep_prob = -np.expm1(log_miss)
     keep_prob[lengths == 0] = 0.0
     return keep_prob
@@ -127,9 +131,16 @@ def decide(seed: int, uuids: list, texts: list, lengths: np.ndarray, flat_entry_
 
     Returns (keep, keep_prob) as arrays with one value per pair. A pair with no entries is never kept.
     """
+    return decide_flat(seed, uuids, texts, lengths, flat_entry_ids, probs[flat_entry_ids])
+
+
+def decide_flat(seed: int, uuids: list, texts: list, lengths: np.ndarray, flat_entry_ids: np.ndarray,
+                flat_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`decide` with each (pair, entry)'s p_e given beside its entry id (worldwide: from the pair's language).
+    The draw hashes the entry id, a position in the pair's own language's list."""
     n = len(uuids)
     hashes = np.fromiter((pair_hash(seed, u, x) for u, x in zip(uuids, texts)), dtype=np.uint64, count=n)
     rows = np.repeat(np.arange(n), lengths)
-    hits = entry_draws(hashes[rows], flat_entry_ids) < probs[flat_entry_ids]
+    hits = entry_draws(hashes[rows], flat_entry_ids) < flat_probs
     keep = np.bincount(rows, weights=hits, minlength=n) > 0
-    return keep, keep_probabilities(lengths, flat_entry_ids, probs)
+    return keep, _keep_probabilities_flat(lengths, flat_probs)

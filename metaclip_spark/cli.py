@@ -41,8 +41,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", help="Spark master URL (default: spark-submit's, else the profile's)")
 
 
+_METADATA_HELP = ("JSON array or one-entry-per-line file (default: the embedded English list); a directory of "
+                  "<code>.json lists, one per language, or the word 'worldwide' (the built default set), makes the "
+                  "run worldwide (MetaCLIP 2)")
+
+
 def _add_metadata(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
+    parser.add_argument("--metadata", help=_METADATA_HELP)
 
 
 def _add_input(parser: argparse.ArgumentParser, manifests: bool = False, required: bool = True) -> None:
@@ -146,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
     _add_metadata(explain)
+    explain.add_argument("--lang", help="worldwide: the metadata language to match in (default: lid.176's, mapped)")
+    explain.add_argument("--kana-no-space", choices=("true", "false"), default="true",
+                         help="worldwide: kana as a no-space script at entry edges (false: the reference's ranges)")
     explain.add_argument("text", help="the caption")
 
     from .metadata_build import add_build_arguments
@@ -153,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build-metadata", help="build the metadata: numbers, WordNet, Wikipedia, pageviews")
     _add_common(build), add_build_arguments(build)
 
-    info = commands.add_parser("metadata-info", help="size and validation report of a metadata file")
-    info.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
+    info = commands.add_parser("metadata-info", help="size and validation report of a metadata file (or set)")
+    info.add_argument("--metadata", help=_METADATA_HELP)
     return parser
 
 
@@ -285,12 +293,26 @@ def _export(args: argparse.Namespace, config: Settings, spark: SparkSession) -> 
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .matching import EntryMatcher, space_text
-    from .metadata import load_metadata
+    from .errors import ConfigError
+    from .matching import EntryMatcher, prepared_text
+    from .metadata import Metadata
 
-    entries = load_metadata(args.metadata)  # --metadata alone: explain has no profile or --conf
-    print(f"spaced: {space_text(args.text)!r}")
-    ids = EntryMatcher(entries).match(args.text)
+    metadata = Metadata(args.metadata, kana=args.kana_no_space == "true")  # explain has no profile or --conf
+    entries = metadata.entries
+    if metadata.worldwide:
+        from .lang_codes import metadata_code
+        from .language import identify_language
+
+        label, score = identify_language(args.text)
+        code = args.lang or metadata_code(label)
+        told = "--lang" if args.lang else f"lid.176 says {label!r} ({score:.2f})"
+        if code not in metadata.lists:
+            raise ConfigError(f"no list for language {code!r} ({told}) in {metadata.path}; it has: "
+                              f"{', '.join(metadata.languages)}")
+        print(f"language: {code} ({told})")
+        entries = metadata.lists[code]
+    print(f"spaced: {prepared_text(args.text, metadata.worldwide)!r}")
+    ids = EntryMatcher(entries, worldwide=metadata.worldwide, kana=metadata.kana).match(args.text)
     print(f"matched {len(ids)} of {len(entries):,} entries")
     for entry_id in ids:
         print(f"  {entry_id:>8}  {entries[entry_id]!r}")
@@ -304,11 +326,18 @@ def _build_metadata(args: argparse.Namespace, config: Settings) -> int:
 
 
 def _metadata_info(args: argparse.Namespace) -> int:
-    from .metadata import default_metadata_path, format_validation, load_metadata, metadata_digest, validate_entries
+    from .metadata import Metadata, default_metadata_path, format_validation, metadata_digest, validate_entries
 
-    entries = load_metadata(args.metadata)
-    print(f"metadata: {args.metadata or default_metadata_path()} (sha256 of entries {metadata_digest(entries)[:16]})")
-    print(format_validation(validate_entries(entries)))
+    metadata = Metadata(args.metadata)
+    if not metadata.worldwide:
+        entries = metadata.entries
+        print(f"metadata: {args.metadata or default_metadata_path()} (sha256 of entries {metadata_digest(entries)[:16]})")
+        print(format_validation(validate_entries(entries)))
+        return 0
+    print(f"metadata set: {metadata.path}: {len(metadata.lists)} languages, {metadata.entries_total:,} entries "
+          f"(digest {metadata.digest[:16]})")
+    for code in metadata.languages:
+        print(f"[{code}] " + format_validation(validate_entries(metadata.lists[code])))
     return 0
 
 
@@ -338,6 +367,19 @@ def _source(args: argparse.Namespace, config: Settings, spark: SparkSession) -> 
 
 
 def _print_summary(summary: dict, output: str) -> None:
+    if summary.get("worldwide"):
+        by_lang = summary["by_lang"]
+        print(
+            f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs in {len(by_lang)} languages "
+            f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries). "
+            f"t per language ({summary['t_mode']} for English, the others derived from its tail share "
+            f"{summary['english_tail_share']:.3f}): "
+            + ", ".join(f"{code} {v['t']:,}" for code, v in by_lang.items())
+            + f"; seed {summary['seed']}. Pairs in languages without a list: "
+            f"{sum(summary['pairs_without_list'].values()):,}, with no language: {summary['pairs_unknown_lang']:,}. "
+            f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
+        )
+        return
     print(
         f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs "
         f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries; "

@@ -214,9 +214,10 @@ class Metadata:
     language in `lists`, matched with MetaCLIP 2's edge rule; an entry id is a position in its language's list.
     """
 
-    def __init__(self, path: str | None, kana: bool = True):
+    def __init__(self, path: str | None, kana: bool = True, automata_max_mb: int = 2048):
         self.worldwide = is_metadata_set(path)
         self.kana = kana
+        self.automata_max_bytes = automata_max_mb << 20
         if self.worldwide:
             if path == WORLDWIDE:
                 if not default_worldwide_path().is_dir():
@@ -235,7 +236,8 @@ class Metadata:
 
     @classmethod
     def from_config(cls, config) -> "Metadata":
-        return cls(config.metadata.path or None, kana=config.worldwide.kana_no_space)
+        return cls(config.metadata.path or None, kana=config.worldwide.kana_no_space,
+                   automata_max_mb=config.worldwide.automata_max_mb)
 
     @property
     def languages(self) -> list[str]:
