@@ -35,7 +35,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from . import __version__, balancing
 from .config import RemoteSettings, Settings
-from .curation import ENTRY_IDS, KEEP_PROB, flattened_entry_ids
+from .curation import ENTRY_IDS, KEEP_PROB, METADATA_LANG, flattened_entry_ids
 from .errors import ConfigError, InputError, RootBusyError
 from .online import NO_LANGUAGE, PROBABILITIES_FILE
 from .project import RUN_STAGING, OutputRoot, now
@@ -45,7 +45,6 @@ log = logging.getLogger("metaclip_spark")
 
 FORMATS = ("parquet", "jsonl")
 DEFAULT_COLUMNS = ("url", "text", "uuid", KEEP_PROB, "crawl", "lang")
-METADATA_LANG = "metadata_lang"  # a worldwide root's per-pair metadata language (entry ids are per language)
 ENTRIES = "entries"
 MARKER = "_EXPORT.json"
 PAIRS = "pairs"
@@ -313,9 +312,14 @@ def thresholds(tables: RootTables, counts: pa.Table, config: Settings, t: int | 
                     if t == "auto" else t)}
     if t is None and summary.get("t_by_lang"):
         return {lang: int(v) for lang, v in summary["t_by_lang"].items()}
-    by_lang: dict[str, list] = {}
-    for lang, count in zip(counts.column(METADATA_LANG).to_pylist(), counts.column("count").to_pylist()):
-        by_lang.setdefault(lang, []).append(count)
+    # every entry of each language's list, zeros included (derived_threshold's rule): the list sizes are the run's
+    by_lang: dict[str, list] = {lang: [0] * numbers.get("entries", 0)
+                                for lang, numbers in (summary.get("by_lang") or {}).items()}
+    for lang, entry_id, count in zip(counts.column(METADATA_LANG).to_pylist(), counts.column("entry_id").to_pylist(),
+                                     counts.column("count").to_pylist()):
+        vector = by_lang.setdefault(lang, [])
+        vector.extend([0] * (entry_id + 1 - len(vector)))
+        vector[entry_id] = count
     chosen, _ = balancing.thresholds_by_language({k: np.array(v) for k, v in by_lang.items()},
                                                  summary.get("t", "auto") if t is None else t,
                                                  config.curation.tail_share, config.worldwide.t_by_lang)

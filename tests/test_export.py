@@ -223,3 +223,63 @@ def test_a_root_on_s3_exported_to_s3_gives_the_local_files(root, tmp_path):
     record = json.loads(remote["_EXPORT.json"])
     assert record["root"] == "s3a://roots" and record["rows"] == json.loads(
         (tmp_path / "local" / "_EXPORT.json").read_text())["rows"]
+
+
+# A worldwide root (MetaCLIP 2): entry ids are positions in their language's list --------------------------------
+
+WORLDWIDE = str(DATA / "metadata" / "worldwide")
+T_EN = 6
+
+
+@pytest.fixture(scope="module")
+def worldwide_root(spark, config, tmp_path_factory):
+    work = tmp_path_factory.mktemp("export-ww")
+    with open(DATA / "pool" / "worldwide_pairs.jsonl", encoding="utf-8") as f:
+        texts = [json.loads(line) for line in f]
+    rows = [dict(r, url=f"{r['url']}?copy={k}") for k in range(4) for r in texts]
+    spark.createDataFrame(rows).coalesce(2).write.parquet(str(work / "pool"))
+    settings = config.updated({"curation": {"t": T_EN, "seed": 5}})
+    summary = pipeline.curate(spark, settings, InputSpec(str(work / "pool"), "parquet"), Metadata(WORLDWIDE),
+                              str(work / "root"), report=False)
+    assert summary["worldwide"] and len(summary["t_by_lang"]) > 3
+    return work / "root", summary
+
+
+def test_worldwide_export_carries_metadata_lang_and_names_from_its_list(worldwide_root, tmp_path):
+    root, _ = worldwide_root
+    lists = Metadata(WORLDWIDE).lists
+    assert _export(root, tmp_path / "out", "--with-entries") == 0
+    rows = _rows(tmp_path / "out")
+    curated = pq.read_table(root / "curated").to_pylist()
+    columns = PAIR_COLUMNS + ["lang", "metadata_lang", "entries"]
+    assert pq.read_table(_files(tmp_path / "out")[0]).column_names == columns
+    assert sorted(_key(r, columns[:-1]) for r in rows) == sorted(_key(r, columns[:-1]) for r in curated)
+    ids = {(r["uuid"], r["text"]): (r["metadata_lang"], r["entry_ids"]) for r in curated}
+    for r in rows:
+        code, entry_ids = ids[(r["uuid"], r["text"])]
+        assert json.loads(r["entries"]) == [lists[code][i] for i in entry_ids]
+    assert len({r["metadata_lang"] for r in rows}) > 3
+
+
+def test_worldwide_online_table_is_keyed_by_language_and_entry(worldwide_root, tmp_path):
+    root, summary = worldwide_root
+    lists = Metadata(WORLDWIDE).lists
+    vectors = {code: np.zeros(len(entries), np.int64) for code, entries in lists.items()}
+    for r in pq.read_table(root / "counts").to_pylist():
+        vectors[r["metadata_lang"]][r["entry_id"]] = r["count"]
+    for t, expected in ((None, summary["t_by_lang"]), ("3", balancing.thresholds_by_language(vectors, 3, 0.06)[0])):
+        out = tmp_path / f"online-{t}"
+        assert _export(root, out, "--online", *(["--t", t] if t else [])) == 0
+        table = pq.read_table(out / "entry_probabilities.parquet").to_pylist()
+        assert {(r["metadata_lang"], r["entry_id"]): (r["p"], r["t"]) for r in table} == {
+            (code, e): (min(1.0, expected[code] / c), expected[code])
+            for code, v in vectors.items() for e, c in enumerate(v) if c > 0}
+        assert json.loads((out / "_EXPORT.json").read_text())["t_by_lang"] == expected
+        pairs = _rows(out / "pairs")
+        assert len(pairs) == summary["pairs_matched"]
+        for r in pairs:
+            probs = balancing.entry_probabilities(vectors[r["metadata_lang"]], expected[r["metadata_lang"]])
+            assert r["keep_prob"] == pytest.approx(balancing.keep_probability(probs[r["entry_ids"]]))
+        balancer = OnlineBalancer(EntryProbabilities.from_parquet(str(out)), seed=1)
+        assert balancer.keep_probability(pairs[0]["entry_ids"], pairs[0]["metadata_lang"]) == \
+            pytest.approx(pairs[0]["keep_prob"])
