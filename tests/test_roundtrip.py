@@ -74,16 +74,22 @@ def served(spark, tmp_path_factory):
     server.stop()
 
 
-def _download(export: Path, out: Path) -> list[dict]:
+def _download(export: Path, out: Path, output_format: str) -> list[dict]:
     """img2dataset over the export as the README shows it; one dict per sample: its json, caption and image."""
     command = [IMG2DATASET, "--url_list", str(export), "--input_format", "parquet", "--url_col", "url",
                "--caption_col", "text", "--save_additional_columns", '["uuid","keep_prob","crawl"]',
-               "--output_format", "files", "--output_folder", str(out), "--processes_count", "1",
+               "--output_format", output_format, "--output_folder", str(out), "--processes_count", "1",
                "--thread_count", "4", "--resize_mode", "no", "--disable_all_reencoding", "True",
                "--enable_wandb", "False", "--retries", "0", "--timeout", "10", "--distributor", "multiprocessing"]
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled")
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
+    if output_format == "webdataset":  # shards 00000.tar, ...: unpack them as a training reader would
+        import tarfile
+
+        for shard in sorted(out.glob("*.tar")):
+            with tarfile.open(shard) as tar:
+                tar.extractall(out / shard.stem, filter="data")
     samples = []
     for meta in sorted(out.glob("*/*.json")):
         record = json.loads(meta.read_text(encoding="utf-8"))
@@ -104,7 +110,7 @@ def test_every_curated_pair_arrives_with_its_caption_byte_for_byte(served, tmp_p
     exported = [r for f in sorted((tmp_path / "export").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
     assert sorted((r["url"], r["text"]) for r in exported) == sorted((r["url"], r["text"]) for r in rows)
     server.reset()
-    samples = _download(tmp_path / "export", tmp_path / "images")
+    samples = _download(tmp_path / "export", tmp_path / "images", "webdataset")
     assert sorted((s["url"], s["status"]) for s in samples) == sorted((r["url"], "success") for r in rows)
     by_pair = {(r["url"], r["text"]): r for r in exported}
     assert len(by_pair) == len(samples)
@@ -121,7 +127,7 @@ def test_one_text_per_image_downloads_each_image_once(served, tmp_path):
     work, server, root, rows = served
     assert cli.main(["export", "--output", str(root), "--to", str(tmp_path / "export"), "--one-text-per-image"]) == 0
     server.reset()
-    samples = _download(tmp_path / "export", tmp_path / "images")
+    samples = _download(tmp_path / "export", tmp_path / "images", "files")
     gets = _gets(server)
     assert sorted(gets) == sorted(f"/img/{i}.png" for i in range(IMAGES)) and set(gets.values()) == {1}
     assert len(samples) == IMAGES and all(s["status"] == "success" for s in samples)
