@@ -440,7 +440,7 @@ def run_export(spark: SparkSession, config: Settings, spec: ExportSpec) -> dict:
                        "entries_in_table": table.num_rows, "seed_of_offline_run": tables.summary.get("seed")})
     if spec.one_text_per_image:
         rows = one_text_per_image(rows, spec.shuffle_seed)
-    if spec.with_entries:
+    if spec.with_entries or ENTRIES in columns:
         counts_files = tables.counts_files()
         rows = with_entry_names(rows, tables.read(spark, counts_files, tables.schema(counts_files)))
     n_files = spec.files or _files_for(rows, tables, spec)

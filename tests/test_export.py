@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -132,7 +133,7 @@ def test_one_text_per_image_keeps_one_seeded_text_per_uuid(root, tmp_path):
 def test_entries_as_a_json_string_of_names_and_chosen_columns(root, tmp_path):
     entries = load_metadata(SMALL_METADATA)
     ids = {(r["uuid"], r["text"]): r["entry_ids"] for r in pq.read_table(root / "curated").to_pylist()}
-    assert _export(root, tmp_path / "e", "--with-entries", "--columns", "url,text,entries,uuid") == 0
+    assert _export(root, tmp_path / "e", "--columns", "url,text,entries,uuid") == 0  # entries: --with-entries implied
     rows = _rows(tmp_path / "e")
     assert pq.read_table(_files(tmp_path / "e")[0]).column_names == ["url", "text", "entries", "uuid"]
     for r in rows:
@@ -156,6 +157,12 @@ def test_bad_options_and_roots_exit_with_their_codes(root, tmp_path, capsys):
     fails(2, "refusing to replace", "--output", str(root), "--to", str(tmp_path / "mine"))
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     fails(2, "refusing to replace", "--output", str(root), "--to", str(root))  # never the root itself
+    assert not (tmp_path / "x").exists()
+    switching = tmp_path / "switching"  # a run killed while switching its outputs in: export waits for it
+    shutil.copytree(root, switching)
+    (switching / ".next-run").mkdir()
+    (switching / ".next-run" / "_READY").write_text("{}")
+    fails(75, "being switched in", "--output", str(switching), "--to", str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
 
 
