@@ -174,7 +174,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["input"]["url_column"] = args.url_column
     if getattr(args, "text_column", None):
         overrides["input"]["text_column"] = args.text_column
-    if getattr(args, "t", None) is not None and args.command != "export":  # export's --t is its table's, not config
+    # export's --t is its online table's threshold, not the curation's
+    if getattr(args, "t", None) is not None and getattr(args, "command", None) != "export":
         overrides["curation"]["t"] = args.t
     if getattr(args, "tail_share", None) is not None:
         overrides["curation"]["tail_share"] = args.tail_share
