@@ -161,6 +161,16 @@ def test_another_partitioning_and_evicted_automata_give_the_same_rows(spark, con
         assert _table(f"{again}/{table}", *columns) == _table(f"{output}/{table}", *columns), table
 
 
+def test_a_rerun_of_the_same_command_redoes_nothing_and_keeps_the_rows(spark, config, run, pool, metadata):
+    output, summary = run
+    before = _table(f"{output}/curated", "metadata_lang", "uuid", "text", "keep_prob")
+    again = pipeline.curate(spark, _config(config, partitions=3), InputSpec(pool, "parquet"), metadata, output,
+                            report=False)
+    assert again["ingest"]["files_processed_now"] == 0
+    assert _table(f"{output}/curated", "metadata_lang", "uuid", "text", "keep_prob") == before
+    assert again["t_by_lang"] == summary["t_by_lang"] and again["run_id"] != "" and again["by_lang"] == summary["by_lang"]
+
+
 def test_a_pool_without_a_lang_column_is_labelled_by_lid176(spark, config, metadata, tmp_path):
     pool = _write_pool(spark, tmp_path / "pool", copies=1, lang=False)
     output = str(tmp_path / "out")
