@@ -21,7 +21,12 @@ METACLIP_METADATA ?= .cache/metaclip/metadata.json
 WORLDWIDE_METADATA := metaclip_spark/data/worldwide
 WORLDWIDE_BUILT := $(WORLDWIDE_METADATA)/en.json
 
-.PHONY: install demo test test-fast test-cluster dist bench clean wordnet metadata-default metadata-metaclip \
+# img2dataset for `make test-roundtrip`, in its own virtualenv: its dependencies (opencv, albumentations, wandb) are
+# not the project's. Pinned in tests/roundtrip-requirements.txt.
+IMG2DATASET_VENV := .venv-img2dataset
+IMG2DATASET_STAMP := $(IMG2DATASET_VENV)/.installed
+
+.PHONY: install demo test test-fast test-cluster test-roundtrip dist bench clean wordnet metadata-default metadata-metaclip \
 	metadata-worldwide
 
 install: $(STAMP) $(WORDNET) $(WORLDWIDE_BUILT)
@@ -76,6 +81,17 @@ test-fast: install
 test-cluster: install
 	$(PY) -m pytest -q -m cluster tests
 
+# Hand-off to training end to end: images served on 127.0.0.1, curate, export, img2dataset downloads them (every
+# image arrives, every caption byte-identical; with --one-text-per-image each image is fetched once).
+test-roundtrip: install $(IMG2DATASET_STAMP)
+	IMG2DATASET=$(abspath $(IMG2DATASET_VENV))/bin/img2dataset $(PY) -m pytest -q -m roundtrip tests/test_roundtrip.py
+
+$(IMG2DATASET_STAMP): tests/roundtrip-requirements.txt
+	test -x $(IMG2DATASET_VENV)/bin/python || $(PYTHON) -m venv $(IMG2DATASET_VENV)
+	$(IMG2DATASET_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(IMG2DATASET_VENV)/bin/python -m pip install --quiet -r tests/roundtrip-requirements.txt
+	touch $(IMG2DATASET_STAMP)
+
 # The wheel, a packed virtualenv for spark-submit --archives and a zip for --py-files: see docs/cluster.md.
 dist: install
 	$(PY) packaging/build_dist.py --extras '$(DIST_EXTRAS)'
@@ -84,4 +100,4 @@ bench: install
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) out build dist *.egg-info $(WORLDWIDE_METADATA) $(WORLDWIDE_METADATA).tmp
+	rm -rf $(VENV) $(IMG2DATASET_VENV) out build dist *.egg-info $(WORLDWIDE_METADATA) $(WORLDWIDE_METADATA).tmp

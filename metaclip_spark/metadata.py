@@ -177,10 +177,97 @@ def format_validation(report: dict) -> str:
     return "\n".join(lines)
 
 
-class Metadata:
-    """The entry list of a run with its digest and where it came from."""
+# `--metadata worldwide`: the offline worldwide set `make metadata-worldwide` builds inside the package.
+WORLDWIDE = "worldwide"
 
-    def __init__(self, path: str | None):
-        self.path = path or "(embedded default)"
-        self.entries = load_metadata(path)
-        self.digest = metadata_digest(self.entries)
+
+def default_worldwide_path() -> Path:
+    return Path(str(resources.files("metaclip_spark") / "data" / WORLDWIDE))
+
+
+def _list_code(name: str) -> str | None:
+    """The language code of a list file name (`zh.json`, `zh.json.gz`), or None for any other file."""
+    for suffix in (".json", ".json.gz"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def load_metadata_set(directory: str | Path) -> dict[str, list[str]]:
+    """{language code: entries} from a directory of per-language lists, `<code>.json` (JSON arrays, optionally
+    gzipped as `<code>.json.gz`), codes as Wikipedia spells them. Other files (a README) are ignored."""
+    from .lang_codes import is_metadata_code
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"metadata directory not found: {directory}")
+    lists: dict[str, list[str]] = {}
+    for path in sorted(directory.iterdir()):
+        code = _list_code(path.name)
+        if code is None:
+            continue
+        if not is_metadata_code(code):
+            raise ConfigError(f"metadata file {path}: {code!r} is not a language code (lowercase Wikipedia codes such "
+                              "as en, zh, zh-yue: name the lists <code>.json)")
+        if code in lists:
+            raise ConfigError(f"metadata directory {directory} holds two lists for {code!r} ({code}.json and "
+                              f"{code}.json.gz): keep one")
+        lists[code] = parse_metadata(_read_text(path), str(path))
+    if not lists:
+        raise ConfigError(f"metadata directory {directory} holds no <code>.json list (one JSON array of entries per "
+                          "language, e.g. en.json, zh.json)")
+    return lists
+
+
+def metadata_set_digest(lists: dict[str, list[str]], kana: bool = True) -> str:
+    """A digest of a worldwide set: every language's code and list digest, and the no-space ranges used."""
+    h = hashlib.sha256(b"worldwide" + (b"" if kana else b"\x00reference-no-space-ranges"))
+    for code in sorted(lists):
+        h.update(f"\x00{code}\x00{metadata_digest(lists[code])}".encode())
+    return h.hexdigest()
+
+
+def is_metadata_set(path: str | None) -> bool:
+    """True when `path` names a worldwide set: a directory, or the word `worldwide` (the built default)."""
+    return bool(path) and (path == WORLDWIDE or Path(path).is_dir())
+
+
+class Metadata:
+    """The entry list(s) of a run with their digest and where they came from.
+
+    A file is one list (MetaCLIP v1: English, `entries`). A directory is a worldwide set (MetaCLIP 2): one list per
+    language in `lists`, matched with MetaCLIP 2's edge rule; an entry id is a position in its language's list.
+    """
+
+    def __init__(self, path: str | None, kana: bool = True, automata_max_mb: int = 2048):
+        self.worldwide = is_metadata_set(path)
+        self.kana = kana
+        self.automata_max_bytes = automata_max_mb << 20
+        if self.worldwide:
+            if path == WORLDWIDE:
+                if not default_worldwide_path().is_dir():
+                    raise ConfigError(f"the worldwide default metadata is not built ({default_worldwide_path()}): "
+                                      "run `make metadata-worldwide`, or pass --metadata DIR")
+                path = str(default_worldwide_path())
+            self.path = path
+            self.lists = load_metadata_set(path)
+            self.entries = None
+            self.digest = metadata_set_digest(self.lists, kana)
+        else:
+            self.path = path or "(embedded default)"
+            self.entries = load_metadata(path)
+            self.lists = {"en": self.entries}
+            self.digest = metadata_digest(self.entries)
+
+    @classmethod
+    def from_config(cls, config) -> "Metadata":
+        return cls(config.metadata.path or None, kana=config.worldwide.kana_no_space,
+                   automata_max_mb=config.worldwide.automata_max_mb)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.lists)
+
+    @property
+    def entries_total(self) -> int:
+        return sum(len(entries) for entries in self.lists.values())
