@@ -562,3 +562,19 @@ def test_metadata_info_reports_each_language_of_a_worldwide_directory(tmp_path, 
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["metadata-info", "--metadata", str(empty)]) == 2
+
+
+def test_never_matches_holds_under_the_worldwide_edge_rule_too():
+    # MetaCLIP 2 pads only edges that are not no-space characters and strips texts (matching.padded_entry,
+    # prepared_text): every entry of up to 4 characters over a Latin letter, a Han character, space, two wrapped
+    # characters and a tab is found in a text of up to 5 characters, or in "x,<entry>,x" (stripping needs the
+    # commas to give an entry's outer spaces), exactly when never_matches says it can be.
+    from metaclip_spark.matching import padded_entry, prepared_text
+
+    alphabet = ["a", "京", " ", ",", ".", "\t"]
+    strings = [""] + ["".join(p) for n in range(1, 6) for p in itertools.product(alphabet, repeat=n)]
+    spaced = "\x00".join(prepared_text(text, worldwide=True) for text in strings)
+    for entry in (s for s in strings if len(s) <= 4):
+        key = padded_entry(entry, worldwide=True)
+        found = key in spaced or key in prepared_text(f"x,{entry},x", worldwide=True)
+        assert found != never_matches(entry), entry
