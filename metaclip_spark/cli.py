@@ -375,7 +375,9 @@ def _print_summary(summary: dict, output: str) -> None:
             f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries). "
             f"t per language ({summary['t_mode']} for English, the others derived from its tail share "
             f"{summary['english_tail_share']:.3f}): "
-            + ", ".join(f"{code} {v['t']:,}" for code, v in by_lang.items())
+            + ", ".join(f"{code} {v['t']:,}" for code, v in by_lang.items() if v["pairs"])
+            + (f" ({sum(not v['pairs'] for v in by_lang.values())} languages with no pairs not shown)"
+               if not all(v["pairs"] for v in by_lang.values()) else "")
             + f"; seed {summary['seed']}. Pairs in languages without a list: "
             f"{sum(summary['pairs_without_list'].values()):,}, with no language: {summary['pairs_unknown_lang']:,}. "
             f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
