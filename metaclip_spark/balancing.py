@@ -53,6 +53,37 @@ def tail_proportion(counts: np.ndarray, t: int) -> float:
     return float(counts[counts < t].sum() / total) if total else 0.0
 
 
+ENGLISH = "en"
+
+
+def derived_threshold(counts: np.ndarray, p: float) -> int:
+    """MetaCLIP 2's t for a non-English language (curation spec, section 4): sort the language's counts (every
+    entry of its list, zeros included), take the cumulative share of its matches at each position, and return the
+    count at the position whose share is nearest to `p`, either side; on a tie the lower position. Never below 1
+    (a language with no matches, or whose nearest position holds a zero count, gets 1)."""
+    counts = np.sort(np.asarray(counts, dtype=np.int64))
+    total = int(counts.sum())
+    if total == 0:
+        return 1
+    distance = np.abs(np.cumsum(counts) / total - p)
+    return max(1, int(counts[int(np.argmin(distance))]))
+
+
+def thresholds_by_language(counts_by_lang: dict[str, np.ndarray], t_en: int | str, tail_share: float,
+                           overrides: dict[str, int] | None = None) -> tuple[dict[str, int], float]:
+    """({language: t}, p) for a worldwide pool. English's t is `t_en` ("auto": the tail rule on English's counts);
+    p is the share of English matches held by entries under it; every other language's t is derived from p. With
+    no English matches in the pool, p is `tail_share`. `overrides` sets a language's t outright."""
+    english = np.asarray(counts_by_lang.get(ENGLISH, np.zeros(0, np.int64)), dtype=np.int64)
+    if t_en == "auto":
+        t_en = auto_threshold(english, tail_share)
+    p = tail_proportion(english, int(t_en)) if english.sum() > 0 else tail_share
+    thresholds = {lang: int(t_en) if lang == ENGLISH else derived_threshold(counts, p)
+                  for lang, counts in counts_by_lang.items()}
+    thresholds.update({lang: int(t) for lang, t in (overrides or {}).items() if lang in thresholds})
+    return thresholds, p
+
+
 def _splitmix64(x: np.ndarray) -> np.ndarray:
     x = x ^ (x >> np.uint64(30))
     x = x * _MIX1
@@ -81,10 +112,14 @@ def keep_draw(seed: int, uuid: str, text: str, entry_id: int) -> float:
 
 def keep_probabilities(lengths: np.ndarray, flat_entry_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """P = 1 - prod(1 - p_e) per pair, for pairs whose entry ids are given flattened with their lengths (0 if none)."""
+    return _keep_probabilities_flat(lengths, probs[flat_entry_ids])
+
+
+def _keep_probabilities_flat(lengths: np.ndarray, flat_probs: np.ndarray) -> np.ndarray:
     lengths = np.asarray(lengths, dtype=np.int64)
     rows = np.repeat(np.arange(lengths.size), lengths)
     with np.errstate(divide="ignore"):  # p_e = 1 gives log(0) = -inf, so P = 1
-        log_miss = np.bincount(rows, weights=np.log1p(-probs[flat_entry_ids]), minlength=lengths.size)
+        log_miss = np.bincount(rows, weights=np.log1p(-flat_probs), minlength=lengths.size)
     keep_prob = -np.expm1(log_miss)
     keep_prob[lengths == 0] = 0.0
     return keep_prob
@@ -96,9 +131,16 @@ def decide(seed: int, uuids: list, texts: list, lengths: np.ndarray, flat_entry_
 
     Returns (keep, keep_prob) as arrays with one value per pair. A pair with no entries is never kept.
     """
+    return decide_flat(seed, uuids, texts, lengths, flat_entry_ids, probs[flat_entry_ids])
+
+
+def decide_flat(seed: int, uuids: list, texts: list, lengths: np.ndarray, flat_entry_ids: np.ndarray,
+                flat_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`decide` with each (pair, entry)'s p_e given beside its entry id (worldwide: from the pair's language).
+    The draw hashes the entry id, a position in the pair's own language's list."""
     n = len(uuids)
     hashes = np.fromiter((pair_hash(seed, u, x) for u, x in zip(uuids, texts)), dtype=np.uint64, count=n)
     rows = np.repeat(np.arange(n), lengths)
-    hits = entry_draws(hashes[rows], flat_entry_ids) < probs[flat_entry_ids]
+    hits = entry_draws(hashes[rows], flat_entry_ids) < flat_probs
     keep = np.bincount(rows, weights=hits, minlength=n) > 0
-    return keep, keep_probabilities(lengths, flat_entry_ids, probs)
+    return keep, _keep_probabilities_flat(lengths, flat_probs)

@@ -41,8 +41,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", help="Spark master URL (default: spark-submit's, else the profile's)")
 
 
+_METADATA_HELP = ("JSON array or one-entry-per-line file (default: the embedded English list); a directory of "
+                  "<code>.json lists, one per language, or the word 'worldwide' (the built default set), makes the "
+                  "run worldwide (MetaCLIP 2)")
+
+
 def _add_metadata(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
+    parser.add_argument("--metadata", help=_METADATA_HELP)
 
 
 def _add_input(parser: argparse.ArgumentParser, manifests: bool = False, required: bool = True) -> None:
@@ -148,8 +153,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(report)
     report.add_argument("--output", required=True, help="output directory of a finished `curate` run")
 
+    export = commands.add_parser("export", help="the last run's pairs as flat Parquet/JSON lines files for training "
+                                 "(img2dataset), or with --online every matched pair and the entry probabilities")
+    _add_common(export)
+    export.add_argument("--output", required=True, help="the output root to export from (local, s3://, s3a://, gs://)")
+    export.add_argument("--to", required=True, help="directory to write (replaced whole; local, s3://, gs://); "
+                        "refused if it holds anything but an earlier export")
+    export.add_argument("--format", choices=("parquet", "jsonl"), help="file format (default: export.format)")
+    size = export.add_mutually_exclusive_group()
+    size.add_argument("--rows-per-file", type=int, help="about this many rows per file (default: export.rows_per_file)")
+    size.add_argument("--files", type=int, help="this many files (some may be empty and are not written)")
+    export.add_argument("--shuffle-seed", type=int, help="seed of the file placement, row order and text pick "
+                        "(default: export.shuffle_seed)")
+    export.add_argument("--one-text-per-image", action="store_true",
+                        help="one text per image (uuid), chosen by a seeded hash: each image is downloaded once")
+    export.add_argument("--with-entries", action="store_true",
+                        help="an `entries` column: the matched entry names as a JSON array string")
+    export.add_argument("--columns", help="comma-separated columns to write, in order (default: url, text, uuid, "
+                        "keep_prob, crawl, lang, those the root has)")
+    export.add_argument("--online", action="store_true", help="every matched pair with its entry_ids, and "
+                        "entry_probabilities.parquet for a data loader's per-epoch draws (metaclip_spark.online)")
+    export.add_argument("--t", help="with --online: t of the probability table, an integer or 'auto' "
+                        "(default: the root's last run's)")
+
     explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
     _add_metadata(explain)
+    explain.add_argument("--lang", help="worldwide: the metadata language to match in (default: lid.176's, mapped)")
+    explain.add_argument("--kana-no-space", choices=("true", "false"), default="true",
+                         help="worldwide: kana as a no-space script at entry edges (false: the reference's ranges)")
     explain.add_argument("text", help="the caption")
 
     from .metadata_build import add_build_arguments
@@ -157,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build-metadata", help="build the metadata: numbers, WordNet, Wikipedia, pageviews")
     _add_common(build), add_build_arguments(build)
 
-    info = commands.add_parser("metadata-info", help="size and validation report of a metadata file")
-    info.add_argument("--metadata", help="JSON array or one-entry-per-line file (default: the embedded list)")
+    info = commands.add_parser("metadata-info", help="size and validation report of a metadata file (or set)")
+    info.add_argument("--metadata", help=_METADATA_HELP)
     for command in commands.choices.values():
         _add_console(command)
     return parser
@@ -172,12 +203,17 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["input"]["url_column"] = args.url_column
     if getattr(args, "text_column", None):
         overrides["input"]["text_column"] = args.text_column
-    if getattr(args, "t", None) is not None:
+    # export's --t is its online table's threshold, not the curation's
+    if getattr(args, "t", None) is not None and getattr(args, "command", None) != "export":
         overrides["curation"]["t"] = args.t
     if getattr(args, "tail_share", None) is not None:
         overrides["curation"]["tail_share"] = args.tail_share
     if getattr(args, "seed", None) is not None:
         overrides["curation"]["seed"] = args.seed
+    export = {key: getattr(args, key) for key in ("format", "rows_per_file", "shuffle_seed")
+              if getattr(args, key, None) is not None}
+    if export:
+        overrides["export"] = export
     return overrides
 
 
@@ -269,13 +305,53 @@ def _report(args: argparse.Namespace, spark: SparkSession) -> int:
     return 0
 
 
-def _explain(args: argparse.Namespace) -> int:
-    from .matching import EntryMatcher, space_text
-    from .metadata import load_metadata
+def _export(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
+    from .config import parse_threshold
+    from .export import ExportSpec, run_export
+    from .storage import is_local
+    from .tables import check_output_directory
 
-    entries = load_metadata(args.metadata)  # --metadata alone: explain has no profile or --conf
-    print(f"spaced: {space_text(args.text)!r}")
-    ids = EntryMatcher(entries).match(args.text)
+    if is_local(args.to):
+        check_output_directory(spark, args.to)  # a read-only place stops now (exit 2), not after the work
+    columns = tuple(c.strip() for c in args.columns.split(",") if c.strip()) if args.columns is not None else None
+    spec = ExportSpec(root=args.output, to=args.to, format=config.export.format,
+                      rows_per_file=config.export.rows_per_file, files=args.files,
+                      shuffle_seed=config.export.shuffle_seed, one_text_per_image=args.one_text_per_image,
+                      with_entries=args.with_entries, columns=columns, online=args.online,
+                      t=parse_threshold(args.t) if args.t is not None else None)
+    record = run_export(spark, config, spec)
+    where = f"{args.to.rstrip('/')}/{'pairs/' if args.online else ''}"
+    print(f"Exported {record['rows']:,} {'matched' if args.online else 'curated'} pairs of {record['images']:,} images "
+          f"(of {record['rows_in_source']:,} in {record['source']}/, run {record['run_id']}) to {where} as "
+          f"{record['files']:,} {record['format']} files, {record['bytes']:,} bytes"
+          + (f"; expected pairs per epoch {record['expected_rows_per_epoch']:,.1f}, probabilities of "
+             f"{record['entries_in_table']:,} entries in {args.to.rstrip('/')}/entry_probabilities.parquet"
+             if args.online else "")
+          + f". Counts: {args.to.rstrip('/')}/_EXPORT.json.")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .matching import EntryMatcher, prepared_text
+    from .metadata import Metadata
+
+    metadata = Metadata(args.metadata, kana=args.kana_no_space == "true")  # explain has no profile or --conf
+    entries = metadata.entries
+    if metadata.worldwide:
+        from .lang_codes import metadata_code
+        from .language import identify_language
+
+        label, score = identify_language(args.text)
+        code = args.lang or metadata_code(label)
+        told = "--lang" if args.lang else f"lid.176 says {label!r} ({score:.2f})"
+        if code not in metadata.lists:
+            raise ConfigError(f"no list for language {code!r} ({told}) in {metadata.path}; it has: "
+                              f"{', '.join(metadata.languages)}")
+        print(f"language: {code} ({told})")
+        entries = metadata.lists[code]
+    print(f"spaced: {prepared_text(args.text, metadata.worldwide)!r}")
+    ids = EntryMatcher(entries, worldwide=metadata.worldwide, kana=metadata.kana).match(args.text)
     print(f"matched {len(ids)} of {len(entries):,} entries")
     for entry_id in ids:
         print(f"  {entry_id:>8}  {entries[entry_id]!r}")
@@ -289,11 +365,18 @@ def _build_metadata(args: argparse.Namespace, config: Settings) -> int:
 
 
 def _metadata_info(args: argparse.Namespace) -> int:
-    from .metadata import default_metadata_path, format_validation, load_metadata, metadata_digest, validate_entries
+    from .metadata import Metadata, default_metadata_path, format_validation, metadata_digest, validate_entries
 
-    entries = load_metadata(args.metadata)
-    print(f"metadata: {args.metadata or default_metadata_path()} (sha256 of entries {metadata_digest(entries)[:16]})")
-    print(format_validation(validate_entries(entries)))
+    metadata = Metadata(args.metadata)
+    if not metadata.worldwide:
+        entries = metadata.entries
+        print(f"metadata: {args.metadata or default_metadata_path()} (sha256 of entries {metadata_digest(entries)[:16]})")
+        print(format_validation(validate_entries(entries)))
+        return 0
+    print(f"metadata set: {metadata.path}: {len(metadata.lists)} languages, {metadata.entries_total:,} entries "
+          f"(digest {metadata.digest[:16]})")
+    for code in metadata.languages:
+        print(f"[{code}] " + format_validation(validate_entries(metadata.lists[code])))
     return 0
 
 
@@ -323,6 +406,21 @@ def _source(args: argparse.Namespace, config: Settings, spark: SparkSession) -> 
 
 
 def _print_summary(summary: dict, output: str) -> None:
+    if summary.get("worldwide"):
+        by_lang = summary["by_lang"]
+        print(
+            f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs in {len(by_lang)} languages "
+            f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries). "
+            f"t per language ({summary['t_mode']} for English, the others derived from its tail share "
+            f"{summary['english_tail_share']:.3f}): "
+            + ", ".join(f"{code} {v['t']:,}" for code, v in by_lang.items() if v["pairs"])
+            + (f" ({sum(not v['pairs'] for v in by_lang.values())} languages with no pairs not shown)"
+               if not all(v["pairs"] for v in by_lang.values()) else "")
+            + f"; seed {summary['seed']}. Pairs in languages without a list: "
+            f"{sum(summary['pairs_without_list'].values()):,}, with no language: {summary['pairs_unknown_lang']:,}. "
+            f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
+        )
+        return
     print(
         f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs "
         f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries; "
@@ -369,6 +467,7 @@ COMMANDS: dict[str, Command] = {
     "status": Command(_status, ("config",)),
     "plan": Command(_plan, ("config",)),  # starts Spark itself, unless --counts-only
     "report": Command(_report, ("spark",), writes_root=True),
+    "export": Command(_export, ("config", "spark")),  # reads the root, writes --to: no lease (a rerun is checked)
     "explain": Command(_explain),
     "build-metadata": Command(_build_metadata, ("config",)),
     "metadata-info": Command(_metadata_info),
@@ -386,7 +485,7 @@ def _run(name: str, args: argparse.Namespace) -> int:
     if "metadata" in command.needs:
         from .metadata import Metadata
 
-        prepared["metadata"] = Metadata(prepared["config"].metadata.path or None)  # a bad file: no Spark start-up
+        prepared["metadata"] = Metadata.from_config(prepared["config"])  # a bad file: no Spark start-up
     if "spark" not in command.needs:
         return command.handler(args, **{need: prepared[need] for need in command.needs})
     from .session import owned_session

@@ -107,10 +107,11 @@ class InputSettings(Section):
     name: typing.ClassVar[str] = "input"
     url_column: str
     text_column: str
+    lang_column: str
     partitions: int
 
     def __post_init__(self):
-        for key in ("url_column", "text_column"):
+        for key in ("url_column", "text_column", "lang_column"):
             if not getattr(self, key):
                 raise _fail(f"input.{key}", "a non-empty column name", getattr(self, key))
         if self.partitions < 0:
@@ -124,6 +125,25 @@ class MetadataSettings(Section):
 
 
 @dataclass(frozen=True)
+class WorldwideSettings(Section):
+    """[worldwide]: MetaCLIP 2 curation, per-language lists (--metadata DIR)."""
+
+    name: typing.ClassVar[str] = "worldwide"
+    kana_no_space: bool
+    automata_max_mb: int
+    t_by_lang: dict
+
+    def __post_init__(self):
+        if self.automata_max_mb <= 0:
+            raise _fail("worldwide.automata_max_mb", "a positive integer", self.automata_max_mb)
+        for lang, t in self.t_by_lang.items():
+            if lang == "en":
+                raise ConfigError("worldwide.t_by_lang cannot set English's t: that is curation.t (--t)")
+            if isinstance(t, bool) or not isinstance(t, int) or t <= 0:
+                raise _fail(f"worldwide.t_by_lang.{lang}", "a positive integer", t)
+
+
+@dataclass(frozen=True)
 class MetadataBuildSettings(Section):
     name: typing.ClassVar[str] = "metadata_build"
     unigram_min_count: int
@@ -131,7 +151,17 @@ class MetadataBuildSettings(Section):
     title_min_views: int
     pageview_min_hourly_views: int
     wordfreq_min_frequency: float
+    wordfreq_min_frequency_by_lang: dict
     nltk_data: str
+
+    def __post_init__(self):
+        for lang, floor in self.wordfreq_min_frequency_by_lang.items():
+            if isinstance(floor, bool) or not isinstance(floor, (int, float)) or floor < 0:
+                raise _fail(f"metadata_build.wordfreq_min_frequency_by_lang.{lang}", "a non-negative number", floor)
+
+    def wordfreq_floor(self, lang: str) -> float:
+        """The wordfreq frequency floor of one language (a Wikipedia code): its own, else the common one."""
+        return float(self.wordfreq_min_frequency_by_lang.get(lang, self.wordfreq_min_frequency))
 
 
 @dataclass(frozen=True)
@@ -224,6 +254,22 @@ class RootSettings(Section):
 
 
 @dataclass(frozen=True)
+class ExportSettings(Section):
+    """[export]: the files `export` writes for training tools (export.py)."""
+
+    name: typing.ClassVar[str] = "export"
+    format: str
+    rows_per_file: int
+    shuffle_seed: int
+
+    def __post_init__(self):
+        if self.format not in ("parquet", "jsonl"):
+            raise _fail("export.format", "'parquet' or 'jsonl'", self.format)
+        if self.rows_per_file <= 0:
+            raise _fail("export.rows_per_file", "a positive integer", self.rows_per_file)
+
+
+@dataclass(frozen=True)
 class SparkSettings(Section):
     name: typing.ClassVar[str] = "spark"
     master: str
@@ -239,11 +285,13 @@ class Settings:
     profile: str
     input: InputSettings
     metadata: MetadataSettings
+    worldwide: WorldwideSettings
     metadata_build: MetadataBuildSettings
     curation: CurationSettings
     extract: ExtractSettings
     remote: RemoteSettings
     root: RootSettings
+    export: ExportSettings
     spark: SparkSettings
     tables: dict = field(repr=False, compare=False)  # the merged TOML, for `updated`
 

@@ -9,12 +9,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from . import balancing, matching
+from . import balancing, lang_codes, matching
 
 ENTRY_IDS = "entry_ids"
 KEEP_PROB = "keep_prob"
+# Worldwide: the metadata language a pair is matched in (a code naming one list of the set), null when unknown.
+METADATA_LANG = "metadata_lang"
 # Columns the report breaks pairs down by, when a table has them; a null value is shown as NO_VALUE.
 GROUP_COLUMNS = ("crawl", "lang", "text_source")
+# ... and the ones ingest counts pairs by (a worldwide pool's pairs per metadata language too).
+PAIRS_BY_COLUMNS = GROUP_COLUMNS + (METADATA_LANG,)
 NO_VALUE = "(none)"
 
 
@@ -23,14 +27,19 @@ def matched_schema(pool_schema: T.StructType) -> T.StructType:
     return T.StructType(list(pool_schema.fields) + [T.StructField(ENTRY_IDS, T.ArrayType(T.IntegerType(), False))])
 
 
-def match_pool(pool: DataFrame, entries: list[str], digest: str, text_column: str) -> DataFrame:
+def match_pool(pool: DataFrame, metadata, text_column: str) -> DataFrame:
     """Rows of `pool` whose text matches at least one entry, with their `entry_ids`.
 
     The entry list travels once per executor as a broadcast; each Python worker builds its automaton once
-    (cached by the metadata digest) and runs it over Arrow batches.
+    (cached by the metadata digest) and runs it over Arrow batches. Worldwide, each language's list is a broadcast
+    of its own, fetched by a worker only when a text of that language comes (the pool carries METADATA_LANG, see
+    `with_metadata_lang`); a text whose language has no list matches nothing.
     """
+    if metadata.worldwide:
+        return _match_pool_worldwide(pool, metadata, text_column)
     spark = pool.sparkSession
-    entries_broadcast = spark.sparkContext.broadcast(entries)
+    entries_broadcast = spark.sparkContext.broadcast(metadata.entries)
+    digest = metadata.digest
 
     def match_batches(batches):
         matcher = matching.cached_matcher(digest, lambda: entries_broadcast.value)
@@ -38,6 +47,63 @@ def match_pool(pool: DataFrame, entries: list[str], digest: str, text_column: st
             yield matched_batch(matcher, batch, text_column)
 
     return pool.mapInArrow(match_batches, matched_schema(pool.schema))
+
+
+def language_broadcasts(spark, lists: dict[str, list]) -> dict:
+    """One broadcast per language: an executor fetches only the languages its tasks read."""
+    return {code: spark.sparkContext.broadcast(values) for code, values in lists.items()}
+
+
+def _match_pool_worldwide(pool: DataFrame, metadata, text_column: str) -> DataFrame:
+    lists = language_broadcasts(pool.sparkSession, metadata.lists)
+    digest, kana, max_bytes = metadata.digest, metadata.kana, metadata.automata_max_bytes
+
+    def match_batches(batches):
+        matchers = matching.cached_language_matchers(
+            digest, lambda: matching.LanguageMatchers(lists, lambda code: lists[code].value, max_bytes, kana))
+        for batch in batches:
+            yield matched_batch_worldwide(matchers, batch, text_column)
+
+    return pool.mapInArrow(match_batches, matched_schema(pool.schema))
+
+
+def matched_batch_worldwide(matchers: matching.LanguageMatchers, batch: pa.RecordBatch,
+                            text_column: str) -> pa.RecordBatch:
+    """`matched_batch` with each text matched against its own language's list (the METADATA_LANG column)."""
+    codes = batch.column(METADATA_LANG).to_pylist()
+    ids = [matchers.match(code, text) for code, text in zip(codes, batch.column(text_column).to_pylist())]
+    keep = pa.array([bool(x) for x in ids], pa.bool_())
+    matched_ids = pa.array([x for x in ids if x], _ENTRY_IDS_TYPE)
+    return pa.RecordBatch.from_arrays([column.filter(keep) for column in batch.columns] + [matched_ids],
+                                      names=batch.schema.names + [ENTRY_IDS])
+
+
+def with_metadata_lang(pairs: DataFrame, lang_column: str | None, text_column: str) -> DataFrame:
+    """`pairs` with METADATA_LANG, the code of the list each text is matched against (null when unknown):
+    a pool's `lang_column` as it is, when the pool has one (it holds metadata codes); else the lid.176 label of a
+    `lang` column (Common Crawl pairs) mapped to its code; else lid.176 run on the texts (adding `lang` and
+    `lang_score`, as extraction does)."""
+    if lang_column and lang_column in pairs.columns:
+        return pairs.withColumn(METADATA_LANG, F.col(lang_column).cast("string"))
+    if "lang" in pairs.columns:
+        mapping = F.create_map(*[F.lit(x) for pair in lang_codes.LABEL_TO_CODE.items() for x in pair])
+        return pairs.withColumn(METADATA_LANG, F.try_element_at(mapping, F.col("lang")))
+    schema = T.StructType(list(pairs.schema.fields) + [
+        T.StructField("lang", T.StringType()), T.StructField("lang_score", T.FloatType()),
+        T.StructField(METADATA_LANG, T.StringType())])
+
+    def identify(batches):
+        from .language import identify_language
+
+        for batch in batches:
+            found = [identify_language(text) if text else ("", 0.0) for text in batch.column(text_column).to_pylist()]
+            labels = [label for label, _ in found]
+            yield pa.RecordBatch.from_arrays(
+                list(batch.columns) + [pa.array(labels, pa.string()), pa.array([s for _, s in found], pa.float32()),
+                                       pa.array([lang_codes.metadata_code(x) for x in labels], pa.string())],
+                names=batch.schema.names + ["lang", "lang_score", METADATA_LANG])
+
+    return pairs.mapInArrow(identify, schema)
 
 
 _ENTRY_IDS_TYPE = pa.list_(pa.field("element", pa.int32(), nullable=False))
@@ -59,13 +125,17 @@ def flattened_entry_ids(entry_ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 COUNTS_SCHEMA = "entry_id int, entry string, count long"
+WORLDWIDE_COUNTS_SCHEMA = f"{METADATA_LANG} string, entry_id int, entry string, count long"
 
 
-def count_entries(matched: DataFrame, entries: list[str]) -> DataFrame:
+def count_entries(matched: DataFrame, metadata) -> DataFrame:
     """`entry_id, entry, count` for every entry matched at least once: a distributed reduction, then the entry
-    names looked up from a broadcast list (a table of 500k names joined in would travel inside every task)."""
+    names looked up from a broadcast list (a table of 500k names joined in would travel inside every task).
+    Worldwide, `metadata_lang, entry_id, entry, count`: counted per (language, entry) in the same reduction."""
+    if metadata.worldwide:
+        return _count_entries_worldwide(matched, metadata)
     counts = matched.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id").agg(F.count("*").alias("count"))
-    names = matched.sparkSession.sparkContext.broadcast(entries)
+    names = matched.sparkSession.sparkContext.broadcast(metadata.entries)
 
     def named(batches):
         entry_names = names.value
@@ -78,6 +148,22 @@ def count_entries(matched: DataFrame, entries: list[str]) -> DataFrame:
     return counts.select("entry_id", "count").mapInArrow(named, COUNTS_SCHEMA)
 
 
+def _count_entries_worldwide(matched: DataFrame, metadata) -> DataFrame:
+    counts = (matched.select(METADATA_LANG, F.explode(ENTRY_IDS).alias("entry_id"))
+              .groupBy(METADATA_LANG, "entry_id").agg(F.count("*").alias("count")))
+    lists = language_broadcasts(matched.sparkSession, metadata.lists)
+
+    def named(batches):
+        for batch in batches:
+            codes, ids = batch.column(METADATA_LANG).to_pylist(), batch.column("entry_id").to_pylist()
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(METADATA_LANG), batch.column("entry_id"),
+                 pa.array([lists[code].value[i] for code, i in zip(codes, ids)], pa.string()), batch.column("count")],
+                names=[METADATA_LANG, "entry_id", "entry", "count"])
+
+    return counts.select(METADATA_LANG, "entry_id", "count").mapInArrow(named, WORLDWIDE_COUNTS_SCHEMA)
+
+
 def group_value(value) -> str:
     return NO_VALUE if value is None else str(value)
 
@@ -86,7 +172,7 @@ def pairs_by_group(pairs: DataFrame, skipped_column: str | None = None) -> tuple
     """(pairs, {column: {value: pairs}}, {reason: rows}) for the group columns the table has (but `crawl`), in one
     aggregation of at most (languages x text sources x skip reasons) rows: recorded at ingest so the report never
     reads the input again. Rows with a reason in `skipped_column` are not pairs: they are counted by reason only."""
-    columns = [c for c in GROUP_COLUMNS if c != "crawl" and c in pairs.columns]
+    columns = [c for c in PAIRS_BY_COLUMNS if c != "crawl" and c in pairs.columns]
     rows = pairs.groupBy(*columns, *([skipped_column] if skipped_column else [])).count().collect()
     by: dict[str, dict[str, int]] = {c: {} for c in columns}
     skipped: dict[str, int] = {}
@@ -109,8 +195,23 @@ def count_vector(counts: DataFrame, entries_total: int) -> np.ndarray:
     return vector
 
 
-def balance_pool(matched: DataFrame, probabilities: np.ndarray, seed: int, text_column: str) -> DataFrame:
-    """Rows of `matched` kept by their seeded draws, plus `keep_prob` = 1 - prod(1 - p_e)."""
+def count_vectors(counts: DataFrame, metadata) -> dict[str, np.ndarray]:
+    """Worldwide: {language: count vector over its list} on the driver (bounded by the metadata, not the pool)."""
+    table = counts.select(METADATA_LANG, "entry_id", "count").toArrow()
+    vectors = {code: np.zeros(len(entries), dtype=np.int64) for code, entries in metadata.lists.items()}
+    codes = table.column(METADATA_LANG).to_pylist()
+    ids, values = table.column("entry_id").to_numpy(), table.column("count").to_numpy()
+    for code in set(codes):
+        rows = np.fromiter((c == code for c in codes), bool, len(codes))
+        vectors[code][ids[rows]] = values[rows]
+    return vectors
+
+
+def balance_pool(matched: DataFrame, probabilities, seed: int, text_column: str) -> DataFrame:
+    """Rows of `matched` kept by their seeded draws, plus `keep_prob` = 1 - prod(1 - p_e). `probabilities` is one
+    vector (v1) or, worldwide, {language: vector}: each row's entries take their p_e from its own language."""
+    if isinstance(probabilities, dict):
+        return _balance_pool_worldwide(matched, probabilities, seed, text_column)
     spark = matched.sparkSession
     probabilities_broadcast = spark.sparkContext.broadcast(probabilities)
     output_schema = T.StructType(list(matched.schema.fields) + [T.StructField(KEEP_PROB, T.DoubleType(), False)])
@@ -122,6 +223,31 @@ def balance_pool(matched: DataFrame, probabilities: np.ndarray, seed: int, text_
             keep, keep_prob = balancing.decide(
                 seed, batch.column("uuid").to_pylist(), batch.column(text_column).to_pylist(), lengths, flat, probs
             )
+            mask = pa.array(keep)
+            yield pa.RecordBatch.from_arrays(
+                [column.filter(mask) for column in batch.columns] + [pa.array(keep_prob[keep], pa.float64())],
+                names=batch.schema.names + [KEEP_PROB],
+            )
+
+    return matched.mapInArrow(balance_batches, output_schema)
+
+
+def _balance_pool_worldwide(matched: DataFrame, probabilities: dict[str, np.ndarray], seed: int,
+                            text_column: str) -> DataFrame:
+    broadcasts = language_broadcasts(matched.sparkSession, probabilities)
+    output_schema = T.StructType(list(matched.schema.fields) + [T.StructField(KEEP_PROB, T.DoubleType(), False)])
+
+    def balance_batches(batches):
+        for batch in batches:
+            lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
+            codes = np.array(batch.column(METADATA_LANG).to_pylist(), dtype=object)
+            flat_codes = np.repeat(codes, lengths)
+            flat_probs = np.empty(flat.size, dtype=np.float64)
+            for code in set(codes.tolist()):
+                where = flat_codes == code
+                flat_probs[where] = broadcasts[code].value[flat[where]]
+            keep, keep_prob = balancing.decide_flat(seed, batch.column("uuid").to_pylist(),
+                                                    batch.column(text_column).to_pylist(), lengths, flat, flat_probs)
             mask = pa.array(keep)
             yield pa.RecordBatch.from_arrays(
                 [column.filter(mask) for column in batch.columns] + [pa.array(keep_prob[keep], pa.float64())],

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from . import sources
 from .config import Settings
-from .curation import count_entries, match_pool, pairs_by_group
+from .curation import METADATA_LANG, count_entries, match_pool, pairs_by_group, with_metadata_lang
 from .errors import ConfigError, InputError
 from .dedup import first_of_duplicates
 from .extraction import extract_files, file_record, job_for, sum_file_counters
@@ -91,24 +91,39 @@ def _units_of(files: list[ManifestFile], files_per_unit: int) -> list[tuple[str,
             for i in range(0, len(group), files_per_unit)]
 
 
-def _columns(source_is_listing: bool, config: Settings) -> dict:
-    """The url/text columns of the pairs a unit holds: recorded, so later stages never need the options again."""
+def _columns(source_is_listing: bool, config: Settings, worldwide: bool = False) -> dict:
+    """The url/text columns of the pairs a unit holds (and, for a worldwide pool, its language column): recorded,
+    so later stages never need the options again."""
     if source_is_listing:
         return {"url": "url", "text": "text"}
-    return {"url": config.input.url_column, "text": config.input.text_column}
+    columns = {"url": config.input.url_column, "text": config.input.text_column}
+    return dict(columns, lang=config.input.lang_column) if worldwide else columns
+
+
+def _languages_known(pairs: DataFrame, columns: dict, metadata) -> DataFrame:
+    """Worldwide: the pairs with the metadata language each text is matched in (v1: as they are)."""
+    if not metadata.worldwide or METADATA_LANG in pairs.columns:
+        return pairs
+    return with_metadata_lang(pairs, columns.get("lang"), columns["text"])
 
 
 def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataFrame, metadata) -> int:
     matched_path = root.unit_path(marker["crawl"], marker["unit"], "matched")
-    write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, marker["columns"]["text"]),
-                             matched_path)
+    pool = _languages_known(pool, marker["columns"], metadata)
+    write_parquet_atomically(match_pool(pool, metadata, marker["columns"]["text"]), matched_path)
     return read_table(spark, matched_path).count()
+
+
+def _extract_languages(config: Settings, metadata) -> tuple[str, ...]:
+    """The languages extraction keeps: every one in a worldwide run, extract.languages in a v1 run."""
+    return () if metadata.worldwide else tuple(config.extract.languages)
 
 
 def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: Settings) -> DataFrame:
     if marker["kind"] == KIND_POOL:
         columns = marker["columns"]
-        config = config.updated({"input": {"url_column": columns["url"], "text_column": columns["text"]}})
+        config = config.updated({"input": {"url_column": columns["url"], "text_column": columns["text"],
+                                           **({"lang_column": columns["lang"]} if "lang" in columns else {})}})
         return read_pool(spark, marker["files"][0]["location"], marker["format"], config)
     return read_table(spark, root.unit_path(marker["crawl"], marker["unit"], "pairs"))
 
@@ -117,18 +132,22 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
               metadata, fail_fast: bool) -> dict:
     marker = {"crawl": crawl, "unit": unit_id(crawl, [f.source_file for f in files]),
               "kind": KIND_EXTRACT if source.is_manifest else KIND_POOL, "format": source.format,
-              "columns": _columns(source.is_manifest, config), "metadata_digest": metadata.digest}
+              "columns": _columns(source.is_manifest, config, metadata.worldwide), "metadata_digest": metadata.digest}
     with stage(spark, "unit", f"{crawl} unit {marker['unit']}: {len(files)} file(s)") as run:
         if source.is_manifest:
             pairs_path = root.unit_path(crawl, marker["unit"], "pairs")
-            file_rows = extract_files(spark, files, job_for(spark, config), fail_fast, pairs_path, keep_order=True)
+            languages = _extract_languages(config, metadata)
+            marker["languages"] = list(languages)  # what the unit's pairs hold: [] is every language
+            job = job_for(spark, config.updated({"extract": {"languages": list(languages)}}))
+            file_rows = extract_files(spark, files, job, fail_fast, pairs_path, keep_order=True)
             pool = read_table(spark, pairs_path)
             marker["files"] = [file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
             marker["pairs"] = pool.count()
             marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
         else:
             with input_read_errors(source.path):  # a file Spark cannot read fails here, at the first action on it
-                rows = read_pool_rows(spark, source.path, source.format, config)
+                rows = _languages_known(read_pool_rows(spark, source.path, source.format, config),
+                                        marker["columns"], metadata)
                 # One aggregation counts the pairs, their groups and the rows that are not pairs, by reason: the
                 # skipped rows are recorded in the marker (and the crawl's state), never dropped unseen.
                 marker["pairs"], marker["pairs_by"], skipped = pairs_by_group(rows, SKIPPED)
@@ -160,11 +179,30 @@ def _summed_skips(units: list[dict]) -> dict[str, int] | None:
     return {reason: 0 for reason in SKIP_REASONS} | sum_counters(u["skipped"] for u in units)
 
 
+def _check_rematch_languages(units: list[dict], config: Settings, metadata) -> None:
+    """Units whose pairs were extracted keeping fewer languages than this run needs cannot simply be matched
+    again: their other languages were never kept (a v1 root is English only)."""
+    wanted = set(_extract_languages(config, metadata))
+    for marker in units:
+        if marker["kind"] != KIND_EXTRACT:
+            continue
+        kept = set(marker.get("languages", ["en"]))  # units committed before this was recorded were v1 (English)
+        if kept != wanted:
+            raise ConfigError(
+                f"crawl {marker['crawl']} in this root was extracted keeping "
+                f"{'only ' + ', '.join(sorted(kept)) if kept else 'every language of its'} texts; "
+                f"{'a worldwide run needs every language' if not wanted else 'this run needs ' + ', '.join(sorted(wanted))}"
+                ": extract its files again with --force (or use another --output)")
+
+
 def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Settings) -> None:
+    _check_rematch_languages(units, config, metadata)
     for marker in units:
         with stage(spark, "rematch", f"{marker['crawl']} unit {marker['unit']}") as run:
-            marker = dict(marker, metadata_digest=metadata.digest,
-                          columns=marker.get("columns") or _columns(marker["kind"] == KIND_EXTRACT, config))
+            columns = marker.get("columns") or _columns(marker["kind"] == KIND_EXTRACT, config)
+            if metadata.worldwide and marker["kind"] == KIND_POOL and "lang" not in columns:
+                columns = dict(columns, lang=config.input.lang_column)
+            marker = dict(marker, metadata_digest=metadata.digest, columns=columns)
             marker["pairs_matched"] = _match_unit(spark, root, marker, _unit_pool(spark, root, marker, config),
                                                   metadata)
             root.commit_unit(dict(marker, committed_at=now()))
@@ -209,12 +247,13 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             pairs = _union([read_table(spark, root.unit_path(crawl, u["unit"], "pairs")) for u in units])
             write_parquet_atomically(first_of_duplicates(pairs).drop("_seq", "crawl"), root.crawl_table("pairs", crawl))
             matched = first_of_duplicates(matched)
-            pairs_total, pairs_by, _ = pairs_by_group(read_table(spark, root.crawl_table("pairs", crawl)))
+            crawl_pairs = _languages_known(read_table(spark, root.crawl_table("pairs", crawl)), columns, metadata)
+            pairs_total, pairs_by, _ = pairs_by_group(crawl_pairs)
         else:
             pairs_total, pairs_by = sum(u["pairs"] for u in units), _summed_groups([u.get("pairs_by") for u in units])
         write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl))
         crawl_matched = read_table(spark, root.crawl_table("matched", crawl))
-        write_parquet_atomically(count_entries(crawl_matched, metadata.entries), root.crawl_table("crawl_counts", crawl))
+        write_parquet_atomically(count_entries(crawl_matched, metadata), root.crawl_table("crawl_counts", crawl))
         tally = tally_files(OutputRoot.file_states(units).values())
         extracted = sum_file_counters([dict(f, counters=f.get("counters", {})) for u in units for f in u["files"]])
         if kinds == {KIND_EXTRACT}:
@@ -225,6 +264,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             "metadata_digest": metadata.digest, "columns": columns, "pairs": pairs_total, "pairs_by": pairs_by,
             "skipped": _summed_skips(units),
             "pairs_matched": crawl_matched.count(),
+            **({"matched_by_lang": _matched_by_lang(crawl_matched)} if metadata.worldwide else {}),
             "files_done": tally["files_done"],
             "files_partial": tally["files_partial"],
             "files_failed": tally["files_failed"],
@@ -234,6 +274,11 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         root.write_crawl_state(crawl, state)
         run.rows = state["pairs"]
     return state
+
+
+def _matched_by_lang(matched: DataFrame) -> dict[str, int]:
+    """Matched pairs per metadata language: one small aggregation (one row per language)."""
+    return {row[METADATA_LANG]: int(row["count"]) for row in matched.groupBy(METADATA_LANG).count().collect()}
 
 
 def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: InputSpec, metadata, *, force: bool = False,

@@ -95,23 +95,48 @@ def metadata_digest(entries: list[str]) -> str:
     return h.hexdigest()
 
 
-# MetaCLIP's spacing puts spaces around these and turns these into spaces (curation-spec section 3), so an
-# entry holding one can never be found padded by single spaces in a spaced text.
-NEVER_MATCHING_CHARACTERS = frozenset(",.;:?!`\t\n\r")
+# MetaCLIP's spacing (curation-spec section 3) wraps these seven characters in spaces and turns these three into
+# spaces; matching looks for " entry " in the spaced text.
+WRAPPED_CHARACTERS = frozenset(",.;:?!`")
+BLANKED_CHARACTERS = frozenset("\t\n\r")
+
+
+def never_matches(entry: str) -> bool:
+    """True when no text at all can contain " entry " after MetaCLIP's spacing (curation-spec section 3).
+
+    In a spaced text every wrapped character stands between two spaces of its own, so two wrapped characters are
+    at least two spaces apart, and no tab, newline or carriage return is left. " entry " is a substring of some
+    spaced text exactly when it obeys the same three rules: it holds no tab/newline/CR, each wrapped character in
+    it has a space on both sides (the entry's one-space padding counts), and no two wrapped characters are
+    separated by a single space. Then the text made by removing one space on each side of every wrapped character
+    spaces back to " entry " padded once more ("Paris , France" is found in "Paris,France", though not in
+    "Paris, France", whose typed space doubles the one spacing adds); otherwise nothing can ("U.S.", "Mr.", "a,b",
+    ", ,").
+    """
+    if not BLANKED_CHARACTERS.isdisjoint(entry):
+        return True
+    padded = f" {entry} "
+    previous_wrapped = -3
+    for position, char in enumerate(padded):
+        if char in WRAPPED_CHARACTERS:
+            if padded[position - 1] != " " or padded[position + 1] != " " or position - previous_wrapped < 3:
+                return True
+            previous_wrapped = position
+    return False
 
 
 def is_single_punctuation(entry: str) -> bool:
-    """One punctuation character (ASCII punctuation or a Unicode P* character): the builder skips these."""
+    """One ASCII punctuation character (Python's string.punctuation), which the builder skips (curation-spec
+    section 2); other Unicode punctuation ("\u2014", "\u3001") is kept."""
     import string
-    import unicodedata
 
-    return len(entry) == 1 and (entry in string.punctuation or unicodedata.category(entry).startswith("P"))
+    return len(entry) == 1 and entry in string.punctuation
 
 
 def validate_entries(entries: list[str], examples: int = 5) -> dict:
-    """Counts of entries that are wasted or suspicious: repeats of an earlier entry, empty strings, single
-    punctuation characters, entries that can never match because they hold one of the seven spacing
-    characters or a tab/newline/CR, and entries with leading or trailing whitespace (" dog" is matched as
+    """Counts of entries that are wasted or suspicious: repeats of an earlier entry, empty strings, single ASCII
+    punctuation characters, entries that can never match under MetaCLIP's spacing (`never_matches`: "U.S.",
+    "a,b", a tab), and entries with leading or trailing whitespace (" dog" is matched as
     "  dog ", so only where the spaced text has two spaces, as after a comma: almost never what was meant).
     Each kind also lists up to `examples` (position, entry) pairs."""
     kinds_checked = ("duplicates", "empty", "single_punctuation", "never_match", "surrounding_space")
@@ -128,7 +153,7 @@ def validate_entries(entries: list[str], examples: int = 5) -> dict:
             kinds.append("empty")
         elif is_single_punctuation(entry):
             kinds.append("single_punctuation")
-        if not NEVER_MATCHING_CHARACTERS.isdisjoint(entry):
+        if never_matches(entry):
             kinds.append("never_match")
         if entry != entry.strip():
             kinds.append("surrounding_space")
@@ -144,18 +169,105 @@ def format_validation(report: dict) -> str:
     """The validation report as a few human-readable lines."""
     lines = [f"{report['entries']:,} entries, {report['distinct']:,} distinct"]
     for kind, label in (("duplicates", "duplicates (repeat an earlier entry)"), ("empty", "empty strings"),
-                        ("single_punctuation", "single punctuation characters"),
-                        ("never_match", "can never match (hold , . ; : ? ! ` or tab/newline/CR)"),
+                        ("single_punctuation", "single ASCII punctuation characters"),
+                        ("never_match", "can never match (a , . ; : ? ! ` not between spaces, or a tab/newline/CR)"),
                         ("surrounding_space", "leading/trailing whitespace (match only next to a doubled space)")):
         shown = ", ".join(f"#{p} {e!r}" for p, e in report["examples"][kind])
         lines.append(f"  {report[kind]:>9,}  {label}" + (f"  e.g. {shown}" if shown else ""))
     return "\n".join(lines)
 
 
-class Metadata:
-    """The entry list of a run with its digest and where it came from."""
+# `--metadata worldwide`: the offline worldwide set `make metadata-worldwide` builds inside the package.
+WORLDWIDE = "worldwide"
 
-    def __init__(self, path: str | None):
-        self.path = path or "(embedded default)"
-        self.entries = load_metadata(path)
-        self.digest = metadata_digest(self.entries)
+
+def default_worldwide_path() -> Path:
+    return Path(str(resources.files("metaclip_spark") / "data" / WORLDWIDE))
+
+
+def _list_code(name: str) -> str | None:
+    """The language code of a list file name (`zh.json`, `zh.json.gz`), or None for any other file."""
+    for suffix in (".json", ".json.gz"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def load_metadata_set(directory: str | Path) -> dict[str, list[str]]:
+    """{language code: entries} from a directory of per-language lists, `<code>.json` (JSON arrays, optionally
+    gzipped as `<code>.json.gz`), codes as Wikipedia spells them. Other files (a README) are ignored."""
+    from .lang_codes import is_metadata_code
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"metadata directory not found: {directory}")
+    lists: dict[str, list[str]] = {}
+    for path in sorted(directory.iterdir()):
+        code = _list_code(path.name)
+        if code is None:
+            continue
+        if not is_metadata_code(code):
+            raise ConfigError(f"metadata file {path}: {code!r} is not a language code (lowercase Wikipedia codes such "
+                              "as en, zh, zh-yue: name the lists <code>.json)")
+        if code in lists:
+            raise ConfigError(f"metadata directory {directory} holds two lists for {code!r} ({code}.json and "
+                              f"{code}.json.gz): keep one")
+        lists[code] = parse_metadata(_read_text(path), str(path))
+    if not lists:
+        raise ConfigError(f"metadata directory {directory} holds no <code>.json list (one JSON array of entries per "
+                          "language, e.g. en.json, zh.json)")
+    return lists
+
+
+def metadata_set_digest(lists: dict[str, list[str]], kana: bool = True) -> str:
+    """A digest of a worldwide set: every language's code and list digest, and the no-space ranges used."""
+    h = hashlib.sha256(b"worldwide" + (b"" if kana else b"\x00reference-no-space-ranges"))
+    for code in sorted(lists):
+        h.update(f"\x00{code}\x00{metadata_digest(lists[code])}".encode())
+    return h.hexdigest()
+
+
+def is_metadata_set(path: str | None) -> bool:
+    """True when `path` names a worldwide set: a directory, or the word `worldwide` (the built default)."""
+    return bool(path) and (path == WORLDWIDE or Path(path).is_dir())
+
+
+class Metadata:
+    """The entry list(s) of a run with their digest and where they came from.
+
+    A file is one list (MetaCLIP v1: English, `entries`). A directory is a worldwide set (MetaCLIP 2): one list per
+    language in `lists`, matched with MetaCLIP 2's edge rule; an entry id is a position in its language's list.
+    """
+
+    def __init__(self, path: str | None, kana: bool = True, automata_max_mb: int = 2048):
+        self.worldwide = is_metadata_set(path)
+        self.kana = kana
+        self.automata_max_bytes = automata_max_mb << 20
+        if self.worldwide:
+            if path == WORLDWIDE:
+                if not default_worldwide_path().is_dir():
+                    raise ConfigError(f"the worldwide default metadata is not built ({default_worldwide_path()}): "
+                                      "run `make metadata-worldwide`, or pass --metadata DIR")
+                path = str(default_worldwide_path())
+            self.path = path
+            self.lists = load_metadata_set(path)
+            self.entries = None
+            self.digest = metadata_set_digest(self.lists, kana)
+        else:
+            self.path = path or "(embedded default)"
+            self.entries = load_metadata(path)
+            self.lists = {"en": self.entries}
+            self.digest = metadata_digest(self.entries)
+
+    @classmethod
+    def from_config(cls, config) -> "Metadata":
+        return cls(config.metadata.path or None, kana=config.worldwide.kana_no_space,
+                   automata_max_mb=config.worldwide.automata_max_mb)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.lists)
+
+    @property
+    def entries_total(self) -> int:
+        return sum(len(entries) for entries in self.lists.values())

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from . import __version__, balancing
 from .config import Settings
-from .curation import balance_pool, count_vector
+from .curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count_vectors
 from .errors import ConfigError, FailedFilesError, InputError
 from .ingest import InputSpec, check_input, ingest, input_crawls
 from .metadata import Metadata
@@ -69,17 +69,23 @@ def check_named_crawls(root: OutputRoot, crawls: list[str], source: InputSpec | 
 
 
 def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls: list[str],
-              into: str | None = None) -> np.ndarray:
+              into: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
     """counts/ (in `into`, a run's staging, else the root) = the chosen crawls' per-entry counts summed (a small
-    reduction); returns the count vector."""
+    reduction); returns the count vector (worldwide: {language: vector}, counts/ keyed by (metadata_lang, entry))."""
     target = join_path(into or root.root, "counts")
+    keys = [METADATA_LANG] if metadata.worldwide else []
     with stage(spark, "count", f"entries over crawls {', '.join(crawls)}") as run:
         per_crawl = root.read_crawls("crawl_counts", crawls)
-        merged = per_crawl.groupBy("entry_id", "entry").agg(F.sum("count").cast("long").alias("count"))
-        write_parquet_atomically(merged.select("entry_id", "entry", "count"), target)
-        vector = count_vector(read_table(spark, target), len(metadata.entries))
-        run.rows = int((vector > 0).sum())
-    return vector
+        merged = per_crawl.groupBy(*keys, "entry_id", "entry").agg(F.sum("count").cast("long").alias("count"))
+        write_parquet_atomically(merged.select(*keys, "entry_id", "entry", "count"), target)
+        counts = _read_counts(spark, target, metadata)
+        run.rows = int(sum((v > 0).sum() for v in counts.values())) if metadata.worldwide else int((counts > 0).sum())
+    return counts
+
+
+def _read_counts(spark: SparkSession, path: str, metadata: Metadata) -> np.ndarray | dict[str, np.ndarray]:
+    table = read_table(spark, path)
+    return count_vectors(table, metadata) if metadata.worldwide else count_vector(table, len(metadata.entries))
 
 
 def _threshold(config: Settings, counts: np.ndarray) -> int:
@@ -99,7 +105,9 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         return summary
     started = started or time.monotonic()
     if counts is None:
-        counts = count_vector(read_table(spark, root.path("counts")), len(metadata.entries))
+        counts = _read_counts(spark, root.path("counts"), metadata)
+    if metadata.worldwide:
+        return _balance_worldwide(spark, config, root, metadata, crawls, counts, started, ingested, into)
     seed = config.curation.seed
     t = _threshold(config, counts)
     states = {crawl: root.crawl_state(crawl) for crawl in crawls}
@@ -142,11 +150,107 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
+    return _finish_summary(spark, summary, states, crawls, t, seed, metadata, into)
+
+
+def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t, seed: int, metadata: Metadata,
+                    into: str) -> dict:
     identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t, seed,
                            metadata.digest])
     summary["run_id"] = f"{summary['finished_at'][:19].replace(':', '')}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
     write_json_atomically(spark, join_path(into, "summary.json"), summary)  # runs/<id>.json when switched in
     return summary
+
+
+def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, metadata: Metadata,
+                       crawls: list[str], counts: dict[str, np.ndarray], started: float, ingested: dict | None,
+                       into: str) -> dict:
+    """curated/ and summary.json of a worldwide pool: t per language (English's t, the others derived from its tail
+    share, curation spec section 4), each pair balanced with its own language's p_e."""
+    seed = config.curation.seed
+    unknown = sorted(set(config.worldwide.t_by_lang) - set(counts))
+    if unknown:
+        log.warning("worldwide.t_by_lang sets t for %s, which the metadata has no list for: ignored", ", ".join(unknown))
+    thresholds, p = balancing.thresholds_by_language(counts, config.curation.t, config.curation.tail_share,
+                                                     config.worldwide.t_by_lang)
+    states = {crawl: root.crawl_state(crawl) for crawl in crawls}
+    text_column = _text_column(states, config)
+    pairs_matched = sum(s["pairs_matched"] for s in states.values())
+    shown = ", ".join(f"{code} {t}" for code, t in sorted(thresholds.items()))
+    with stage(spark, "balance", f"t {shown}; seed {seed}, crawls {', '.join(crawls)}") as run:
+        matched = root.read_crawls("matched", crawls)
+        probabilities = {code: balancing.entry_probabilities(counts[code], t) for code, t in thresholds.items()}
+        write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column), join_path(into, "curated"))
+        curated = read_table(spark, join_path(into, "curated"))
+        curated_by_lang = {row[METADATA_LANG]: int(row["count"])
+                           for row in curated.groupBy(METADATA_LANG).count().collect()}
+        run.rows = pairs_matched
+    pairs_by_lang = _summed_by(states, lambda s: (s.get("pairs_by") or {}).get(METADATA_LANG))
+    matched_by_lang = _summed_by(states, lambda s: s.get("matched_by_lang"))
+    by_lang = {}
+    for code in metadata.languages:
+        vector, t = counts[code], thresholds[code]
+        by_lang[code] = {
+            "entries": len(metadata.lists[code]),
+            "pairs": pairs_by_lang.get(code, 0),
+            "pairs_matched": matched_by_lang.get(code, 0),
+            "pairs_curated": curated_by_lang.get(code, 0),
+            "t": t,
+            "entries_matched": int((vector > 0).sum()),
+            "entries_over_t": int((vector > t).sum()),
+            "matches_total": int(vector.sum()),
+            "tail_proportion": balancing.tail_proportion(vector, t),
+        }
+    matches_total = sum(v["matches_total"] for v in by_lang.values())
+    matches_in_tail = sum(int(counts[c][counts[c] < thresholds[c]].sum()) for c in by_lang)
+    summary = {
+        "crawls": crawls,
+        "worldwide": True,
+        "pairs_in": sum(s["pairs"] for s in states.values()),
+        "pairs_matched": pairs_matched,
+        "pairs_curated": sum(curated_by_lang.values()),
+        "t": int(thresholds.get(balancing.ENGLISH, 0)) or None,
+        "t_mode": "auto" if config.curation.t == "auto" else "fixed",
+        "t_by_lang": thresholds,
+        "t_overrides": dict(config.worldwide.t_by_lang),
+        "english_tail_share": p,  # p: every other language's t is where its cumulative share is nearest this
+        "tail_share": config.curation.tail_share,
+        "seed": seed,
+        "metadata": metadata.path,
+        "metadata_digest": metadata.digest,
+        "metadata_languages": metadata.languages,
+        "kana_no_space": metadata.kana,
+        "entries_total": metadata.entries_total,
+        "entries_matched": sum(v["entries_matched"] for v in by_lang.values()),
+        "entries_over_t": sum(v["entries_over_t"] for v in by_lang.values()),
+        "matches_total": matches_total,
+        "tail_proportion": matches_in_tail / matches_total if matches_total else 0.0,
+        "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
+        "by_lang": by_lang,
+        # Pairs matched against nothing: their language has no list in the set, or no language was told.
+        "pairs_without_list": {code: n for code, n in sorted(pairs_by_lang.items())
+                               if code not in metadata.lists and code != NO_VALUE},
+        "pairs_unknown_lang": pairs_by_lang.get(NO_VALUE, 0),
+        "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
+                         "files_partial": s.get("files_partial", 0), "files_failed": s["files_failed"],
+                         "skipped": s.get("skipped"), "matched_by_lang": s.get("matched_by_lang")}
+                     for c, s in states.items()},
+        "extract": _summed_extract(states),
+        **({"ingest": ingested} if ingested else {}),
+        "version": __version__,
+        "finished_at": now(),
+        "elapsed_seconds": round(time.monotonic() - started, 1),
+    }
+    return _finish_summary(spark, summary, states, crawls, thresholds, seed, metadata, into)
+
+
+def _summed_by(states: dict, part) -> dict[str, int]:
+    """{value: n} summed over the crawl states' `part(state)` maps (missing ones count nothing)."""
+    total: dict[str, int] = {}
+    for state in states.values():
+        for key, n in (part(state) or {}).items():
+            total[key] = total.get(key, 0) + int(n)
+    return total
 
 
 def _text_column(states: dict, config: Settings) -> str:

@@ -1,0 +1,219 @@
+"""Worldwide curation (MetaCLIP 2), the pure rules: language codes, edge padding per script, t per language, the
+metadata set, the per-language automata. Spark runs are in test_worldwide.py."""
+
+import gzip
+import json
+import random
+
+import numpy as np
+import pytest
+
+from metaclip_spark import balancing, lang_codes, language
+from metaclip_spark.errors import ConfigError
+from metaclip_spark.matching import EntryMatcher, LanguageMatchers, padded_entry, reference_match
+from metaclip_spark.metadata import Metadata, load_metadata_set, metadata_digest
+
+
+# Language codes -------------------------------------------------------------------------------------------------
+
+def test_every_lid176_label_of_the_model_file_maps_to_a_metadata_code():
+    # The predict-only fastText build lists no labels; asking for every label with no threshold returns all 176.
+    model = language._fasttext_model()
+    labels = {label.removeprefix("__label__") for _, label in model.f.predict("hello world\n", -1, -1.0, "replace")}
+    assert labels == lang_codes.LID_LABELS
+    for label in labels:
+        code = lang_codes.metadata_code(label)
+        assert code is not None and lang_codes.is_metadata_code(code), label
+
+
+@pytest.mark.parametrize("label, code", [("en", "en"), ("zh", "zh"), ("ja", "ja"), ("th", "th"), ("yue", "zh-yue"),
+                                         ("cbk", "cbk-zam"), ("no", "no"), ("", None), (None, None), ("xx", None),
+                                         ("__label__en", None)])
+def test_lid_labels_map_to_wikipedia_codes_and_unknown_labels_to_none(label, code):
+    assert lang_codes.metadata_code(label) == code
+
+
+# Matching per script class (curation spec, section 3) ------------------------------------------------------------
+
+# (entry, text, matches with kana as no-space (ours), matches with the reference's ranges)
+SCRIPT_CASES = [
+    ("苹果", "我喜欢吃苹果和香蕉", True, True),            # Chinese entry inside a sentence without spaces
+    ("苹果", "苹果", True, True),
+    ("苹果手机", "我的苹果很好", False, False),
+    ("iPhone", "我的iPhone手机", False, False),             # a Latin edge is padded: Han beside it is no space
+    ("iPhone", "我的 iPhone 手机", True, True),
+    ("iPhone 手机", "我的 iPhone 手机很好", True, True),      # Latin start padded, Han end not
+    ("东京", "我去东京。", True, True),                       # full-width punctuation after
+    ("ラーメン", "東京のラーメン屋", True, False),             # kana edges: no-space only with kana added
+    ("ラーメン", "ラーメン", True, True),                      # alone, the stripped text is padded anyway
+    ("すし", "おいしいすしです", True, False),
+    ("東京タワー", "東京タワーの夜景", True, False),           # Han start, kana end
+    ("ｶﾚｰ", "今日はｶﾚｰです", True, False),                   # half-width katakana
+    ("（株）", "ソニー（株）の", True, True),                   # full-width brackets at both edges
+    ("【公式】", "【公式】サイト", True, True),
+    ("แมว", "ฉันรักแมวมาก", True, True),                     # Thai, written without spaces
+    ("ແມວ", "ຂ້ອຍມັກແມວ", True, True),                      # Lao
+    ("(dog)", "hot(dog)s", True, True),                      # ASCII punctuation edges are not padded
+    ("dog", "hotdogs", False, False),                        # a Latin entry still needs token boundaries
+    ("dog", "  dog  ", True, True),                          # texts are stripped first, then spaced
+    ("Hund", "Der Hund, die Katze", True, True),
+    ("Katze", "Der Hund, die Katze.", True, True),
+    ("кошка", "Моя кошка спит", True, True),                 # Cyrillic: spaces as in v1
+    ("кошка", "кошками", False, False),
+    ("قطة", "هذه قطة جميلة", True, True),                    # Arabic
+    (",", "a,b", True, True),
+]
+
+
+@pytest.mark.parametrize("entry, text, ours, reference", SCRIPT_CASES)
+def test_worldwide_edge_padding_per_script(entry, text, ours, reference):
+    assert bool(reference_match(text, [entry], worldwide=True, kana=True)) is ours
+    assert bool(reference_match(text, [entry], worldwide=True, kana=False)) is reference
+    assert bool(EntryMatcher([entry], worldwide=True, kana=True).match(text)) is ours
+    assert bool(EntryMatcher([entry], worldwide=True, kana=False).match(text)) is reference
+
+
+@pytest.mark.parametrize("entry, padded", [("dog", " dog "), ("苹果", "苹果"), ("iPhone 手机", " iPhone 手机"),
+                                           ("(dog)", "(dog)"), ("ラーメン", "ラーメン"), ("", "  ")])
+def test_padded_entry(entry, padded):
+    assert padded_entry(entry, worldwide=True) == padded
+
+
+def test_v1_matching_is_unchanged_by_the_worldwide_rules():
+    assert EntryMatcher(["苹果"]).match("我喜欢吃苹果和香蕉") == []
+    assert EntryMatcher(["dog"]).match("  dog  ") == [0]
+    assert EntryMatcher(["(dog)"]).match("hot(dog)s") == []
+
+
+def test_the_automaton_equals_the_literal_rule_on_random_multilingual_texts():
+    rng = random.Random(7)
+    alphabet = list("ab 苹果香蕉ラーメンすし東京แมว,.（）!") + ["Hund", "кошка"]
+    entries = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3))) for _ in range(300)})
+    for kana in (True, False):
+        matcher = EntryMatcher(entries, worldwide=True, kana=kana)
+        for _ in range(400):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+            assert matcher.match(text) == reference_match(text, entries, worldwide=True, kana=kana), text
+
+
+# t per language (curation spec, section 4) ----------------------------------------------------------------------
+
+def test_derived_threshold_is_the_count_where_the_cumulative_share_is_nearest_p():
+    # sorted counts 1, 2, 3, 4, 90 (total 100): cumulative shares .01 .03 .06 .10 1.0
+    counts = np.array([90, 3, 1, 4, 2])
+    assert balancing.derived_threshold(counts, 0.06) == 3   # exactly at .06
+    assert balancing.derived_threshold(counts, 0.07) == 3   # .06 is nearer than .10 (below p)
+    assert balancing.derived_threshold(counts, 0.09) == 4   # .10 is nearer than .06 (above p)
+    assert balancing.derived_threshold(counts, 0.5) == 4    # .10 vs 1.0
+    assert balancing.derived_threshold(counts, 0.9) == 90
+
+
+def test_derived_threshold_tie_takes_the_lower_position():
+    counts = np.array([2, 2, 4])  # shares .25 .5 1.0; p = .75 is .25 from both .5 and 1.0
+    assert balancing.derived_threshold(counts, 0.75) == 2
+
+
+def test_derived_threshold_is_never_below_one():
+    # zero counts sort first with a cumulative share of 0: nearest to a tiny p, so the derived t would be 0
+    assert balancing.derived_threshold(np.array([0, 0, 0, 50, 50]), 0.001) == 1
+    assert balancing.derived_threshold(np.zeros(4, np.int64), 0.06) == 1   # no matches at all
+    assert balancing.derived_threshold(np.array([], np.int64), 0.06) == 1
+
+
+def test_thresholds_by_language_derive_from_english():
+    english = np.array([1, 1, 2, 6, 10, 80])        # t_en = 7: entries under 7 hold 10 of 100 matches, p = .10
+    german = np.array([5, 5, 10, 30, 50, 900])       # shares .005 .01 .02 .05 .1 1.0: nearest to .10 is .1 -> 50
+    thresholds, p = balancing.thresholds_by_language({"en": english, "de": german, "ja": np.zeros(3, np.int64)},
+                                                     7, 0.06)
+    assert p == pytest.approx(0.10)
+    assert thresholds == {"en": 7, "de": 50, "ja": 1}
+
+
+def test_thresholds_auto_applies_the_tail_rule_to_english_then_derives():
+    english = np.array([80, 0, 10, 1, 6, 2, 1, 0])   # auto at 6% gives 7 (test_balancing), so p = .10
+    german = np.array([5, 5, 10, 30, 50, 900])
+    thresholds, p = balancing.thresholds_by_language({"en": english, "de": german}, "auto", 0.06)
+    assert thresholds == {"en": 7, "de": 50} and p == pytest.approx(0.10)
+
+
+def test_thresholds_without_english_use_the_tail_share_and_overrides_win():
+    german = np.array([5, 5, 10, 30, 50, 900])       # nearest to .06 is .05 -> 30
+    thresholds, p = balancing.thresholds_by_language({"de": german, "fr": german}, 20_000, 0.06, {"fr": 7})
+    assert p == 0.06 and thresholds == {"de": 30, "fr": 7}
+
+
+# The metadata set -----------------------------------------------------------------------------------------------
+
+def _write_set(tmp_path, lists):
+    for code, entries in lists.items():
+        (tmp_path / f"{code}.json").write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
+    return tmp_path
+
+
+def test_a_directory_is_a_worldwide_set_and_a_file_stays_v1(tmp_path):
+    directory = tmp_path / "set"
+    directory.mkdir()
+    _write_set(directory, {"en": ["dog", "cat"], "zh": ["苹果"]})
+    (directory / "de.json.gz").write_bytes(gzip.compress(json.dumps(["Hund"]).encode()))
+    (directory / "README.md").write_text("not a list")
+    metadata = Metadata(str(directory))
+    assert metadata.worldwide and metadata.languages == ["de", "en", "zh"]
+    assert metadata.lists["zh"] == ["苹果"] and metadata.entries_total == 4
+    single = tmp_path / "en.json"
+    single.write_text(json.dumps(["dog", "cat"]))
+    v1 = Metadata(str(single))
+    assert not v1.worldwide and v1.entries == ["dog", "cat"] and v1.digest == metadata_digest(["dog", "cat"])
+
+
+def test_the_set_digest_follows_every_list_and_the_kana_option(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    _write_set(a, {"en": ["dog"], "zh": ["苹果"]})
+    _write_set(b, {"en": ["dog"], "zh": ["苹果", "香蕉"]})
+    assert Metadata(str(a)).digest != Metadata(str(b)).digest
+    assert Metadata(str(a)).digest == Metadata(str(a)).digest
+    assert Metadata(str(a), kana=False).digest != Metadata(str(a)).digest
+
+
+@pytest.mark.parametrize("files, message", [
+    ({}, "holds no <code>.json list"),
+    ({"English.json": '["dog"]'}, "'English' is not a language code"),
+    ({"en.json": '{"a": 1}'}, "a JSON object"),
+    ({"en.json": '["dog", 3]'}, "entry 1 is int"),
+])
+def test_a_bad_set_stops_with_a_message_naming_the_file(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_metadata_set(tmp_path)
+
+
+def test_two_files_for_one_language_are_refused(tmp_path):
+    (tmp_path / "en.json").write_text('["dog"]')
+    (tmp_path / "en.json.gz").write_bytes(gzip.compress(b'["cat"]'))
+    with pytest.raises(ConfigError, match="two lists for 'en'"):
+        load_metadata_set(tmp_path)
+
+
+# Per-language automata on a worker ------------------------------------------------------------------------------
+
+def test_language_automata_are_built_once_and_evicted_least_recently_used_first():
+    lists = {"en": [f"word{i}" for i in range(2000)], "de": [f"wort{i}" for i in range(2000)],
+             "zh": [f"字{i}" for i in range(2000)]}
+    loads = []
+
+    def load(code):
+        loads.append(code)
+        return lists[code]
+
+    one = EntryMatcher(lists["en"], worldwide=True).memory_bytes
+    matchers = LanguageMatchers(lists, load, max_bytes=int(2.5 * one))
+    assert matchers.match("en", "a word7 here") == [7]
+    assert matchers.match("en", "word8") == [8] and loads == ["en"]      # never rebuilt per text or batch
+    assert matchers.match("de", "wort3") == [3]
+    assert matchers.match("en", "word1") == [1]                           # en is now the most recent
+    assert matchers.match("zh", "字5") == [5]                              # third one: over the bound, de goes
+    assert matchers.loaded == ["en", "zh"] and loads == ["en", "de", "zh"]
+    assert matchers.memory_bytes <= int(2.5 * one)
+    assert matchers.match("fr", "word1") == [] and matchers.match(None, "word1") == []  # no list: nothing
+    assert matchers.match("de", "wort3") == [3] and loads[-1] == "de"     # evicted, built again when needed
