@@ -237,6 +237,8 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
                      for c, s in states.items()},
         "extract": _summed_extract(states),
         **({"ingest": ingested} if ingested else {}),
+        "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
+        "config": config.record(),
         "version": __version__,
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),

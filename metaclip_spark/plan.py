@@ -17,6 +17,7 @@ from .errors import ConfigError, InputError
 from .project import OutputRoot
 
 COUNT_COLUMNS = ["entry_id", "count"]
+WORLDWIDE_KEY = "metadata_lang"  # crawl_counts/ of a worldwide root are keyed by (metadata_lang, entry_id)
 
 
 def parse_thresholds(text: str) -> list[int | str]:
@@ -62,6 +63,14 @@ def _parquet_filesystem(root: str, remote):
     return fs, lambda path: fs._strip_protocol(path.split("://", 1)[1])
 
 
+def _first_parquet(fs, directory: str) -> str:
+    files = sorted(p for p in fs.find(directory)
+                   if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_")))
+    if not files:
+        raise InputError(f"{directory} holds no Parquet file")
+    return files[0]
+
+
 def read_counts(root: OutputRoot, crawls: list[str], remote) -> np.ndarray:
     """The chosen crawls' per-entry counts summed, as one vector indexed by entry id (bounded by the metadata)."""
     import pyarrow.parquet as pq
@@ -69,7 +78,11 @@ def read_counts(root: OutputRoot, crawls: list[str], remote) -> np.ndarray:
     fs, inside = _parquet_filesystem(root.root, remote)
     ids, values = [], []
     for crawl in crawls:
-        table = pq.read_table(inside(root.crawl_table("crawl_counts", crawl)), columns=COUNT_COLUMNS, filesystem=fs)
+        path = inside(root.crawl_table("crawl_counts", crawl))
+        if WORLDWIDE_KEY in pq.read_schema(_first_parquet(fs, path), filesystem=fs).names:
+            raise ConfigError(f"{root.root} is a worldwide root (counts per language): `plan` takes one language's "
+                              "counts and has no per-language table yet; summary.json (by_lang) holds t per language")
+        table = pq.read_table(path, columns=COUNT_COLUMNS, filesystem=fs)
         ids.append(table.column("entry_id").to_numpy())
         values.append(table.column("count").to_numpy())
     ids_all = np.concatenate(ids) if ids else np.zeros(0, np.int64)

@@ -54,6 +54,10 @@ SAMPLE_POOL = 400  # matched (and pairs) rows taken in seeded order, before spli
 SAMPLES_SHOWN = 12  # captions shown per kind: curated, dropped by balancing, unmatched
 SAMPLE_TEXT_CHARS = 300
 
+WORLDWIDE_NOTE = ("a worldwide root: this report's per-entry numbers (counts, balancing, count decades) put the entry "
+                 "ids of every language's list together, and it has no plan table or sample split yet; t, counts and "
+                 "curated pairs per language are in summary.json (by_lang)")
+
 _ENTRIES = "entries"
 _KEEP_PROB = "keep_prob"
 _PROB_BIN = "prob_bin"
@@ -385,17 +389,24 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     from .plan import expected_sums
 
     tail_share = float(run.get("tail_share") or 0.06)
-    auto_t = balancing.auto_threshold(before, tail_share)
-    plan_ts = sorted(set(thresholds.t_series(before)) | {t, auto_t})
-    sums, certain, _ = expected_sums(matched, before, plan_ts)
-    plan_rows = thresholds.plan_rows(before, plan_ts, pairs_matched, sums, certain)
-    for row in plan_rows:
-        row["auto"], row["this_run"] = row["t"] == auto_t, row["t"] == t
-    expected_curated = next(row["expected_pairs"] for row in plan_rows if row["t"] == t)
+    # A worldwide root's p_e are per language: its plan and sample split are not built yet (thresholds.py and
+    # caption_samples take one count vector; a per-language report calls them per language).
+    worldwide = bool(run.get("worldwide"))
+    plan = None
+    expected_curated = float(total["expected"] or 0.0)
+    if not worldwide:
+        auto_t = balancing.auto_threshold(before, tail_share)
+        plan_ts = sorted(set(thresholds.t_series(before)) | {t, auto_t})
+        sums, certain, _ = expected_sums(matched, before, plan_ts)
+        plan_rows = thresholds.plan_rows(before, plan_ts, pairs_matched, sums, certain)
+        for row in plan_rows:
+            row["auto"], row["this_run"] = row["t"] == auto_t, row["t"] == t
+        expected_curated = next(row["expected_pairs"] for row in plan_rows if row["t"] == t)
+        plan = {"auto_t": auto_t, "tail_share_target": tail_share, "rows": plan_rows}
 
     seed = int(run.get("seed") or 0)
     samples = None
-    if text and "uuid" in matched.columns:
+    if text and "uuid" in matched.columns and not worldwide:
         extracted = [c for c, state in states.items() if state.get("kind") == KIND_EXTRACT]
         pairs = root.read_crawls("pairs", extracted) if extracted else None  # pools keep no unmatched rows
         samples = caption_samples(matched, pairs, probabilities, seed, text)
@@ -481,10 +492,10 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
             "top_before": listed(before),
             "top_after": listed(after),
         },
-        "warnings": thresholds.balance_warnings(before, t, run.get("t_mode") or "fixed", tail_share, pairs_matched,
-                                                pairs_curated),
+        "warnings": [WORLDWIDE_NOTE] if worldwide else thresholds.balance_warnings(
+            before, t, run.get("t_mode") or "fixed", tail_share, pairs_matched, pairs_curated),
         "funnel": funnel(run, pairs_matched, pairs_curated),
-        "plan": {"auto_t": auto_t, "tail_share_target": tail_share, "rows": plan_rows},
+        "plan": plan,
         "count_decades": {"before": thresholds.count_decades(before), "after": thresholds.count_decades(after)},
         "samples": samples,
         "hosts": hosts,
@@ -525,8 +536,9 @@ def write_report(spark: SparkSession, output: str) -> dict:
                 report["balancing"]["keep_probability_histogram"]["pairs"]),
             "count_decades.png": plots.plot_count_decades(report["count_decades"]["before"],
                                                           report["count_decades"]["after"]),
-            "plan.png": plots.plot_plan(report["plan"]["rows"], t, report["plan"]["auto_t"]),
         }
+        if report["plan"]:
+            figures["plan.png"] = plots.plot_plan(report["plan"]["rows"], t, report["plan"]["auto_t"])
         if report["caption_lengths"]:
             lengths = report["caption_lengths"]
             figures["caption_lengths.png"] = plots.plot_caption_lengths(lengths["bins"], lengths["matched"],

@@ -227,7 +227,9 @@ def _counts(report: dict) -> list[str]:
 
 
 def _plan(report: dict) -> list[str]:
-    plan = report.get("plan") or {}
+    plan = report.get("plan")
+    if not plan:
+        return ['<p class="note">No plan table: t is per language on a worldwide root (see the warning above).</p>']
     rows = []
     for r in plan.get("rows") or []:
         notes = ", ".join(note for note, on in (("this run", r.get("this_run")), ("auto", r.get("auto")),

@@ -108,3 +108,23 @@ def test_the_browser_check_sees_console_errors_broken_images_and_exceptions(tmp_
     assert "a console error" in errors and "an uncaught exception" in errors and "missing.png" in errors, errors
     [image] = visit.value["sections"][0]["images"]
     assert image["width"] == 0
+
+
+def test_a_worldwide_root_has_a_report_that_says_what_it_lacks_and_no_plan(spark, tmp_path, capsys):
+    """Worldwide curation keeps t and counts per language: the report says its per-entry numbers mix languages and
+    leaves out the plan table and the sample split; `plan` refuses the root (exit 2) rather than mix them."""
+    output = tmp_path / "worldwide"
+    code = cli.main(["curate", "--input", str(DATA / "pool" / "worldwide_pairs.jsonl"), "--metadata",
+                     str(DATA / "metadata" / "worldwide"), "--t", "3", "--output", str(output), "--progress", "off"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((output / "report" / "summary.json").read_text())
+    assert report["plan"] is None and report["samples"] is None
+    assert report["warnings"][0].startswith("a worldwide root: this report's per-entry numbers")
+    assert not (output / "report" / "plan.png").exists()
+    assert cli.main(["plan", "--output", str(output), "--counts-only"]) == 2
+    assert "is a worldwide root (counts per language)" in capsys.readouterr().err
+    visit = open_page(output / "report" / "index.html", SECTIONS_EXPRESSION)
+    assert visit.errors == [], dump(visit)
+    sections = {s["id"]: s for s in visit.value["sections"]}
+    assert list(sections) == [section_id for section_id, _ in SECTIONS]
+    assert all(s["height"] > 30 for s in sections.values())
