@@ -444,8 +444,10 @@ def test_plan_reads_the_counts_of_a_root_on_s3_without_spark(curated_run, tmp_pa
     from servers import s3_server
 
     local = _plan(["--output", curated_run["output"], "--counts-only"], capsys)
-    with s3_server(Path(curated_run["output"]), bucket="roots") as endpoint:
+    # A bucket of its own: moto's state is shared by every server in the process, so a bucket name another test
+    # uses would hold that test's files too.
+    with s3_server(Path(curated_run["output"]), bucket="plan-roots") as endpoint:
         conf = tmp_path / "s3.toml"
         conf.write_text(f'[remote]\ns3_endpoint_url = "{endpoint}"\n', encoding="utf-8")
-        remote = _plan(["--output", "s3a://roots", "--counts-only", "--conf", str(conf)], capsys)
+        remote = _plan(["--output", "s3a://plan-roots", "--counts-only", "--conf", str(conf)], capsys)
     assert {k: v for k, v in remote.items() if k != "root"} == {k: v for k, v in local.items() if k != "root"}
