@@ -12,7 +12,7 @@ from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 
-from . import sources
+from . import progress, sources
 from .config import Settings
 from .curation import METADATA_LANG, count_entries, match_pool, pairs_by_group, with_metadata_lang
 from .errors import ConfigError, InputError
@@ -20,7 +20,6 @@ from .dedup import first_of_duplicates
 from .extraction import extract_files, file_record, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
 from .pool import SKIPPED, infer_pool_format, input_read_errors, pairs_of, read_pool, read_pool_rows
-from . import progress
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
 from .records import (FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, SKIP_REASONS, CrawlState, is_done,
