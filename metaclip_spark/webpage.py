@@ -8,8 +8,10 @@ section 1: `src` resolved against `<base href>` or the page URL, http(s) only; t
 from __future__ import annotations
 
 import codecs
+import operator
 import re
 from dataclasses import dataclass, field
+from itertools import accumulate
 from urllib.parse import urljoin, urlparse
 
 from selectolax.lexbor import LexborHTMLParser
@@ -196,17 +198,19 @@ class _Resolver:
 
 def nested_too_deep(html: str) -> bool:
     """Whether elements nest past _NESTING_LIMIT, closed or not (pages with fewer tags are not scanned)."""
-    if len(html) < 5 * _NESTING_LIMIT or html.count("<") < _NESTING_LIMIT:
+    tags = html.count("<")
+    if len(html) < 5 * _NESTING_LIMIT or tags < _NESTING_LIMIT:
         return False
-    depth = 0
-    for closing in _OPENING_TAG.findall(html):
-        if closing:
-            depth = max(0, depth - 1)
-        else:
-            depth += 1
-            if depth >= _NESTING_LIMIT:
-                return True
-    return False
+    if tags - html.count("</") < _NESTING_LIMIT:
+        return False  # each start tag counted is a "<" not followed by "/": too few to nest that deep
+    # The depth after each tag, an end tag never taking it below 0, is the running sum of +1/-1 less the lowest
+    # the sum (or 0) has been so far: computed without a Python step per tag.
+    sums = list(accumulate(-1 if closing else 1 for closing in _OPENING_TAG.findall(html)))
+    if not sums:
+        return False
+    lowest = accumulate(sums, min, initial=0)
+    next(lowest)
+    return max(map(operator.sub, sums, map(min, lowest, sums))) >= _NESTING_LIMIT
 
 
 def _images_only(html: str) -> str:
