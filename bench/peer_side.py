@@ -69,20 +69,21 @@ class Ours:
     def __init__(self):
         import dataclasses
 
-        from metaclip_spark import language, webpage
+        from metaclip_spark import extraction, language, webpage
         from metaclip_spark.config import load_config
         from metaclip_spark.extraction import ExtractJob
 
         job = ExtractJob.from_config(load_config("local"))
         self.job = dataclasses.replace(job, extract=dataclasses.replace(job.extract, languages=()))
-        self.language, self.webpage = language, webpage
+        self.language, self.webpage, self.extraction = language, webpage, extraction
         language.identify_language("the model is loaded before the clock starts")
 
     def forget(self) -> None:
         clear = getattr(self.language.identify_language, "cache_clear", None)
         if clear:
             clear()
-        getattr(self.webpage, "_absolute_urls", {}).clear()
+        getattr(self.webpage, "_site_urls", {}).clear()
+        getattr(self.extraction, "_uuids", {}).clear()
 
     def __call__(self, path: str) -> dict:
         from metaclip_spark.extraction import FileStats, file_pairs

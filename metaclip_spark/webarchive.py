@@ -246,8 +246,8 @@ def _plain_record(member: bytes) -> tuple[str, _PlainHeaders, bytes] | None:
     if member[:10] not in _WARC_VERSIONS:
         return None
     end = member.find(b"\r\n\r\n")
-    if end < 0:
-        return None
+    if end < 0 or member.find(b"\r\nWARC-Type: response\r\n", 0, end + 2) >= 0:
+        return None  # (a response: FastWARC parses its HTTP message)
     headers = _PlainHeaders()
     try:
         for line in member[10:end].decode("utf-8").split("\r\n"):

@@ -53,11 +53,10 @@ _IMG_OR_BASE_TAG = re.compile(r"""<(?:img|base)\b(?:[^>"']|"[^"]*"|'[^']*')*+>""
 # one cannot give a pair, and is not parsed (its <img> count, 0, is the same).
 _IMAGE_TAG_START = re.compile(rb"<im", re.IGNORECASE)
 _IMAGE_TAG_START_TEXT = re.compile(r"<im", re.IGNORECASE)
-# Absolute http(s) URLs with a host: urljoin gives them the same result against any base of the same scheme, so
-# one resolution serves every page that links the same image (logos, icons, CDN images). Bounded per process.
+# Image URLs resolved for a site (see _Resolver), bounded per process.
 _ABSOLUTE_HTTP = re.compile(r"https?://[^/?#]")
-_ABSOLUTE_CACHE_SIZE = 1 << 16
-_absolute_urls: dict[tuple[str, str], str] = {}
+_SITE_CACHE_SIZE = 1 << 16
+_site_urls: dict[tuple, str] = {}
 
 
 @dataclass
@@ -165,35 +164,49 @@ def resolve_image_url(base: str, src: str) -> str:
 
 
 class _Resolver:
-    """resolve_image_url for the images of one page, remembering what it resolved (see _ABSOLUTE_HTTP)."""
+    """resolve_image_url for the images of one page, remembering what it resolved.
 
-    __slots__ = ("base", "scheme", "relative")
+    urljoin's result depends on the base only through its scheme for an absolute http(s) URL with a host, and only
+    through its scheme and host for a root-relative one ("/img/logo.png"): those are resolved once per process and
+    site (logos, icons, a site's own images on each of its pages); other relative URLs once per page.
+    """
+
+    __slots__ = ("base", "site", "relative")
 
     def __init__(self, base: str):
         self.base = base
-        self.scheme: str | None = None
+        self.site: tuple[str, str] | None = None
         self.relative: dict[str, str] = {}
 
     def __call__(self, src: str) -> str:
         src = src.strip()
         if "\t" in src or "\n" in src or "\r" in src:
             src = src.translate(_URL_NOISE)
-        if _ABSOLUTE_HTTP.match(src):
-            if self.scheme is None:
-                # urljoin parses the base first: a base it cannot parse fails here as it would there
-                self.scheme = urlparse(self.base, "").scheme if self.base else ""
-            key = (self.scheme, src)
-            url = _absolute_urls.get(key)
-            if url is None:
-                url = urljoin(self.base, src)
-                if len(_absolute_urls) >= _ABSOLUTE_CACHE_SIZE:
-                    _absolute_urls.clear()
-                _absolute_urls[key] = url
-            return url
+        if self.base:
+            if _ABSOLUTE_HTTP.match(src):
+                key = (self._site()[0], src)
+            elif src[:1] == "/" and src[1:2] != "/":
+                key = (*self._site(), src)
+            else:
+                key = None
+            if key is not None:
+                url = _site_urls.get(key)
+                if url is None:
+                    url = urljoin(self.base, src)
+                    if len(_site_urls) >= _SITE_CACHE_SIZE:
+                        _site_urls.clear()
+                    _site_urls[key] = url
+                return url
         url = self.relative.get(src)
         if url is None:
             url = self.relative[src] = urljoin(self.base, src)
         return url
+
+    def _site(self) -> tuple[str, str]:
+        if self.site is None:
+            # urljoin parses the base first: a base it cannot parse fails here as it would there
+            self.site = urlparse(self.base, "")[:2]
+        return self.site
 
 
 def nested_too_deep(html: str) -> bool:
@@ -289,9 +302,14 @@ def wat_image_pairs(html_metadata: dict, page_url: str,
     head = html_metadata.get("Head") or {}
     base = page_base(page_url, head.get("Base") if isinstance(head, dict) else None)
     page = PageImages()
-    # Most links are anchors, scripts and styles: only the image links are looked at past their path.
-    images = [link for link in html_metadata.get("Links") or () if isinstance(link, dict)
-              and isinstance(path := link.get("path"), str) and path.startswith("IMG@/src")]
+    # Most links are anchors, scripts and styles: only the image links are looked at past their path. A link that is
+    # not an object, or a path that is not a string, stops the quick filter and the careful one decides.
+    links = html_metadata.get("Links") or ()
+    try:
+        images = [link for link in links if link.get("path", "").startswith("IMG@/src")]
+    except AttributeError:
+        images = [link for link in links if isinstance(link, dict)
+                  and isinstance(path := link.get("path"), str) and path.startswith("IMG@/src")]
     resolve = None
     pairs = page.pairs
     no_src = no_text = non_http = 0
