@@ -105,7 +105,17 @@ $(IMG2DATASET_STAMP): tests/roundtrip-requirements.txt
 dist: install
 	$(PY) packaging/build_dist.py --extras '$(DIST_EXTRAS)'
 
-bench: install
+# cc2dataset (the peer case 6 compares with) and zlib-ng, in the benchmark's own virtualenv, never the project's.
+PEER_VENV := bench/work/peer-venv
+PEER_STAMP := $(PEER_VENV)/.installed
+
+$(PEER_STAMP): bench/peer-requirements.txt
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install --quiet -r bench/peer-requirements.txt
+	touch $(PEER_STAMP)
+
+bench: install $(PEER_STAMP)
 	$(PY) bench/run.py
 
 clean:

@@ -200,6 +200,7 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
             "entries_over_t": int((vector > t).sum()),
             "matches_total": int(vector.sum()),
             "tail_proportion": balancing.tail_proportion(vector, t),
+            "top_entries": _top_entries(vector, metadata.lists[code]),
         }
     matches_total = sum(v["matches_total"] for v in by_lang.values())
     matches_in_tail = sum(int(counts[c][counts[c] < thresholds[c]].sum()) for c in by_lang)
@@ -244,6 +245,12 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
     return _finish_summary(spark, summary, states, crawls, thresholds, seed, metadata, into)
+
+
+def _top_entries(counts: np.ndarray, entries: list[str], n: int = 5) -> list[list]:
+    """The n most matched entries of a language as [entry, count], most first (ties by entry id)."""
+    top = np.argsort(-counts, kind="stable")[:n]
+    return [[entries[i], int(counts[i])] for i in top if counts[i] > 0]
 
 
 def _summed_by(states: dict, part) -> dict[str, int]:

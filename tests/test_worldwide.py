@@ -171,6 +171,17 @@ def test_a_rerun_of_the_same_command_redoes_nothing_and_keeps_the_rows(spark, co
     assert again["t_by_lang"] == summary["t_by_lang"] and again["run_id"] != "" and again["by_lang"] == summary["by_lang"]
 
 
+def test_status_and_summary_show_each_language(run, capsys):
+    output, summary = run
+    assert summary["by_lang"]["de"]["top_entries"][0] == ["Deutsche", 3 * COPIES]  # tied with Auslandsschulen: the lower entry id first
+    assert cli.main(["status", output]) == 0
+    out = capsys.readouterr().out
+    de = summary["by_lang"]["de"]
+    assert f"  pairs/matched by language: ja {16 * COPIES}/" in out
+    assert (f"  de: {de['pairs']:,} pairs, {de['pairs_matched']:,} matched, {de['pairs_curated']:,} curated; "
+            f"t {de['t']:,}, tail share {de['tail_proportion']:.1%}; top: Deutsche {3 * COPIES}, Auslandsschulen {3 * COPIES}") in out
+
+
 def test_a_pool_without_a_lang_column_is_labelled_by_lid176(spark, config, metadata, tmp_path):
     pool = _write_pool(spark, tmp_path / "pool", copies=1, lang=False)
     output = str(tmp_path / "out")
