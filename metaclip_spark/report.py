@@ -361,7 +361,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     root = OutputRoot(spark, output)
     run = _load_run(spark, root)
     entries_total = int(run["entries_total"])
-    t = int(run["t"])
+    t = int(run.get("t") or 1)  # a worldwide set without an English list has no single t
     # One row per matched entry: bounded by the metadata (~500k), like the count vector itself.
     counts_table = read_table(spark, root.path("counts")).select("entry_id", "entry", "count").toArrow()
     before = np.zeros(entries_total, dtype=np.int64)
@@ -495,6 +495,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         "warnings": [WORLDWIDE_NOTE] if worldwide else thresholds.balance_warnings(
             before, t, run.get("t_mode") or "fixed", tail_share, pairs_matched, pairs_curated),
         "funnel": funnel(run, pairs_matched, pairs_curated),
+        "languages": _languages(run) if worldwide else None,
         "plan": plan,
         "count_decades": {"before": thresholds.count_decades(before), "after": thresholds.count_decades(after)},
         "samples": samples,
@@ -505,6 +506,15 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         "config": run.get("config"),
     }
     return report, {"before": before, "after": after}
+
+
+def _languages(run: dict) -> dict:
+    """A worldwide run's numbers per language (from its summary: counted at ingest and in the balance stage),
+    languages with pairs first, most pairs first."""
+    by_lang = dict(sorted(run.get("by_lang", {}).items(), key=lambda kv: (-kv[1]["pairs"], kv[0])))
+    return {"t_en": run.get("t"), "t_mode": run.get("t_mode"), "p": run.get("english_tail_share") or 0.0,
+            "by_lang": by_lang, "pairs_without_list": run.get("pairs_without_list") or {},
+            "pairs_unknown_lang": run.get("pairs_unknown_lang") or 0}
 
 
 def _pair_columns(states: dict[str, dict]) -> tuple[str, str]:

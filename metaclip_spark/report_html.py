@@ -28,6 +28,7 @@ SECTIONS = (
     ("overview", "Overview"),
     ("funnel", "From records to curated pairs"),
     ("sizes", "Sizes"),
+    ("languages", "Languages"),
     ("files", "Input files"),
     ("matching", "Matching"),
     ("balancing", "Balancing"),
@@ -153,6 +154,32 @@ def _sizes(report: dict) -> list[str]:
     if sizes["groups_skipped"]:
         body.append(f'<p class="note">No breakdown by {escape(", ".join(sizes["groups_skipped"]))}: '
                     "the pool has no such column.</p>")
+    return body
+
+
+def _languages(report: dict) -> list[str]:
+    languages = report.get("languages")
+    if not languages:
+        return ['<p class="note">A v1 run: one metadata list (English). A worldwide run (<code>--metadata DIR</code>, '
+                "one list per language) shows pairs, matches, curated pairs, t and the top entries of every language "
+                "here.</p>"]
+    rows = [[escape(code), _number(v["entries"]), _number(v["pairs"]), _number(v["pairs_matched"]),
+             _number(v["pairs_curated"]), _number(v["t"]), _percent(v["tail_proportion"]),
+             _number(v["entries_over_t"]),
+             escape(", ".join(f"{entry} ({n:,})" for entry, n in v.get("top_entries") or []))]
+            for code, v in languages["by_lang"].items()]
+    body = [f'<p class="note">t per language: English {escape(str(languages["t_en"]))} ({escape(str(languages["t_mode"]))}'
+            f'), every other language\'s derived from English\'s tail share p = {_percent(languages["p"])} (the t at '
+            "which the language's cumulative share of matches is nearest p), or set in worldwide.t_by_lang. Look for "
+            "languages with many pairs but few matches (a thin list) and for a t of 1 (too few matches to balance)."
+            "</p>",
+            _table(["language", "entries", "pairs", "matched", "curated", "t", "tail share", "entries over t",
+                    "top entries"], rows, text_columns={0, 8})]
+    without = languages.get("pairs_without_list") or {}
+    if without or languages.get("pairs_unknown_lang"):
+        shown = ", ".join(f"{code} {n:,}" for code, n in sorted(without.items(), key=lambda kv: -kv[1])[:20])
+        body.append(f'<p class="note">Not matched, no list for their language: {escape(shown) or "none"}; with no '
+                    f'language: {_number(languages.get("pairs_unknown_lang", 0))}.</p>')
     return body
 
 
@@ -331,6 +358,7 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
     page.section("overview", _overview(report))
     page.section("funnel", _funnel(report))
     page.section("sizes", _sizes(report))
+    page.section("languages", _languages(report))
     page.section("files", _files(report))
     page.section("matching", _matching(report))
     page.section("balancing", _balancing(report),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -180,6 +181,21 @@ def test_status_and_summary_show_each_language(run, capsys):
     assert f"  pairs/matched by language: ja {16 * COPIES}/" in out
     assert (f"  de: {de['pairs']:,} pairs, {de['pairs_matched']:,} matched, {de['pairs_curated']:,} curated; "
             f"t {de['t']:,}, tail share {de['tail_proportion']:.1%}; top: Deutsche {3 * COPIES}, Auslandsschulen {3 * COPIES}") in out
+
+
+def test_the_report_has_a_row_per_language(spark, run):
+    from metaclip_spark.report import write_report
+
+    output, summary = run
+    report = write_report(spark, output)
+    languages = report["languages"]
+    assert list(languages["by_lang"])[0] == "ja"                         # most pairs first
+    assert languages["by_lang"]["th"] == summary["by_lang"]["th"] and languages["pairs_without_list"] == {"fr": 16}
+    page = (Path(output) / "report" / "index.html").read_text(encoding="utf-8")
+    section = page[page.index('<section id="languages">'):]
+    section = section[:section.index("</section>")]
+    assert "จุลินทรีย์ (" in section and "Not matched, no list for their language: fr 16" in section
+    assert section.count("<tr>") == 1 + len(summary["by_lang"])
 
 
 def test_a_pool_without_a_lang_column_is_labelled_by_lid176(spark, config, metadata, tmp_path):
