@@ -55,8 +55,8 @@ SAMPLES_SHOWN = 12  # captions shown per kind: curated, dropped by balancing, un
 SAMPLE_TEXT_CHARS = 300
 
 WORLDWIDE_NOTE = ("a worldwide root: this report's per-entry numbers (counts, balancing, count decades) put the entry "
-                 "ids of every language's list together, and it has no plan table or sample split yet; t, counts and "
-                 "curated pairs per language are in summary.json (by_lang)")
+                  "ids of every language's list together, and it has no plan table or sample split yet; t, counts and "
+                  "curated pairs per language are in the Languages section (and summary.json's by_lang)")
 
 _ENTRIES = "entries"
 _KEEP_PROB = "keep_prob"
