@@ -1,4 +1,4 @@
-"""Case 6, one pool across dumps (metaclip_spark/pair_keys.py): the size of the pair key table and what checking a
+"""Case 7, one pool across dumps (metaclip_spark/pair_keys.py): the size of the pair key table and what checking a
 new crawl against it costs, per billion pairs, projected to 10 dumps.
 
 One child process in local[2]. Input: a new crawl's unit pairs (NEW_PAIRS rows with the extract stage's columns;
@@ -260,7 +260,7 @@ def _num(value: float) -> str:
 
 
 def markdown(result: dict) -> list[str]:
-    lines = ["", "## 6. One pool across dumps (bench/bench_dedup.py)", ""]
+    lines = ["", "## 7. One pool across dumps (bench/bench_dedup.py)", ""]
     if "units" not in result:
         return lines + [result.get("skipped") or f"error: {result.get('error')}"]
     u, p, runs = result["units"], result["projection"], result["runs"]

@@ -151,7 +151,17 @@ class MetadataBuildSettings(Section):
     title_min_views: int
     pageview_min_hourly_views: int
     wordfreq_min_frequency: float
+    wordfreq_min_frequency_by_lang: dict
     nltk_data: str
+
+    def __post_init__(self):
+        for lang, floor in self.wordfreq_min_frequency_by_lang.items():
+            if isinstance(floor, bool) or not isinstance(floor, (int, float)) or floor < 0:
+                raise _fail(f"metadata_build.wordfreq_min_frequency_by_lang.{lang}", "a non-negative number", floor)
+
+    def wordfreq_floor(self, lang: str) -> float:
+        """The wordfreq frequency floor of one language (a Wikipedia code): its own, else the common one."""
+        return float(self.wordfreq_min_frequency_by_lang.get(lang, self.wordfreq_min_frequency))
 
 
 @dataclass(frozen=True)
@@ -248,6 +258,22 @@ class RootSettings(Section):
 
 
 @dataclass(frozen=True)
+class ExportSettings(Section):
+    """[export]: the files `export` writes for training tools (export.py)."""
+
+    name: typing.ClassVar[str] = "export"
+    format: str
+    rows_per_file: int
+    shuffle_seed: int
+
+    def __post_init__(self):
+        if self.format not in ("parquet", "jsonl"):
+            raise _fail("export.format", "'parquet' or 'jsonl'", self.format)
+        if self.rows_per_file <= 0:
+            raise _fail("export.rows_per_file", "a positive integer", self.rows_per_file)
+
+
+@dataclass(frozen=True)
 class SparkSettings(Section):
     name: typing.ClassVar[str] = "spark"
     master: str
@@ -269,6 +295,7 @@ class Settings:
     extract: ExtractSettings
     remote: RemoteSettings
     root: RootSettings
+    export: ExportSettings
     spark: SparkSettings
     tables: dict = field(repr=False, compare=False)  # the merged TOML, for `updated`
 
@@ -285,6 +312,15 @@ class Settings:
     def updated(self, overrides: dict) -> "Settings":
         """These settings with `overrides` ({section: {key: value}}) laid over them."""
         return Settings.from_tables(self.profile, _merge(self.tables, overrides))
+
+    def record(self) -> dict:
+        """The settings as a run's summary and report keep them: every section, but only the names of Spark's own
+        settings (spark.conf may hold credentials, e.g. spark.hadoop.fs.s3a.secret.key)."""
+        from dataclasses import asdict
+
+        sections = {f.name: asdict(getattr(self, f.name)) for f in fields(self) if f.name not in ("profile", "tables")}
+        sections["spark"]["conf"] = sorted(sections["spark"]["conf"])
+        return {"profile": self.profile, **sections}
 
 
 def _read_toml(path: Path) -> dict:

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from . import pair_keys, sources
+from . import pair_keys, progress, sources
 from .config import Settings
 from .curation import METADATA_LANG, count_entries, match_pool, pairs_by_group, with_metadata_lang
 from .errors import ConfigError, InputError
@@ -370,8 +370,10 @@ def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: Inpu
     files_per_unit = config.extract.files_per_unit if source and source.is_manifest else 1
     log.info("ingest: %d file(s) listed, %d already done, %d to process", len(seen), len(seen) - len(pending),
              len(pending))
-    for crawl, group in _units_of(pending, files_per_unit):
-        _run_unit(spark, root, config, source, crawl, group, metadata, fail_fast, mode)
+    work = _units_of(pending, files_per_unit)
+    with progress.units("ingest", len(work), len(pending)) as committed:
+        for crawl, group in work:
+            committed.commit(_run_unit(spark, root, config, source, crawl, group, metadata, fail_fast, mode))
     units = root.committed_units()
     _finalize_crawls(spark, root, units, metadata, config, mode)
     if mode.rebuilding:

@@ -22,10 +22,11 @@ from .curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count
 from .errors import ConfigError, FailedFilesError, InputError
 from .ingest import InputSpec, check_input, ingest, input_crawls
 from .metadata import Metadata
-from .progress import stage
+from .progress import stage, stage_timings
 from .project import OutputRoot, now
 from .records import KIND_EXTRACT, sum_counters
 from .tables import join_path, read_table, write_json_atomically, write_parquet_atomically
+from .thresholds import balance_warnings
 
 log = logging.getLogger("metaclip_spark")
 
@@ -142,6 +143,10 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
                          "skipped": s.get("skipped")} for c, s in states.items()},
         "extract": _summed_extract(states),  # the ExtractCounters of records.py
         **({"ingest": ingested} if ingested else {}),
+        "warnings": balance_warnings(counts, t, "auto" if config.curation.t == "auto" else "fixed",
+                                     config.curation.tail_share, pairs_matched, pairs_curated),
+        "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
+        "config": config.record(),
         "version": __version__,
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
@@ -199,6 +204,7 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
             "entries_over_t": int((vector > t).sum()),
             "matches_total": int(vector.sum()),
             "tail_proportion": balancing.tail_proportion(vector, t),
+            "top_entries": _top_entries(vector, metadata.lists[code]),
         }
     matches_total = sum(v["matches_total"] for v in by_lang.values())
     matches_in_tail = sum(int(counts[c][counts[c] < thresholds[c]].sum()) for c in by_lang)
@@ -236,11 +242,19 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
                      for c, s in states.items()},
         "extract": _summed_extract(states),
         **({"ingest": ingested} if ingested else {}),
+        "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
+        "config": config.record(),
         "version": __version__,
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
     return _finish_summary(spark, summary, states, crawls, thresholds, seed, metadata, into)
+
+
+def _top_entries(counts: np.ndarray, entries: list[str], n: int = 5) -> list[list]:
+    """The n most matched entries of a language as [entry, count], most first (ties by entry id)."""
+    top = np.argsort(-counts, kind="stable")[:n]
+    return [[entries[i], int(counts[i])] for i in top if counts[i] > 0]
 
 
 def _summed_by(states: dict, part) -> dict[str, int]:
