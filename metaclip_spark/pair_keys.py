@@ -28,6 +28,7 @@ Modes (ROOT/dedup.json, written when a run first writes the root; a root refuses
 from __future__ import annotations
 
 import logging
+import re
 import uuid as uuidlib
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from pyspark.sql import functions as F
 
 from .dedup import first_of_duplicates
 from .errors import ConfigError
-from .tables import delete_path, path_exists, rename_path, write_json_atomically
+from .tables import delete_path, glob_escape, glob_paths, path_exists, rename_path, write_json_atomically
 
 log = logging.getLogger("metaclip_spark")
 
@@ -48,6 +49,9 @@ RECORD = "dedup.json"
 KEYS_DIR = "pair_keys"
 KEY_COLUMNS = ("key_hi", "key_lo")
 STAGING = "staged"  # pair_keys/staged/C/<id>: a crawl's next keys, written whole before they replace its keys
+# A file Spark's Parquet writer names (part-<task>-<job>-c<file>.<extension>), and where its bucketed reader finds a
+# file's bucket: part-<task>-<job>_<bucket>.c<file>.<extension>.
+_PART_FILE = re.compile(r"^part-(\d+)-(.+)-(c\d+)(\..+)$")
 _SALT = "metaclip-spark pair key"
 # Recorded with the keys: a root whose keys were computed otherwise is refused rather than silently mis-joined.
 KEY_DEFINITION = f"key_hi = xxhash64(uuid, text), key_lo = xxhash64('{_SALT}', uuid, text) (Spark SQL, seed 42)"
@@ -188,9 +192,9 @@ def _sql_string(text: str) -> str:
 class KeyTable:
     """ROOT/pair_keys/crawl=C/: the keys of the pairs each crawl owns, in `buckets` bucket files per crawl.
 
-    Spark reads and writes bucketed files only through a catalog table, so each read or write registers a
-    temporary external table over the files (the session's catalog: in memory unless the cluster's session uses
-    Hive's) and drops it after; dropping an external table leaves its files.
+    Spark reads files as bucketed only through a catalog table, so each read registers a temporary external table
+    over the files (the session's catalog: in memory unless the cluster's session uses Hive's) and drops it after;
+    dropping an external table leaves its files.
     """
 
     def __init__(self, spark: SparkSession, root, buckets: int):
@@ -227,11 +231,14 @@ class KeyTable:
         staging = self.root.path(KEYS_DIR, STAGING, crawl)
         delete_path(self.spark, staging)  # what a killed run left
         staged = f"{staging}/{uuidlib.uuid4().hex[:12]}"
-        name = f"metaclip_pair_keys_{uuidlib.uuid4().hex[:16]}"
-        # One task per bucket (the same hash partitioning as the bucketing): one file per bucket.
-        (keys.select(*KEY_COLUMNS).repartition(self.buckets, *KEY_COLUMNS).write
-         .bucketBy(self.buckets, *KEY_COLUMNS).option("path", staged).mode("error").saveAsTable(name))
-        self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+        # repartition(n, keys) hashes as Spark's bucketing does (Murmur3 of the keys, modulo n), so the file task i
+        # writes holds exactly bucket i; its number then goes where the bucketed reader looks for it, the file name.
+        # (Spark's own bucketed write, saveAsTable, would need the catalog and fails on a root named with [ ] { }.)
+        keys.select(*KEY_COLUMNS).repartition(self.buckets, *KEY_COLUMNS).write.parquet(staged)
+        for path in glob_paths(self.spark, f"{glob_escape(staged)}/part-*"):
+            part = _PART_FILE.match(path.rsplit("/", 1)[1])
+            task, job, file, extension = part.groups()
+            rename_path(self.spark, path, f"{staged}/part-{task}-{job}_{int(task):05d}.{file}{extension}")
         return staged
 
     def released(self, crawl: str, staged: str) -> int:

@@ -228,6 +228,20 @@ def test_one_pool_holds_each_pair_once_and_counts_the_copies_per_crawl(one_go, p
     assert "unique over the whole pool" in (root / "report" / "index.html").read_text()
 
 
+def test_each_key_file_holds_the_keys_of_its_bucket(spark, one_go):
+    """The bucket number in a key file's name is the bucket Spark's bucketed reader assumes for every key in it."""
+    import re
+
+    from pyspark.sql import functions as F
+
+    root, _ = one_go
+    buckets = json.loads((root / "dedup.json").read_text())["buckets"]
+    found = spark.read.parquet(str(root / "pair_keys")).select(
+        F.input_file_name().alias("file"), F.expr(f"pmod(hash(key_hi, key_lo), {buckets})").alias("bucket"))
+    pairs = {(re.search(r"_(\d+)\.c\d+", row["file"]).group(1), row["bucket"]) for row in found.distinct().collect()}
+    assert len(pairs) > buckets and all(int(named) == bucket for named, bucket in pairs)
+
+
 def _same_pool(root, summary, reference_root, reference):
     """The same pairs, counts and curated (uuid, text) rows as the reference, whichever crawl holds each pair."""
     assert sorted(_pair_set(root)) == sorted(_pair_set(reference_root))
