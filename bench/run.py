@@ -26,9 +26,9 @@ import harness  # noqa: E402
 import projection  # noqa: E402
 
 STARTED = time.monotonic()
-CASES = ("matching", "memory", "balance", "extract", "remote")
+CASES = ("matching", "memory", "balance", "extract", "remote", "worldwide", "curate")
 # The cases that read the generated metadata and pools (bench/data.py); extract and remote build their own WARC.
-CASES_ON_POOLS = ("matching", "memory", "balance")
+CASES_ON_POOLS = ("matching", "memory", "balance", "curate")
 
 
 def log(message: str) -> None:
@@ -90,6 +90,17 @@ def goals(results: dict) -> list[dict]:
             "does not grow (<= 1.2x)", driver["growth_ratio"], driver["growth_ratio"] <= 1.2,
             f"{driver['pairs'][0]:,} pairs: {driver['total_small_mb']} MB; {driver['pairs'][1]:,}: "
             f"{driver['total_large_mb']} MB")
+    curate = results.get("curate", {}).get("marginal", {})
+    for master, cores in (("local[1]", 1), ("local[2]", 2)):
+        m = curate.get(master, {})
+        if "marginal_per_core_vs_bare" in m:
+            add(f"whole `curate` per core / bare loop, marginal 300k -> 900k texts, {master}", ">= 0.5",
+                m["marginal_per_core_vs_bare"], m["marginal_per_core_vs_bare"] >= 0.5,
+                f"CPU of every process per text: {m['marginal_cpu_efficiency_vs_bare']} of the bare loop's")
+    if "local2_vs_local1_marginal" in results.get("curate", {}):
+        ratio = results["curate"]["local2_vs_local1_marginal"]
+        add("whole `curate` local[2] / local[1] (marginal rate)", ">= 1.7", ratio, ratio >= 1.7,
+            "best of interleaved runs; needs two idle cores: see the load averages in section 7")
     remote = results.get("remote", {})
     if "streaming_cpu_vs_local" in remote:
         ratio = remote["streaming_cpu_vs_local"]
@@ -273,6 +284,11 @@ def markdown(results: dict) -> str:
             if not isinstance(value, (dict, list)):
                 lines.append(f"| {key} | {_fmt(value)} |")
     lines += remote_markdown(results.get("remote", {"skipped": "not run"}))
+    import bench_curate
+    import bench_worldwide
+
+    lines += bench_worldwide.markdown(results.get("worldwide", {"skipped": "not run"}))
+    lines += bench_curate.markdown(results.get("curate", {"skipped": "not run"}))
     lines += projection_markdown(results.get("projection", {}))
     if results.get("profile_notes"):
         lines += ["", "## Where the time goes", "", results["profile_notes"]]
@@ -386,6 +402,14 @@ def main() -> int:
     if run_all or "remote" in chosen:
         log("remote inputs: one WARC over HTTP and from disk")
         results["remote"] = guarded("remote inputs", lambda: remote_case(work_dir))
+    if run_all or "worldwide" in chosen:
+        import bench_worldwide
+
+        results["worldwide"] = guarded("worldwide", lambda: bench_worldwide.run(work_dir, factor, log))
+    if run_all or "curate" in chosen:
+        import bench_curate
+
+        results["curate"] = guarded("curate", lambda: bench_curate.run(work_dir, manifest, factor, log))
     for name in ("curate-pool", "curate-large_pool"):
         shutil.rmtree(work_dir / name, ignore_errors=True)
     this_run = {"load_average_end": [round(x, 2) for x in os.getloadavg()],

@@ -142,10 +142,11 @@ def count_entries(matched: DataFrame, metadata) -> DataFrame:
     """`entry_id, entry, count` for every entry matched at least once: a distributed reduction, then the entry
     names looked up from a broadcast list (a table of 500k names joined in would travel inside every task).
     Worldwide, `metadata_lang, entry_id, entry, count`: counted per (language, entry) in the same reduction."""
-    if metadata.worldwide:
+    if getattr(metadata, "worldwide", False):
         return _count_entries_worldwide(matched, metadata)
     counts = matched.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id").agg(F.count("*").alias("count"))
-    names = matched.sparkSession.sparkContext.broadcast(metadata.entries)
+    # A v1 Metadata, or its entry list as such.
+    names = matched.sparkSession.sparkContext.broadcast(getattr(metadata, "entries", metadata))
 
     def named(batches):
         entry_names = names.value
