@@ -54,7 +54,7 @@ def ensure_pools(work_dir: Path, factor: float, log=print) -> dict:
         path = directory / name
         path.mkdir()
         for index, start in enumerate(range(0, rows, data.ROWS_PER_FILE)):
-            part = texts[start:start + data.ROWS_PER_FILE]
+            part = texts[start:min(start + data.ROWS_PER_FILE, rows)]
             urls = [f"https://img{(start + i) % 997}.example.org/c/{start + i:09d}.jpg" for i in range(len(part))]
             pq.write_table(pa.table({"url": urls, "text": part}), path / f"part-{index:05d}.parquet")
         pools[name] = {"path": str(path), "rows": rows}
