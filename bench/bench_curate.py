@@ -28,7 +28,7 @@ import harness
 POOLS = {"small": 300_000, "large": 900_000}
 TEXT_LENGTH = (20, 88)
 SEED = 20261130
-ROUNDS = 2
+ROUNDS = 3
 MASTERS = ("local[1]", "local[2]")
 
 

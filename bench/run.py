@@ -220,8 +220,14 @@ def markdown(results: dict) -> str:
             w, t = s["warmup"], s["timed"]
             lines.append(f"| match stage {master}, cold start (2,000 rows) | {w['rows']:,} | {w['seconds']} | | "
                          f"{w['cores_busy']} | session start {s['session_seconds']} s (not included) |")
+            if "first" in s:
+                f = s["first"]
+                lines.append(f"| match stage {master}, first run (JIT warming) | {f['rows']:,} | {f['seconds']} | "
+                             f"{f['texts_per_s']:,} | {f['cores_busy']} | CPU s: JVM {f['jvm_cpu_seconds']}, Python "
+                             f"{f['python_cpu_seconds']} |")
             lines.append(f"| match stage {master}, timed | {t['rows']:,} | {t['seconds']} | {t['texts_per_s']:,} | "
-                         f"{t['cores_busy']} | Python workers' RSS {t['python_worker_rss_mb']} MB |")
+                         f"{t['cores_busy']} | CPU s: JVM {t['jvm_cpu_seconds']}, Python {t['python_cpu_seconds']}; "
+                         f"Python workers' RSS {t['python_worker_rss_mb']} MB; best of runs {s.get('rounds')} s |")
         r = mt["reference"]
         lines.append(f"| naive reference (every entry, `in`) | {r['texts']} | {r['seconds']} | {r['texts_per_s']} | 1 | "
                      f"bare loop is {mt['reference_factor']:,}x faster; automaton agrees on "
