@@ -2,8 +2,8 @@
 
 Every figure that matters is a ratio measured side by side in the same run: the machines are shared and noisy.
 BENCH_SCALE=0.05 (for example) shrinks every input for a quick check; its results go to bench/work/, not over the
-committed full-scale results. BENCH_CASES=matching,memory,balance,extract,remote (any subset) reruns only those
-cases and keeps the others' last figures.
+committed full-scale results. BENCH_CASES=matching,memory,balance,extract,remote,worldwide,curate (any subset)
+reruns only those cases and keeps the others' last figures.
 """
 
 from __future__ import annotations

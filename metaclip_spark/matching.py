@@ -182,6 +182,9 @@ class LanguageMatchers:
 
     def match_many(self, codes: Sequence[str | None], texts: Sequence[str | None]) -> list[list[int]]:
         """`match` of each (code, text), each language's texts matched together (one automaton lookup per language)."""
+        if codes and codes[0] and list(codes).count(codes[0]) == len(codes):  # a batch of one language: no grouping
+            matcher = self.matcher(codes[0])
+            return matcher.match_many(texts) if matcher is not None else [[] for _ in texts]
         found_ids: list[list[int]] = [[] for _ in texts]
         rows_by_code: dict[str, list[int]] = {}
         for row, code in enumerate(codes):

@@ -228,3 +228,5 @@ def test_a_batch_of_mixed_languages_matches_each_text_in_its_own_list():
     texts = ["apple pie", "我喜欢吃苹果派", "apple", "apple", "りんごが好き", None, "", "an apple"]
     expected = [matchers.match(code, text) for code, text in zip(codes, texts)]
     assert matchers.match_many(codes, texts) == expected == [[0, 1], [0, 1], [], [], [0], [], [], [0]]
+    assert matchers.match_many(["en", "en", "en"], ["apple", None, "pie"]) == [[0], [], [1]]  # one language
+    assert matchers.match_many(["fr", "fr"], ["apple", "pie"]) == [[], []]  # one language without a list
