@@ -86,7 +86,7 @@ class MemorySampler:
 def curate_in_child(master: str, pool: str, metadata_path: str, out_dir: Path) -> dict:
     # The UI's REST API (on 127.0.0.1) is the one place PySpark can read shuffle volumes from.
     config, spark = harness.bench_session(master, f"bench-curate-{master}", {"spark.ui.enabled": "true"})
-    metadata = harness.BenchMetadata(metadata_path)
+    metadata = harness.bench_metadata(metadata_path)
     output = str(out_dir)
     shutil.rmtree(output, ignore_errors=True)
     stages, retained = {}, {}

@@ -122,14 +122,16 @@ def metadata_entries(size: int) -> tuple[list[str], dict]:
     return entries, made
 
 
-def alt_texts(count: int, seed: int = SEED_TEXTS, chunk: int = 100_000) -> list[str]:
-    """`count` alt texts of 30-120 characters: captions (70%), title-cased product/page names (25%), file names (5%)."""
+def alt_texts(count: int, seed: int = SEED_TEXTS, chunk: int = 100_000,
+              length: tuple[int, int] = TEXT_LENGTH) -> list[str]:
+    """`count` alt texts of `length` (30-120) characters: captions (70%), title-cased product/page names (25%), file
+    names (5%)."""
     words = vocabulary()
     word_array = np.array(words, dtype=object)
     word_lengths = np.array([len(w) for w in words], dtype=np.int64)
     weights = zipf_weights(len(words))
     rng = np.random.Generator(np.random.PCG64(seed))
-    low, high = TEXT_LENGTH
+    low, high = length
     max_words = 40  # enough for 120 characters of real words; the prefix rule trims the rest
     texts: list[str] = []
     while len(texts) < count:

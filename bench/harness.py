@@ -198,16 +198,14 @@ def write_result(path: str, result: dict) -> None:
 # library functions, so the benchmark calls them directly: read_pool + match_pool + Parquet write, count_entries,
 # balance_pool. What is timed is what scales with a dump.
 
-class BenchMetadata:
-    def __init__(self, path: str):
-        from metaclip_spark.metadata import load_metadata, metadata_digest
+def bench_metadata(path: str):
+    """The run's metadata as the pipeline loads it (a file: one v1 list; a directory: a worldwide set)."""
+    from metaclip_spark.metadata import Metadata
 
-        self.path = path
-        self.entries = load_metadata(path)
-        self.digest = metadata_digest(self.entries)
+    return Metadata(path)
 
 
-def match_stage(spark, config: dict, pool_path: str, metadata: BenchMetadata, output: str) -> dict:
+def match_stage(spark, config: dict, pool_path: str, metadata, output: str) -> dict:
     from metaclip_spark.curation import match_pool
     from metaclip_spark.pool import read_pool
     from metaclip_spark.progress import stage
@@ -216,25 +214,25 @@ def match_stage(spark, config: dict, pool_path: str, metadata: BenchMetadata, ou
     with stage(spark, "match", f"bench: {pool_path}"):
         pool = read_pool(spark, pool_path, "parquet", config)
         pairs_in = pool.count()
-        write_parquet_atomically(match_pool(pool, metadata.entries, metadata.digest, config.input.text_column),
+        write_parquet_atomically(match_pool(pool, metadata, config.input.text_column),
                                  f"{output}/matched")
         pairs_matched = spark.read.parquet(f"{output}/matched").count()
     return {"pairs_in": pairs_in, "pairs_matched": pairs_matched}
 
 
-def count_stage(spark, output: str, metadata: BenchMetadata) -> dict:
+def count_stage(spark, output: str, metadata) -> dict:
     from metaclip_spark.curation import count_entries
     from metaclip_spark.progress import stage
     from metaclip_spark.tables import write_parquet_atomically
 
     with stage(spark, "count", "bench"):
-        write_parquet_atomically(count_entries(spark.read.parquet(f"{output}/matched"), metadata.entries),
+        write_parquet_atomically(count_entries(spark.read.parquet(f"{output}/matched"), metadata),
                                  f"{output}/counts")
         entries_matched = spark.read.parquet(f"{output}/counts").count()
     return {"entries_matched": entries_matched}
 
 
-def balance_stage(spark, config: dict, output: str, metadata: BenchMetadata) -> dict:
+def balance_stage(spark, config: dict, output: str, metadata) -> dict:
     from pyspark.sql import functions as F
 
     from metaclip_spark import balancing
@@ -300,13 +298,14 @@ class CpuMeter:
     from zero. Children's reaped time (cutime) is not used: it would count an exited worker twice.
     """
 
-    def __init__(self, spark, interval: float = 0.25):
+    def __init__(self, spark=None, interval: float = 0.25, root: int | None = None):
         import threading
 
-        self.root = jvm_pid(spark)
+        self.root = jvm_pid(spark) if root is None else root
         self.interval = interval
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
+        self._names: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -317,6 +316,7 @@ class CpuMeter:
                 continue
             if pid not in self._first:
                 self._first[pid] = value if first else 0.0
+                self._names[pid] = cmdline(pid)
             self._last[pid] = value
 
     def _run(self):
@@ -334,5 +334,20 @@ class CpuMeter:
         self._sample()
         jvm = self._last[self.root] - self._first[self.root]
         python = sum(self._last[p] - self._first[p] for p in self._last if p != self.root)
+        return {"cpu_seconds": round(jvm + python, 1), "jvm_cpu_seconds": round(jvm, 1),
+                "python_cpu_seconds": round(python, 1)}
+
+    def stop_by_kind(self) -> dict:
+        """stop() for a tree rooted at a command (not a JVM): CPU seconds of the JVMs and of the Python processes."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        jvm = python = 0.0
+        for pid, last in self._last.items():
+            used = last - self._first[pid]
+            if "java" in self._names.get(pid, ""):
+                jvm += used
+            else:
+                python += used
         return {"cpu_seconds": round(jvm + python, 1), "jvm_cpu_seconds": round(jvm, 1),
                 "python_cpu_seconds": round(python, 1)}

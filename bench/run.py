@@ -2,8 +2,8 @@
 
 Every figure that matters is a ratio measured side by side in the same run: the machines are shared and noisy.
 BENCH_SCALE=0.05 (for example) shrinks every input for a quick check; its results go to bench/work/, not over the
-committed full-scale results. BENCH_CASES=matching,memory,balance,extract,remote,peers,dedup (any subset) reruns only
-those cases and keeps the others' last figures.
+committed full-scale results. BENCH_CASES=matching,memory,balance,extract,remote,peers,dedup,worldwide,curate (any
+subset) reruns only those cases and keeps the others' last figures.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import harness  # noqa: E402
 import projection  # noqa: E402
 
 STARTED = time.monotonic()
-CASES = ("matching", "memory", "balance", "extract", "remote", "peers", "dedup")
+CASES = ("matching", "memory", "balance", "extract", "remote", "peers", "dedup", "worldwide", "curate")
 # The cases that read the generated metadata and pools (bench/data.py); extract and remote build their own WARC.
-CASES_ON_POOLS = ("matching", "memory", "balance")
+CASES_ON_POOLS = ("matching", "memory", "balance", "curate")
 
 
 def log(message: str) -> None:
@@ -108,6 +108,17 @@ def goals(results: dict) -> list[dict]:
         add("WAT path pairs per core-second / cc2dataset's, same WAT file", ">= 2", ratio, ratio >= 2,
             f"CPU per file: cc2dataset / ours {peers['wat_vs_cc2dataset_cpu']}; on one copy of the excerpts: "
             f"{peers.get('one_copy_wat_vs_cc2dataset_pairs_per_cpu_s')} (CPU {peers.get('one_copy_wat_vs_cc2dataset_cpu')})")
+    curate = results.get("curate", {}).get("marginal", {})
+    for master, cores in (("local[1]", 1), ("local[2]", 2)):
+        m = curate.get(master, {})
+        if "marginal_per_core_vs_bare" in m:
+            add(f"whole `curate` per core / bare loop, marginal 300k -> 900k texts, {master}", ">= 0.5",
+                m["marginal_per_core_vs_bare"], m["marginal_per_core_vs_bare"] >= 0.5,
+                f"CPU of every process per text: {m['marginal_cpu_efficiency_vs_bare']} of the bare loop's")
+    if "local2_vs_local1_marginal" in results.get("curate", {}):
+        ratio = results["curate"]["local2_vs_local1_marginal"]
+        add("whole `curate` local[2] / local[1] (marginal rate)", ">= 1.7", ratio, ratio >= 1.7,
+            "best of interleaved runs; needs two idle cores: see the load averages in section 7")
     remote = results.get("remote", {})
     if "streaming_cpu_vs_local" in remote:
         ratio = remote["streaming_cpu_vs_local"]
@@ -228,8 +239,14 @@ def markdown(results: dict) -> str:
             w, t = s["warmup"], s["timed"]
             lines.append(f"| match stage {master}, cold start (2,000 rows) | {w['rows']:,} | {w['seconds']} | | "
                          f"{w['cores_busy']} | session start {s['session_seconds']} s (not included) |")
+            if "first" in s:
+                f = s["first"]
+                lines.append(f"| match stage {master}, first run (JIT warming) | {f['rows']:,} | {f['seconds']} | "
+                             f"{f['texts_per_s']:,} | {f['cores_busy']} | CPU s: JVM {f['jvm_cpu_seconds']}, Python "
+                             f"{f['python_cpu_seconds']} |")
             lines.append(f"| match stage {master}, timed | {t['rows']:,} | {t['seconds']} | {t['texts_per_s']:,} | "
-                         f"{t['cores_busy']} | Python workers' RSS {t['python_worker_rss_mb']} MB |")
+                         f"{t['cores_busy']} | CPU s: JVM {t['jvm_cpu_seconds']}, Python {t['python_cpu_seconds']}; "
+                         f"Python workers' RSS {t['python_worker_rss_mb']} MB; best of runs {s.get('rounds')} s |")
         r = mt["reference"]
         lines.append(f"| naive reference (every entry, `in`) | {r['texts']} | {r['seconds']} | {r['texts_per_s']} | 1 | "
                      f"bare loop is {mt['reference_factor']:,}x faster; automaton agrees on "
@@ -294,6 +311,11 @@ def markdown(results: dict) -> str:
     lines += remote_markdown(results.get("remote", {"skipped": "not run"}))
     lines += peers_markdown(results.get("peers", {"skipped": "not run"}))
     lines += importlib.import_module("bench_dedup").markdown(results.get("dedup", {"skipped": "not run"}))
+    import bench_curate
+    import bench_worldwide
+
+    lines += bench_worldwide.markdown(results.get("worldwide", {"skipped": "not run"}))
+    lines += bench_curate.markdown(results.get("curate", {"skipped": "not run"}))
     lines += projection_markdown(results.get("projection", {}))
     if results.get("profile_notes"):
         lines += ["", "## Where the time goes", "", results["profile_notes"]]
@@ -477,6 +499,14 @@ def main() -> int:
     if run_all or "dedup" in chosen:
         log("one pool across dumps: a new crawl against the pool's keys")
         results["dedup"] = guarded("dedup", lambda: importlib.import_module("bench_dedup").run(work_dir, log))
+    if run_all or "worldwide" in chosen:
+        import bench_worldwide
+
+        results["worldwide"] = guarded("worldwide", lambda: bench_worldwide.run(work_dir, factor, log))
+    if run_all or "curate" in chosen:
+        import bench_curate
+
+        results["curate"] = guarded("curate", lambda: bench_curate.run(work_dir, manifest, factor, log))
     for name in ("curate-pool", "curate-large_pool"):
         shutil.rmtree(work_dir / name, ignore_errors=True)
     this_run = {"load_average_end": [round(x, 2) for x in os.getloadavg()],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -70,12 +72,8 @@ def _match_pool_worldwide(pool: DataFrame, metadata, text_column: str) -> DataFr
 def matched_batch_worldwide(matchers: matching.LanguageMatchers, batch: pa.RecordBatch,
                             text_column: str) -> pa.RecordBatch:
     """`matched_batch` with each text matched against its own language's list (the METADATA_LANG column)."""
-    codes = batch.column(METADATA_LANG).to_pylist()
-    ids = [matchers.match(code, text) for code, text in zip(codes, batch.column(text_column).to_pylist())]
-    keep = pa.array([bool(x) for x in ids], pa.bool_())
-    matched_ids = pa.array([x for x in ids if x], _ENTRY_IDS_TYPE)
-    return pa.RecordBatch.from_arrays([column.filter(keep) for column in batch.columns] + [matched_ids],
-                                      names=batch.schema.names + [ENTRY_IDS])
+    ids = matchers.match_many(batch.column(METADATA_LANG).to_pylist(), batch.column(text_column).to_pylist())
+    return _with_entry_ids(batch, ids)
 
 
 def with_metadata_lang(pairs: DataFrame, lang_column: str | None, text_column: str) -> DataFrame:
@@ -111,10 +109,24 @@ _ENTRY_IDS_TYPE = pa.list_(pa.field("element", pa.int32(), nullable=False))
 
 def matched_batch(matcher: matching.EntryMatcher, batch: pa.RecordBatch, text_column: str) -> pa.RecordBatch:
     """The rows of one Arrow batch that match at least one entry, with their `entry_ids` column added."""
-    ids = matcher.match_many(batch.column(text_column).to_pylist())
-    keep = pa.array([bool(x) for x in ids], pa.bool_())
-    matched_ids = pa.array([x for x in ids if x], _ENTRY_IDS_TYPE)
-    return pa.RecordBatch.from_arrays([column.filter(keep) for column in batch.columns] + [matched_ids],
+    return _with_entry_ids(batch, matcher.match_many(batch.column(text_column).to_pylist()))
+
+
+def entry_ids_array(ids: list[list[int]]) -> tuple[np.ndarray, pa.Array]:
+    """(keep: rows with at least one id, the kept rows' id lists as an Arrow list column), built from flat
+    offsets and values: converting ~10 Python lists of ints per row one by one costs more than matching them."""
+    lengths = np.fromiter(map(len, ids), np.int32, len(ids))
+    keep = lengths > 0
+    offsets = np.zeros(int(keep.sum()) + 1, np.int32)
+    np.cumsum(lengths[keep], out=offsets[1:])
+    values = np.fromiter(chain.from_iterable(ids), np.int32, int(offsets[-1]))
+    return keep, pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), type=_ENTRY_IDS_TYPE)
+
+
+def _with_entry_ids(batch: pa.RecordBatch, ids: list[list[int]]) -> pa.RecordBatch:
+    keep, matched_ids = entry_ids_array(ids)
+    mask = pa.array(keep)
+    return pa.RecordBatch.from_arrays([column.filter(mask) for column in batch.columns] + [matched_ids],
                                       names=batch.schema.names + [ENTRY_IDS])
 
 
@@ -132,10 +144,11 @@ def count_entries(matched: DataFrame, metadata) -> DataFrame:
     """`entry_id, entry, count` for every entry matched at least once: a distributed reduction, then the entry
     names looked up from a broadcast list (a table of 500k names joined in would travel inside every task).
     Worldwide, `metadata_lang, entry_id, entry, count`: counted per (language, entry) in the same reduction."""
-    if metadata.worldwide:
+    if getattr(metadata, "worldwide", False):
         return _count_entries_worldwide(matched, metadata)
     counts = matched.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id").agg(F.count("*").alias("count"))
-    names = matched.sparkSession.sparkContext.broadcast(metadata.entries)
+    # A v1 Metadata, or its entry list as such.
+    names = matched.sparkSession.sparkContext.broadcast(getattr(metadata, "entries", metadata))
 
     def named(batches):
         entry_names = names.value

@@ -101,3 +101,27 @@ def test_automaton_agrees_with_the_reference_on_random_texts():
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
         assert matcher.match(text) == reference_match(text, entries), repr(text)
+
+
+def test_match_many_gives_each_text_what_match_gives_it_alone():
+    """The batch loop (what a match task runs) inlines the spacing: it must agree with the rule text by text, with
+    None and empty texts in the batch, and a string listed twice giving both its ids."""
+    rng = random.Random(11)
+    alphabet = ["a", "b", "ab", "A", " ", " ", ",", ".", ";", ":", "?", "!", "`", "\t", "\n", "\r", "é"]
+    entries = sorted({"".join(rng.choice(alphabet[:5]) for _ in range(rng.randint(1, 3))).strip() or "a"
+                      for _ in range(40)})
+    entries += [entries[0], entries[3]]  # the same string under two ids
+    matcher = EntryMatcher(entries)
+    texts = [None, ""] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(2000)]
+    assert matcher.match_many(texts) == [reference_match(t, entries) if t else [] for t in texts]
+
+
+def test_entry_id_lists_become_an_arrow_column_of_the_matched_rows_only():
+    from metaclip_spark.curation import entry_ids_array
+
+    keep, column = entry_ids_array([[3, 7], [], [0], [], [1, 2, 5]])
+    assert keep.tolist() == [True, False, True, False, True]
+    assert column.to_pylist() == [[3, 7], [0], [1, 2, 5]]
+    assert str(column.type) == "list<element: int32 not null>"
+    keep, column = entry_ids_array([[], []])
+    assert keep.tolist() == [False, False] and len(column) == 0

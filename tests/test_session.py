@@ -56,3 +56,21 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exited:
         cli.main(["--version"])
     assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"metaclip-spark {__version__}"
+
+
+def test_columns_of_distinct_values_are_written_without_a_parquet_dictionary(spark, tmp_path):
+    """Parquet's dictionaries of a pair's url, uuid, text and entry ids overflow and are dropped after hashing every
+    value, half the match stage's JVM time (docs/scaling.md): conf/base.toml turns them off for those columns only."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    rows = [(f"https://x.org/{i}.jpg", f"{i:024x}", f"a text {i}", "en", [i % 7, 100 + i]) for i in range(3000)]
+    pairs = spark.createDataFrame(rows, "url string, uuid string, text string, lang string, entry_ids array<int>")
+    pairs.coalesce(1).write.parquet(str(tmp_path / "matched"))
+    group = pq.ParquetFile(glob.glob(str(tmp_path / "matched" / "*.parquet"))[0]).metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: set(group.column(i).encodings) for i in range(group.num_columns)}
+    dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    for column in ("url", "uuid", "text", "entry_ids.list.element"):
+        assert not encodings[column] & dictionary, (column, encodings[column])
+    assert encodings["lang"] & dictionary  # a column of few values keeps its dictionary

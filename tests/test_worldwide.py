@@ -206,6 +206,7 @@ def test_a_pool_without_a_lang_column_is_labelled_by_lid176(spark, config, metad
     labels = {r["text"]: identify_language(r["text"])[0] for r in rows}
     expected = _expected_matches(rows, metadata.lists, lambda r: metadata_code(labels[r["text"]]))
     assert _table(f"{output}/matched", "metadata_lang", "uuid", "text", "entry_ids") == expected
+    assert summary["pairs_matched"] == len(expected)
     assert _table(f"{output}/matched", "text", "lang") == sorted((x, labels[x]) for _, _, x, _ in expected)
     # lid.176 gets most of these real texts right: the scripts at least
     assert {code for code, *_ in expected} >= {"ar", "ja", "ru", "th", "zh"}

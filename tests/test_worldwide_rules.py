@@ -217,3 +217,16 @@ def test_language_automata_are_built_once_and_evicted_least_recently_used_first(
     assert matchers.memory_bytes <= int(2.5 * one)
     assert matchers.match("fr", "word1") == [] and matchers.match(None, "word1") == []  # no list: nothing
     assert matchers.match("de", "wort3") == [3] and loads[-1] == "de"     # evicted, built again when needed
+
+
+def test_a_batch_of_mixed_languages_matches_each_text_in_its_own_list():
+    """LanguageMatchers.match_many (a worldwide match batch) groups rows by language: each row gets what `match`
+    gives it alone, rows of a language without a list or without a language get nothing."""
+    lists = {"en": ["apple", "pie"], "zh": ["苹果", "派"], "ja": ["りんご"]}
+    matchers = LanguageMatchers(lists, lists.__getitem__, max_bytes=1 << 30)
+    codes = ["en", "zh", None, "fr", "ja", "en", "zh", "en"]
+    texts = ["apple pie", "我喜欢吃苹果派", "apple", "apple", "りんごが好き", None, "", "an apple"]
+    expected = [matchers.match(code, text) for code, text in zip(codes, texts)]
+    assert matchers.match_many(codes, texts) == expected == [[0, 1], [0, 1], [], [], [0], [], [], [0]]
+    assert matchers.match_many(["en", "en", "en"], ["apple", None, "pie"]) == [[0], [], [1]]  # one language
+    assert matchers.match_many(["fr", "fr"], ["apple", "pie"]) == [[], []]  # one language without a list
