@@ -239,7 +239,7 @@ def test_each_key_file_holds_the_keys_of_its_bucket(spark, one_go):
     found = spark.read.parquet(str(root / "pair_keys")).select(
         F.input_file_name().alias("file"), F.expr(f"pmod(hash(key_hi, key_lo), {buckets})").alias("bucket"))
     pairs = {(re.search(r"_(\d+)\.c\d+", row["file"]).group(1), row["bucket"]) for row in found.distinct().collect()}
-    assert len(pairs) > buckets and all(int(named) == bucket for named, bucket in pairs)
+    assert len(pairs) == buckets and all(int(named) == bucket for named, bucket in pairs)  # every bucket used
 
 
 def _same_pool(root, summary, reference_root, reference):
