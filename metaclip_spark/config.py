@@ -151,7 +151,17 @@ class MetadataBuildSettings(Section):
     title_min_views: int
     pageview_min_hourly_views: int
     wordfreq_min_frequency: float
+    wordfreq_min_frequency_by_lang: dict
     nltk_data: str
+
+    def __post_init__(self):
+        for lang, floor in self.wordfreq_min_frequency_by_lang.items():
+            if isinstance(floor, bool) or not isinstance(floor, (int, float)) or floor < 0:
+                raise _fail(f"metadata_build.wordfreq_min_frequency_by_lang.{lang}", "a non-negative number", floor)
+
+    def wordfreq_floor(self, lang: str) -> float:
+        """The wordfreq frequency floor of one language (a Wikipedia code): its own, else the common one."""
+        return float(self.wordfreq_min_frequency_by_lang.get(lang, self.wordfreq_min_frequency))
 
 
 @dataclass(frozen=True)
@@ -228,12 +238,14 @@ class RemoteSettings(Section):
 
 @dataclass(frozen=True)
 class RootSettings(Section):
-    """[root]: the output root's lease (lease.py) that keeps two runs from writing one root."""
+    """[root]: the output root's lease (lease.py) that keeps two runs from writing one root, and the bucket count of
+    a new root's pair keys (pair_keys.py)."""
 
     name: typing.ClassVar[str] = "root"
     lease_timeout_seconds: float
     lease_heartbeat_seconds: float
     lease_wait_seconds: float
+    pair_key_buckets: int
 
     def __post_init__(self):
         if self.lease_heartbeat_seconds <= 0 or self.lease_timeout_seconds <= 2 * self.lease_heartbeat_seconds:
@@ -241,6 +253,24 @@ class RootSettings(Section):
                         self.lease_timeout_seconds)
         if self.lease_wait_seconds < 0:
             raise _fail("root.lease_wait_seconds", "0 or more", self.lease_wait_seconds)
+        if self.pair_key_buckets < 1:
+            raise _fail("root.pair_key_buckets", "a positive integer", self.pair_key_buckets)
+
+
+@dataclass(frozen=True)
+class ExportSettings(Section):
+    """[export]: the files `export` writes for training tools (export.py)."""
+
+    name: typing.ClassVar[str] = "export"
+    format: str
+    rows_per_file: int
+    shuffle_seed: int
+
+    def __post_init__(self):
+        if self.format not in ("parquet", "jsonl"):
+            raise _fail("export.format", "'parquet' or 'jsonl'", self.format)
+        if self.rows_per_file <= 0:
+            raise _fail("export.rows_per_file", "a positive integer", self.rows_per_file)
 
 
 @dataclass(frozen=True)
@@ -265,6 +295,7 @@ class Settings:
     extract: ExtractSettings
     remote: RemoteSettings
     root: RootSettings
+    export: ExportSettings
     spark: SparkSettings
     tables: dict = field(repr=False, compare=False)  # the merged TOML, for `updated`
 
@@ -281,6 +312,15 @@ class Settings:
     def updated(self, overrides: dict) -> "Settings":
         """These settings with `overrides` ({section: {key: value}}) laid over them."""
         return Settings.from_tables(self.profile, _merge(self.tables, overrides))
+
+    def record(self) -> dict:
+        """The settings as a run's summary and report keep them: every section, but only the names of Spark's own
+        settings (spark.conf may hold credentials, e.g. spark.hadoop.fs.s3a.secret.key)."""
+        from dataclasses import asdict
+
+        sections = {f.name: asdict(getattr(self, f.name)) for f in fields(self) if f.name not in ("profile", "tables")}
+        sections["spark"]["conf"] = sorted(sections["spark"]["conf"])
+        return {"profile": self.profile, **sections}
 
 
 def _read_toml(path: Path) -> dict:

@@ -18,7 +18,9 @@ KEEP_PROB = "keep_prob"
 # Worldwide: the metadata language a pair is matched in (a code naming one list of the set), null when unknown.
 METADATA_LANG = "metadata_lang"
 # Columns the report breaks pairs down by, when a table has them; a null value is shown as NO_VALUE.
-GROUP_COLUMNS = ("crawl", "lang", "text_source", METADATA_LANG)
+GROUP_COLUMNS = ("crawl", "lang", "text_source")
+# ... and the ones ingest counts pairs by (a worldwide pool's pairs per metadata language too).
+PAIRS_BY_COLUMNS = GROUP_COLUMNS + (METADATA_LANG,)
 NO_VALUE = "(none)"
 
 
@@ -183,7 +185,7 @@ def pairs_by_group(pairs: DataFrame, skipped_column: str | None = None) -> tuple
     """(pairs, {column: {value: pairs}}, {reason: rows}) for the group columns the table has (but `crawl`), in one
     aggregation of at most (languages x text sources x skip reasons) rows: recorded at ingest so the report never
     reads the input again. Rows with a reason in `skipped_column` are not pairs: they are counted by reason only."""
-    columns = [c for c in GROUP_COLUMNS if c != "crawl" and c in pairs.columns]
+    columns = [c for c in PAIRS_BY_COLUMNS if c != "crawl" and c in pairs.columns]
     rows = pairs.groupBy(*columns, *([skipped_column] if skipped_column else [])).count().collect()
     by: dict[str, dict[str, int]] = {c: {} for c in columns}
     skipped: dict[str, int] = {}

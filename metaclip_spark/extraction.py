@@ -66,6 +66,9 @@ _STAGE_SCHEMA = T.StructType(
        T.StructField(FILE_STATS, FILE_STATS_TYPE, True)]
 )
 _FAIL_FAST_MARKER = "metaclip-spark fail-fast:"
+# The same image URL recurs on many pages (logos, icons): its id is computed once per process (bounded).
+_UUID_CACHE_SIZE = 1 << 16
+_uuids: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,12 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
                         counts["dropped_language"] += 1
                         continue
                     counts["pairs"] += 1
-                    yield (image_uuid(url), url, text, attribute, page.page_url, lang, score, file.crawl,
+                    uuid = _uuids.get(url)
+                    if uuid is None:
+                        if len(_uuids) >= _UUID_CACHE_SIZE:
+                            _uuids.clear()
+                        uuid = _uuids[url] = image_uuid(url)
+                    yield (uuid, url, text, attribute, page.page_url, lang, score, file.crawl,
                            file.source_file, file.index, sequence)
                     sequence += 1
     except OSError as e:  # the stream failed while opening its first bytes (remote reads) or closing

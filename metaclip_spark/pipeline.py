@@ -16,22 +16,24 @@ import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from . import __version__, balancing
+from . import __version__, balancing, pair_keys
 from .config import Settings
 from .curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count_vectors
 from .errors import ConfigError, FailedFilesError, InputError
 from .ingest import InputSpec, check_input, ingest, input_crawls
 from .metadata import Metadata
-from .progress import stage
+from .progress import stage, stage_timings
 from .project import OutputRoot, now
 from .records import KIND_EXTRACT, sum_counters
 from .tables import join_path, read_table, write_json_atomically, write_parquet_atomically
+from .thresholds import balance_warnings
 
 log = logging.getLogger("metaclip_spark")
 
 
 def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) -> list[str]:
     """The crawls forming the pool (all finished ones by default), each checked against the metadata."""
+    pair_keys.recorded_mode(root)  # a root made before modes were recorded, or mid-rebuild, stops here
     available = root.crawls()
     chosen = sorted(set(crawls)) if crawls else available
     if not chosen:
@@ -141,6 +143,10 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
                          "skipped": s.get("skipped")} for c, s in states.items()},
         "extract": _summed_extract(states),  # the ExtractCounters of records.py
         **({"ingest": ingested} if ingested else {}),
+        "warnings": balance_warnings(counts, t, "auto" if config.curation.t == "auto" else "fixed",
+                                     config.curation.tail_share, pairs_matched, pairs_curated),
+        "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
+        "config": config.record(),
         "version": __version__,
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
@@ -150,6 +156,9 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
 
 def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t, seed: int, metadata: Metadata,
                     into: str) -> dict:
+    summary["dedup"], summary["pairs_already_in_pool"] = pair_keys.run_figures(states)
+    for crawl, state in states.items():
+        summary["by_crawl"][crawl]["pairs_already_in_pool"] = state.get("pairs_already_in_pool")
     identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t, seed,
                            metadata.digest])
     summary["run_id"] = f"{summary['finished_at'][:19].replace(':', '')}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
@@ -195,6 +204,7 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
             "entries_over_t": int((vector > t).sum()),
             "matches_total": int(vector.sum()),
             "tail_proportion": balancing.tail_proportion(vector, t),
+            "top_entries": _top_entries(vector, metadata.lists[code]),
         }
     matches_total = sum(v["matches_total"] for v in by_lang.values())
     matches_in_tail = sum(int(counts[c][counts[c] < thresholds[c]].sum()) for c in by_lang)
@@ -232,11 +242,19 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
                      for c, s in states.items()},
         "extract": _summed_extract(states),
         **({"ingest": ingested} if ingested else {}),
+        "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
+        "config": config.record(),
         "version": __version__,
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
     return _finish_summary(spark, summary, states, crawls, thresholds, seed, metadata, into)
+
+
+def _top_entries(counts: np.ndarray, entries: list[str], n: int = 5) -> list[list]:
+    """The n most matched entries of a language as [entry, count], most first (ties by entry id)."""
+    top = np.argsort(-counts, kind="stable")[:n]
+    return [[entries[i], int(counts[i])] for i in top if counts[i] > 0]
 
 
 def _summed_by(states: dict, part) -> dict[str, int]:
@@ -278,8 +296,9 @@ def check_failed_share(config: Settings, ingested: dict,
 
 def curate(spark: SparkSession, config: Settings, source: InputSpec | None, metadata: Metadata, output: str, *,
            crawls: list[str] | None = None, overwrite: bool = False, force: bool = False, rematch: bool = False,
-           fail_fast: bool = False, report: bool = True) -> dict:
-    """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls."""
+           fail_fast: bool = False, report: bool = True, dedup: str | None = None, rebuild_dedup: bool = False) -> dict:
+    """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls.
+    `dedup`, `rebuild_dedup`: the root's de-duplication mode (pair_keys.py), which an ingest settles."""
     started = time.monotonic()
     root = OutputRoot(spark, output)
     if crawls:  # a crawl that will not be there fails now, not after the ingest (nor after --overwrite)
@@ -290,8 +309,9 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
         if source is not None:
             check_input(spark, config, source)
         root.clear()
-    ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast) \
-        if source else None
+    ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast,
+                      dedup=dedup, rebuild_dedup=rebuild_dedup) \
+        if source or dedup or rebuild_dedup or pair_keys.rebuild_pending(root) else None
     if ingested:
         check_failed_share(config, ingested)
     chosen = pool_crawls(root, metadata, crawls)

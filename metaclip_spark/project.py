@@ -3,7 +3,10 @@
 ROOT/
   units/crawl=C/unit=U/      one committed unit of work: pairs/ and matched/ of a group of input files,
                              made visible by _COMMITTED.json (written last) listing its files and their state
-  pairs/crawl=C/             a crawl's pairs, de-duplicated over all its units (Common Crawl input only)
+  dedup.json                 how pairs are de-duplicated (pair_keys.py): over the whole pool, or within each crawl
+  pairs/crawl=C/             a crawl's pairs, de-duplicated over all its units (Common Crawl input only), and in pool
+                             mode without the pairs other crawls hold
+  pair_keys/crawl=C/         pool mode: the keys of the pairs crawl C holds, in bucket files
   matched/crawl=C/           a crawl's pairs that match at least one entry, with entry_ids
   crawl_counts/crawl=C/      a crawl's per-entry counts (entry_id, entry, count)
   crawls/C.json              a crawl's state, written last when the three tables above are finished

@@ -63,6 +63,7 @@ class UnitMarker(TypedDict, total=False):
     pairs: int
     pairs_by: dict[str, dict[str, int]]  # pools: pairs per value of each report group column
     skipped: dict[str, int]  # pools: rows that are not pairs, per SKIP_REASONS
+    texts_stripped: bool  # pools: texts stripped before matching (pool mode, pair_keys.py)
     pairs_matched: int
     committed_at: str
 
@@ -76,6 +77,8 @@ class CrawlState(TypedDict, total=False):
     columns: dict[str, str]
     pairs: int
     pairs_by: dict[str, dict[str, int]] | None
+    dedup: str           # pair_keys.MODE_POOL or MODE_CRAWL: how the tables were built
+    pairs_already_in_pool: int | None  # pool mode: the crawl's copies of pairs another crawl holds, dropped
     skipped: dict[str, int] | None  # pools: the units' `skipped` summed; None for Common Crawl input
     pairs_matched: int
     files_done: int
@@ -102,6 +105,8 @@ class RunSummary(TypedDict, total=False):
     matches_total: int
     tail_proportion: float
     by_crawl: dict[str, dict]
+    dedup: str | None    # the crawls' de-duplication mode
+    pairs_already_in_pool: int | None  # copies of pool pairs the crawls dropped (pool mode)
     extract: dict[str, int] | None
     finished_at: str
 

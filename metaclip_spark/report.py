@@ -1,18 +1,25 @@
 """The curation report: the numbers a user checks before training on a curated set.
 
-Reads the latest run of an output root (summary.json, counts/, curated/, and matched/ of the run's crawls; layout in
-project.py) and writes ROOT/report/ (summary.json, PNG plots, one self-contained index.html), replacing any
-previous report as a whole.
+Reads the latest run of an output root (summary.json, counts/, curated/, and matched/ and pairs/ of the run's crawls;
+layout in project.py) and writes ROOT/report/ (summary.json, PNG plots, one self-contained index.html), replacing
+any previous report as a whole.
 
-Every number is a Spark reduction; the driver only receives results bounded by the metadata or by the handful of
-crawls / languages / text sources, never anything that grows with the pool:
+Every number is a Spark reduction or a bounded take; the driver only receives results bounded by the metadata, by
+the handful of crawls / languages / text sources / length bins, or by a fixed sample size, never anything that
+grows with the pool:
 - matched/: one pass (keep probabilities computed on the executors from a broadcast of the entry probabilities),
-  aggregated with grouping sets into sizes by crawl / language / text source, entries per text, a histogram of
-  keep probabilities and the expected curated size (sum of keep probabilities over ALL matched pairs);
-- curated/: per-entry counts after balancing (explode + groupBy: measured, not derived from a formula) and sizes
-  by group;
-- pairs in: per crawl from the run's summary; per language / text source (when the pairs carry those columns)
-  by a scan of the crawls' pairs (ROOT/pairs for Common Crawl, the pool files read again for a pool of pairs).
+  aggregated with grouping sets into sizes by crawl / language / text source / caption length, entries per text, a
+  histogram of keep probabilities and the expected curated size (sum of keep probabilities over ALL matched pairs);
+  a second pass over its entry_ids alone gives the plan table (the expected size at each t, plan.py);
+- curated/: per-entry counts after balancing (explode + groupBy: measured, not derived from a formula) and sizes by
+  group and caption length;
+- image hosts: the top hosts of curated/ (a grouped count, of which only the first TOP_HOSTS rows are taken) and
+  their counts in matched/;
+- samples: the SAMPLE_POOL matched pairs first in a seeded hash order (a bounded take), split into curated and
+  dropped by the run's own keep draws (balancing.decide, a pure function: the split balance made); unmatched
+  captions from the SAMPLE_POOL first pairs of pairs/ in the same order that are not in matched/;
+- the funnel (records, pages, img tags, pairs, language, de-duplication, matched, curated) from the run's summary;
+- pairs in per language / text source from the crawl states (recorded at ingest: the input is never read again).
 """
 
 from __future__ import annotations
@@ -27,24 +34,38 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from . import __version__, balancing
+from . import __version__, balancing, pair_keys, thresholds
 from .curation import ENTRY_IDS, GROUP_COLUMNS, flattened_entry_ids, group_value
 from .errors import InputError
 from .progress import stage
 from .project import OutputRoot
-from .records import tally_files
+from .records import KIND_EXTRACT, tally_files
 from .tables import join_path, path_exists, read_table, write_directory_atomically
 
 log = logging.getLogger("metaclip_spark")
 
 REPORT_DIR = "report"
-# Columns a Common Crawl pool carries (the extract stage); a pool without them gets no breakdowns.
 TOP_ENTRIES = 30
+TOP_HOSTS = 25
 PROBABILITY_BINS = 50
+# Caption lengths in characters: bin k holds lengths in [LENGTH_EDGES[k], LENGTH_EDGES[k + 1]).
+LENGTH_EDGES = (0, 5, 10, 20, 50, 100, 200, 500, 1000)
+SAMPLE_POOL = 400  # matched (and pairs) rows taken in seeded order, before splitting them
+SAMPLES_SHOWN = 12  # captions shown per kind: curated, dropped by balancing, unmatched
+SAMPLE_TEXT_CHARS = 300
+
+WORLDWIDE_NOTE = ("a worldwide root: this report's per-entry numbers (counts, balancing, count decades) put the entry "
+                  "ids of every language's list together, and it has no plan table or sample split yet; t, counts and "
+                  "curated pairs per language are in the Languages section (and summary.json's by_lang)")
 
 _ENTRIES = "entries"
 _KEEP_PROB = "keep_prob"
 _PROB_BIN = "prob_bin"
+_LENGTH_BIN = "length_bin"
+_HOST = "host"
+_ORDER = "_sample_order"
+# The host of an absolute URL (after the scheme and any user info, before a port, path, query or fragment).
+_HOST_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]*)"
 
 
 # --- pure functions (no Spark) ----------------------------------------------------------------------------------
@@ -63,6 +84,67 @@ def top_entries(counts: np.ndarray, n: int = TOP_ENTRIES) -> list[tuple[int, int
 
 def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator / denominator) if denominator else 0.0
+
+
+def length_bins(lengths: np.ndarray) -> np.ndarray:
+    """Bin of each caption length (characters) over LENGTH_EDGES; the last bin is open-ended."""
+    return (np.searchsorted(np.asarray(LENGTH_EDGES[1:]), np.asarray(lengths), side="right")).astype(np.int32)
+
+
+def length_bin_labels() -> list[str]:
+    edges = LENGTH_EDGES
+    return [f"{edges[k]}-{edges[k + 1] - 1}" for k in range(len(edges) - 1)] + [f"{edges[-1]}+"]
+
+
+def funnel(run: dict, pairs_matched: int, pairs_curated: int) -> list[dict]:
+    """The steps from what was read to what was kept, each with its count, its share of the step before and of the
+    first step, and what was dropped on the way (by reason). Common Crawl input starts at the records read; a pool
+    of pairs at its rows. Counters come from the run's summary (summed at ingest, never recounted here)."""
+    extract = run.get("extract") or {}
+    pairs_in = int(run.get("pairs_in") or 0)
+    steps: list[tuple[str, int, dict[str, int], str]] = []
+    if extract:
+        pages = int(extract.get("html_pages", 0)) + int(extract.get("wat_pages", 0))
+        candidates = int(extract.get("pairs", 0)) + int(extract.get("dropped_language", 0))
+        steps += [
+            ("records read", int(extract.get("records_read", 0)), {}, "WARC/WAT records of the files read"),
+            ("HTML pages", pages, {k: int(extract.get(k, 0)) for k in (
+                "non_html", "dropped_oversized_page", "dropped_decode_error", "dropped_corrupt_member")},
+             "responses with an HTML payload (WAT: metadata records with links)"),
+            ("<img> tags", int(extract.get("img_tags", 0)), {}, "on those pages"),
+            ("image-text pairs", candidates, {k: int(extract.get(k, 0)) for k in (
+                "dropped_no_src", "dropped_non_http_url", "dropped_no_text")},
+             "one per text attribute of an image with an http(s) src (up to three per image)"),
+            ("in a kept language", int(extract.get("pairs", 0)), {"dropped_language": int(extract.get(
+                "dropped_language", 0))}, "language ID (lid.176) against extract.languages"),
+            ("after de-duplication", pairs_in, {"dropped_duplicate": int(extract.get("dropped_duplicate", 0))},
+             "exact (uuid, text) duplicates dropped"),
+        ]
+    else:
+        skipped = {}
+        for crawl in (run.get("by_crawl") or {}).values():
+            for reason, n in (crawl.get("skipped") or {}).items():
+                skipped[reason] = skipped.get(reason, 0) + int(n)
+        if any(skipped.values()):
+            steps.append(("rows read", pairs_in + sum(skipped.values()), {}, "rows of the pool files"))
+        steps.append(("pairs", pairs_in, skipped, "rows with a url and a text"))
+    steps += [
+        ("matched", int(pairs_matched), {}, "texts matching at least one metadata entry"),
+        ("curated", int(pairs_curated), {}, "kept by the seeded draws of balancing"),
+    ]
+    first = steps[0][1]
+    rows, previous = [], None
+    for name, count, dropped, note in steps:
+        rows.append({"step": name, "count": count, "share_of_previous": _ratio(count, previous) if previous is not None
+                     else None, "share_of_first": _ratio(count, first), "dropped": {k: v for k, v in dropped.items()
+                                                                                     if v}, "note": note})
+        previous = count
+    return rows
+
+
+def sample_text(text) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= SAMPLE_TEXT_CHARS else text[:SAMPLE_TEXT_CHARS - 1] + "\u2026"
 
 
 # --- Spark reductions -------------------------------------------------------------------------------------------
@@ -93,16 +175,25 @@ def grouped_counts(df: DataFrame, groups: list[str], extra_sets: list[tuple[str,
     return results
 
 
-def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str]) -> list[dict]:
+def _length_bin_column(text_column: str):
+    """The caption-length bin of `text_column` as a Spark expression (the Spark side of `length_bins`)."""
+    length = F.coalesce(F.length(F.col(text_column)), F.lit(0))
+    return sum((F.when(length >= edge, 1).otherwise(0) for edge in LENGTH_EDGES[1:]), F.lit(0)).cast("int")
+
+
+def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str],
+                 text_column: str | None = None) -> list[dict]:
     """Over all matched pairs: count, sum of keep probabilities and always-kept pairs, by group, by number of
-    entries, by keep-probability bin, and in total (one scan of matched/, keep probabilities on the executors)."""
+    entries, by keep-probability bin, by caption-length bin (with `text_column`) and in total (one scan of matched/,
+    keep probabilities on the executors)."""
     spark = matched.sparkSession
     probabilities_broadcast = spark.sparkContext.broadcast(probabilities)
-    source = matched.select(*groups, ENTRY_IDS)
+    texts = [text_column] if text_column else []
+    source = matched.select(*groups, ENTRY_IDS, *texts)
     output_schema = T.StructType(
         [source.schema[g] for g in groups]
         + [T.StructField(_ENTRIES, T.IntegerType(), False), T.StructField(_KEEP_PROB, T.DoubleType(), False),
-           T.StructField(_PROB_BIN, T.IntegerType(), False)]
+           T.StructField(_PROB_BIN, T.IntegerType(), False), T.StructField(_LENGTH_BIN, T.IntegerType(), False)]
     )
 
     def keep_probability_batches(batches):
@@ -110,16 +201,19 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
         for batch in batches:
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
             keep_prob = balancing.keep_probabilities(lengths, flat, probs)
+            text_lengths = (pc.utf8_length(batch.column(text_column)).fill_null(0).to_numpy(zero_copy_only=False)
+                            if text_column else np.zeros(batch.num_rows, np.int64))
             yield pa.RecordBatch.from_arrays(
                 [batch.column(g) for g in groups]
                 + [pa.array(lengths, pa.int32()), pa.array(keep_prob, pa.float64()),
-                   pa.array(probability_bins(keep_prob), pa.int32())],
-                names=[*groups, _ENTRIES, _KEEP_PROB, _PROB_BIN],
+                   pa.array(probability_bins(keep_prob), pa.int32()), pa.array(length_bins(text_lengths), pa.int32())],
+                names=[*groups, _ENTRIES, _KEEP_PROB, _PROB_BIN, _LENGTH_BIN],
             )
 
     per_pair = source.mapInArrow(keep_probability_batches, output_schema)
+    extra = [(_ENTRIES,), (_PROB_BIN,)] + ([(_LENGTH_BIN,)] if text_column else [])
     try:
-        return grouped_counts(per_pair, groups, [(_ENTRIES,), (_PROB_BIN,)], [
+        return grouped_counts(per_pair, groups, extra, [
             F.count("*").alias("pairs"),
             F.sum(_KEEP_PROB).alias("expected"),
             F.sum((F.col(_KEEP_PROB) >= 1.0).cast("long")).alias("always_kept"),
@@ -128,11 +222,15 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
         probabilities_broadcast.unpersist()
 
 
-def curated_pass(curated: DataFrame, groups: list[str], entries_total: int) -> tuple[np.ndarray, list[dict]]:
+def curated_pass(curated: DataFrame, groups: list[str], entries_total: int,
+                 text_column: str | None = None) -> tuple[np.ndarray, list[dict]]:
     """Over the curated table itself, in one scan: per-entry counts after balancing (explode the kept pairs' entry
-    ids, count) and kept pairs by group and in total (each pair's first entry stands for the pair)."""
-    exploded = curated.select(*groups, F.posexplode(ENTRY_IDS).alias("position", "entry_id"))
-    results = grouped_counts(exploded, groups, [("entry_id",)], [
+    ids, count) and kept pairs by group, by caption-length bin (with `text_column`) and in total (each pair's first
+    entry stands for the pair)."""
+    lengths = [_length_bin_column(text_column).alias(_LENGTH_BIN)] if text_column else []
+    exploded = curated.select(*groups, *lengths, F.posexplode(ENTRY_IDS).alias("position", "entry_id"))
+    extra = [("entry_id",)] + ([(_LENGTH_BIN,)] if text_column else [])
+    results = grouped_counts(exploded, groups, extra, [
         F.count("*").alias("matches"),
         F.sum((F.col("position") == 0).cast("long")).alias("pairs"),
     ])
@@ -141,6 +239,82 @@ def curated_pass(curated: DataFrame, groups: list[str], entries_total: int) -> t
         if r["set"] == "entry_id":
             after[int(r["value"])] = int(r["matches"])
     return after, [r for r in results if r["set"] != "entry_id"]
+
+
+def _binned(results: list[dict], key: str = "pairs") -> list[int]:
+    """Pairs per caption-length bin from grouped results (zeros where no pair fell)."""
+    counts = [0] * len(LENGTH_EDGES)
+    for r in results:
+        if r["set"] == _LENGTH_BIN:
+            counts[int(r["value"])] = int(r[key] or 0)
+    return counts
+
+
+def _host_column(url_column: str):
+    host = F.lower(F.regexp_extract(F.col(url_column), _HOST_PATTERN, 1))
+    return F.when(host == "", F.lit(None)).otherwise(host)
+
+
+def top_hosts(curated: DataFrame, matched: DataFrame, url_column: str, n: int = TOP_HOSTS) -> list[dict]:
+    """The n image hosts with most curated pairs (ties by name), with their matched pairs: a grouped count of which
+    only the first n rows reach the driver."""
+    if url_column not in curated.columns:
+        return []
+    top = (curated.select(_host_column(url_column).alias(_HOST)).where(F.col(_HOST).isNotNull())
+           .groupBy(_HOST).count().orderBy(F.desc("count"), _HOST).limit(n).collect())
+    hosts = [r[_HOST] for r in top]
+    if not hosts:
+        return []
+    in_matched = dict(matched.select(_host_column(url_column).alias(_HOST)).where(F.col(_HOST).isin(hosts))
+                      .groupBy(_HOST).count().collect())
+    return [{"host": r[_HOST], "curated": int(r["count"]), "matched": int(in_matched.get(r[_HOST], 0))} for r in top]
+
+
+def _seeded_order(seed: int, text_column: str):
+    return F.xxhash64(F.lit(int(seed)), F.col("uuid"), F.col(text_column))
+
+
+def _first_in_seeded_order(df: DataFrame, seed: int, text_column: str, columns: list[str], n: int) -> list[dict]:
+    """The n rows of `df` first in the seeded hash order of (uuid, text) (ties broken by the columns): a bounded take,
+    the same rows on any partitioning."""
+    ordered = df.select(*columns, _seeded_order(seed, text_column).alias(_ORDER))
+    return [r.asDict() for r in ordered.orderBy(_ORDER, *columns).limit(n).drop(_ORDER).collect()]
+
+
+def caption_samples(matched: DataFrame, pairs: DataFrame | None, probabilities: np.ndarray, seed: int,
+                    text_column: str) -> dict:
+    """Seeded samples: curated and dropped-by-balancing captions from the SAMPLE_POOL matched pairs first in the
+    seeded order, told apart by the run's own keep draws; unmatched captions from the first pairs of `pairs` in the
+    same order that are not in `matched` (a semi-join against that bounded list). Entries as ids (names added by
+    the caller for the ids in them)."""
+    columns = ["crawl", "uuid", text_column, ENTRY_IDS]
+    rows = _first_in_seeded_order(matched, seed, text_column, columns, SAMPLE_POOL)
+    lengths = np.array([len(r[ENTRY_IDS]) for r in rows], dtype=np.int64)
+    flat = np.array([e for r in rows for e in r[ENTRY_IDS]], dtype=np.int64)
+    keep, keep_prob = balancing.decide(seed, [r["uuid"] for r in rows], [r[text_column] for r in rows], lengths,
+                                       flat, probabilities)
+    items = [{"crawl": r["crawl"], "uuid": r["uuid"], "text": sample_text(r[text_column]),
+              "entry_ids": list(r[ENTRY_IDS]), "keep_prob": float(p)} for r, p in zip(rows, keep_prob)]
+    samples = {
+        "matched_sampled": len(rows),
+        "curated": [item for item, k in zip(items, keep) if k][:SAMPLES_SHOWN],
+        "dropped": [item for item, k in zip(items, keep) if not k][:SAMPLES_SHOWN],
+        "dropped_in_sample": int((~keep).sum()),
+        "unmatched": None,
+        "pairs_sampled": None,
+    }
+    if pairs is not None:
+        candidates = _first_in_seeded_order(pairs, seed, text_column, ["crawl", "uuid", text_column], SAMPLE_POOL)
+        spark = matched.sparkSession
+        keys = spark.createDataFrame([(c["crawl"], c["uuid"], c[text_column]) for c in candidates],
+                                     f"crawl string, uuid string, `{text_column}` string")
+        found = {(r["crawl"], r["uuid"], r[text_column]) for r in matched.select("crawl", "uuid", text_column)
+                 .join(F.broadcast(keys), ["crawl", "uuid", text_column], "left_semi").collect()}
+        samples["pairs_sampled"] = len(candidates)
+        samples["unmatched"] = [{"crawl": c["crawl"], "uuid": c["uuid"], "text": sample_text(c[text_column]),
+                                 "entry_ids": []} for c in candidates
+                                if (c["crawl"], c["uuid"], c[text_column]) not in found][:SAMPLES_SHOWN]
+    return samples
 
 
 def _by_group(results: list[dict], groups: list[str], key: str) -> dict[str, dict[str, float]]:
@@ -187,25 +361,56 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     root = OutputRoot(spark, output)
     run = _load_run(spark, root)
     entries_total = int(run["entries_total"])
-    t = int(run["t"])
+    t = int(run.get("t") or 1)  # a worldwide set without an English list has no single t
     # One row per matched entry: bounded by the metadata (~500k), like the count vector itself.
     counts_table = read_table(spark, root.path("counts")).select("entry_id", "entry", "count").toArrow()
     before = np.zeros(entries_total, dtype=np.int64)
     before[counts_table.column("entry_id").to_numpy()] = counts_table.column("count").to_numpy()
     probabilities = balancing.entry_probabilities(before, t)
 
+    states = {crawl: root.crawl_state(crawl) or {} for crawl in run["crawls"]}
+    url_column, text_column = _pair_columns(states)
     matched = root.read_crawls("matched", run["crawls"])  # the pool balanced by this run, with `crawl`
     curated = read_table(spark, root.path("curated"))
     groups = present_group_columns(matched)
-    matched_results = matched_pass(matched, probabilities, groups)
-    after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total)
+    text = text_column if text_column in matched.columns else None
+    matched_results = matched_pass(matched, probabilities, groups, text)
+    after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total,
+                                          text if text in curated.columns else None)
     pool_by_group = _pairs_in_by_group(root, run, groups)
 
     total = next(r for r in matched_results if r["set"] == "")
     pairs_matched = int(total["pairs"])
     pairs_curated = int(next(r for r in curated_results if r["set"] == "")["pairs"])
-    expected_curated = float(total["expected"] or 0.0)
     pairs_in = int(run["pairs_in"])
+
+    # The plan table (expected pairs at each t, in exact fixed point; the run's t among them), a second pass over
+    # matched/ that reads its entry_ids alone.
+    from .plan import expected_sums
+
+    tail_share = float(run.get("tail_share") or 0.06)
+    # A worldwide root's p_e are per language: its plan and sample split are not built yet (thresholds.py and
+    # caption_samples take one count vector; a per-language report calls them per language).
+    worldwide = bool(run.get("worldwide"))
+    plan = None
+    expected_curated = float(total["expected"] or 0.0)
+    if not worldwide:
+        auto_t = balancing.auto_threshold(before, tail_share)
+        plan_ts = sorted(set(thresholds.t_series(before)) | {t, auto_t})
+        sums, certain, _ = expected_sums(matched, before, plan_ts)
+        plan_rows = thresholds.plan_rows(before, plan_ts, pairs_matched, sums, certain)
+        for row in plan_rows:
+            row["auto"], row["this_run"] = row["t"] == auto_t, row["t"] == t
+        expected_curated = next(row["expected_pairs"] for row in plan_rows if row["t"] == t)
+        plan = {"auto_t": auto_t, "tail_share_target": tail_share, "rows": plan_rows}
+
+    seed = int(run.get("seed") or 0)
+    samples = None
+    if text and "uuid" in matched.columns and not worldwide:
+        extracted = [c for c, state in states.items() if state.get("kind") == KIND_EXTRACT]
+        pairs = root.read_crawls("pairs", extracted) if extracted else None  # pools keep no unmatched rows
+        samples = caption_samples(matched, pairs, probabilities, seed, text)
+    hosts = top_hosts(curated, matched, url_column)
 
     by = {}
     matched_by = _by_group(matched_results, groups, "pairs")
@@ -232,13 +437,18 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         if r["set"] == _PROB_BIN:
             histogram[int(r["value"])] = int(r["pairs"])
 
-    top_ids = sorted({i for i, _ in top_entries(before)} | {i for i, _ in top_entries(after)})
+    sampled = [item for kind in ("curated", "dropped", "unmatched") for item in (samples or {}).get(kind) or []]
+    top_ids = sorted({i for i, _ in top_entries(before)} | {i for i, _ in top_entries(after)}
+                     | {i for item in sampled for i in item["entry_ids"]})
     id_type = counts_table.schema.field("entry_id").type
     named = counts_table.filter(pc.is_in(counts_table.column("entry_id"), pa.array(top_ids, id_type)))
     names = dict(zip(named.column("entry_id").to_pylist(), named.column("entry").to_pylist()))
     del counts_table
     matches_before = int(before.sum())
     matches_after = int(after.sum())
+    for item in sampled:
+        item["entries"] = [names.get(i, "") for i in item["entry_ids"]]
+
     def listed(counts: np.ndarray) -> list[dict]:
         return [{"rank": rank, "entry_id": i, "entry": names.get(i, ""), "count": c}
                 for rank, (i, c) in enumerate(top_entries(counts), start=1)]
@@ -257,6 +467,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
             "group_columns": groups,
             "groups_skipped": [g for g in GROUP_COLUMNS if g not in groups],
             "by": by,
+            **pair_keys.report_sizes(run),  # the mode, and the copies of pool pairs each crawl dropped
         },
         "matching": {
             "share_matched": _ratio(pairs_matched, pairs_in),
@@ -282,8 +493,35 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
             "top_before": listed(before),
             "top_after": listed(after),
         },
+        "warnings": [WORLDWIDE_NOTE] if worldwide else thresholds.balance_warnings(
+            before, t, run.get("t_mode") or "fixed", tail_share, pairs_matched, pairs_curated),
+        "funnel": funnel(run, pairs_matched, pairs_curated),
+        "languages": _languages(run) if worldwide else None,
+        "plan": plan,
+        "count_decades": {"before": thresholds.count_decades(before), "after": thresholds.count_decades(after)},
+        "samples": samples,
+        "hosts": hosts,
+        "caption_lengths": {"bins": length_bin_labels(), "matched": _binned(matched_results),
+                            "curated": _binned(curated_results)} if text else None,
+        "stages": list(run.get("stages") or []),
+        "config": run.get("config"),
     }
     return report, {"before": before, "after": after}
+
+
+def _languages(run: dict) -> dict:
+    """A worldwide run's numbers per language (from its summary: counted at ingest and in the balance stage),
+    languages with pairs first, most pairs first."""
+    by_lang = dict(sorted(run.get("by_lang", {}).items(), key=lambda kv: (-kv[1]["pairs"], kv[0])))
+    return {"t_en": run.get("t"), "t_mode": run.get("t_mode"), "p": run.get("english_tail_share") or 0.0,
+            "by_lang": by_lang, "pairs_without_list": run.get("pairs_without_list") or {},
+            "pairs_unknown_lang": run.get("pairs_unknown_lang") or 0}
+
+
+def _pair_columns(states: dict[str, dict]) -> tuple[str, str]:
+    """The url and text columns the run's crawls were ingested with (recorded in their states)."""
+    columns = [state.get("columns") or {} for state in states.values()] or [{}]
+    return columns[0].get("url", "url"), columns[0].get("text", "text")
 
 
 # --- writing ----------------------------------------------------------------------------------------------------
@@ -294,8 +532,8 @@ def write_report(spark: SparkSession, output: str) -> dict:
     Everything comes from the root: its tables, crawl states and summary (never the input again).
     """
     # Imported here, not at the top: executors unpickle this module's functions and need no matplotlib.
+    from . import report_plots as plots
     from .report_html import render_html
-    from .report_plots import figure_png, plot_cumulative_share, plot_entry_counts, plot_keep_probabilities
 
     report_path = join_path(output, REPORT_DIR)
     with stage(spark, "report", f"numbers and plots of {output}") as run:
@@ -303,11 +541,19 @@ def write_report(spark: SparkSession, output: str) -> dict:
         run.rows = report["sizes"]["pairs_matched"] + report["sizes"]["pairs_curated"]
         before, after, t = vectors["before"], vectors["after"], report["balancing"]["t"]
         figures = {
-            "entry_counts.png": plot_entry_counts(before, after, t),
-            "cumulative_share.png": plot_cumulative_share(before, after, t),
-            "keep_probabilities.png": plot_keep_probabilities(
+            "entry_counts.png": plots.plot_entry_counts(before, after, t),
+            "cumulative_share.png": plots.plot_cumulative_share(before, after, t),
+            "keep_probabilities.png": plots.plot_keep_probabilities(
                 report["balancing"]["keep_probability_histogram"]["pairs"]),
+            "count_decades.png": plots.plot_count_decades(report["count_decades"]["before"],
+                                                          report["count_decades"]["after"]),
         }
+        if report["plan"]:
+            figures["plan.png"] = plots.plot_plan(report["plan"]["rows"], t, report["plan"]["auto_t"])
+        if report["caption_lengths"]:
+            lengths = report["caption_lengths"]
+            figures["caption_lengths.png"] = plots.plot_caption_lengths(lengths["bins"], lengths["matched"],
+                                                                        lengths["curated"])
         images = {}
         report["plots"] = {}
         for file_name, figure in figures.items():
@@ -315,8 +561,10 @@ def write_report(spark: SparkSession, output: str) -> dict:
             # The labels as drawn, read back from the figure, so a reader (or a test) can check what each plot shows.
             report["plots"][file_name] = {"title": axes.get_title(), "xlabel": axes.get_xlabel(),
                                           "ylabel": axes.get_ylabel(), "xscale": axes.get_xscale(),
-                                          "yscale": axes.get_yscale()}
-            images[file_name] = figure_png(figure)
+                                          "yscale": axes.get_yscale(), "look_for": plots.LOOK_FOR[file_name]}
+            images[file_name] = plots.figure_png(figure)
+        # This report's own time, up to its writing (the run's other stages are in its summary).
+        report["stages"].append({"stage": "report", "runs": 1, "seconds": round(run.elapsed, 1), "rows": run.rows})
         summary_text = json.dumps(report, indent=2, sort_keys=True) + "\n"
         files = {"summary.json": summary_text.encode("utf-8"), **images,
                  "index.html": render_html(report, images).encode("utf-8")}

@@ -116,3 +116,90 @@ def figure_png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def plot_count_decades(before: list[dict], after: list[dict]) -> Figure:
+    """Share of all matches held by the entries of each count decade (1-9, 10-99, ...), before and after balancing:
+    balancing moves weight from the high decades (the head) to the low ones (the tail)."""
+    figure, axes = _figure()
+    decades = max(len(before), len(after))
+    labels = [f"{10 ** d:,}-{10 ** (d + 1) - 1:,}" for d in range(decades)]
+    width = 0.4
+    for offset, rows, style in ((-width / 2, before, BEFORE_STYLE), (width / 2, after, AFTER_STYLE)):
+        shares = [r["matches_share"] for r in rows] + [0.0] * (decades - len(rows))
+        axes.bar(np.arange(decades) + offset, shares, width=width, **style)
+    if not decades:
+        _note_empty(axes, "matched entries")
+    axes.set_xticks(np.arange(decades), labels, rotation=20 if decades > 5 else 0, fontsize=8)
+    axes.set_xlabel("entries whose count lies in")
+    axes.set_ylabel("share of all matches")
+    axes.set_title("Matches held by entries of each count decade")
+    axes.legend(loc="upper left")
+    axes.grid(True, axis="y", alpha=0.3)
+    return figure
+
+
+def plot_caption_lengths(labels: list[str], matched: list[int], curated: list[int]) -> Figure:
+    """Caption lengths (characters) of matched and curated pairs, as shares of each set."""
+    figure, axes = _figure()
+    positions = np.arange(len(labels))
+    width = 0.4
+    for offset, counts, style in ((-width / 2, matched, BEFORE_STYLE), (width / 2, curated, AFTER_STYLE)):
+        counts = np.asarray(counts, dtype=np.float64)
+        shares = counts / counts.sum() if counts.sum() else counts
+        axes.bar(positions + offset, shares, width=width, **style)
+    if not np.asarray(matched).any():
+        _note_empty(axes, "matched pairs")
+    axes.set_xticks(positions, labels, fontsize=8)
+    axes.set_xlabel("caption length (characters)")
+    axes.set_ylabel("share of pairs")
+    axes.set_title("Caption lengths")
+    axes.legend(loc="upper right")
+    axes.grid(True, axis="y", alpha=0.3)
+    return figure
+
+
+def plot_plan(rows: list[dict], t: int, auto_t: int) -> Figure:
+    """Expected curated pairs and tail share against t (log scale): where the curve flattens, a larger t adds
+    little; the run's t and auto's marked."""
+    figure, axes = _figure()
+    figure.subplots_adjust(right=0.88)  # room for the tail share's axis
+    ts = np.array([r["t"] for r in rows], dtype=np.float64)
+    expected = np.array([r["expected_pairs"] or 0.0 for r in rows])
+    if ts.size:
+        axes.plot(ts, expected, marker="o", linewidth=1.4, color=AFTER_STYLE["color"], label="expected curated pairs")
+    axes.axvline(t, color="black", linestyle="--", linewidth=1, label=f"this run: t = {t:,}")
+    if auto_t != t:
+        axes.axvline(auto_t, color="gray", linestyle=":", linewidth=1, label=f"auto: t = {auto_t:,}")
+    axes.set_xscale("log")
+    axes.set_xlabel("threshold t")
+    axes.set_ylabel("expected curated pairs")
+    axes.set_title("Expected curated pairs and tail share by t")
+    tail = axes.twinx()
+    if ts.size:
+        tail.plot(ts, [r["tail_share"] for r in rows], marker=".", linewidth=1, color=BEFORE_STYLE["color"],
+                  label="tail share (right axis)")
+    tail.set_ylim(0, 1.02)
+    tail.set_ylabel("tail share of matches")
+    lines = axes.get_legend_handles_labels()
+    more = tail.get_legend_handles_labels()
+    axes.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right", fontsize=8)
+    axes.grid(True, which="major", alpha=0.3)
+    return figure
+
+
+# One sentence under each plot: what to look for in it.
+LOOK_FOR = {
+    "entry_counts.png": "Look for the head flattened at t (red) while the tail under t is untouched: a red curve on "
+                        "top of the blue one means balancing removed nothing.",
+    "cumulative_share.png": "Look for the red curve rising more slowly than the blue one: after balancing the largest "
+                            "entries hold a smaller share of all matches.",
+    "keep_probabilities.png": "Look at the bar at P = 1 (pairs holding a tail entry, always kept) against the rest: "
+                              "if nearly every pair is there, t is too large to balance anything.",
+    "count_decades.png": "Look for weight moving from the high decades (frequent entries) to the low ones: the tail "
+                         "gains share after balancing.",
+    "caption_lengths.png": "Look for a shift between matched and curated: balancing favours rare entries, which "
+                           "often come with longer, more specific captions.",
+    "plan.png": "Look for where the expected pairs flatten: a larger t than that adds few pairs and more head; the "
+                "tail share at the chosen t should be near the target (MetaCLIP: about 6%).",
+}

@@ -3,8 +3,11 @@ without Spark (OutputRoot.records_only: local paths, or fsspec for s3://, gs://,
 
 from __future__ import annotations
 
+from . import pair_keys
 from .project import OutputRoot
 from .records import tally_files
+
+METADATA_LANG = "metadata_lang"  # curation.METADATA_LANG, named here so that status never imports pyspark
 
 
 def root_status(root: OutputRoot) -> dict:
@@ -29,19 +32,23 @@ def root_status(root: OutputRoot) -> dict:
             or state.get("units_digest") != OutputRoot.units_digest([u for u in units if u["crawl"] == crawl]),
             "pairs": state.get("pairs"),
             "pairs_matched": state.get("pairs_matched"),
+            "pairs_already_in_pool": state.get("pairs_already_in_pool"),  # copies of pairs other crawls own
             "skipped": state.get("skipped"),  # pools: rows that are not pairs, by reason (records.SKIP_REASONS)
+            # worldwide roots: pairs and matched pairs per metadata language
+            "pairs_by_lang": (state.get("pairs_by") or {}).get(METADATA_LANG),
+            "matched_by_lang": state.get("matched_by_lang"),
             "metadata_digest": state.get("metadata_digest"),
         }
     summary = root.summary()
     last_run = None
     if summary:
         last_run = {k: summary.get(k) for k in ("run_id", "finished_at", "crawls", "t", "t_mode", "seed",
-                                                "pairs_in", "pairs_matched", "pairs_curated")}
-    return {"root": root.root, "crawls": crawls, "last_run": last_run}
+                                                "pairs_in", "pairs_matched", "pairs_curated", "worldwide", "by_lang")}
+    return {"root": root.root, "dedup": pair_keys.status_of(root), "crawls": crawls, "last_run": last_run}
 
 
 def format_status(status: dict) -> str:
-    lines = [f"root: {status['root']}"]
+    lines = [f"root: {status['root']}", pair_keys.status_line(status.get("dedup"))]
     if not status["crawls"]:
         lines.append("no crawl ingested yet")
     for crawl, c in status["crawls"].items():
@@ -52,14 +59,32 @@ def format_status(status: dict) -> str:
         pending = f", {c['files_pending']:,} pending" if c["files_pending"] else ""
         lines.append(f"crawl {crawl}: files {listed}{c['files_done']:,} done, {c['files_failed']:,} failed{partial}"
                      f"{pending}; {pairs}"
+                     + (f"; {copies:,} already in the pool" if (copies := c.get("pairs_already_in_pool")) else "")
                      + (f"; rows skipped: {skipped}" if skipped else "")
                      + ("; rebuild pending" if c["pending_rebuild"] else ""))
+        if c.get("pairs_by_lang"):
+            matched = c.get("matched_by_lang") or {}
+            by = sorted(c["pairs_by_lang"].items(), key=lambda kv: (-kv[1], kv[0]))
+            shown = ", ".join(f"{code} {n:,}/{matched.get(code, 0):,}" for code, n in by[:12])
+            more = f" and {len(by) - 12} more" if len(by) > 12 else ""
+            lines.append(f"  pairs/matched by language: {shown}{more}")
         for f in c["failed_files"][:10]:
             lines.append(f"  failed {f['file']}: {f['reason']}")
         for f in c["partial_files"][:10]:
             lines.append(f"  read in part {f['file']}: {f['reason']}")
     run = status["last_run"]
-    if run:
+    if run and run.get("worldwide"):
+        by_lang = {code: v for code, v in run["by_lang"].items() if v["pairs"]}
+        lines.append(f"last curated run {run['run_id']} ({run['finished_at']}): crawls {', '.join(run['crawls'])}, "
+                     f"worldwide ({len(run['by_lang'])} lists, {len(by_lang)} with pairs), English t "
+                     f"{run['t'] if run['t'] is not None else '(no English list)'} ({run['t_mode']}), seed "
+                     f"{run['seed']}, {run['pairs_curated']:,} of {run['pairs_in']:,} pairs curated")
+        for code, v in sorted(by_lang.items(), key=lambda kv: (-kv[1]["pairs"], kv[0])):
+            top = ", ".join(f"{entry} {n:,}" for entry, n in v.get("top_entries", [])[:3])
+            lines.append(f"  {code}: {v['pairs']:,} pairs, {v['pairs_matched']:,} matched, {v['pairs_curated']:,} "
+                         f"curated; t {v['t']:,}, tail share {v['tail_proportion']:.1%}"
+                         + (f"; top: {top}" if top else ""))
+    elif run:
         lines.append(f"last curated run {run['run_id']} ({run['finished_at']}): crawls {', '.join(run['crawls'])}, "
                      f"t = {run['t']:,} ({run['t_mode']}), seed {run['seed']}, {run['pairs_curated']:,} of "
                      f"{run['pairs_in']:,} pairs curated")

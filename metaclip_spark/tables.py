@@ -235,3 +235,59 @@ def check_output_directory(spark: SparkSession, path: str) -> None:
         raise ConfigError(f"--output {path}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"--output {path}: cannot write in {existing} (read-only or permission denied)")
+
+
+# Directories through fsspec (export.py: local paths and object stores without Hadoop connectors) --------------------
+
+def staging_directory(fs, path: str) -> str:
+    """A new hidden sibling of the fsspec path `path` to build a directory in; siblings a killed run left are
+    deleted first."""
+    import glob as globbing
+
+    parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else (".", path.rstrip("/"))
+    for leftover in fs.glob(f"{globbing.escape(parent)}/.{globbing.escape(name)}.tmp-*"):
+        fs.rm(leftover, recursive=True)
+    return f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
+
+
+def check_replaceable(fs, path: str, marker: str, what: str) -> None:
+    """Exit 2 unless `path` is absent, an empty directory, or a directory holding `marker` (one we wrote): a
+    directory of someone else's is never replaced."""
+    if not fs.exists(path):
+        return
+    if fs.isfile(path):
+        raise ConfigError(f"{path} is a file, not a directory")
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+    if names and marker not in names:
+        raise ConfigError(f"refusing to replace {path}: it is not {what} (no {marker}); it holds "
+                          f"{', '.join(sorted(names)[:5])}")
+
+
+def publish_directory(fs, staging: str, path: str, marker: str, marker_text: str) -> None:
+    """Make the directory built at `staging` the directory `path`, `marker` written last.
+
+    On a local file system the marker is written in the staging and the directory renamed into place whole (the old
+    one renamed away first, then deleted). An object store has no rename of a directory: the old files are deleted,
+    the new ones moved in, and the marker written after them, so a reader that sees the marker sees every file.
+    """
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        with open(os.path.join(staging, marker), "w", encoding="utf-8") as f:
+            f.write(marker_text)
+        old = None
+        if os.path.exists(path):
+            old = f"{staging}.old"
+            os.rename(path, old)
+        os.rename(staging, path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+    staging, path = staging.rstrip("/"), path.rstrip("/")
+    for source in fs.find(staging):  # file by file: an object store's "directory" is only a prefix
+        fs.copy(source, f"{path}/{source[len(staging) + 1:]}")
+    fs.rm(staging, recursive=True)
+    fs.pipe(f"{path.rstrip('/')}/{marker}", marker_text.encode("utf-8"))
+    fs.invalidate_cache()

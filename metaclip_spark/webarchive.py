@@ -21,6 +21,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+import orjson
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from .gzip_members import MemberCounts, OneStreamFile, gzip_members
@@ -167,17 +168,30 @@ def _is_html(record) -> bool:
     return False
 
 
+def _json(payload: bytes):
+    """The record's JSON, by orjson (several times the standard library's speed); what orjson refuses and the
+    standard library reads (NaN, integers past 64 bits, lone surrogates) is read as before."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return json.loads(payload)
+
+
 def _wat_page(record, counts: ArchiveCounts, limit: int) -> WatPage | None:
-    if not (record.headers.get("Content-Type") or "").lower().startswith("application/json"):
+    return _wat_page_of(record.headers, record.content_length, record.reader.read, counts, limit)
+
+
+def _wat_page_of(headers, content_length: int, read_payload, counts: ArchiveCounts, limit: int) -> WatPage | None:
+    if not (headers.get("Content-Type") or "").lower().startswith("application/json"):
         return None
-    if record.content_length > limit:
+    if content_length > limit:
         counts.oversized_pages += 1
         return None
-    payload = record.reader.read()
-    if len(payload) < record.content_length:
+    payload = read_payload()
+    if len(payload) < content_length:
         counts.records_truncated += 1
     try:
-        envelope = json.loads(payload)["Envelope"]
+        envelope = _json(payload)["Envelope"]
     except (ValueError, KeyError, TypeError):
         counts.decode_errors += 1
         return None
@@ -186,7 +200,7 @@ def _wat_page(record, counts: ArchiveCounts, limit: int) -> WatPage | None:
     if not isinstance(html_metadata, dict):
         return None  # metadata of a request or of a non-HTML response
     page_url = target_uri((envelope.get("WARC-Header-Metadata") or {}).get("WARC-Target-URI")
-                          or record.headers.get("WARC-Target-URI"))
+                          or headers.get("WARC-Target-URI"))
     counts.wat_pages += 1
     return WatPage(page_url, html_metadata)
 
@@ -211,6 +225,46 @@ def _html_page(record, counts: ArchiveCounts, limit: int) -> HtmlPage | None:
         return None
     counts.html_pages += 1
     return HtmlPage(target_uri(record.headers.get("WARC-Target-URI")), html, record.http_charset)
+
+
+class _PlainHeaders(dict):
+    """WARC headers by lower-cased name, read as FastWARC reads them: names in any case, the first of repeated
+    names, values without surrounding blanks."""
+
+    def get(self, name: str, default=None):
+        return dict.get(self, name.lower(), default)
+
+
+_PLAIN_TYPES = frozenset({"warcinfo", "request", "metadata", "resource", "revisit", "conversion", "continuation"})
+_WARC_VERSIONS = (b"WARC/1.0\r\n", b"WARC/1.1\r\n")
+
+
+def _plain_record(member: bytes) -> tuple[str, _PlainHeaders, bytes] | None:
+    """(WARC-Type, headers, block) of a member that is exactly one well-formed record of a type that needs no HTTP
+    parsing (every WAT record, a WARC file's requests and metadata), read without a FastWARC reader per member;
+    None for anything else (responses, quirks, damage), which FastWARC reads."""
+    if member[:10] not in _WARC_VERSIONS:
+        return None
+    end = member.find(b"\r\n\r\n")
+    if end < 0 or member.find(b"\r\nWARC-Type: response\r\n", 0, end + 2) >= 0:
+        return None  # (a response: FastWARC parses its HTTP message)
+    headers = _PlainHeaders()
+    try:
+        for line in member[10:end].decode("utf-8").split("\r\n"):
+            name, colon, value = line.partition(":")
+            if not colon or not name or name != name.strip() or " " in name or "\t" in name:
+                return None
+            headers.setdefault(name.lower(), value.strip(" \t"))
+    except UnicodeDecodeError:
+        return None
+    record_type, length = headers.get("WARC-Type"), headers.get("Content-Length") or ""
+    if record_type not in _PLAIN_TYPES or not length.isdigit() or not length.isascii():
+        return None
+    start = end + 4
+    stop = start + int(length)
+    if len(member) != stop + 4 or member[stop:] != b"\r\n\r\n":
+        return None
+    return record_type, headers, member[start:stop]
 
 
 def _records(stream: BinaryIO) -> ArchiveIterator:
@@ -240,7 +294,16 @@ def _pages_by_member(stream: BinaryIO, head: bytes, counts: ArchiveCounts,
     members = MemberCounts()
     try:
         for member in gzip_members(stream, members, max_page_bytes + MEMBER_HEADROOM, initial=head):
-            yield from _pages(_records(io.BytesIO(member)), counts, max_page_bytes)
+            plain = _plain_record(member)
+            if plain is None:
+                yield from _pages(_records(io.BytesIO(member)), counts, max_page_bytes)
+                continue
+            counts.records_read += 1
+            record_type, headers, block = plain
+            if record_type == "metadata":
+                page = _wat_page_of(headers, len(block), lambda: block, counts, max_page_bytes)
+                if page is not None:
+                    yield page
     except OneStreamFile:
         stream.seek(0)
         yield from _pages(_records(stream), counts, max_page_bytes)

@@ -8,9 +8,11 @@ section 1: `src` resolved against `<base href>` or the page URL, http(s) only; t
 from __future__ import annotations
 
 import codecs
+import operator
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from itertools import accumulate
+from urllib.parse import urljoin, urlparse
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -47,6 +49,14 @@ _NOT_ELEMENTS = re.compile(r"<!--.*?-->|<(script|style|template|textarea|title|x
                            re.IGNORECASE | re.DOTALL)
 # A start tag as the tokenizer reads it: quoted attribute values may hold ">" (possessive: no backtracking).
 _IMG_OR_BASE_TAG = re.compile(r"""<(?:img|base)\b(?:[^>"']|"[^"]*"|'[^']*')*+>""", re.IGNORECASE)
+# Only an <img> or <image> start tag makes an img element, and its name starts "<im" in any case: a page without
+# one cannot give a pair, and is not parsed (its <img> count, 0, is the same).
+_IMAGE_TAG_START = re.compile(rb"<im", re.IGNORECASE)
+_IMAGE_TAG_START_TEXT = re.compile(r"<im", re.IGNORECASE)
+# Image URLs resolved for a site (see _Resolver), bounded per process.
+_ABSOLUTE_HTTP = re.compile(r"https?://[^/?#]")
+_SITE_CACHE_SIZE = 1 << 16
+_site_urls: dict[tuple, str] = {}
 
 
 @dataclass
@@ -113,6 +123,25 @@ def decode_html(html: bytes, http_charset: str | None = None) -> str:
     return html.decode(codec, errors="replace")
 
 
+def parser_input(html: bytes, http_charset: str | None = None) -> bytes | str:
+    """What the HTML parser reads: a UTF-8 page's own bytes (without a byte order mark), else the decoded text.
+
+    Lexbor reads bytes as UTF-8 the way `bytes.decode("utf-8", "replace")` does (a bad sequence becomes U+FFFD and
+    the ASCII after it is kept: tests/test_webpage.py checks it byte by byte), so handing it the bytes gives the
+    tree of the decoded text without decoding and re-encoding the page, the common case on today's web.
+    """
+    codec = declared_charset(html, http_charset)
+    if codec is None:
+        codec, text = _undeclared(html)
+        if text is not None:
+            return html
+    if codec == "utf-8":
+        return html
+    if codec == "utf-8-sig" and html.startswith(codecs.BOM_UTF8):
+        return html[len(codecs.BOM_UTF8):]
+    return html.decode(codec, errors="replace")
+
+
 def http_url(url: str) -> bool:
     return url[:7].lower() == "http://" or url[:8].lower() == "https://"
 
@@ -134,45 +163,67 @@ def resolve_image_url(base: str, src: str) -> str:
     return urljoin(base, src)
 
 
-def _texts(values: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
-    texts = []
-    for attribute, value in values:
-        if value:
-            value = value.strip()
-            if value:
-                texts.append((value, attribute))
-    return texts
+class _Resolver:
+    """resolve_image_url for the images of one page, remembering what it resolved.
 
+    urljoin's result depends on the base only through its scheme for an absolute http(s) URL with a host, and only
+    through its scheme and host for a root-relative one ("/img/logo.png"): those are resolved once per process and
+    site (logos, icons, a site's own images on each of its pages); other relative URLs once per page.
+    """
 
-def _add_image(page: PageImages, base: str, src: str | None, texts: list[tuple[str, str]]) -> None:
-    page.img_tags += 1
-    if src is None or not src.strip():
-        page.no_src += 1
-        return
-    if not texts:
-        page.no_text += 1  # before resolving: most images have no text, and urljoin is the costly step
-        return
-    url = resolve_image_url(base, src)
-    if not http_url(url):
-        page.non_http_url += 1
-        return
-    for text, attribute in texts:
-        page.pairs.append((url, text, attribute))
+    __slots__ = ("base", "site", "relative")
+
+    def __init__(self, base: str):
+        self.base = base
+        self.site: tuple[str, str] | None = None
+        self.relative: dict[str, str] = {}
+
+    def __call__(self, src: str) -> str:
+        src = src.strip()
+        if "\t" in src or "\n" in src or "\r" in src:
+            src = src.translate(_URL_NOISE)
+        if self.base:
+            if _ABSOLUTE_HTTP.match(src):
+                key = (self._site()[0], src)
+            elif src[:1] == "/" and src[1:2] != "/":
+                key = (*self._site(), src)
+            else:
+                key = None
+            if key is not None:
+                url = _site_urls.get(key)
+                if url is None:
+                    url = urljoin(self.base, src)
+                    if len(_site_urls) >= _SITE_CACHE_SIZE:
+                        _site_urls.clear()
+                    _site_urls[key] = url
+                return url
+        url = self.relative.get(src)
+        if url is None:
+            url = self.relative[src] = urljoin(self.base, src)
+        return url
+
+    def _site(self) -> tuple[str, str]:
+        if self.site is None:
+            # urljoin parses the base first: a base it cannot parse fails here as it would there
+            self.site = urlparse(self.base, "")[:2]
+        return self.site
 
 
 def nested_too_deep(html: str) -> bool:
     """Whether elements nest past _NESTING_LIMIT, closed or not (pages with fewer tags are not scanned)."""
-    if len(html) < 5 * _NESTING_LIMIT or html.count("<") < _NESTING_LIMIT:
+    tags = html.count("<")
+    if len(html) < 5 * _NESTING_LIMIT or tags < _NESTING_LIMIT:
         return False
-    depth = 0
-    for closing in _OPENING_TAG.findall(html):
-        if closing:
-            depth = max(0, depth - 1)
-        else:
-            depth += 1
-            if depth >= _NESTING_LIMIT:
-                return True
-    return False
+    if tags - html.count("</") < _NESTING_LIMIT:
+        return False  # each start tag counted is a "<" not followed by "/": too few to nest that deep
+    # The depth after each tag, an end tag never taking it below 0, is the running sum of +1/-1 less the lowest
+    # the sum (or 0) has been so far: computed without a Python step per tag.
+    sums = list(accumulate(-1 if closing else 1 for closing in _OPENING_TAG.findall(html)))
+    if not sums:
+        return False
+    lowest = accumulate(sums, min, initial=0)
+    next(lowest)
+    return max(map(operator.sub, sums, map(min, lowest, sums))) >= _NESTING_LIMIT
 
 
 def _images_only(html: str) -> str:
@@ -180,23 +231,68 @@ def _images_only(html: str) -> str:
     return "".join(_IMG_OR_BASE_TAG.findall(_NOT_ELEMENTS.sub("", html)))
 
 
+def _nested_too_deep(markup: bytes | str) -> bool:
+    """nested_too_deep of the page the parser reads (UTF-8 bytes are decoded only for pages with that many tags)."""
+    if isinstance(markup, str):
+        return nested_too_deep(markup)
+    # the text is no longer than its UTF-8 bytes and has the same number of "<"
+    if len(markup) < 5 * _NESTING_LIMIT or markup.count(b"<") < _NESTING_LIMIT:
+        return False
+    return nested_too_deep(markup.decode("utf-8", errors="replace"))
+
+
+def _has_image_tag(markup: bytes | str) -> bool:
+    if isinstance(markup, bytes):
+        return b"<img" in markup or b"<IMG" in markup or _IMAGE_TAG_START.search(markup) is not None
+    return "<img" in markup or "<IMG" in markup or _IMAGE_TAG_START_TEXT.search(markup) is not None
+
+
 def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None = None,
                      text_attributes: tuple[str, ...] | list[str] = DEFAULT_TEXT_ATTRIBUTES) -> PageImages:
     """Every `<img>` of an HTML page as (absolute URL, text, attribute) pairs, in document order."""
-    if isinstance(html, bytes):
-        html = decode_html(html, http_charset)
-    too_deep = nested_too_deep(html)
-    tree = LexborHTMLParser(_images_only(html) if too_deep else html)
+    markup = parser_input(html, http_charset) if isinstance(html, bytes) else html
+    too_deep = _nested_too_deep(markup)
+    page = PageImages(too_deep=too_deep)
+    if not _has_image_tag(markup):
+        return page
+    if too_deep:
+        text = markup if isinstance(markup, str) else markup.decode("utf-8", errors="replace")
+        tree = LexborHTMLParser(_images_only(text))
+    else:
+        tree = LexborHTMLParser(markup)
     # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere.
     head = tree.head
     base_element = head.css_first("base[href]") if head is not None else None
-    if base_element is None and ("<base" in html or "<BASE" in html):
+    if base_element is None and (("<base" in markup or "<BASE" in markup) if isinstance(markup, str)
+                                 else (b"<base" in markup or b"<BASE" in markup)):
         base_element = tree.css_first("base[href]")
-    base = page_base(page_url, base_element.attrs.get("href") if base_element is not None else None)
-    page = PageImages(too_deep=too_deep)
-    for img in tree.css("img"):
-        attrs = img.attrs
-        _add_image(page, base, attrs.get("src"), _texts([(a, attrs.get(a)) for a in text_attributes]))
+    resolve = _Resolver(page_base(page_url, base_element.attrs.get("href") if base_element is not None else None))
+    pairs = page.pairs
+    no_src = no_text = non_http = 0
+    images = tree.css("img")
+    for img in images:
+        attributes = img.attributes
+        src = attributes.get("src")
+        if src is None or not src.strip():
+            no_src += 1
+            continue
+        texts = []
+        for attribute in text_attributes:
+            value = attributes.get(attribute)
+            if value:
+                value = value.strip()
+                if value:
+                    texts.append((value, attribute))
+        if not texts:
+            no_text += 1  # before resolving: most images have no text, and urljoin is the costly step
+            continue
+        url = resolve(src)
+        if not http_url(url):
+            non_http += 1
+            continue
+        for text, attribute in texts:
+            pairs.append((url, text, attribute))
+    page.img_tags, page.no_src, page.no_text, page.non_http_url = len(images), no_src, no_text, non_http
     return page
 
 
@@ -206,9 +302,39 @@ def wat_image_pairs(html_metadata: dict, page_url: str,
     head = html_metadata.get("Head") or {}
     base = page_base(page_url, head.get("Base") if isinstance(head, dict) else None)
     page = PageImages()
-    for link in html_metadata.get("Links") or ():
-        if not isinstance(link, dict) or not str(link.get("path", "")).startswith("IMG@/src"):
+    # Most links are anchors, scripts and styles: only the image links are looked at past their path. A link that is
+    # not an object, or a path that is not a string, stops the quick filter and the careful one decides.
+    links = html_metadata.get("Links") or ()
+    try:
+        images = [link for link in links if link.get("path", "").startswith("IMG@/src")]
+    except AttributeError:
+        images = [link for link in links if isinstance(link, dict)
+                  and isinstance(path := link.get("path"), str) and path.startswith("IMG@/src")]
+    resolve = None
+    pairs = page.pairs
+    no_src = no_text = non_http = 0
+    for link in images:
+        src = link.get("url")
+        if src is None or not src.strip():
+            no_src += 1
             continue
-        values = [(a, link.get(a)) for a in text_attributes]
-        _add_image(page, base, link.get("url"), _texts([(a, v if isinstance(v, str) else None) for a, v in values]))
+        texts = []
+        for attribute in text_attributes:
+            value = link.get(attribute)
+            if value and isinstance(value, str):
+                value = value.strip()
+                if value:
+                    texts.append((value, attribute))
+        if not texts:
+            no_text += 1
+            continue
+        if resolve is None:
+            resolve = _Resolver(base)
+        url = resolve(src)
+        if not http_url(url):
+            non_http += 1
+            continue
+        for text, attribute in texts:
+            pairs.append((url, text, attribute))
+    page.img_tags, page.no_src, page.no_text, page.non_http_url = len(images), no_src, no_text, non_http
     return page

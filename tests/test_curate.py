@@ -82,8 +82,10 @@ def test_entry_names_never_travel_inside_the_count_tasks(spark):
     from metaclip_spark.curation import count_entries
 
     entries = [f"entry {i}" for i in range(200_000)]
+    metadata = Metadata(None)
+    metadata.entries = entries
     matched = spark.createDataFrame([([1, 3],), ([3, 199_999],)], "entry_ids array<int>")
-    counts = count_entries(matched, entries)
+    counts = count_entries(matched, metadata)
     plan = counts._jdf.queryExecution().executedPlan().toString()
     assert "LocalTableScan" not in plan and "Join" not in plan
     assert sorted(map(tuple, counts.collect())) == [(1, "entry 1", 1), (3, "entry 3", 2), (199_999, "entry 199999", 1)]

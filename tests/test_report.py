@@ -23,11 +23,13 @@ from matplotlib.image import imread
 from metaclip_spark import balancing, pipeline
 from metaclip_spark.balancing import keep_probabilities, tail_proportion
 from metaclip_spark.cli import main
+from metaclip_spark.cli import main as cli_main
 from metaclip_spark.config import load_config
 from metaclip_spark.ingest import InputSpec, ingest
 from metaclip_spark.metadata import Metadata
 from metaclip_spark.project import OutputRoot
 from metaclip_spark.report import GROUP_COLUMNS, PROBABILITY_BINS, top_entries, write_report
+from metaclip_spark.report_plots import LOOK_FOR
 
 ENTRIES = ["cat", "dog", "red", "blue", "tree", "never"]
 T = 3
@@ -52,6 +54,8 @@ POOL = [
     ("dog blue", CRAWL_B, "en", "alt"),                    # dog blue       1
 ]
 EXPECTED_CURATED = 5 * 3 / 8 + 27 / 32 + 3 / 4 + 5 * 1  # 8.46875
+PLOTS = ["entry_counts.png", "cumulative_share.png", "keep_probabilities.png", "count_decades.png", "plan.png",
+         "caption_lengths.png"]
 
 
 def _write_pool(path, rows, with_columns=True):
@@ -171,10 +175,12 @@ def test_balancing_numbers_before_and_after(curated_run):
 
 def test_plots_are_pngs_with_their_axes(curated_run):
     output, plots = curated_run["output"], curated_run["report"]["plots"]
+    assert sorted(plots) == sorted(PLOTS)
     assert plots["entry_counts.png"] == {
         "title": "Entry counts before and after balancing", "xlabel": "entry rank (entries sorted by count)",
-        "ylabel": "matched texts per entry", "xscale": "log", "yscale": "log",
+        "ylabel": "matched texts per entry", "xscale": "log", "yscale": "log", "look_for": LOOK_FOR["entry_counts.png"],
     }
+    assert all(plot["look_for"].startswith("Look ") for plot in plots.values())  # a sentence under each plot
     assert plots["cumulative_share.png"]["xlabel"] == "entry rank (entries sorted by count)"
     assert plots["cumulative_share.png"]["ylabel"] == "cumulative share of matches"
     assert plots["keep_probabilities.png"]["xlabel"].startswith("keep probability")
@@ -192,9 +198,10 @@ def test_html_page_holds_only_embedded_data(curated_run):
     with open(f"{output}/report/index.html", encoding="utf-8") as f:
         page = f.read()
     assert "http:" not in page and "https:" not in page and "file:" not in page
-    assert "href=" not in page and "url(" not in page and "@import" not in page
+    assert "url(" not in page and "@import" not in page
+    assert {link[0] for link in re.findall(r'href="([^"]*)"', page)} == {"#"}  # links to its own sections only
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 3
+    assert len(sources) == len(PLOTS)
     with open(f"{output}/report/entry_counts.png", "rb") as f:
         entry_counts_png = f.read()
     assert all(s.startswith("data:image/png;base64,") for s in sources)
@@ -208,12 +215,12 @@ def test_report_alone_on_an_output_replaces_the_old_one_and_logs_its_stage(spark
     assert main(["report", "--output", curated_run["output"]]) == 0
     with open(f"{curated_run['output']}/report/summary.json", encoding="utf-8") as f:
         again = json.load(f)
-    for section in ("sizes", "matching", "balancing", "plots"):
+    for section in ("sizes", "matching", "balancing", "plots", "funnel", "plan", "samples", "hosts",
+                    "caption_lengths", "count_decades", "config", "warnings"):
         assert again[section] == curated_run["report"][section]
     import os
 
-    assert sorted(os.listdir(curated_run["output"] + "/report")) == [
-        "cumulative_share.png", "entry_counts.png", "index.html", "keep_probabilities.png", "summary.json"]
+    assert sorted(os.listdir(curated_run["output"] + "/report")) == sorted([*PLOTS, "index.html", "summary.json"])
     assert not [n for n in os.listdir(curated_run["output"]) if n.startswith(".report")]
     assert any(re.match(r"stage report\s+done in\s+[\d.]+ s, [\d,]+ rows", r.getMessage()) for r in caplog.records)
 
@@ -287,3 +294,160 @@ def test_report_directory_on_a_hadoop_file_system_is_replaced_whole(spark, tmp_p
     assert (tmp_path / "report" / "a.txt").read_bytes() == b"new"
     assert not (tmp_path / "report" / "b.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+# --- the funnel, samples, hosts, caption lengths, the plan table and warnings ----------------------------------
+
+def test_funnel_of_a_pool_from_its_pairs_to_the_curated_set(curated_run):
+    report = curated_run["report"]
+    funnel = [(s["step"], s["count"]) for s in report["funnel"]]
+    assert funnel == [("pairs", 16), ("matched", 12), ("curated", report["sizes"]["pairs_curated"])]
+    assert report["funnel"][1]["share_of_previous"] == 12 / 16 and report["funnel"][0]["share_of_previous"] is None
+    assert report["funnel"][2]["share_of_first"] == report["sizes"]["pairs_curated"] / 16
+
+
+def test_samples_split_the_matched_pairs_as_balancing_did(spark, curated_run):
+    samples = curated_run["report"]["samples"]
+    curated = {(r["uuid"], r["text"]) for r in spark.read.parquet(f"{curated_run['output']}/curated").collect()}
+    matched = {(r["uuid"], r["text"]): r["entry_ids"] for r in spark.read.parquet(
+        f"{curated_run['output']}/matched").collect()}
+    assert samples["matched_sampled"] == 12  # the whole pool fits in the sample
+    kept = {(s["uuid"], s["text"]) for s in samples["curated"]}
+    dropped = {(s["uuid"], s["text"]) for s in samples["dropped"]}
+    assert kept == curated and dropped == set(matched) - curated and samples["dropped_in_sample"] == len(dropped)
+    for item in samples["curated"] + samples["dropped"]:
+        assert item["entries"] == [ENTRIES[i] for i in matched[(item["uuid"], item["text"])]]
+        assert 0 < item["keep_prob"] <= 1
+    assert samples["unmatched"] is None  # a pool's unmatched rows are not kept in the root
+    page = open(f"{curated_run['output']}/report/index.html", encoding="utf-8").read()
+    assert "Not available: the root keeps the unmatched pairs of Common Crawl input only" in page
+
+
+def test_image_hosts_and_caption_lengths(curated_run):
+    report = curated_run["report"]
+    curated = report["sizes"]["pairs_curated"]
+    assert report["hosts"] == [{"host": "example.com", "curated": curated, "matched": 12}]
+    lengths = report["caption_lengths"]
+    by_bin = dict(zip(lengths["bins"], lengths["matched"]))
+    # matched texts: a cat (5), cat on a mat (12), red cat (7), the cat and dog (15), cat, sleeping (13), cat (3),
+    # black cat. (10), dog (3), a red dog (9), blue tree (9), cat tree (8), dog blue (8)
+    assert by_bin == {"0-4": 2, "5-9": 6, "10-19": 4, "20-49": 0, "50-99": 0, "100-199": 0, "200-499": 0,
+                      "500-999": 0, "1000+": 0}
+    assert sum(lengths["curated"]) == curated
+
+
+def test_count_decades_in_the_report(curated_run):
+    decades = curated_run["report"]["count_decades"]
+    assert [(r["low"], r["entries"], r["matches"]) for r in decades["before"]] == [(1, 5, 18)]
+
+
+def _plan(argv, capsys) -> dict:
+    assert cli_main(["plan", *argv, "--json"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_plan_gives_the_hand_counted_expected_size(spark, curated_run, capsys):
+    plan = _plan(["--output", curated_run["output"], "--t", "3,auto,100"], capsys)
+    assert plan["auto_t"] == 3 and plan["pairs_matched"] == 12 and plan["matches_total"] == 18
+    assert [row["t"] for row in plan["rows"]] == [3, 100]
+    at_3, at_100 = plan["rows"]
+    assert at_3["auto"] and not at_100["auto"]
+    assert (at_3["entries_over_t"], at_3["tail_share"], at_3["matches_after"]) == (2, 6 / 18, 3 + 3 + 2 + 2 + 2)
+    assert at_3["expected_pairs"] == EXPECTED_CURATED  # dyadic probabilities: the fixed-point sum is exact
+    assert at_3["pairs_kept_for_sure"] == 5
+    assert (at_100["expected_pairs"], at_100["keeps_everything"], at_100["tail_share"]) == (12, True, 1.0)
+    # The report's table is the same computation.
+    report_rows = {row["t"]: row for row in curated_run["report"]["plan"]["rows"]}
+    assert report_rows[3]["expected_pairs"] == at_3["expected_pairs"] and report_rows[3]["this_run"]
+    assert sorted(report_rows) == [1, 2, 3, 5, 10]
+
+
+def test_plan_of_one_crawl_and_the_default_range(spark, curated_run, capsys):
+    plan = _plan(["--output", curated_run["output"], "--crawls", CRAWL_A], capsys)
+    assert plan["crawls"] == [CRAWL_A] and plan["pairs_matched"] == 6
+    # crawl A alone: cat 4 (a cat, cat on a mat, red cat, the cat and dog, cat tree = 5), dog 2, red 1, tree 1
+    assert plan["matches_total"] == 5 + 2 + 1 + 1 and plan["largest_count"] == 5
+    assert [row["t"] for row in plan["rows"]] == sorted({1, 2, 5, plan["auto_t"]})  # the 1-2-5 series, and auto
+
+
+def test_plan_t_range_and_tail_share(spark, curated_run, capsys):
+    default = _plan(["--output", curated_run["output"], "--counts-only"], capsys)
+    assert _plan(["--output", curated_run["output"], "--counts-only", "--t-range"], capsys)["rows"] == default["rows"]
+    assert [row["t"] for row in default["rows"]] == [1, 2, 3, 5, 10]  # 1-2-5 up to the largest count 8, auto's 3
+    # counts 2, 2, 2, 4, 8 of 18: a tail share of 50% is first reached by the entries under t = 5 (10 of 18)
+    wider = _plan(["--output", curated_run["output"], "--counts-only", "--tail-share", "0.5"], capsys)
+    assert wider["auto_t"] == 5 and wider["tail_share_target"] == 0.5
+
+
+def test_plan_from_the_counts_alone_starts_no_spark(curated_run):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = ("import sys; from metaclip_spark import cli; from pyspark import SparkContext; "
+              "code = cli.main(sys.argv[1:]); assert SparkContext._gateway is None, 'a JVM was started'; sys.exit(code)")
+    run = subprocess.run([sys.executable, "-c", script, "plan", "--output", curated_run["output"], "--t", "3",
+                          "--counts-only", "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    [row] = json.loads(run.stdout)["rows"]
+    assert row["expected_pairs"] is None and row["expected_pairs_at_most"] == 12 >= EXPECTED_CURATED
+    # The spark-submit twin (run here by Python: it only hands its arguments to the CLI), printing the text table.
+    text = subprocess.run([sys.executable, str(REPO / "jobs" / "plan.py"), "--output", curated_run["output"],
+                           "--counts-only"], cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+    assert re.search(r"^\s+3\s+2\s+33\.3%\s+12\s+<= 12\s+<= 100\.0% auto$", text, re.M), text
+
+
+def test_plan_mistakes_exit_2(curated_run, capsys):
+    for argv, message in (
+        (["--t", "0"], "each threshold must be a positive integer or auto"),
+        (["--t", ","], "names no threshold"),
+        (["--crawls", "CC-MAIN-none"], "crawl 'CC-MAIN-none' is not in"),
+    ):
+        assert cli_main(["plan", "--output", curated_run["output"], *argv]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["plan", "--output", curated_run["output"], "--t", "5", "--t-range"])
+    assert exited.value.code == 2
+
+
+def test_warnings_when_auto_misses_its_tail_share_or_balancing_keeps_everything(spark, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="metaclip_spark")
+    pool = _write_pool(tmp_path / "pool.jsonl", POOL)
+    _write_metadata(tmp_path)
+    base = ["curate", "--input", pool, "--metadata", str(tmp_path / "metadata.json"), "--progress", "off"]
+    assert cli_main([*base, "--output", str(tmp_path / "auto"), "--t", "auto"]) == 0
+    summary = json.loads((tmp_path / "auto" / "summary.json").read_text())
+    [warning] = summary["warnings"]  # counts 8, 4, 2, 2, 2: auto picks t = 3, whose tail holds 33% of matches
+    assert warning.startswith("t = auto could not reach its tail share of 6.0%: entries under t = 3 hold 33.3%")
+    assert f"warning: {warning}" in caplog.messages
+    page = (tmp_path / "auto" / "report" / "index.html").read_text(encoding="utf-8")
+    assert '<p class="warning"><strong>Warning:</strong> t = auto could not reach its tail share' in page
+    assert json.loads((tmp_path / "auto" / "report" / "summary.json").read_text())["warnings"] == [warning]
+
+    assert cli_main([*base, "--output", str(tmp_path / "all"), "--t", "100", "--no-report"]) == 0
+    [warning] = json.loads((tmp_path / "all" / "summary.json").read_text())["warnings"]
+    assert warning.startswith("balancing keeps everything: no entry's count is over t = 100")
+
+
+def test_the_report_keeps_the_runs_configuration_and_stage_timings(curated_run):
+    report = curated_run["report"]
+    assert report["config"]["curation"] == {"t": T, "tail_share": 0.06, "seed": 0}
+    assert [s["stage"] for s in report["stages"]] == ["unit", "crawl", "count", "balance", "report"]
+    page = open(f"{curated_run['output']}/report/index.html", encoding="utf-8").read()
+    assert '<td class="text">curation.t</td><td class="text">3</td>' in page
+
+
+def test_plan_reads_the_counts_of_a_root_on_s3_without_spark(curated_run, tmp_path, capsys):
+    from pathlib import Path
+
+    from servers import s3_server
+
+    local = _plan(["--output", curated_run["output"], "--counts-only"], capsys)
+    # A bucket of its own: moto's state is shared by every server in the process, so a bucket name another test
+    # uses would hold that test's files too.
+    with s3_server(Path(curated_run["output"]), bucket="plan-roots") as endpoint:
+        conf = tmp_path / "s3.toml"
+        conf.write_text(f'[remote]\ns3_endpoint_url = "{endpoint}"\n', encoding="utf-8")
+        remote = _plan(["--output", "s3a://plan-roots", "--counts-only", "--conf", str(conf)], capsys)
+    assert {k: v for k, v in remote.items() if k != "root"} == {k: v for k, v in local.items() if k != "root"}

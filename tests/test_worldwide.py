@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -161,6 +162,42 @@ def test_another_partitioning_and_evicted_automata_give_the_same_rows(spark, con
         assert _table(f"{again}/{table}", *columns) == _table(f"{output}/{table}", *columns), table
 
 
+def test_a_rerun_of_the_same_command_redoes_nothing_and_keeps_the_rows(spark, config, run, pool, metadata):
+    output, summary = run
+    before = _table(f"{output}/curated", "metadata_lang", "uuid", "text", "keep_prob")
+    again = pipeline.curate(spark, _config(config, partitions=3), InputSpec(pool, "parquet"), metadata, output,
+                            report=False)
+    assert again["ingest"]["files_processed_now"] == 0
+    assert _table(f"{output}/curated", "metadata_lang", "uuid", "text", "keep_prob") == before
+    assert again["t_by_lang"] == summary["t_by_lang"] and again["run_id"] != "" and again["by_lang"] == summary["by_lang"]
+
+
+def test_status_and_summary_show_each_language(run, capsys):
+    output, summary = run
+    assert summary["by_lang"]["de"]["top_entries"][0] == ["Deutsche", 3 * COPIES]  # tied with Auslandsschulen: the lower entry id first
+    assert cli.main(["status", output]) == 0
+    out = capsys.readouterr().out
+    de = summary["by_lang"]["de"]
+    assert f"  pairs/matched by language: ja {16 * COPIES}/" in out
+    assert (f"  de: {de['pairs']:,} pairs, {de['pairs_matched']:,} matched, {de['pairs_curated']:,} curated; "
+            f"t {de['t']:,}, tail share {de['tail_proportion']:.1%}; top: Deutsche {3 * COPIES}, Auslandsschulen {3 * COPIES}") in out
+
+
+def test_the_report_has_a_row_per_language(spark, run):
+    from metaclip_spark.report import write_report
+
+    output, summary = run
+    report = write_report(spark, output)
+    languages = report["languages"]
+    assert list(languages["by_lang"])[0] == "ja"                         # most pairs first
+    assert languages["by_lang"]["th"] == summary["by_lang"]["th"] and languages["pairs_without_list"] == {"fr": 16}
+    page = (Path(output) / "report" / "index.html").read_text(encoding="utf-8")
+    section = page[page.index('<section id="languages">'):]
+    section = section[:section.index("</section>")]
+    assert "จุลินทรีย์ (" in section and "Not matched, no list for their language: fr 16" in section
+    assert section.count("<tr>") == 1 + len(summary["by_lang"])
+
+
 def test_a_pool_without_a_lang_column_is_labelled_by_lid176(spark, config, metadata, tmp_path):
     pool = _write_pool(spark, tmp_path / "pool", copies=1, lang=False)
     output = str(tmp_path / "out")
@@ -169,6 +206,7 @@ def test_a_pool_without_a_lang_column_is_labelled_by_lid176(spark, config, metad
     labels = {r["text"]: identify_language(r["text"])[0] for r in rows}
     expected = _expected_matches(rows, metadata.lists, lambda r: metadata_code(labels[r["text"]]))
     assert _table(f"{output}/matched", "metadata_lang", "uuid", "text", "entry_ids") == expected
+    assert summary["pairs_matched"] == len(expected)
     assert _table(f"{output}/matched", "text", "lang") == sorted((x, labels[x]) for _, _, x, _ in expected)
     # lid.176 gets most of these real texts right: the scripts at least
     assert {code for code, *_ in expected} >= {"ar", "ja", "ru", "th", "zh"}

@@ -1,0 +1,166 @@
+"""One side of bench_peers.py, kept alive between runs: `python peer_side.py SIDE FILE`, then one line on stdin per
+run ("run"), one JSON line back with the run's CPU seconds (this process only: time.process_time) and its output.
+
+Sides (what runs in this process; the driver picks the interpreter and PYTHONPATH):
+- inflate-zlib, inflate-isal, inflate-zlib-ng: every gzip member inflated, 64 KiB fed at a time (as gzip_members does),
+  nothing else: the floor any reader of the file pays;
+- records: FastWARC over the whole file (its own inflate), every record's bytes read: the bare record loop;
+- members: the same records read member by member, as metaclip-spark's reader does (gzip_members + FastWARC), no
+  page work;
+- ours: metaclip_spark.extraction.file_pairs over the file (what a Spark task runs per file), every language kept,
+  the module on PYTHONPATH (this tree's, or the baseline commit's);
+- cc2dataset: cc2dataset.main.process_wat(path, "image") (what its Spark task runs per WAT file), in its own
+  virtualenv.
+
+Language labels, URLs and anything else a side caches are forgotten before each run: each run is one file read by a
+fresh worker, as a Spark task reads its first file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+
+FEED = 1 << 16
+
+
+def inflate(path: str, module) -> dict:
+    data = open(path, "rb").read()
+    view, position, size = memoryview(data), 0, 0
+    while position < len(data):
+        inflater = module.decompressobj(31)
+        while not inflater.eof and position < len(data):
+            chunk = view[position:position + FEED]
+            size += len(inflater.decompress(chunk))
+            position += len(chunk) - len(inflater.unused_data)
+    return {"bytes_out": size}
+
+
+def records(path: str) -> dict:
+    from fastwarc.warc import ArchiveIterator
+
+    count = size = 0
+    with open(path, "rb") as stream:
+        for record in ArchiveIterator(stream, parse_http=False, strict_mode=False, quirks_mode=True):
+            size += len(record.reader.read())
+            count += 1
+    return {"records": count, "bytes_out": size}
+
+
+def members(path: str) -> dict:
+    import io
+
+    from fastwarc.warc import ArchiveIterator
+
+    from metaclip_spark.gzip_members import MemberCounts, gzip_members
+
+    count = size = 0
+    with open(path, "rb") as stream:
+        for member in gzip_members(stream, MemberCounts(), 6 << 20):
+            for record in ArchiveIterator(io.BytesIO(member), parse_http=True, strict_mode=False, quirks_mode=True):
+                size += len(record.reader.read())
+                count += 1
+    return {"records": count, "bytes_out": size}
+
+
+class Ours:
+    def __init__(self):
+        import dataclasses
+
+        from metaclip_spark import extraction, language, webpage
+        from metaclip_spark.config import load_config
+        from metaclip_spark.extraction import ExtractJob
+
+        job = ExtractJob.from_config(load_config("local"))
+        self.job = dataclasses.replace(job, extract=dataclasses.replace(job.extract, languages=()))
+        self.language, self.webpage, self.extraction = language, webpage, extraction
+        language.identify_language("the model is loaded before the clock starts")
+
+    def forget(self) -> None:
+        clear = getattr(self.language.identify_language, "cache_clear", None)
+        if clear:
+            clear()
+        getattr(self.webpage, "_site_urls", {}).clear()
+        getattr(self.extraction, "_uuids", {}).clear()
+
+    def __call__(self, path: str) -> dict:
+        from metaclip_spark.extraction import FileStats, file_pairs
+        from metaclip_spark.manifest import ManifestFile
+
+        stats = FileStats("bench", path)
+        digest, pairs = hashlib.sha256(), 0
+        for row in file_pairs(ManifestFile(0, "bench", path, "bench"), self.job, stats):
+            digest.update(json.dumps(row[:7], ensure_ascii=False).encode())
+            pairs += 1
+        info = getattr(self.language.identify_language, "cache_info", None)
+        c = stats.counts
+        return {"pairs": pairs, "digest": digest.hexdigest(), "status": stats.status,
+                "pages": c["html_pages"] + c["wat_pages"], "img_tags": c["img_tags"],
+                "language_cache_hits": info().hits if info else None,
+                "language_cache_misses": info().misses if info else None}
+
+
+class Cc2dataset:
+    def __init__(self):
+        from loguru import logger
+
+        logger.remove()  # its per-file log lines go to stderr otherwise
+
+    def forget(self) -> None:
+        pass
+
+    def __call__(self, path: str) -> dict:
+        from cc2dataset.main import process_wat
+
+        digest, pairs = hashlib.sha256(), 0
+        for row in process_wat(path, "image"):
+            digest.update(json.dumps(row, ensure_ascii=False).encode())
+            pairs += 1
+        return {"pairs": pairs, "digest": digest.hexdigest()}
+
+
+def side_function(side: str):
+    if side == "inflate-zlib":
+        import zlib
+
+        return lambda path: inflate(path, zlib)
+    if side == "inflate-isal":
+        from isal import isal_zlib
+
+        return lambda path: inflate(path, isal_zlib)
+    if side == "inflate-zlib-ng":
+        from zlib_ng import zlib_ng
+
+        return lambda path: inflate(path, zlib_ng)
+    if side == "records":
+        return records
+    if side == "members":
+        return members
+    if side == "ours":
+        return Ours()
+    if side == "cc2dataset":
+        return Cc2dataset()
+    raise SystemExit(f"unknown side {side}")
+
+
+def main() -> int:
+    side, path = sys.argv[1], sys.argv[2]
+    run = side_function(side)
+    print(json.dumps({"ready": side}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        forget = getattr(run, "forget", None)
+        if forget:
+            forget()
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = run(path)
+        out.update(cpu_seconds=time.process_time() - cpu, wall_seconds=time.perf_counter() - wall)
+        print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

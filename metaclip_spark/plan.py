@@ -1,0 +1,200 @@
+"""`metaclip-spark plan --output ROOT`: what balancing the root's pool with each of a list of thresholds gives.
+
+The counts are the chosen crawls' crawl_counts/ summed (every finished crawl by default: the pool `balance` would
+take), read as Parquet without Spark (local roots directly, s3:// and gs:// through fsspec, as `status` reads);
+entries over t, tail share and matches after balancing follow from them alone (thresholds.py). The expected
+curated pairs need each matched pair's entry set: one Spark pass over matched/ (its entry_ids column only) sums the
+keep probabilities of every requested t at once, in exact fixed point. `--counts-only` skips that pass and starts
+no Spark; the table then gives the upper bound min(pairs matched, matches after balancing) instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import balancing, thresholds
+from .errors import ConfigError, InputError
+from .project import OutputRoot
+
+COUNT_COLUMNS = ["entry_id", "count"]
+WORLDWIDE_KEY = "metadata_lang"  # crawl_counts/ of a worldwide root are keyed by (metadata_lang, entry_id)
+
+
+def parse_thresholds(text: str) -> list[int | str]:
+    """`--t 1000,20000,auto`: positive integers and the word auto."""
+    from .config import parse_threshold
+
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise ConfigError(f"--t {text!r} names no threshold: give comma-separated positive integers (or auto)")
+    try:
+        return [parse_threshold(v) for v in values]
+    except ConfigError:
+        raise ConfigError(f"--t {text!r}: each threshold must be a positive integer or auto") from None
+
+
+def chosen_crawls(root: OutputRoot, crawls: list[str] | None) -> tuple[list[str], dict[str, dict]]:
+    """The crawls of the pool (every finished crawl by default) and their states, matched with one metadata list."""
+    root.check_exists()
+    available = root.crawls()
+    chosen = sorted(set(crawls)) if crawls else available
+    if not chosen:
+        raise InputError(f"{root.root} holds no ingested crawl yet; run `match` or `curate` with --input first")
+    missing = [c for c in chosen if c not in available]
+    if missing:
+        raise ConfigError(f"crawl {missing[0]!r} is not in {root.root} (it holds: {', '.join(available) or 'none'})")
+    states = {c: root.crawl_state(c) for c in chosen}
+    digests = {s["metadata_digest"] for s in states.values()}
+    if len(digests) > 1:
+        raise ConfigError(f"the crawls {', '.join(chosen)} were matched with different metadata lists; plan them apart "
+                          "with --crawls, or match them again with --rematch")
+    return chosen, states
+
+
+def _parquet_filesystem(root: str, remote):
+    """(pyarrow-readable file system, function from a root path to its path inside it), without Spark."""
+    import fsspec
+
+    from .storage import filesystem, is_local, local_path
+
+    if is_local(root):
+        return fsspec.filesystem("file"), local_path
+    fs, _ = filesystem(root, remote)
+    return fs, lambda path: fs._strip_protocol(path.split("://", 1)[1])
+
+
+def _first_parquet(fs, directory: str) -> str:
+    files = sorted(p for p in fs.find(directory)
+                   if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_")))
+    if not files:
+        raise InputError(f"{directory} holds no Parquet file")
+    return files[0]
+
+
+def read_counts(root: OutputRoot, crawls: list[str], remote) -> np.ndarray:
+    """The chosen crawls' per-entry counts summed, as one vector indexed by entry id (bounded by the metadata)."""
+    import pyarrow.parquet as pq
+
+    fs, inside = _parquet_filesystem(root.root, remote)
+    ids, values = [], []
+    for crawl in crawls:
+        path = inside(root.crawl_table("crawl_counts", crawl))
+        if WORLDWIDE_KEY in pq.read_schema(_first_parquet(fs, path), filesystem=fs).names:
+            raise ConfigError(f"{root.root} is a worldwide root (counts per language): `plan` takes one language's "
+                              "counts and has no per-language table yet; summary.json (by_lang) holds t per language")
+        table = pq.read_table(path, columns=COUNT_COLUMNS, filesystem=fs)
+        ids.append(table.column("entry_id").to_numpy())
+        values.append(table.column("count").to_numpy())
+    ids_all = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    vector = np.zeros(int(ids_all.max(initial=-1)) + 1, dtype=np.int64)
+    if ids_all.size:
+        np.add.at(vector, ids_all, np.concatenate(values).astype(np.int64))
+    return vector
+
+
+def resolve_thresholds(requested: list[int | str] | None, counts: np.ndarray, tail_share: float,
+                       configured: int | str) -> tuple[list[int], int]:
+    """The thresholds to tabulate (sorted, distinct) and the one `auto` picks: the given ones (auto standing for
+    its value), else the 1-2-5 series over the counts, plus the configured t and auto's."""
+    auto_t = balancing.auto_threshold(counts, tail_share)
+    if requested:
+        ts = {auto_t if v == "auto" else int(v) for v in requested}
+    else:
+        ts = set(thresholds.t_series(counts)) | {auto_t} | ({int(configured)} if configured != "auto" else set())
+    return sorted(ts), auto_t
+
+
+def expected_sums(matched, counts: np.ndarray, ts: list[int]) -> tuple[list[int], list[int], int]:
+    """One pass over the matched pairs (a DataFrame with entry_ids): per t the fixed-point sum of keep
+    probabilities and the pairs kept for sure, and the pairs seen. Each Arrow batch gives one row of partial sums;
+    Spark adds them as decimals, exactly, so the result is the same on any partitioning."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from .curation import ENTRY_IDS, flattened_entry_ids
+
+    spark = matched.sparkSession
+    counts_broadcast = spark.sparkContext.broadcast(counts.astype(np.float64))
+    n = len(ts)
+    names = [f"p{i}" for i in range(n)] + [f"k{i}" for i in range(n)] + ["pairs"]
+    schema = T.StructType([T.StructField(name, T.LongType(), False) for name in names])
+
+    def partial_sums(batches):
+        vector = counts_broadcast.value
+        for batch in batches:
+            lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
+            sums, certain = thresholds.keep_probability_sums(lengths, flat, vector, ts)
+            values = [*sums.tolist(), *certain.tolist(), int(batch.num_rows)]
+            yield pa.RecordBatch.from_arrays([pa.array([v], pa.int64()) for v in values], names=names)
+
+    try:
+        row = matched.select(ENTRY_IDS).mapInArrow(partial_sums, schema).agg(
+            *[F.sum(F.col(c).cast("decimal(38,0)")).alias(c) for c in names]).first()
+    finally:
+        counts_broadcast.unpersist()
+    value = [int(row[c] or 0) for c in names]
+    return value[:n], value[n:2 * n], value[-1]
+
+
+def run_plan(config, output: str, crawls: list[str] | None, requested: list[int | str] | None, *,
+             counts_only: bool = False, master: str | None = None) -> dict:
+    """The plan of a root: its table (thresholds.plan_rows) and what it was computed from."""
+    root = OutputRoot.records_only(output, config.remote)
+    chosen, states = chosen_crawls(root, crawls)
+    counts = read_counts(root, chosen, config.remote)
+    pairs_matched = sum(int(s["pairs_matched"]) for s in states.values())
+    ts, auto_t = resolve_thresholds(requested, counts, config.curation.tail_share, config.curation.t)
+    sums = certain = None
+    if not counts_only:
+        from .progress import stage
+        from .session import owned_session
+
+        with owned_session(config, "metaclip-spark plan", master) as spark:
+            with stage(spark, "plan", f"keep probabilities at {len(ts)} thresholds") as run:
+                spark_root = OutputRoot(spark, output)
+                sums, certain, seen = expected_sums(spark_root.read_crawls("matched", chosen), counts, ts)
+                run.rows = seen
+        pairs_matched = seen  # what was summed over
+    rows = thresholds.plan_rows(counts, ts, pairs_matched, sums, certain)
+    for row in rows:
+        row["auto"] = row["t"] == auto_t
+    return {
+        "root": root.root,
+        "crawls": chosen,
+        "pairs_matched": pairs_matched,
+        "matches_total": int(counts.sum()),
+        "entries_matched": int((counts > 0).sum()),
+        "largest_count": int(counts.max(initial=0)),
+        "tail_share_target": config.curation.tail_share,
+        "auto_t": auto_t,
+        "expected_from": "counts only (upper bound)" if counts_only else "matched pairs (sum of keep probabilities)",
+        "rows": rows,
+        "warnings": thresholds.balance_warnings(counts, auto_t, "auto", config.curation.tail_share, pairs_matched)
+        if counts.any() else [],
+    }
+
+
+def format_plan(plan: dict) -> str:
+    """The plan as a text table, one row per t."""
+    header = f"{'t':>12} {'entries > t':>12} {'tail share':>10} {'matches after':>15} {'expected pairs':>16} " \
+             f"{'of matched':>10}"
+    lines = [
+        f"root: {plan['root']} (crawls {', '.join(plan['crawls'])}): {plan['pairs_matched']:,} matched pairs, "
+        f"{plan['matches_total']:,} matches over {plan['entries_matched']:,} entries, largest count "
+        f"{plan['largest_count']:,}",
+        f"expected pairs from {plan['expected_from']}; auto (tail share {plan['tail_share_target']:.1%}) picks "
+        f"t = {plan['auto_t']:,}",
+        header,
+    ]
+    for row in plan["rows"]:
+        if row["expected_pairs"] is not None:
+            expected, share = f"{row['expected_pairs']:,.1f}", f"{row['expected_share']:.1%}"
+        else:
+            expected = f"<= {row['expected_pairs_at_most']:,}"
+            share = f"<= {row['expected_pairs_at_most'] / plan['pairs_matched']:.1%}" if plan["pairs_matched"] else "-"
+        notes = (" auto" if row["auto"] else "") + (" (keeps everything)" if row["keeps_everything"] else "")
+        lines.append(f"{row['t']:>12,} {row['entries_over_t']:>12,} {row['tail_share']:>10.1%} "
+                     f"{row['matches_after']:>15,} {expected:>16} {share:>10}{notes}")
+    lines += [f"warning: {w}" for w in plan["warnings"]]
+    return "\n".join(lines)

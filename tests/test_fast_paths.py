@@ -1,0 +1,275 @@
+"""The shortcuts that make extraction fast give what the plain way gives, and the WARC and WAT paths agree.
+
+Each shortcut is checked against the plain computation it replaces, on the real excerpts in tests/data/cc and on
+hostile input made to break it: UTF-8 bytes handed to the parser against the decoded text, URLs resolved per site
+against urljoin, the nesting depth summed at once against the step-by-step count, records read without FastWARC
+against FastWARC, cached language labels against fresh ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+import zlib
+from urllib.parse import urljoin
+
+import pytest
+from fastwarc.warc import ArchiveIterator
+
+from metaclip_spark import webarchive, webpage
+from metaclip_spark.language import identify_language
+from metaclip_spark.webarchive import ArchiveCounts, HtmlPage, web_pages
+from metaclip_spark.webpage import html_image_pairs, nested_too_deep, wat_image_pairs
+from wat_writer import write_wat
+
+from conftest import DATA
+
+CC = DATA / "cc"
+REAL_WARCS = ("warcfile.warc.gz", "sample-0000.warc.gz", "sample-0001.warc.gz", "clueweb-quirk.warc.gz",
+              "example.warc.gz", "clipped.warc.gz")
+
+
+def _pages(path, max_page_bytes=5 << 20):
+    counts = ArchiveCounts()
+    with open(path, "rb") as stream:
+        return list(web_pages(stream, counts, max_page_bytes)), counts
+
+
+def _members(path) -> list[bytes]:
+    data, found = path.read_bytes(), []
+    while data:
+        inflater = zlib.decompressobj(31)
+        found.append(inflater.decompress(data))
+        data = inflater.unused_data
+    return found
+
+
+# --- UTF-8 pages are parsed from their bytes -----------------------------------------------------------------------
+
+BAD_UTF8 = [b"\xff", b"\xc3", b"\xc3(", b"\xe2\x82", b"\xe2\x82(", b"\xf0\x9f\x98", b"\xed\xa0\x80", b"\xc0\xaf",
+            b"\xe0\x80\xaf", b"\xf4\x90\x80\x80", b"\xf5\x80", b"\x80\x80\xbf", b"\xef\xbf\xbe", b"\x00", b"\xfe\xff"]
+
+
+@pytest.mark.parametrize("bad", BAD_UTF8)
+def test_bad_utf8_in_a_page_gives_the_pairs_of_its_decoded_text(bad):
+    html = (b'<meta charset="utf-8"><img src="a' + bad + b'.png" alt="caf\xc3\xa9 ' + bad + b' ok" title="'
+            + bad + b'"><p>' + bad + b'</p><img src="b.png" alt="after">')
+    expected = html_image_pairs(html.decode("utf-8", "replace"), "http://example.com/")
+    found = html_image_pairs(html, "http://example.com/")
+    assert found.pairs == expected.pairs and found.pairs[-1] == ("http://example.com/b.png", "after", "alt")
+    assert (found.img_tags, found.no_text) == (expected.img_tags, expected.no_text)
+
+
+def test_real_pages_with_random_bad_bytes_give_the_pairs_of_their_decoded_text():
+    rng = random.Random(18)
+    pages = [p for name in ("sample-0000.warc.gz", "sample-0001.warc.gz") for p in _pages(CC / name)[0]]
+    for page in pages:
+        html = bytearray(page.html)
+        for _ in range(200):  # bytes of any value, some inside tags and attribute values
+            html[rng.randrange(len(html))] = rng.randrange(256)
+        html = bytes(html)
+        expected = html_image_pairs(webpage.decode_html(html), page.page_url).pairs
+        assert html_image_pairs(html, page.page_url).pairs == expected
+
+
+def test_byte_order_mark_and_declared_charsets_still_decide_the_text():
+    assert html_image_pairs(b"\xef\xbb\xbf<img src=a.png alt=\"\xc3\xa9t\xc3\xa9\">", "http://x.org/").pairs == [
+        ("http://x.org/a.png", "\u00e9t\u00e9", "alt")]
+    gbk = '<meta charset="gbk"><img src=a.png alt="中山英才网">'.encode("gbk")
+    assert html_image_pairs(gbk, "http://x.org/").pairs == [("http://x.org/a.png", "中山英才网", "alt")]
+    utf16 = "\ufeff<img src=a.png alt=\"x\">".encode("utf-16-le")
+    assert html_image_pairs(utf16, "http://x.org/").pairs == [("http://x.org/a.png", "x", "alt")]
+
+
+def test_a_page_without_an_img_tag_in_any_case_gives_nothing_and_image_tags_in_any_case_are_found():
+    assert html_image_pairs(b"<p>no images, an <imp> tag, <i>m</i></p>", "http://x.org/").img_tags == 0
+    page = html_image_pairs(b'<IMAGE SRC="a.png" ALT="upper"><iMg src=b.png title=mixed>', "http://x.org/")
+    assert page.pairs == [("http://x.org/a.png", "upper", "alt"), ("http://x.org/b.png", "mixed", "title")]
+
+
+# --- URLs resolved once per site --------------------------------------------------------------------------------------
+
+BASES = ["http://example.com/a/b/page.html?q=1#f", "https://example.com/", "https://other.example/x/", "http://h",
+         "HTTP://Example.COM/p", "file:///tmp/x.html", "foo", "", "//cdn.example/a/", "http://[::1]/x", "mailto:x@y"]
+SOURCES = ["/img/logo.png", "/img/../logo.png", "/./a//b/./c.png?x#y", "/;p", "/", "/a?", "/a#", "/é.png",
+           "http://cdn.example/x.png", "https://cdn.example/x.png?", "http://cdn.example/a/../b.png",
+           "https://[::1]:8080/i.png", "http://a:b@host/i.png", "relative.png", "../up.png", "?q=2", "#frag",
+           "//cdn.example/p.png", "http:no-host.png", "HTTP://UPPER.example/I.PNG", "javascript:void(0)",
+           "data:image/png;base64,AA", "  /spaced.png ", "/tab\tbed.png", "http://[bad/i.png", "/\u3000.png"]
+
+
+def _resolve(base, src):
+    try:
+        return webpage._Resolver(base)(src)
+    except ValueError as e:
+        return type(e)
+
+
+def _urljoin(base, src):
+    try:
+        return webpage.resolve_image_url(base, src)
+    except ValueError as e:
+        return type(e)
+
+
+def test_image_urls_resolved_per_site_are_urljoin_s():
+    webpage._site_urls.clear()
+    for _ in range(2):  # the second time from the cache, in another order
+        for base in BASES:
+            for src in SOURCES:
+                assert _resolve(base, src) == _urljoin(base, src), (base, src)
+        BASES.reverse()
+
+
+def test_a_site_s_images_resolve_on_each_of_its_pages():
+    webpage._site_urls.clear()
+    pages = ["https://shop.example/a/1.html", "https://shop.example/b/c/2.html", "http://shop.example/",
+             "https://other.example/a/1.html"]
+    for page in pages:
+        for src in ("/logo.png", "logo.png", "https://cdn.example/x.png"):
+            assert webpage._Resolver(page)(src) == urljoin(page, src)
+
+
+# --- the nesting depth ------------------------------------------------------------------------------------------------
+
+def _nested_step_by_step(html: str) -> bool:
+    if len(html) < 5 * webpage._NESTING_LIMIT or html.count("<") < webpage._NESTING_LIMIT:
+        return False
+    depth = 0
+    for closing in webpage._OPENING_TAG.findall(html):
+        depth = max(0, depth - 1) if closing else depth + 1
+        if depth >= webpage._NESTING_LIMIT:
+            return True
+    return False
+
+
+def test_nesting_depth_summed_at_once_is_the_step_by_step_depth():
+    rng = random.Random(7)
+    for trial in range(120):
+        share = rng.choice([0.45, 0.5, 0.52, 0.55, 0.6, 0.8])
+        tags = ["<div>" if rng.random() < share else rng.choice(["</div>", "</p>", "<br>", "<img src=x>"])
+                for _ in range(rng.choice([4000, 6000, 12000]))]
+        html = "</b>" * rng.randrange(3000) + "".join(tags) + " " * 20_000
+        assert nested_too_deep(html) == _nested_step_by_step(html), trial
+    limit = webpage._NESTING_LIMIT
+    assert [nested_too_deep("<div>" * n + " " * 30_000) for n in (limit - 1, limit)] == [False, True]
+
+
+# --- records read without FastWARC ------------------------------------------------------------------------------------
+
+NAMES = ("Content-Type", "WARC-Target-URI", "content-length", "WARC-Record-ID", "WARC-Type")
+
+
+def test_records_read_without_fastwarc_are_what_fastwarc_reads(tmp_path):
+    wat = tmp_path / "warcfile.warc.wat.gz"
+    write_wat(CC / "warcfile.warc.gz", wat)
+    members = [m for path in (wat, CC / "CC-MAIN-sample2.warc.wat.gz", *(CC / n for n in REAL_WARCS))
+               for m in _members(path)]
+    plain = 0
+    for member in members:
+        found = webarchive._plain_record(member)
+        if found is None:
+            continue
+        plain += 1
+        record_type, headers, block = found
+        read = [(str(r.record_type), [r.headers.get(name) for name in NAMES], r.reader.read())
+                for r in ArchiveIterator(io.BytesIO(member), parse_http=False, strict_mode=False, quirks_mode=True)]
+        assert read == [(record_type, [headers.get(name) for name in NAMES], block)]
+    assert plain > 100  # every WAT record and the WARC files' requests, warcinfo and metadata records
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r.replace(b"WARC/1.0\r\n", b"WARC/0.18\r\n", 1),        # another version
+    lambda r: r.replace(b"\r\n", b"\n"),                                 # LF-only lines
+    lambda r: r.replace(b"Content-Length: ", b"Content-Length: 9", 1),  # a false length
+    lambda r: r[:-10],                                                   # cut short
+    lambda r: r.replace(b"\r\nWARC-Date", b"\r\n WARC-Date", 1),        # a folded line
+    lambda r: r + b"WARC/1.0\r\n\r\n",                                   # more than one record
+])
+def test_anything_but_one_well_formed_record_is_left_to_fastwarc(change):
+    member = next(m for m in _members(CC / "warcfile.warc.gz") if b"WARC-Type: request" in m[:200])
+    assert webarchive._plain_record(member) is not None
+    assert webarchive._plain_record(change(member)) is None
+
+
+def test_a_wat_record_read_without_fastwarc_gives_the_same_page_and_counts(tmp_path):
+    """Every member of a WAT file, gzipped alone, read by the whole reader either way."""
+    wat = tmp_path / "sample-0000.warc.wat.gz"
+    write_wat(CC / "sample-0000.warc.gz", wat)
+    plain_pages, plain_counts = _pages(wat)
+    original = webarchive._plain_record
+    try:
+        webarchive._plain_record = lambda member: None
+        pages, counts = _pages(wat)
+    finally:
+        webarchive._plain_record = original
+    assert plain_counts == counts and counts.wat_pages == 22
+    assert [(p.page_url, p.html_metadata) for p in plain_pages] == [(p.page_url, p.html_metadata) for p in pages]
+
+
+def test_json_orjson_refuses_is_read_as_before():
+    body = json.dumps({"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {
+        "Links": [{"path": "IMG@/src", "url": "a.png", "alt": "big number"}]}}},
+        "WARC-Header-Metadata": {"WARC-Target-URI": "http://x.org/"}}, "n": 1 << 70}).replace("}}", ', "r": NaN}}', 1)
+    record = (f"WARC/1.0\r\nWARC-Type: metadata\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(body.encode())}\r\n\r\n{body}\r\n\r\n").encode()
+    pages, counts = _pages_of_bytes(gzip.compress(record))
+    assert counts.decode_errors == 0 and len(pages) == 1
+    assert wat_image_pairs(pages[0].html_metadata, pages[0].page_url).pairs == [("http://x.org/a.png", "big number",
+                                                                                  "alt")]
+
+
+def _pages_of_bytes(data: bytes):
+    counts = ArchiveCounts()
+    return list(web_pages(io.BytesIO(data), counts, 5 << 20)), counts
+
+
+def test_odd_wat_links_are_filtered_as_before():
+    links = [{"path": "IMG@/src", "url": "a.png", "alt": "a"}, ["IMG@/src"], "IMG@/src", {"path": None},
+             {"path": 7, "url": "b.png", "alt": "b"}, {"path": ["IMG@/src"]}, {"url": "c.png", "alt": "c"},
+             {"path": "IMG@/srcset", "url": "d.png", "title": "d"}]
+    found = wat_image_pairs({"Links": links}, "http://x.org/")
+    assert found.pairs == [("http://x.org/a.png", "a", "alt"), ("http://x.org/d.png", "d", "title")]
+    assert found.img_tags == 2
+
+
+# --- language labels cached --------------------------------------------------------------------------------------------
+
+def test_cached_language_labels_are_the_model_s():
+    texts = ["A black and white photo of two people", "Der schnelle braune Fuchs", "当店一番人気", "logo", "", " "]
+    identify_language.cache_clear()
+    fresh = [identify_language.__wrapped__(t) for t in texts]
+    assert [identify_language(t) for t in texts] == fresh
+    assert [identify_language(t) for t in texts] == fresh and identify_language.cache_info().hits == len(texts)
+
+
+# --- WARC and WAT paths agree -------------------------------------------------------------------------------------------
+
+def _warc_and_wat_pairs(name, tmp_path):
+    wat = tmp_path / name.replace(".warc.gz", ".warc.wat.gz")
+    write_wat(CC / name, wat)
+    warc_pages, warc_counts = _pages(CC / name)
+    wat_pages, wat_counts = _pages(wat)
+    # A WAT keeps an image's alt and title, not data-image-title (ia-web-commons' ImgTagExtractor).
+    warc = [(p.page_url, html_image_pairs(p.html, p.page_url, p.http_charset, ("alt", "title")).pairs)
+            for p in warc_pages if isinstance(p, HtmlPage)]
+    wat = [(p.page_url, wat_image_pairs(p.html_metadata, p.page_url, ("alt", "title")).pairs) for p in wat_pages]
+    return warc, wat, warc_counts, wat_counts
+
+
+@pytest.mark.parametrize("name, pairs", [("warcfile.warc.gz", 41), ("sample-0000.warc.gz", 177),
+                                         ("sample-0001.warc.gz", 118)])
+def test_warc_and_wat_paths_give_the_same_pairs_on_real_pages(name, pairs, tmp_path):
+    warc, wat, warc_counts, wat_counts = _warc_and_wat_pairs(name, tmp_path)
+    assert warc_counts.html_pages == wat_counts.wat_pages == len(wat)
+    assert wat == warc and sum(len(found) for _, found in wat) == pairs
+
+
+def test_warc_and_wat_paths_differ_only_in_line_breaks_the_html_parser_normalises(tmp_path):
+    """HTML parsing turns CR LF into LF (the input stream's preprocessing); a WAT keeps the page's own line breaks,
+    which matching then reads as spaces like any other (curation spec, section 1)."""
+    warc, wat, _, _ = _warc_and_wat_pairs("clueweb-quirk.warc.gz", tmp_path)
+    crlf = [(page, [(u, t.replace("\r\n", "\n"), a) for u, t, a in found]) for page, found in wat]
+    assert crlf == warc and wat != warc and sum(len(found) for _, found in wat) == 556
