@@ -130,6 +130,10 @@ def settle(root, requested: str | None, rebuild: bool, buckets: int) -> Dedup:
         if dedup.buckets != buckets and dedup.pool:
             log.info("dedup: %s keeps its %d key buckets (root.pair_key_buckets = %d applies to new roots and to "
                      "--rebuild-dedup)", root.root, dedup.buckets, buckets)
+    if dedup.pool and any(c in str(root.root) for c in "[]{}"):
+        # Spark's bucketed key tables (saveAsTable) read their own location back as a glob pattern.
+        raise ConfigError(f"{root.root}: one pool across crawls keeps bucketed key tables, which Spark cannot write "
+                          "under a path holding [ ] { or }: use another --output, or --dedup crawl")
     if record is None or {key: record.get(key) for key in _payload(dedup)} != _payload(dedup):
         _write(root, dedup)
     return dedup

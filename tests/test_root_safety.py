@@ -189,10 +189,12 @@ def test_roots_named_with_glob_characters_read_only_themselves(spark, tmp_path, 
     neighbour = tmp_path / "root-neighbour"  # what `root*` would match as a glob
     assert _curate(neighbour, "--t", "2", "--seed", "4") == 0
     root = tmp_path / name
-    assert _curate(root) == 0
+    if "[" in name or "{" in name:  # Spark's bucketed key tables cannot live there: refused, named
+        assert _curate(root) == 2
+    assert _curate(root, "--dedup", "crawl") == 0
     assert cli.main(["report", "--output", str(root)]) == 0
     clean = tmp_path / "clean"
-    assert _curate(clean) == 0
+    assert _curate(clean, "--dedup", "crawl") == 0
 
     def rows(r, table):
         return sorted(map(str, pq.read_table(str(r / table)).to_pylist()))
