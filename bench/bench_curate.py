@@ -158,7 +158,7 @@ def summarise(pools: dict, bares: list[dict], runs: dict, loads: list) -> dict:
 
 
 def markdown(r: dict) -> list[str]:
-    lines = ["", "## 7. The whole `curate` on a Parquet pool (bench/bench_curate.py)", ""]
+    lines = ["", "## 9. The whole `curate` on a Parquet pool (bench/bench_curate.py)", ""]
     if "marginal" not in r:
         return lines + [r.get("skipped") or f"error: {r.get('error')}"]
     pools = r["pools"]["pools"]

@@ -118,7 +118,7 @@ def goals(results: dict) -> list[dict]:
     if "local2_vs_local1_marginal" in results.get("curate", {}):
         ratio = results["curate"]["local2_vs_local1_marginal"]
         add("whole `curate` local[2] / local[1] (marginal rate)", ">= 1.7", ratio, ratio >= 1.7,
-            "best of interleaved runs; needs two idle cores: see the load averages in section 7")
+            "best of interleaved runs; needs two idle cores: see the load averages in section 9")
     remote = results.get("remote", {})
     if "streaming_cpu_vs_local" in remote:
         ratio = remote["streaming_cpu_vs_local"]

@@ -207,7 +207,7 @@ def test_a_root_on_s3_exported_to_s3_gives_the_local_files(root, tmp_path):
 
     assert _export(root, tmp_path / "local", "--files", "2", "--with-entries") == 0
     conf = tmp_path / "s3.toml"
-    with s3_server(root, bucket="roots") as endpoint:
+    with s3_server(root, bucket="export-roots") as endpoint:
         conf.write_text(f'[remote]\ns3_endpoint_url = "{endpoint}"\ns3_anonymous = "true"\n', encoding="utf-8")
         import boto3
 
@@ -216,7 +216,7 @@ def test_a_root_on_s3_exported_to_s3_gives_the_local_files(root, tmp_path):
         client.create_bucket(Bucket="exports", ACL="public-read-write")
         upload_tree(lambda key, data: client.put_object(Bucket="exports", Key=f"old/{key}", Body=data),
                     tmp_path / "local")  # an earlier export in the place: replaced
-        code = cli.main(["export", "--output", "s3a://roots", "--to", "s3://exports/old", "--files", "2",
+        code = cli.main(["export", "--output", "s3a://export-roots", "--to", "s3://exports/old", "--files", "2",
                          "--with-entries", "--conf", str(conf)])
         assert code == 0
         s3 = fsspec.filesystem("s3", anon=True, endpoint_url=endpoint)
@@ -228,7 +228,7 @@ def test_a_root_on_s3_exported_to_s3_gives_the_local_files(root, tmp_path):
         if name.endswith(".parquet"):
             assert remote[name] == (tmp_path / "local" / name).read_bytes()
     record = json.loads(remote["_EXPORT.json"])
-    assert record["root"] == "s3a://roots" and record["rows"] == json.loads(
+    assert record["root"] == "s3a://export-roots" and record["rows"] == json.loads(
         (tmp_path / "local" / "_EXPORT.json").read_text())["rows"]
 
 

@@ -189,7 +189,7 @@ def test_roots_named_with_glob_characters_read_only_themselves(spark, tmp_path, 
     neighbour = tmp_path / "root-neighbour"  # what `root*` would match as a glob
     assert _curate(neighbour, "--t", "2", "--seed", "4") == 0
     root = tmp_path / name
-    assert _curate(root) == 0
+    assert _curate(root) == 0  # pool mode: its pair keys live under the glob-named root too
     assert cli.main(["report", "--output", str(root)]) == 0
     clean = tmp_path / "clean"
     assert _curate(clean) == 0
