@@ -138,20 +138,29 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         "matches_total": matches_total,
         "tail_proportion": balancing.tail_proportion(counts, t),
         "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
-        "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
-                         "files_partial": s.get("files_partial", 0), "files_failed": s["files_failed"],
-                         "skipped": s.get("skipped")} for c, s in states.items()},
-        "extract": _summed_extract(states),  # the ExtractCounters of records.py
-        **({"ingest": ingested} if ingested else {}),
         "warnings": balance_warnings(counts, t, "auto" if config.curation.t == "auto" else "fixed",
                                      config.curation.tail_share, pairs_matched, pairs_curated),
+        **_run_figures(states, ingested, config, started),
+    }
+    return _finish_summary(spark, summary, states, crawls, t, seed, metadata, into)
+
+
+def _run_figures(states: dict, ingested: dict | None, config: Settings, started: float, *crawl_keys: str) -> dict:
+    """The summary's parts shared by v1 and worldwide runs: each crawl's figures (with `crawl_keys` of its state),
+    extraction counters, the ingest record, stage timings, the configuration and when the run ended."""
+    return {
+        "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
+                         "files_partial": s.get("files_partial", 0), "files_failed": s["files_failed"],
+                         "skipped": s.get("skipped"), **{key: s.get(key) for key in crawl_keys}}
+                     for c, s in states.items()},
+        "extract": _summed_extract(states),  # the ExtractCounters of records.py
+        **({"ingest": ingested} if ingested else {}),
         "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
         "config": config.record(),
         "version": __version__,
         "finished_at": now(),
         "elapsed_seconds": round(time.monotonic() - started, 1),
     }
-    return _finish_summary(spark, summary, states, crawls, t, seed, metadata, into)
 
 
 def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t, seed: int, metadata: Metadata,
@@ -236,17 +245,7 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
         "pairs_without_list": {code: n for code, n in sorted(pairs_by_lang.items())
                                if code not in metadata.lists and code != NO_VALUE},
         "pairs_unknown_lang": pairs_by_lang.get(NO_VALUE, 0),
-        "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
-                         "files_partial": s.get("files_partial", 0), "files_failed": s["files_failed"],
-                         "skipped": s.get("skipped"), "matched_by_lang": s.get("matched_by_lang")}
-                     for c, s in states.items()},
-        "extract": _summed_extract(states),
-        **({"ingest": ingested} if ingested else {}),
-        "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
-        "config": config.record(),
-        "version": __version__,
-        "finished_at": now(),
-        "elapsed_seconds": round(time.monotonic() - started, 1),
+        **_run_figures(states, ingested, config, started, "matched_by_lang"),
     }
     return _finish_summary(spark, summary, states, crawls, thresholds, seed, metadata, into)
 

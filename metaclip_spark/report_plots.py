@@ -42,52 +42,50 @@ def _note_empty(axes, what: str) -> None:
     axes.text(0.5, 0.5, f"no {what}", transform=axes.transAxes, ha="center", va="center", color="gray")
 
 
-def plot_entry_counts(before: np.ndarray, after: np.ndarray, t: int) -> Figure:
-    """Sorted per-entry counts before and after balancing, log-log, with t: the head flattened to t, the tail kept."""
-    figure, axes = _figure()
+def _before_after(axes, before: np.ndarray, after: np.ndarray, heights, **line) -> bool:
+    """Draws `heights(sorted counts)` against entry rank for the counts before and after balancing; False when
+    neither has a matched entry."""
     drawn = False
     for counts, style in ((before, BEFORE_STYLE), (after, AFTER_STYLE)):
         ordered = _sorted_counts(counts)
         if ordered.size:
             ranks = _curve_ranks(ordered.size)
-            axes.plot(ranks + 1, ordered[ranks], drawstyle="steps-post", linewidth=1.4, **style)
+            axes.plot(ranks + 1, heights(ordered)[ranks], linewidth=1.4, **style, **line)
             drawn = True
-    axes.axhline(t, color="black", linestyle="--", linewidth=1, label=f"t = {t:,}")
+    return drawn
+
+
+def _by_entry_rank(axes, drawn: bool, ylabel: str, title: str, legend: str) -> None:
     axes.set_xscale("log")
-    axes.set_yscale("log")
     axes.set_xlabel("entry rank (entries sorted by count)")
-    axes.set_ylabel("matched texts per entry")
-    axes.set_title("Entry counts before and after balancing")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
     if not drawn:
         _note_empty(axes, "matched entries")
-    axes.legend(loc="upper right")
+    axes.legend(loc=legend)
     axes.grid(True, which="major", alpha=0.3)
+
+
+def plot_entry_counts(before: np.ndarray, after: np.ndarray, t: int) -> Figure:
+    """Sorted per-entry counts before and after balancing, log-log, with t: the head flattened to t, the tail kept."""
+    figure, axes = _figure()
+    drawn = _before_after(axes, before, after, lambda ordered: ordered, drawstyle="steps-post")
+    axes.axhline(t, color="black", linestyle="--", linewidth=1, label=f"t = {t:,}")
+    axes.set_yscale("log")
+    _by_entry_rank(axes, drawn, "matched texts per entry", "Entry counts before and after balancing", "upper right")
     return figure
 
 
 def plot_cumulative_share(before: np.ndarray, after: np.ndarray, t: int) -> Figure:
     """Share of all matches held by the k largest entries, against k; the rank where counts fall under t marked."""
     figure, axes = _figure()
-    drawn = False
-    for counts, style in ((before, BEFORE_STYLE), (after, AFTER_STYLE)):
-        ordered = _sorted_counts(counts)
-        if ordered.size:
-            cumulative = np.cumsum(ordered) / ordered.sum()
-            ranks = _curve_ranks(ordered.size)
-            axes.plot(ranks + 1, cumulative[ranks], linewidth=1.4, **style)
-            drawn = True
+    drawn = _before_after(axes, before, after, lambda ordered: np.cumsum(ordered) / ordered.sum())
     over_t = int((np.asarray(before) > t).sum())
     if over_t:
         axes.axvline(over_t, color="black", linestyle="--", linewidth=1, label=f"{over_t:,} entries over t = {t:,}")
-    axes.set_xscale("log")
     axes.set_ylim(0, 1.02)
-    axes.set_xlabel("entry rank (entries sorted by count)")
-    axes.set_ylabel("cumulative share of matches")
-    axes.set_title("Cumulative share of matches by entry rank")
-    if not drawn:
-        _note_empty(axes, "matched entries")
-    axes.legend(loc="lower right")
-    axes.grid(True, which="major", alpha=0.3)
+    _by_entry_rank(axes, drawn, "cumulative share of matches", "Cumulative share of matches by entry rank",
+                   "lower right")
     return figure
 
 

@@ -35,21 +35,31 @@ def _path(crawl, name):
     return f"crawl-data/{crawl}/segments/1/warc/{name}"
 
 
-@pytest.fixture(scope="module")
-def crawl_data(tmp_path_factory):
-    """Common Crawl's layout (crawl-data/<crawl>/segments/...) over the real excerpts, with one manifest per crawl."""
-    base = tmp_path_factory.mktemp("cc")
-    manifests = {}
-    for crawl, names in CRAWLS.items():
+def common_crawl_layout(base, crawls: dict, listing_name=lambda crawl, names: f"{crawl}.warc.paths") -> dict:
+    """Common Crawl's layout (crawl-data/<crawl>/segments/...) under `base` over the real excerpts `crawls` names,
+    with one listing per crawl and one of them all ("all")."""
+    listings = {}
+    for crawl, names in crawls.items():
         for name in names:
             target = base / _path(crawl, name)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(DATA / "cc" / name, target)
-        manifests[crawl] = base / f"{crawl}.warc.paths"
-        manifests[crawl].write_text("".join(_path(crawl, n) + "\n" for n in names))
-    manifests["all"] = base / "all.warc.paths"
-    manifests["all"].write_text("".join(_path(c, n) + "\n" for c, names in CRAWLS.items() for n in names))
-    return base, manifests
+        listings[crawl] = write_listing(base / listing_name(crawl, names), crawl, names)
+    listings["all"] = base / "all.warc.paths"
+    listings["all"].write_text("".join(_path(c, n) + "\n" for c, names in crawls.items() for n in names))
+    return listings
+
+
+def write_listing(path, crawl, names):
+    path.write_text("".join(_path(crawl, n) + "\n" for n in names))
+    return path
+
+
+@pytest.fixture(scope="module")
+def crawl_data(tmp_path_factory):
+    """The three crawls' layout, with one manifest per crawl and one of all."""
+    base = tmp_path_factory.mktemp("cc")
+    return base, common_crawl_layout(base, CRAWLS)
 
 
 def _config(config):

@@ -23,7 +23,7 @@ from metaclip_spark.metadata import Metadata
 from metaclip_spark.project import OutputRoot
 
 from conftest import DATA, REPO
-from test_incremental import _kill_when, _rows, _start
+from test_incremental import _kill_when, _rows, _start, common_crawl_layout, write_listing
 
 SMALL_METADATA = str(DATA / "metadata" / "small.json")
 # Three crawls of real excerpts sharing files, as consecutive dumps re-crawl pages: every pair of sample-0000 is in
@@ -96,30 +96,19 @@ def test_a_root_made_before_modes_were_recorded_is_told_what_to_do(tmp_path):
 
 # --- Common Crawl crawls in local Spark ---------------------------------------------------------------------------
 
-def _path(crawl, name):
-    return f"crawl-data/{crawl}/segments/1/warc/{name}"
-
-
 @pytest.fixture(scope="module")
 def crawl_data(tmp_path_factory):
     """Common Crawl's layout over the real excerpts, one listing per crawl and one of all three."""
     base = tmp_path_factory.mktemp("cc")
-    manifests = {}
-    for crawl, names in CRAWLS.items():
-        for name in names:
-            target = base / _path(crawl, name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(DATA / "cc" / name, target)
-        manifests[crawl] = _listing(base, crawl, names)
-    manifests["all"] = base / "all.warc.paths"
-    manifests["all"].write_text("".join(_path(c, n) + "\n" for c, names in CRAWLS.items() for n in names))
-    return base, manifests
+    return base, common_crawl_layout(base, CRAWLS, _listing_name)
+
+
+def _listing_name(crawl, names):
+    return f"{crawl}-{len(names)}.warc.paths"
 
 
 def _listing(base, crawl, names):
-    path = base / f"{crawl}-{len(names)}.warc.paths"
-    path.write_text("".join(_path(crawl, n) + "\n" for n in names))
-    return path
+    return write_listing(base / _listing_name(crawl, names), crawl, names)
 
 
 def _config(config):
