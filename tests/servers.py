@@ -60,11 +60,19 @@ class _Handler(BaseHTTPRequestHandler):
         with log.lock:
             log.active += 1
             log.max_active = max(log.max_active, log.active)
+        self._active = True
         try:
             self._respond(body)
         finally:
-            with log.lock:
-                log.active -= 1
+            self._finished()
+
+    def _finished(self) -> None:
+        """The request stops counting as active. Called just before its last bytes go out too: a client that has them
+        all may start its next download at once, before this thread runs again (seen as two at once under load)."""
+        if self._active:
+            self._active = False
+            with self.server.log.lock:
+                self.server.log.active -= 1
 
     def _record(self, status: int) -> None:
         with self.server.log.lock:
@@ -85,11 +93,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(503, "Slow Down")
             self.send_header("Content-Length", "0")
             self.send_header("Retry-After", "0")
+            self._finished()
             self.end_headers()
             return
         file = (server.root / path.lstrip("/")).resolve()
         if server.root not in file.parents or not file.is_file():
             self._record(404)
+            self._finished()
             self.send_error(404)
             return
         size = file.stat().st_size
@@ -107,6 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{size}")
                 self.send_header("Content-Length", "0")
+                self._finished()
                 self.end_headers()
                 return
             status = 206
@@ -118,13 +129,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        data = b""
+        if body:
+            with open(file, "rb") as f:
+                f.seek(start)
+                data = f.read(length)
+        if not data:
+            self._finished()
         self.end_headers()
-        if not body:
+        if not data:
             return
-        with open(file, "rb") as f:
-            f.seek(start)
-            data = f.read(length)
         if gets in faults.drop_gets:
+            self._finished()
             self.wfile.write(data[:len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
@@ -139,6 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
                 stall = False
             if faults.chunk_delay:
                 time.sleep(faults.chunk_delay)
+            if offset + 16384 >= len(data):
+                self._finished()
             try:
                 self.wfile.write(data[offset:offset + 16384])
             except OSError:  # the client gave up (a timeout): nothing more to send

@@ -92,7 +92,7 @@ def test_listing_on_disk_fails_only_the_missing_file(on_disk, capsys):
 
 
 def test_https_listing_with_cut_connections_and_503s_gives_the_rows_on_disk(spark, tree, on_disk, tmp_path, capsys):
-    server = ArchiveServer(tree, Faults(fail_first=2, drop_gets=frozenset({1}))).start()
+    server = ArchiveServer(tree, Faults(fail_first=2, drop_gets=frozenset({1}), chunk_delay=0.02)).start()
     try:
         conf = _conf(tmp_path, max_concurrent_downloads=1)
         assert _curate(tmp_path / "root", server.url + MANIFEST, server.url, conf) == 0
