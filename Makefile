@@ -21,8 +21,8 @@ METACLIP_METADATA ?= .cache/metaclip/metadata.json
 WORLDWIDE_METADATA := metaclip_spark/data/worldwide
 WORLDWIDE_BUILT := $(WORLDWIDE_METADATA)/en.json
 
-# img2dataset for `make test-roundtrip`, in its own virtualenv: its dependencies (opencv, albumentations, wandb) are
-# not the project's. Pinned in tests/roundtrip-requirements.txt.
+# img2dataset and pyspark (its Spark distributor) for `make test-roundtrip`, in their own virtualenv: img2dataset's
+# dependencies (opencv, albumentations, wandb) are not the project's. Pinned in tests/roundtrip-requirements.txt.
 IMG2DATASET_VENV := .venv-img2dataset
 IMG2DATASET_STAMP := $(IMG2DATASET_VENV)/.installed
 
@@ -90,8 +90,9 @@ test-fast: install
 test-cluster: install
 	$(PY) -m pytest -q -m cluster tests
 
-# Hand-off to training end to end: images served on 127.0.0.1, curate, export, img2dataset downloads them (every
-# image arrives, every caption byte-identical; with --one-text-per-image each image is fetched once).
+# Hand-off to training end to end: images served on 127.0.0.1, curate, export, img2dataset downloads them by its
+# command and by examples/img2dataset_spark.py on a standalone Spark cluster (every image arrives, every caption
+# byte-identical; with --one-text-per-image each image is fetched once).
 test-roundtrip: install $(IMG2DATASET_STAMP)
 	IMG2DATASET=$(abspath $(IMG2DATASET_VENV))/bin/img2dataset $(PY) -m pytest -q -m roundtrip tests/test_roundtrip.py
 
