@@ -84,6 +84,11 @@ class Ours:
             clear()
         getattr(self.webpage, "_site_urls", {}).clear()
         getattr(self.extraction, "_uuids", {}).clear()
+        try:  # the WAT path's URL cache (metaclip_spark.wat; the baseline commit has none)
+            from metaclip_spark import wat
+        except ImportError:
+            return
+        wat.clear_caches()
 
     def __call__(self, path: str) -> dict:
         from metaclip_spark.extraction import FileStats, file_pairs

@@ -1,0 +1,146 @@
+"""wat.wat_pairs gives what webpage.wat_image_pairs gives: the same pairs, counts and errors, on real WAT pages (the
+real Common Crawl record in tests/data/cc and WAT files written from the real WARC excerpts) and on hostile ones;
+its URLs resolved per site are urljoin's."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+
+from metaclip_spark import wat, webpage
+from metaclip_spark.wat import wat_pairs
+from metaclip_spark.webarchive import ArchiveCounts, web_pages
+from metaclip_spark.webpage import wat_image_pairs
+from wat_writer import write_wat
+
+from conftest import DATA
+
+CC = DATA / "cc"
+ATTRIBUTE_SETS = [("alt", "title", "data-image-title"), ("alt",), ("title", "alt"), ("text", "alt", "rel"), ()]
+
+
+def _outcome(function, html_metadata, page_url, attributes):
+    """Pairs and counts, or the class of the error raised (a page that raises is counted as a decode error)."""
+    try:
+        page = function(html_metadata, page_url, attributes)
+    except Exception as e:  # noqa: BLE001 - the error class is part of what must agree
+        return type(e)
+    return page.pairs, page.img_tags, page.no_src, page.no_text, page.non_http_url
+
+
+def _same(html_metadata, page_url, attributes=ATTRIBUTE_SETS[0]):
+    webpage._site_urls.clear()
+    wat.clear_caches()
+    expected = _outcome(wat_image_pairs, copy.deepcopy(html_metadata), page_url, attributes)
+    for _ in range(2):  # the second time from the URL caches
+        assert _outcome(wat_pairs, html_metadata, page_url, attributes) == expected, (page_url, attributes)
+    return expected
+
+
+@pytest.fixture(scope="module")
+def real_pages(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("wat")
+    paths = [CC / "CC-MAIN-sample2.warc.wat.gz"]
+    for name in ("warcfile.warc.gz", "sample-0000.warc.gz", "sample-0001.warc.gz", "clueweb-quirk.warc.gz"):
+        paths.append(directory / name.replace(".warc.gz", ".warc.wat.gz"))
+        write_wat(CC / name, paths[-1])
+    pages = []
+    for path in paths:
+        with open(path, "rb") as stream:
+            pages += [(p.page_url, p.html_metadata) for p in web_pages(stream, ArchiveCounts(), 5 << 20)]
+    return pages
+
+
+@pytest.mark.parametrize("attributes", ATTRIBUTE_SETS)
+def test_real_wat_pages_give_the_same_pairs_and_counts(real_pages, attributes):
+    pairs = sum(len(_same(metadata, url, attributes)[0]) for url, metadata in real_pages)
+    if attributes == ATTRIBUTE_SETS[0]:
+        assert len(real_pages) == 83 and pairs > 500, pairs
+
+
+def test_real_pages_read_again_under_other_page_urls_give_the_same_pairs(real_pages):
+    """The URL cache is per site: the same links on pages of other sites, other schemes, odd or empty URLs."""
+    rng = random.Random(18)
+    webpage._site_urls.clear()
+    wat.clear_caches()
+    for page_url, metadata in rng.sample(real_pages, 40):
+        for other in ("https://other.example/a/b.html", "http://" + page_url.split("//", 1)[-1], "", "foo",
+                      "file:///tmp/x.html", "http://[::1]/x", "http://[bad/x", "HTTP://UPPER.example/P"):
+            expected = _outcome(wat_image_pairs, metadata, other, ATTRIBUTE_SETS[0])
+            assert _outcome(wat_pairs, metadata, other, ATTRIBUTE_SETS[0]) == expected, (page_url, other)
+
+
+HOSTILE_LINKS = [
+    [{"path": "IMG@/src", "url": "a.png", "alt": "a"}, ["IMG@/src"], "IMG@/src", {"path": None},
+     {"path": 7, "url": "b.png", "alt": "b"}, {"path": ["IMG@/src"]}, {"url": "c.png", "alt": "c"},
+     {"path": "IMG@/srcset", "url": "d.png", "title": "d"}],
+    [{"path": "IMG@/src", "url": 5, "alt": "number url"}],
+    [{"path": "IMG@/src", "url": None, "alt": "null url"}, {"path": "IMG@/src", "alt": "no url"}],
+    [{"path": "IMG@/src", "url": "  ", "alt": "blank url"}, {"path": "IMG@/src", "url": "x.png", "alt": 5}],
+    [{"path": "IMG@/src", "url": "x.png", "alt": ["a"], "title": {"t": 1}}, {"path": "IMG@/src", "url": "y.png"}],
+    [{"path": "IMG@/src", "url": " \t/tab\tbed.png\n", "alt": " spaced ", "title": "\u3000"}],
+    [{"path": "IMG@/src", "url": "javascript:void(0)", "alt": "js"}, {"path": "IMG@/src", "url": "//cdn.x/p.png",
+                                                                      "alt": "protocol-relative"}],
+    [{"path": "IMG@/src", "url": "http://[bad/i.png", "alt": "bad IPv6"}],
+    [{"path": "A@/href", "url": "a.html", "text": "anchor"}, {"path": "", "url": "e.png", "alt": "e"}],
+    [{"path": "img@/src", "url": "f.png", "alt": "lower case path"}, {"path": "IMG@/src", "url": "f.png", "alt": "f",
+                                                                      "title": "f"}],
+]
+
+
+@pytest.mark.parametrize("links", HOSTILE_LINKS)
+@pytest.mark.parametrize("page_url", ["http://x.org/a/", "https://x.org/", "", "http://[::1]/", "http://[bad/"])
+def test_hostile_links_give_the_same_pairs_counts_and_errors(links, page_url):
+    for attributes in ATTRIBUTE_SETS:
+        _same({"Links": links}, page_url, attributes)
+        _same({"Head": {"Base": "/base/"}, "Links": links}, page_url, attributes)
+
+
+@pytest.mark.parametrize("metadata", [
+    {}, {"Links": None}, {"Links": []}, {"Links": {}}, {"Links": {"path": "IMG@/src"}}, {"Links": "IMG@/src"},
+    {"Links": 5}, {"Links": True}, {"Links": [None]}, {"Links": [5]},
+    {"Head": [], "Links": [{"path": "IMG@/src", "url": "a.png", "alt": "a"}]},
+    {"Head": "x", "Links": [{"path": "IMG@/src", "url": "a.png", "alt": "a"}]},
+    {"Head": {"Base": 5}, "Links": []}, {"Head": {"Base": ""}, "Links": [{"path": "IMG@/src", "url": "a.png",
+                                                                          "alt": "a"}]},
+    {"Head": {"Base": "http://[bad/"}, "Links": [{"path": "IMG@/src", "url": "a.png", "alt": "a"}]},
+    {"Head": {"Base": "https://cdn.example/root/"}, "Links": [{"path": "IMG@/src", "url": "a.png", "alt": "a"},
+                                                              {"path": "IMG@/src", "url": "/b.png", "alt": "b"}]},
+])
+def test_odd_html_metadata_gives_the_same_outcome(metadata):
+    for page_url in ("http://x.org/", ""):
+        _same(metadata, page_url)
+
+
+def test_site_cache_resolves_as_urljoin_and_survives_being_cleared(monkeypatch):
+    from test_fast_paths import BASES, SOURCES
+
+    monkeypatch.setattr(wat, "_SITE_CACHE_ENTRIES", 7)  # cleared every few URLs
+    wat.clear_caches()
+    for _ in range(2):
+        for base in BASES:
+            for source in SOURCES:
+                try:
+                    expected = webpage.resolve_image_url(base, source)
+                except ValueError as e:
+                    expected = type(e)
+                try:
+                    found = wat._SiteResolver(base)(source)
+                except ValueError as e:
+                    found = type(e)
+                assert found == expected, (base, source)
+        assert wat._cached_entries <= 7
+
+
+def test_a_site_s_images_resolve_on_each_of_its_pages():
+    wat.clear_caches()
+    pages = ["https://shop.example/a/1.html", "https://shop.example/b/c/2.html", "http://shop.example/",
+             "https://shop.example/a/1.html?q", "https://other.example/a/1.html"]
+    for _ in range(2):
+        for page in pages:
+            links = [{"path": "IMG@/src", "url": src, "alt": src} for src in
+                     ("/logo.png", "logo.png", "../up.png", "?q=2", "https://cdn.example/x.png", "//cdn.example/y")]
+            assert wat_pairs({"Links": links}, page).pairs == [
+                (webpage.resolve_image_url(page, link["url"]), link["alt"], "alt") for link in links]
