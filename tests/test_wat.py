@@ -144,3 +144,162 @@ def test_a_site_s_images_resolve_on_each_of_its_pages():
                      ("/logo.png", "logo.png", "../up.png", "?q=2", "https://cdn.example/x.png", "//cdn.example/y")]
             assert wat_pairs({"Links": links}, page).pairs == [
                 (webpage.resolve_image_url(page, link["url"]), link["alt"], "alt") for link in links]
+
+
+# --- WAT records read the fast way (msgspec, simdjson) against the plain way (orjson, then the standard library) ----
+
+import json  # noqa: E402
+import zlib  # noqa: E402
+
+from metaclip_spark import webarchive  # noqa: E402
+from metaclip_spark.wat import WatReader, page_pairs  # noqa: E402
+
+HEADERS = webarchive._PlainHeaders({"content-type": "application/json", "warc-target-uri": "http://header.example/"})
+
+
+def _record_outcome(payload: bytes, reader, attributes):
+    counts = webarchive.ArchiveCounts()
+    try:
+        page = webarchive._wat_page_of(HEADERS, len(payload), lambda: payload, counts, 5 << 20, reader)
+    except Exception as e:  # noqa: BLE001 - the plain way lets some errors end the file: the class must agree
+        return "raised", type(e)
+    if page is None:
+        return None, counts
+    pairs = _outcome(lambda m, u, a: page_pairs(page, a), None, page.page_url, attributes)
+    return page.page_url, page.html_metadata, counts, pairs
+
+
+def _agree(payload: bytes, attributes=ATTRIBUTE_SETS[0]) -> bool:
+    """Both ways give the same page, counts and pairs; whether the fast way read it."""
+    webpage._site_urls.clear()
+    wat.clear_caches()
+    reader = WatReader(attributes)
+    fast = _record_outcome(payload, reader, attributes)
+    plain = _record_outcome(payload, None, attributes)
+    assert fast == plain, payload[:300]
+    return reader.read(payload) is not None
+
+
+def _payloads(path) -> list[bytes]:
+    data, found = path.read_bytes(), []
+    while data:
+        inflater = zlib.decompressobj(31)
+        member = inflater.decompress(data)
+        data = inflater.unused_data
+        start = member.find(b"\r\n\r\n") + 4
+        if b"application/json" in member[:start]:
+            found.append(member[start:len(member) - 4])
+    return found
+
+
+@pytest.fixture(scope="module")
+def real_payloads(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("wat-records")
+    payloads = _payloads(CC / "CC-MAIN-sample2.warc.wat.gz")
+    for name in ("warcfile.warc.gz", "sample-0000.warc.gz", "sample-0001.warc.gz", "clueweb-quirk.warc.gz"):
+        write_wat(CC / name, directory / "x.wat.gz")
+        payloads += _payloads(directory / "x.wat.gz")
+    return payloads
+
+
+@pytest.mark.parametrize("attributes", ATTRIBUTE_SETS + [("alt", "alt"), ("url", "alt"), ("path",)])
+def test_real_wat_records_read_the_fast_way_give_the_plain_way_s_pages(real_payloads, attributes):
+    fast = sum(_agree(payload, attributes) for payload in real_payloads)
+    if len(set(attributes)) == len(attributes) and not {"path", "url"} & set(attributes):
+        assert fast == len(real_payloads) > 150  # every real record is read the fast way...
+    else:
+        assert fast == 0  # ...unless the attributes cannot be typed fields
+
+
+def _doc(html=None, envelope_extra=None, **extra) -> dict:
+    envelope = {"WARC-Header-Metadata": {"WARC-Target-URI": "http://x.org/p.html"},
+                "Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": html if html is not None else {
+                    "Head": {"Base": "/b/"}, "Links": [{"path": "IMG@/src", "url": "a.png", "alt": "a"},
+                                                       {"path": "A@/href", "url": "p.html", "text": "t"}]}}}}
+    envelope.update(envelope_extra or {})
+    return {"Envelope": envelope, **extra}
+
+
+HOSTILE_RECORDS = [
+    json.dumps(_doc()).encode(),
+    b'{"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {"Links": [{"path": "IMG@/src",'
+    b' "url": "a.png", "alt": "first"}]}}}}, "Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": '
+    b'{"HTML-Metadata": {"Links": [{"path": "IMG@/src", "url": "b.png", "alt": "last"}]}}}}}',
+    b'{"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {"Links": [{"path": "IMG@/src",'
+    b' "url": "a.png", "alt": "x", "alt": "second", "path": "A@/href", "url": 5}]}}}}}',
+    b'{"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {"Links": [{"path": "A@/href",'
+    b' "path": "IMG@/src", "url": "a.png", "alt": "dup path"}], "Links": 5}}}}}',
+    b'{"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {"Links": 5, "Links": '
+    b'[{"path": "IMG@/src", "url": "a.png", "alt": "x"}]}}}}}',
+    b'{"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {"Links": [{"\\u0070ath": '
+    b'"\\u0049MG@\\/src", "url": "\\u0061.png", "\\u0061lt": "escaped \\"keys\\" \\u00e9\\ud83d\\ude00"}]}}}}}',
+    json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": {"WARC-Target-URI": 5}})).encode(),
+    json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": {"WARC-Target-URI": " <http://x.org/a> "}})).encode(),
+    json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": {"WARC-Target-URI": ""}})).encode(),
+    json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": []})).encode(),
+    json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": ["x"]})).encode(),
+    json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": None})).encode(),
+    json.dumps(_doc(envelope_extra={"Payload-Metadata": []})).encode(),
+    json.dumps(_doc(envelope_extra={"Payload-Metadata": ["x"]})).encode(),
+    json.dumps(_doc(envelope_extra={"Payload-Metadata": {"HTTP-Response-Metadata": 0}})).encode(),
+    json.dumps(_doc(envelope_extra={"Payload-Metadata": {"HTTP-Request-Metadata": {}}})).encode(),
+    json.dumps(_doc(html={})).encode(),
+    json.dumps(_doc(html=[])).encode(),
+    json.dumps(_doc(html="x")).encode(),
+    json.dumps(_doc(html={"Head": {"Base": 5}, "Links": []})).encode(),
+    json.dumps(_doc(html={"Head": [], "Links": [{"path": "IMG@/src", "url": "a.png", "alt": "a"}]})).encode(),
+    json.dumps(_doc(html={"Head": {"Base": "http://[bad/"}, "Links": [{"path": "IMG@/src", "url": "a", "alt": "a"}]})
+               ).encode(),
+    json.dumps(_doc(html={"Links": [{"path": None, "url": "a.png", "alt": "a"}, {"path": "IMG@/src", "url": "b.png",
+                                                                                  "alt": "b"}]})).encode(),
+    json.dumps(_doc(html={"Links": [{"path": "IMG@/src", "url": 7, "alt": "number url"}]})).encode(),
+    json.dumps(_doc(html={"Links": ["IMG@/src", {"path": "IMG@/src", "url": "b.png", "alt": "b"}]})).encode(),
+    json.dumps(_doc(html={"Links": {"path": "IMG@/src"}})).encode(),
+    json.dumps(_doc(html={"Links": [{"path": "IMG@/src", "url": "b.png", "alt": ["x"], "title": {"y": 1},
+                                     "data-image-title": 12345678901234567890123}]})).encode(),
+    json.dumps(_doc(big=10 ** 30, small=-1e-320, inf=1e308)).encode().replace(b"1e+308", b"1e999"),
+    json.dumps(_doc()).encode().replace(b'"Envelope"', b'"n": NaN, "Envelope"', 1),
+    json.dumps({"Envelope": None}).encode(), json.dumps({"Envelope": []}).encode(), json.dumps({"x": 1}).encode(),
+    b"[]", b"5", b'"Envelope"', b"null", b"", b"{", b"not json",
+    json.dumps(_doc(), ensure_ascii=False).encode() + b" x",
+    b"\xef\xbb\xbf" + json.dumps(_doc()).encode(),
+    json.dumps(_doc(text="caf\u00e9 \u65e5\u672c"), ensure_ascii=False).encode(),
+    json.dumps(_doc(text="caf\u00e9")).encode().replace(b"\\u00e9", b"\xff"),
+    json.dumps(_doc(text="caf\u00e9")).encode().replace(b"\\u00e9", b"\xed\xa0\x80"),
+    json.dumps(_doc(text="caf\u00e9")).encode().replace(b"\\u00e9", b"\xc0\xaf"),
+    json.dumps(_doc(text="caf\u00e9")).encode().replace(b"\\u00e9", b"\\ud800"),
+    json.dumps(_doc(text="caf\u00e9")).encode().replace(b"\\u00e9", b"\x01"),
+    json.dumps(_doc(text="caf\u00e9")).encode().replace(b"\\u00e9", b"\\x"),
+    json.dumps(_doc(**{"\u00e9\xff": 1}), ensure_ascii=False).encode().replace("\u00e9".encode(), b"\xff"),
+    json.dumps(_doc(deep=0)).encode().replace(b'"deep": 0', b'"deep": ' + b"[" * 990 + b"]" * 990),
+    json.dumps(_doc(deep=0)).encode().replace(b'"deep": 0', b'"deep": ' + b"[" * 1010 + b"]" * 1010),
+    json.dumps(_doc(deep=0)).encode().replace(b'"deep": 0', b'"deep": ' + b"[" * 1030 + b"]" * 1030),
+]
+
+
+@pytest.mark.parametrize("payload", HOSTILE_RECORDS)
+def test_hostile_records_read_the_fast_way_give_the_plain_way_s_pages(payload):
+    for attributes in ATTRIBUTE_SETS:
+        _agree(payload, attributes)
+
+
+def test_fuzzed_real_records_give_the_plain_way_s_pages(real_payloads):
+    rng = random.Random(20261130)
+    small = sorted(real_payloads, key=len)[:60] + [p for p in HOSTILE_RECORDS if p.startswith(b"{")]
+    structural = b'{}[]",:\\ \t\nIMG@/src' + "é日".encode()
+    fast = 0
+    for trial in range(1500):
+        data = bytearray(rng.choice(small))
+        for _ in range(rng.randint(1, 4)):
+            position = rng.randrange(len(data) + 1)
+            kind = rng.random()
+            if kind < 0.3:
+                data[position:position + 1] = b""
+            elif kind < 0.6:
+                data[position:position] = bytes([rng.choice(structural)])
+            elif kind < 0.8:
+                data[position:position] = bytes([rng.randrange(256)])
+            elif position < len(data):
+                data[position] ^= 1 << rng.randrange(8)
+        fast += _agree(bytes(data))
+    assert fast > 100  # some mutations leave valid JSON, read the fast way
