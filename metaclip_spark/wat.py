@@ -41,9 +41,9 @@ _cached_entries = 0
 
 
 class _SiteResolver:
-    """webpage._Resolver for one page, in front of it a cache by site of what it resolved the same for every page
-    of the site: absolute http(s) URLs with a host, and root-relative ones (see webpage._Resolver). A hit costs one
-    dictionary look-up; anything else is webpage._Resolver's to resolve."""
+    """webpage._Resolver for one page, with in front of it a cache by site of what resolves the same on every page of
+    the site (absolute http(s) URLs with a host and root-relative ones: see webpage._Resolver), which also keeps
+    whether the URL is http(s). `cache.get(src)` is then (URL, is http); `resolve(src)` for the others."""
 
     __slots__ = ("resolver", "cache")
 
@@ -53,22 +53,19 @@ class _SiteResolver:
         # would there, at the first image resolved.
         self.cache = _site_caches.get(self.resolver._site()) if base else None
 
-    def __call__(self, src: str) -> str:
-        cache = self.cache
-        if cache is not None:
-            url = cache.get(src)
-            if url is not None:
-                return url
+    def resolve(self, src: str) -> tuple[str, bool]:
+        """(webpage.resolve_image_url(base, src), whether it is an http(s) URL), remembered for the site."""
         url = self.resolver(src)
+        found = (url, http_url(url))
         if self.resolver.base:
             written = src.strip()
             if "\t" in written or "\n" in written or "\r" in written:
                 written = written.translate(_URL_NOISE)
             if _ABSOLUTE_HTTP.match(written) or (written[:1] == "/" and written[1:2] != "/"):
-                self._remember(src, url)
-        return url
+                self._remember(src, found)
+        return found
 
-    def _remember(self, src: str, url: str) -> None:
+    def _remember(self, src: str, found: tuple[str, bool]) -> None:
         global _cached_entries
         if _cached_entries >= _SITE_CACHE_ENTRIES:
             _site_caches.clear()
@@ -76,7 +73,7 @@ class _SiteResolver:
             self.cache = None
         if self.cache is None:
             self.cache = _site_caches.setdefault(self.resolver._site(), {})
-        self.cache[src] = url
+        self.cache[src] = found
         _cached_entries += 1
 
 
@@ -121,8 +118,9 @@ def wat_pairs(html_metadata: dict, page_url: str,
             continue
         if resolve is None:
             resolve = _SiteResolver(base)
-        url = resolve(src)
-        if not http_url(url):
+        found = resolve.cache.get(src) if resolve.cache is not None else None
+        url, is_http = found if found is not None else resolve.resolve(src)
+        if not is_http:
             non_http += 1
             continue
         for text, attribute in texts:
@@ -242,10 +240,9 @@ def _typed_pairs(html, page_url: str, attributes: tuple[str, ...]) -> PageImages
             continue
         if resolve is None:
             resolve = _SiteResolver(base)
-        url = resolve.cache.get(src) if resolve.cache is not None else None  # (resolve(src), on a hit)
-        if url is None:
-            url = resolve(src)
-        if not http_url(url):
+        found = resolve.cache.get(src) if resolve.cache is not None else None
+        url, is_http = found if found is not None else resolve.resolve(src)
+        if not is_http:
             non_http += 1
             continue
         for text, attribute in texts:

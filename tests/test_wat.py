@@ -127,7 +127,10 @@ def test_site_cache_resolves_as_urljoin_and_survives_being_cleared(monkeypatch):
                 except ValueError as e:
                     expected = type(e)
                 try:
-                    found = wat._SiteResolver(base)(source)
+                    resolver = wat._SiteResolver(base)
+                    cached = resolver.cache.get(source) if resolver.cache is not None else None
+                    found, is_http = cached if cached is not None else resolver.resolve(source)
+                    assert is_http == webpage.http_url(found)
                 except ValueError as e:
                     found = type(e)
                 assert found == expected, (base, source)
