@@ -262,6 +262,10 @@ HOSTILE_RECORDS = [
                                      "data-image-title": 12345678901234567890123}]})).encode(),
     json.dumps(_doc(big=10 ** 30, small=-1e-320, inf=1e308)).encode().replace(b"1e+308", b"1e999"),
     json.dumps(_doc()).encode().replace(b'"Envelope"', b'"n": NaN, "Envelope"', 1),
+    # keys spelled as the typed structures' own field names are other keys
+    b'{"envelope": {}, "Envelope": {"payload": 5, "warc_headers": 7, "Payload-Metadata": {"HTTP-Response-Metadata": '
+    b'{"HTML-Metadata": {"links": 5, "head": 3, "Links": [{"path": "IMG@/src", "a0": "x", "a1": "y", "alt": "z", '
+    b'"url": "u.png"}]}}}}}',
     json.dumps({"Envelope": None}).encode(), json.dumps({"Envelope": []}).encode(), json.dumps({"x": 1}).encode(),
     b"[]", b"5", b'"Envelope"', b"null", b"", b"{", b"not json",
     json.dumps(_doc(), ensure_ascii=False).encode() + b" x",
