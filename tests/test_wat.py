@@ -310,3 +310,47 @@ def test_fuzzed_real_records_give_the_plain_way_s_pages(real_payloads):
                 data[position] ^= 1 << rng.randrange(8)
         fast += _agree(bytes(data))
     assert fast > 100  # some mutations leave valid JSON, read the fast way
+
+
+def _file_outcome(data: bytes, attributes):
+    """Pages, pairs and counts of a whole file read by web_pages, the fast way (attributes) or the plain way (None)."""
+    import io
+
+    webpage._site_urls.clear()
+    wat.clear_caches()
+    counts = webarchive.ArchiveCounts()
+    found = []
+    for page in webarchive.web_pages(io.BytesIO(data), counts, 5 << 20, attributes):
+        pairs = _outcome(lambda m, u, a: page_pairs(page, a), None, page.page_url, ATTRIBUTE_SETS[0])
+        found.append((page.page_url, page.html_metadata, pairs))
+    return found, counts
+
+
+def test_damaged_wat_files_give_the_plain_way_s_pages_and_counts(tmp_path):
+    """A corrupt member, a cut file, a lying Content-Length, bytes that are not UTF-8 in some records."""
+    import gzip
+
+    write_wat(CC / "sample-0000.warc.gz", tmp_path / "x.wat.gz")
+    data, members = (tmp_path / "x.wat.gz").read_bytes(), []
+    while data:
+        inflater = zlib.decompressobj(31)
+        members.append(inflater.decompress(data))
+        data = inflater.unused_data
+    compressed = [gzip.compress(m, mtime=0) for m in members]
+    corrupt = list(compressed)
+    corrupt[7] = corrupt[7][:len(corrupt[7]) // 2] + bytes([corrupt[7][len(corrupt[7]) // 2] ^ 0xFF]) + \
+        corrupt[7][len(corrupt[7]) // 2 + 1:]
+    lying = list(members)
+    lying[9] = lying[9].replace(b"Content-Length: ", b"Content-Length: 1", 1)
+    not_utf8 = [m[:-40] + b"\xff" + m[-39:] if i % 3 == 0 else m for i, m in enumerate(members)]
+    whole = b"".join(compressed)
+    files = {"corrupt": b"".join(corrupt), "cut": whole[:len(whole) * 2 // 3],
+             "lying": b"".join(gzip.compress(m, mtime=0) for m in lying),
+             "not utf-8": b"".join(gzip.compress(m, mtime=0) for m in not_utf8),
+             "one stream": gzip.compress(b"".join(members), mtime=0), "uncompressed": b"".join(members)}
+    for name, data in files.items():
+        fast, fast_counts = _file_outcome(data, ATTRIBUTE_SETS[0])
+        plain, plain_counts = _file_outcome(data, None)
+        assert fast == plain and fast_counts == plain_counts, name
+    assert _file_outcome(files["not utf-8"], None)[1].decode_errors > 5
+    assert _file_outcome(files["corrupt"], None)[1].corrupt_members == 1
