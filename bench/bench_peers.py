@@ -7,7 +7,8 @@ Inputs (bench_extract's WARC, ~100 MB uncompressed at scale 1, and files derived
   text seen once is labelled once).
 
 Sides, each a process of bench/peer_side.py kept alive and asked for RUNS runs, interleaved in rotating order so that
-other load on a shared machine falls on all of them; each keeps its best CPU time (its own process's):
+other load on a shared machine falls on all of them; each keeps its best CPU time (its own process's; the pairs a
+side yields are hashed, to compare sides, after its clock stops):
 - the floor: inflating the file alone (zlib, ISA-L, zlib-ng), FastWARC's bare record loop, and our reader's member by
   member record loop;
 - ours: metaclip_spark.extraction.file_pairs (what a Spark task runs per file) of this tree, and of the baseline

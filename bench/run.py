@@ -368,7 +368,8 @@ def peers_markdown(r: dict) -> list[str]:
               f"real excerpts once ({i['one_copy_warc_uncompressed_mb']} MB WARC, {i['one_copy_wat_uncompressed_mb']} "
               f"MB WAT), where the 100 MB file repeats them 44 times (a repeated alt text is labelled once: caches "
               f"gain more there than on a crawl). Each side is a process of bench/peer_side.py that forgets its caches "
-              f"before each run; CPU seconds of that process, best of {r['runs_per_side']} runs interleaved with the "
+              f"before each run; CPU seconds of that process (the pairs it yields are hashed after the clock stops), best "
+              f"of {r['runs_per_side']} runs interleaved with the "
               f"other sides'; every language kept (language ID still runs on every text). Today's code is "
               f"{r['baseline_commit']}. Load average at start / end {r['load_average_start']} / "
               f"{r['load_average_end']} (2 CPUs shared with other sessions).", "",

@@ -37,7 +37,8 @@ from .config import ExtractSettings, RemoteSettings, Settings
 from .storage import describe, open_archive
 from .tables import join_path, write_json_atomically, write_parquet_atomically
 from .webarchive import ArchiveCounts, HtmlPage, web_pages
-from .webpage import html_image_pairs, wat_image_pairs
+from .wat import page_pairs
+from .webpage import html_image_pairs
 
 log = logging.getLogger("metaclip_spark")
 
@@ -134,13 +135,13 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
         return
     try:
         with stream:
-            for page in web_pages(stream, archive, settings.max_page_bytes):
+            for page in web_pages(stream, archive, settings.max_page_bytes, settings.text_attributes):
                 try:
                     if isinstance(page, HtmlPage):
                         images = html_image_pairs(page.html, page.page_url, page.http_charset,
                                                   settings.text_attributes)
                     else:
-                        images = wat_image_pairs(page.html_metadata, page.page_url, settings.text_attributes)
+                        images = page_pairs(page, settings.text_attributes)
                 except Exception:  # noqa: BLE001 - one page the parser cannot take is skipped and counted
                     archive.decode_errors += 1
                     continue

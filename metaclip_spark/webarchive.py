@@ -25,6 +25,8 @@ import orjson
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from .gzip_members import MemberCounts, OneStreamFile, gzip_members
+from .wat import WatReader, html_of, target_uri_of
+from .webpage import DEFAULT_TEXT_ATTRIBUTES
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 MEMBER_HEADROOM = 1 << 20  # WARC and HTTP headers around a page of max_page_bytes, in one member
@@ -67,10 +69,28 @@ class HtmlPage:
     http_charset: str | None
 
 
-@dataclass
 class WatPage:
-    page_url: str
-    html_metadata: dict
+    """A WAT record's page: its URL and HTML-Metadata, as a dict (`html_metadata`), and when the record was read the
+    fast way (wat.WatReader) also typed (`typed`, for wat.page_pairs with `attributes`); the dict is then read from
+    the record's JSON when first asked for."""
+
+    __slots__ = ("page_url", "_html_metadata", "payload", "typed", "attributes")
+
+    def __init__(self, page_url: str, html_metadata: dict | None = None, *, payload: bytes | None = None, typed=None,
+                 attributes: tuple[str, ...] = ()):
+        self.page_url, self._html_metadata = page_url, html_metadata
+        self.payload, self.typed, self.attributes = payload, typed, attributes
+
+    @property
+    def html_metadata(self) -> dict:
+        if self._html_metadata is None:
+            envelope = _json(self.payload)["Envelope"]
+            self._html_metadata = ((envelope.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata")
+                                   or {}).get("HTML-Metadata")
+        return self._html_metadata
+
+    def __repr__(self) -> str:
+        return f"WatPage({self.page_url!r})"
 
 
 class PayloadDecodeError(ValueError):
@@ -177,11 +197,12 @@ def _json(payload: bytes):
         return json.loads(payload)
 
 
-def _wat_page(record, counts: ArchiveCounts, limit: int) -> WatPage | None:
-    return _wat_page_of(record.headers, record.content_length, record.reader.read, counts, limit)
+def _wat_page(record, counts: ArchiveCounts, limit: int, reader: WatReader | None) -> WatPage | None:
+    return _wat_page_of(record.headers, record.content_length, record.reader.read, counts, limit, reader)
 
 
-def _wat_page_of(headers, content_length: int, read_payload, counts: ArchiveCounts, limit: int) -> WatPage | None:
+def _wat_page_of(headers, content_length: int, read_payload, counts: ArchiveCounts, limit: int,
+                 reader: WatReader | None) -> WatPage | None:
     if not (headers.get("Content-Type") or "").lower().startswith("application/json"):
         return None
     if content_length > limit:
@@ -190,6 +211,14 @@ def _wat_page_of(headers, content_length: int, read_payload, counts: ArchiveCoun
     payload = read_payload()
     if len(payload) < content_length:
         counts.records_truncated += 1
+    envelope = reader.read(payload) if reader is not None else None
+    if envelope is not None:  # read the fast way: what follows is the plain way's, on the typed record
+        html = html_of(envelope)
+        if html is None:
+            return None
+        page_url = target_uri(target_uri_of(envelope) or headers.get("WARC-Target-URI"))
+        counts.wat_pages += 1
+        return WatPage(page_url, payload=payload, typed=html, attributes=reader.attributes)
     try:
         envelope = _json(payload)["Envelope"]
     except (ValueError, KeyError, TypeError):
@@ -273,22 +302,23 @@ def _records(stream: BinaryIO) -> ArchiveIterator:
     return ArchiveIterator(stream, parse_http=True, strict_mode=False, quirks_mode=True)
 
 
-def _pages(records: ArchiveIterator, counts: ArchiveCounts, max_page_bytes: int) -> Iterator[HtmlPage | WatPage]:
+def _pages(records: ArchiveIterator, counts: ArchiveCounts, max_page_bytes: int,
+           reader: WatReader | None) -> Iterator[HtmlPage | WatPage]:
     for record in records:
         counts.records_read += 1
         record_type = record.record_type
         if record_type == WarcRecordType.response:
             page = _html_page(record, counts, max_page_bytes)
         elif record_type == WarcRecordType.metadata:
-            page = _wat_page(record, counts, max_page_bytes)
+            page = _wat_page(record, counts, max_page_bytes, reader)
         else:
             continue
         if page is not None:
             yield page
 
 
-def _pages_by_member(stream: BinaryIO, head: bytes, counts: ArchiveCounts,
-                     max_page_bytes: int) -> Iterator[HtmlPage | WatPage]:
+def _pages_by_member(stream: BinaryIO, head: bytes, counts: ArchiveCounts, max_page_bytes: int,
+                     reader: WatReader | None) -> Iterator[HtmlPage | WatPage]:
     """Member by member (gzip_members.py): a bad record costs that record. A file compressed as one stream is
     read as one stream."""
     members = MemberCounts()
@@ -296,17 +326,17 @@ def _pages_by_member(stream: BinaryIO, head: bytes, counts: ArchiveCounts,
         for member in gzip_members(stream, members, max_page_bytes + MEMBER_HEADROOM, initial=head):
             plain = _plain_record(member)
             if plain is None:
-                yield from _pages(_records(io.BytesIO(member)), counts, max_page_bytes)
+                yield from _pages(_records(io.BytesIO(member)), counts, max_page_bytes, reader)
                 continue
             counts.records_read += 1
             record_type, headers, block = plain
             if record_type == "metadata":
-                page = _wat_page_of(headers, len(block), lambda: block, counts, max_page_bytes)
+                page = _wat_page_of(headers, len(block), lambda: block, counts, max_page_bytes, reader)
                 if page is not None:
                     yield page
     except OneStreamFile:
         stream.seek(0)
-        yield from _pages(_records(stream), counts, max_page_bytes)
+        yield from _pages(_records(stream), counts, max_page_bytes, reader)
     finally:
         counts.corrupt_members += members.members_skipped - members.oversized
         counts.oversized_pages += members.oversized
@@ -314,18 +344,23 @@ def _pages_by_member(stream: BinaryIO, head: bytes, counts: ArchiveCounts,
         counts.truncated_at_end = counts.truncated_at_end or members.truncated_at_end
 
 
-def web_pages(stream: BinaryIO, counts: ArchiveCounts, max_page_bytes: int) -> Iterator[HtmlPage | WatPage]:
+def web_pages(stream: BinaryIO, counts: ArchiveCounts, max_page_bytes: int,
+              text_attributes: tuple[str, ...] | list[str] | None = DEFAULT_TEXT_ATTRIBUTES
+              ) -> Iterator[HtmlPage | WatPage]:
     """The HTML pages (WARC) and HTML metadata (WAT) of one file, in file order; `counts` is updated as it goes.
+
+    WAT records are read the fast way (wat.WatReader) for pairs with `text_attributes` (None: the plain way only).
 
     A gzipped file is read member by member and need not seek; an uncompressed one is handed to FastWARC whole,
     which needs a seekable stream (local files and storage.ResumableReader are)."""
+    reader = WatReader(text_attributes) if text_attributes is not None else None
     try:
         head = stream.read(2)
         if head == b"\x1f\x8b":
-            yield from _pages_by_member(stream, head, counts, max_page_bytes)
+            yield from _pages_by_member(stream, head, counts, max_page_bytes, reader)
         else:
             stream.seek(0)
-            yield from _pages(_records(stream), counts, max_page_bytes)
+            yield from _pages(_records(stream), counts, max_page_bytes, reader)
     except (GeneratorExit, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - even a panic of the Rust reader (pyo3's PanicException is a
