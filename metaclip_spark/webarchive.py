@@ -97,9 +97,12 @@ class PayloadDecodeError(ValueError):
     """A content or transfer encoding that cannot be undone."""
 
 
-def target_uri(value: str | None) -> str:
-    """WARC-Target-URI without the angle brackets some writers (wget, WARC 1.0 drafts) put around it."""
-    value = (value or "").strip()
+def target_uri(value) -> str:
+    """WARC-Target-URI without the angle brackets some writers (wget, WARC 1.0 drafts) put around it. In a WAT's JSON
+    it may be of another type: a list gives its first string (a repeated header), anything else no URI."""
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str)), None)
+    value = (value if isinstance(value, str) else "").strip()
     if value.startswith("<") and value.endswith(">"):
         value = value[1:-1].strip()
     return value

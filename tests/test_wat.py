@@ -5,6 +5,7 @@ its URLs resolved per site are urljoin's."""
 from __future__ import annotations
 
 import copy
+import io
 import random
 
 import pytest
@@ -237,6 +238,7 @@ HOSTILE_RECORDS = [
     b'{"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {"Links": [{"\\u0070ath": '
     b'"\\u0049MG@\\/src", "url": "\\u0061.png", "\\u0061lt": "escaped \\"keys\\" \\u00e9\\ud83d\\ude00"}]}}}}}',
     json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": {"WARC-Target-URI": 5}})).encode(),
+    json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": {"WARC-Target-URI": [7, "http://x.org/a", "b"]}})).encode(),
     json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": {"WARC-Target-URI": " <http://x.org/a> "}})).encode(),
     json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": {"WARC-Target-URI": ""}})).encode(),
     json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": []})).encode(),
@@ -354,3 +356,21 @@ def test_damaged_wat_files_give_the_plain_way_s_pages_and_counts(tmp_path):
         assert fast == plain and fast_counts == plain_counts, name
     assert _file_outcome(files["not utf-8"], None)[1].decode_errors > 5
     assert _file_outcome(files["corrupt"], None)[1].corrupt_members == 1
+
+
+def _metadata_member(target_uri) -> bytes:
+    body = json.dumps(_doc(envelope_extra={"WARC-Header-Metadata": {"WARC-Target-URI": target_uri}})).encode()
+    head = (f"WARC/1.0\r\nWARC-Type: metadata\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    compressor = zlib.compressobj(wbits=31)
+    return compressor.compress(head + body + b"\r\n\r\n") + compressor.flush()
+
+
+def test_a_target_uri_of_another_json_type_costs_no_record(tmp_path):
+    """WARC-Target-URI as a list (a repeated header) gives its first string; a number or null no URI; the records
+    after them are read (an AttributeError used to end the file at the first)."""
+    uris = [["http://x.org/a", "http://x.org/b"], 5, None, [3], "http://y.org/c"]
+    counts = ArchiveCounts()
+    pages = list(web_pages(io.BytesIO(b"".join(_metadata_member(u) for u in uris)), counts, 1 << 20))
+    assert [page.page_url for page in pages] == ["http://x.org/a", "", "", "", "http://y.org/c"]
+    assert counts.read_error is None and counts.wat_pages == 5
