@@ -203,10 +203,11 @@ class _Resolver:
         if "\t" in src or "\n" in src or "\r" in src:
             src = src.translate(_URL_NOISE)
         if self.base:
-            if _ABSOLUTE_HTTP.match(src):
-                key = (self._site()[0], src)
-            elif src[:1] == "/" and src[1:2] != "/":
-                key = (*self._site(), src)
+            first = src[:1]
+            if first == "/":
+                key = None if src[1:2] == "/" else (*(self.site or self._site()), src)
+            elif first == "h" and _ABSOLUTE_HTTP.match(src):
+                key = ((self.site or self._site())[0], src)
             else:
                 key = None
             if key is not None:
@@ -324,12 +325,15 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
         tree = LexborHTMLParser(_images_only(text))
     else:
         tree = _parse_to_last_image(markup)
-    # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere.
-    head = tree.head
-    base_element = head.css_first("base[href]") if head is not None else None
-    if base_element is None and (("<base" in markup or "<BASE" in markup) if isinstance(markup, str)
-                                 else (b"<base" in markup or b"<BASE" in markup)):
-        base_element = tree.css_first("base[href]")
+    # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere. Most
+    # pages have none: a walk for the tag name says so without starting the CSS engine.
+    base_element = None
+    if tree.tags("base"):
+        head = tree.head
+        base_element = head.css_first("base[href]") if head is not None else None
+        if base_element is None and (("<base" in markup or "<BASE" in markup) if isinstance(markup, str)
+                                     else (b"<base" in markup or b"<BASE" in markup)):
+            base_element = tree.css_first("base[href]")
     resolve = _Resolver(page_base(page_url, base_element.attrs.get("href") if base_element is not None else None))
     pairs = page.pairs
     no_src = no_text = non_http = 0

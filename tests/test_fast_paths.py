@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import random
+import re
 import zlib
 from urllib.parse import urljoin
 
@@ -226,6 +227,69 @@ def test_what_could_change_the_images_before_the_cut_refuses_it(monkeypatch):
     # "<Img" after the last "<img", "<BASE" after the last "<base": the last image tag is found in any case
     mixed = b"<base href=http://a.example/><img src=a alt=a>" + pad + b"<Img src=b alt=b><BASE href=/c/>" + pad
     assert _cut_images(mixed) == _plain_images(mixed) and len(_plain_images(mixed)[0]) == 2
+
+
+def _plain_html_image_pairs(html: bytes, page_url: str, http_charset=None):
+    """The plain way of html_image_pairs, every shortcut left out: the page decoded, parsed whole, found by CSS."""
+    text = webpage.decode_html(html, http_charset)
+    page = webpage.PageImages(too_deep=nested_too_deep(text))
+    if re.search("<im", text, re.IGNORECASE) is None:
+        return page
+    tree = LexborHTMLParser(webpage._images_only(text) if page.too_deep else text)
+    head = tree.head
+    base = head.css_first("base[href]") if head is not None else None
+    if base is None and ("<base" in text or "<BASE" in text):
+        base = tree.css_first("base[href]")
+    base = webpage.page_base(page_url, base.attrs.get("href") if base is not None else None)
+    images = tree.css("img")
+    for img in images:
+        attributes = img.attributes
+        src = attributes.get("src")
+        if src is None or not src.strip():
+            page.no_src += 1
+            continue
+        texts = [(value.strip(), name) for name in webpage.DEFAULT_TEXT_ATTRIBUTES
+                 if (value := attributes.get(name)) and value.strip()]
+        if not texts:
+            page.no_text += 1
+            continue
+        url = webpage.resolve_image_url(base, src)
+        if not webpage.http_url(url):
+            page.non_http_url += 1
+            continue
+        page.pairs += [(url, found, name) for found, name in texts]
+    page.img_tags = len(images)
+    return page
+
+
+def _outcome(function, html, page_url, http_charset):
+    try:
+        page = function(html, page_url, http_charset)
+    except ValueError as e:  # an unusable <base href> or src: the page is skipped and counted by extraction
+        return type(e)
+    return page.pairs, page.img_tags, page.no_src, page.no_text, page.non_http_url, page.too_deep
+
+
+def test_pages_and_hostile_copies_give_the_pairs_and_counts_of_the_plain_way():
+    webpage._site_urls.clear()
+    pages = [(p.page_url, p.html, p.http_charset) for name in REAL_WARCS for p in _pages(CC / name)[0]
+             if isinstance(p, HtmlPage)]
+    for page in pages:
+        assert _outcome(html_image_pairs, *page[1::-1], page[2]) == _outcome(_plain_html_image_pairs, *page[1::-1],
+                                                                            page[2])
+    rng = random.Random(2018)
+    for _ in range(500):
+        page_url, html, charset = rng.choice(pages)
+        html = bytearray(html)
+        for _ in range(rng.randrange(1, 10)):
+            lower = bytes(html).lower()
+            last = max(lower.rfind(b"<im"), lower.rfind(b"<base"))
+            at = rng.randrange(len(html) + 1) if rng.random() < 0.3 else min(len(html), max(0, last + rng.randrange(
+                -1500, 5000)))
+            html[at:at] = rng.choice(SNIPPETS)
+        html = bytes(html)
+        assert _outcome(html_image_pairs, html, page_url, charset) == _outcome(_plain_html_image_pairs, html,
+                                                                              page_url, charset)
 
 
 # --- URLs resolved once per site --------------------------------------------------------------------------------------
