@@ -285,21 +285,22 @@ def _parse_to_last_image(markup: bytes | str) -> LexborHTMLParser:
     size = len(data)
     if size < 2 * _CUT_MIN_SAVED:
         return LexborHTMLParser(data)
-    # The last "<im" or "<base" in any case, looked for in a growing window at the end: its cost is that of the tail.
-    window = _CUT_MIN_SAVED
-    while True:
-        start = max(0, size - window)
-        tail = data[start:].lower()
-        last = max(tail.rfind(b"<im"), tail.rfind(b"<base"))
-        if last >= 0 or start == 0:
-            break
-        window *= 4
+    # The last "<im" or "<base" in any case: from the last "<im" (or "<IM", or the start), its tail lowered, so that the
+    # search costs about the tail it may save from the parse.
+    start = data.rfind(b"<im")
+    if start < 0:
+        start = max(data.rfind(b"<IM"), 0)
+    if size - start < _CUT_MIN_SAVED:
+        return LexborHTMLParser(data)
+    tail = data[start:].lower()
+    last = max(tail.rfind(b"<im"), tail.rfind(b"<base"))
     if last < 0 or size - (start + last) < _CUT_MIN_SAVED:
         return LexborHTMLParser(data)
     end = _TAG_END.match(data, start + last + 1)
-    if end is None or size - end.end() < _CUT_MIN_SAVED or _CUT_SENTINEL_CHAR in data:
+    # a page that may name a tag with the sentinel's character (its first byte, looked for alone, is rare) is not cut
+    if end is None or size - end.end() < _CUT_MIN_SAVED or data.find(_CUT_SENTINEL_CHAR[:1], 0, end.end()) >= 0:
         return LexborHTMLParser(data)
-    tree = LexborHTMLParser(data[:end.end()] + _CUT_SENTINEL)
+    tree = LexborHTMLParser(b"".join((memoryview(data)[:end.end()], _CUT_SENTINEL)))
     node, formatting = tree.root, False
     while node is not None and (child := node.last_child) is not None:
         tag = node.tag

@@ -220,10 +220,12 @@ def test_what_could_change_the_images_before_the_cut_refuses_it(monkeypatch):
     # a misnested formatting element open over a block at the cut: a later </b> moves the block
     misnested = b"<b><div><img src=a.png alt=a>" + pad + b"</b>"
     assert _cut_images(misnested) == _plain_images(misnested)
-    # the page names a tag with the sentinel's character
-    sentinel = b"<img src=a.png alt=a><x\xf4\x8f\xbf\xbf>" + pad
-    assert _cut_images(sentinel) == _plain_images(sentinel)
-    assert counter.tried == 3 and counter.refused == 3  # the page holding the sentinel's character is not cut
+    assert counter.tried == 3 and counter.refused == 3
+    # the page names a tag with the sentinel's character before the cut: not cut; after it: cut
+    sentinel = b"<x\xf4\x8f\xbf\xbf><img src=a.png alt=a>" + pad
+    assert _cut_images(sentinel) == _plain_images(sentinel) and counter.tried == 3
+    sentinel = b"<img src=a.png alt=a>" + pad + b"<x\xf4\x8f\xbf\xbf>"
+    assert _cut_images(sentinel) == _plain_images(sentinel) and (counter.tried, counter.refused) == (4, 3)
     # "<Img" after the last "<img", "<BASE" after the last "<base": the last image tag is found in any case
     mixed = b"<base href=http://a.example/><img src=a alt=a>" + pad + b"<Img src=b alt=b><BASE href=/c/>" + pad
     assert _cut_images(mixed) == _plain_images(mixed) and len(_plain_images(mixed)[0]) == 2
