@@ -152,6 +152,8 @@ def parser_input(html: bytes, http_charset: str | None = None) -> bytes | str:
     """
     codec = declared_charset(html, http_charset)
     if codec is None:
+        if html.isascii():
+            return html  # valid UTF-8 as it is, without decoding it to find out
         codec, text = _undeclared(html)
         if text is not None:
             return html

@@ -76,6 +76,12 @@ def test_real_pages_with_random_bad_bytes_give_the_pairs_of_their_decoded_text()
         assert html_image_pairs(html, page.page_url).pairs == expected
 
 
+def test_a_page_declaring_nothing_goes_to_the_parser_as_its_bytes_when_it_is_utf8():
+    ascii_page, utf8_page = b"<img src=a.png alt=plain>", "<img src=a.png alt=caf\u00e9>".encode()
+    assert webpage.parser_input(ascii_page) is ascii_page and webpage.parser_input(utf8_page) is utf8_page
+    assert webpage.parser_input(b"<img src=a.png alt=caf\xe9>") == "<img src=a.png alt=caf\u00e9>"  # cp1252
+
+
 def test_byte_order_mark_and_declared_charsets_still_decide_the_text():
     assert html_image_pairs(b"\xef\xbb\xbf<img src=a.png alt=\"\xc3\xa9t\xc3\xa9\">", "http://x.org/").pairs == [
         ("http://x.org/a.png", "\u00e9t\u00e9", "alt")]
