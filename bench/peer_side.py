@@ -25,6 +25,8 @@ import sys
 import time
 
 FEED = 1 << 16
+ROWS = "_rows"  # a side's output rows, digested once its clock has stopped (the digest is not the side's work)
+DIGESTED = "_digested"  # how many leading fields of each row the digest covers (all when absent)
 
 
 def inflate(path: str, module) -> dict:
@@ -99,7 +101,7 @@ class Ours:
         rows = list(file_pairs(ManifestFile(0, "bench", path, "bench"), self.job, stats))
         info = getattr(self.language.identify_language, "cache_info", None)
         c = stats.counts
-        return {"pairs": len(rows), "rows": [row[:7] for row in rows], "status": stats.status,
+        return {"pairs": len(rows), ROWS: rows, DIGESTED: 7, "status": stats.status,
                 "pages": c["html_pages"] + c["wat_pages"], "img_tags": c["img_tags"],
                 "language_cache_hits": info().hits if info else None,
                 "language_cache_misses": info().misses if info else None}
@@ -118,7 +120,7 @@ class Cc2dataset:
         from cc2dataset.main import process_wat
 
         rows = list(process_wat(path, "image"))
-        return {"pairs": len(rows), "rows": rows}
+        return {"pairs": len(rows), ROWS: rows}
 
 
 def side_function(side: str):
@@ -158,13 +160,11 @@ def main() -> int:
         wall, cpu = time.perf_counter(), time.process_time()
         out = run(path)
         out.update(cpu_seconds=time.process_time() - cpu, wall_seconds=time.perf_counter() - wall)
-        rows = out.pop("rows", None)
-        if rows is not None:  # the pairs' digest, after the clock: checking the output is not the side's work
-            digest = hashlib.sha256()
-            for row in rows:
-                digest.update(json.dumps(row, ensure_ascii=False).encode())
+        if ROWS in out:
+            digest, width = hashlib.sha256(), out.pop(DIGESTED, None)
+            for row in out.pop(ROWS):
+                digest.update(json.dumps(row[:width] if width else row, ensure_ascii=False).encode())
             out["digest"] = digest.hexdigest()
-            del rows
         print(json.dumps(out), flush=True)
     return 0
 

@@ -125,8 +125,10 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
     archive = ArchiveCounts()
     settings = job.extract
     keep = LanguageFilter(settings.languages, settings.min_lang_score)
+    keep_all = not keep.languages  # no language list: every text is kept (its language still labelled)
     counts = stats.counts
     sequence = 0
+    uuids, crawl, source_file, file_index = _uuids, file.crawl, file.source_file, file.index
     try:
         stream = open_archive(file.location, job.remote)
     except Exception as e:  # noqa: BLE001 - any reason a file cannot be opened makes it a failed file
@@ -149,19 +151,19 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
                 counts["dropped_no_src"] += images.no_src
                 counts["dropped_non_http_url"] += images.non_http_url
                 counts["dropped_no_text"] += images.no_text
+                page_url = page.page_url
                 for url, text, attribute in images.pairs:
                     lang, score = identify_language(text)
-                    if not keep.keeps(lang, score):
+                    if not keep_all and not keep.keeps(lang, score):
                         counts["dropped_language"] += 1
                         continue
                     counts["pairs"] += 1
-                    uuid = _uuids.get(url)
+                    uuid = uuids.get(url)
                     if uuid is None:
-                        if len(_uuids) >= _UUID_CACHE_SIZE:
-                            _uuids.clear()
-                        uuid = _uuids[url] = image_uuid(url)
-                    yield (uuid, url, text, attribute, page.page_url, lang, score, file.crawl,
-                           file.source_file, file.index, sequence)
+                        if len(uuids) >= _UUID_CACHE_SIZE:
+                            uuids.clear()
+                        uuid = uuids[url] = image_uuid(url)
+                    yield (uuid, url, text, attribute, page_url, lang, score, crawl, source_file, file_index, sequence)
                     sequence += 1
     except OSError as e:  # the stream failed while opening its first bytes (remote reads) or closing
         archive.read_error = archive.read_error or describe(e)

@@ -53,6 +53,26 @@ _IMG_OR_BASE_TAG = re.compile(r"""<(?:img|base)\b(?:[^>"']|"[^"]*"|'[^']*')*+>""
 # one cannot give a pair, and is not parsed (its <img> count, 0, is the same).
 _IMAGE_TAG_START = re.compile(rb"<im", re.IGNORECASE)
 _IMAGE_TAG_START_TEXT = re.compile(r"<im", re.IGNORECASE)
+# The parse stops after a page's last <img>/<image>/<base> start tag when that provably gives the same images (see
+# _parse_to_last_image): no image element can start after it, and what follows cannot move or change the ones before.
+# A page parsed this way is cut at the end of that tag and given a sentinel start tag, "x" and U+10FFFF (a code point
+# only a page holding its UTF-8 bytes could name a tag with): the sentinel is an element, last in the document, only
+# when the tokenizer was between tokens at the cut; its ancestors are then the elements open there.
+_TAG_END = re.compile(rb"""(?:[^>"']|"[^"]*"|'[^']*')*+>""")
+_CUT_SENTINEL_CHAR = b"\xf4\x8f\xbf\xbf"
+_CUT_SENTINEL = b"<x" + _CUT_SENTINEL_CHAR + b">"
+_CUT_SENTINEL_TAG = "x\U0010ffff"
+_CUT_MIN_SAVED = 4096  # bytes left unparsed for a cut to pay for its checks
+# Formatting elements (the adoption agency moves the elements below one of them, at a misnested end tag) and the
+# elements below which the agency leaves the nodes where they are (not "special" in the HTML standard): open at the
+# cut, a formatting element may only have these below it. A <select>, <option> or <optgroup> open at the cut may
+# yet have its <selectedcontent> copied anew (Lexbor's DOM mutation events).
+_FORMATTING = frozenset(("a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt",
+                         "u"))
+_NOT_SPECIAL = _FORMATTING | frozenset(("span", "label", "abbr", "cite", "dfn", "kbd", "mark", "q", "samp", "sub", "sup",
+                                        "var", "time", "data", "bdi", "bdo", "ins", "del", "ruby", "rt", "rp",
+                                        "picture"))
+_OPEN_AT_CUT_REFUSED = frozenset(("select", "option", "optgroup"))
 # Image URLs resolved for a site (see _Resolver), bounded per process.
 _ABSOLUTE_HTTP = re.compile(r"https?://[^/?#]")
 _SITE_CACHE_SIZE = 1 << 16
@@ -132,6 +152,8 @@ def parser_input(html: bytes, http_charset: str | None = None) -> bytes | str:
     """
     codec = declared_charset(html, http_charset)
     if codec is None:
+        if html.isascii():
+            return html  # valid UTF-8 as it is, without decoding it to find out
         codec, text = _undeclared(html)
         if text is not None:
             return html
@@ -183,10 +205,11 @@ class _Resolver:
         if "\t" in src or "\n" in src or "\r" in src:
             src = src.translate(_URL_NOISE)
         if self.base:
-            if _ABSOLUTE_HTTP.match(src):
-                key = (self._site()[0], src)
-            elif src[:1] == "/" and src[1:2] != "/":
-                key = (*self._site(), src)
+            first = src[:1]
+            if first == "/":
+                key = None if src[1:2] == "/" else (*(self.site or self._site()), src)
+            elif first == "h" and _ABSOLUTE_HTTP.match(src):
+                key = ((self.site or self._site())[0], src)
             else:
                 key = None
             if key is not None:
@@ -247,6 +270,51 @@ def _has_image_tag(markup: bytes | str) -> bool:
     return "<img" in markup or "<IMG" in markup or _IMAGE_TAG_START_TEXT.search(markup) is not None
 
 
+def _parse_to_last_image(markup: bytes | str) -> LexborHTMLParser:
+    """The Lexbor tree of `markup`, parsed up to the end of its last <img>/<image>/<base> start tag when that gives the
+    same image and base elements, in the same order with the same attributes; else of the whole page.
+
+    Why it is the same: (1) the sentinel is an element only when the tokenizer was in the data state at the cut, so the
+    tokens before the cut are those of the whole page; (2) no start tag after the cut names an img, image or base
+    element (none of them starts there, in any case); (3) what comes after the cut cannot move, remove or change the
+    elements before it: only the adoption agency moves elements that exist (a furthest block open at the cut below a
+    formatting element open at the cut: refused), a <frameset> removes <body> only while no <img> has been seen, and
+    Lexbor's mutation events only copy an <option> into its <select>'s <selectedcontent> (a select open at the cut:
+    refused). The elements open at the cut are the sentinel's ancestors when it is the document's last node; a cut
+    that shows anything else is thrown away and the whole page parsed.
+    """
+    data = markup if isinstance(markup, bytes) else markup.encode("utf-8", "ignore")  # what selectolax parses
+    size = len(data)
+    if size < 2 * _CUT_MIN_SAVED:
+        return LexborHTMLParser(data)
+    # The last "<im" or "<base" in any case: from the last "<im" (or "<IM", or the start), its tail lowered, so that the
+    # search costs about the tail it may save from the parse.
+    start = data.rfind(b"<im")
+    if start < 0:
+        start = max(data.rfind(b"<IM"), 0)
+    if size - start < _CUT_MIN_SAVED:
+        return LexborHTMLParser(data)
+    tail = data[start:].lower()
+    last = max(tail.rfind(b"<im"), tail.rfind(b"<base"))
+    if last < 0 or size - (start + last) < _CUT_MIN_SAVED:
+        return LexborHTMLParser(data)
+    end = _TAG_END.match(data, start + last + 1)
+    # a page that may name a tag with the sentinel's character (its first byte, looked for alone, is rare) is not cut
+    if end is None or size - end.end() < _CUT_MIN_SAVED or data.find(_CUT_SENTINEL_CHAR[:1], 0, end.end()) >= 0:
+        return LexborHTMLParser(data)
+    tree = LexborHTMLParser(b"".join((memoryview(data)[:end.end()], _CUT_SENTINEL)))
+    node, formatting = tree.root, False
+    while node is not None and (child := node.last_child) is not None:
+        tag = node.tag
+        if tag in _OPEN_AT_CUT_REFUSED or (formatting and tag not in _NOT_SPECIAL):
+            return LexborHTMLParser(data)
+        formatting = formatting or tag in _FORMATTING
+        node = child
+    if node is not None and node.tag == _CUT_SENTINEL_TAG:
+        return tree
+    return LexborHTMLParser(data)
+
+
 def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None = None,
                      text_attributes: tuple[str, ...] | list[str] = DEFAULT_TEXT_ATTRIBUTES) -> PageImages:
     """Every `<img>` of an HTML page as (absolute URL, text, attribute) pairs, in document order."""
@@ -259,17 +327,20 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
         text = markup if isinstance(markup, str) else markup.decode("utf-8", errors="replace")
         tree = LexborHTMLParser(_images_only(text))
     else:
-        tree = LexborHTMLParser(markup)
-    # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere.
-    head = tree.head
-    base_element = head.css_first("base[href]") if head is not None else None
-    if base_element is None and (("<base" in markup or "<BASE" in markup) if isinstance(markup, str)
-                                 else (b"<base" in markup or b"<BASE" in markup)):
-        base_element = tree.css_first("base[href]")
+        tree = _parse_to_last_image(markup)
+    # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere. Most
+    # pages have none: a walk for the tag name says so without starting the CSS engine.
+    base_element = None
+    if tree.tags("base"):
+        head = tree.head
+        base_element = head.css_first("base[href]") if head is not None else None
+        if base_element is None and (("<base" in markup or "<BASE" in markup) if isinstance(markup, str)
+                                     else (b"<base" in markup or b"<BASE" in markup)):
+            base_element = tree.css_first("base[href]")
     resolve = _Resolver(page_base(page_url, base_element.attrs.get("href") if base_element is not None else None))
     pairs = page.pairs
     no_src = no_text = non_http = 0
-    images = tree.css("img")
+    images = tree.tags("img")  # what css("img") finds (an "img" element is in the HTML namespace), in document order
     for img in images:
         attributes = img.attributes
         src = attributes.get("src")

@@ -12,11 +12,13 @@ import gzip
 import io
 import json
 import random
+import re
 import zlib
 from urllib.parse import urljoin
 
 import pytest
 from fastwarc.warc import ArchiveIterator
+from selectolax.lexbor import LexborHTMLParser
 
 from metaclip_spark import webarchive, webpage
 from metaclip_spark.language import identify_language
@@ -74,6 +76,12 @@ def test_real_pages_with_random_bad_bytes_give_the_pairs_of_their_decoded_text()
         assert html_image_pairs(html, page.page_url).pairs == expected
 
 
+def test_a_page_declaring_nothing_goes_to_the_parser_as_its_bytes_when_it_is_utf8():
+    ascii_page, utf8_page = b"<img src=a.png alt=plain>", "<img src=a.png alt=caf\u00e9>".encode()
+    assert webpage.parser_input(ascii_page) is ascii_page and webpage.parser_input(utf8_page) is utf8_page
+    assert webpage.parser_input(b"<img src=a.png alt=caf\xe9>") == "<img src=a.png alt=caf\u00e9>"  # cp1252
+
+
 def test_byte_order_mark_and_declared_charsets_still_decide_the_text():
     assert html_image_pairs(b"\xef\xbb\xbf<img src=a.png alt=\"\xc3\xa9t\xc3\xa9\">", "http://x.org/").pairs == [
         ("http://x.org/a.png", "\u00e9t\u00e9", "alt")]
@@ -87,6 +95,209 @@ def test_a_page_without_an_img_tag_in_any_case_gives_nothing_and_image_tags_in_a
     assert html_image_pairs(b"<p>no images, an <imp> tag, <i>m</i></p>", "http://x.org/").img_tags == 0
     page = html_image_pairs(b'<IMAGE SRC="a.png" ALT="upper"><iMg src=b.png title=mixed>', "http://x.org/")
     assert page.pairs == [("http://x.org/a.png", "upper", "alt"), ("http://x.org/b.png", "mixed", "title")]
+
+
+# --- the parse stops after the last image tag ------------------------------------------------------------------------
+
+def _plain_images(markup):
+    """The plain way: the whole page parsed, its <img> elements found by CSS, its first <base href> (in <head> first)."""
+    tree = LexborHTMLParser(markup)
+    head = tree.head
+    base = head.css_first("base[href]") if head is not None else None
+    base = base if base is not None else tree.css_first("base[href]")
+    return [img.attributes for img in tree.css("img")], base.attributes if base is not None else None
+
+
+def _cut_images(markup):
+    tree = webpage._parse_to_last_image(markup)
+    head = tree.head
+    base = head.css_first("base[href]") if head is not None else None
+    base = base if base is not None else tree.css_first("base[href]")
+    return [img.attributes for img in tree.tags("img")], base.attributes if base is not None else None
+
+
+class _CutCounter:
+    """Counts the parses ending in the sentinel (a cut tried) and those thrown away for the whole page."""
+
+    def __init__(self, monkeypatch):
+        self.tried = self.refused = 0
+        self._last = None
+        parse = webpage.LexborHTMLParser
+
+        def counting(data, *args, **kwargs):
+            if isinstance(data, bytes) and data.endswith(webpage._CUT_SENTINEL):
+                self.tried += 1
+                self._last = data[:-len(webpage._CUT_SENTINEL)]
+            else:
+                if self._last is not None and isinstance(data, bytes) and data.startswith(self._last):
+                    self.refused += 1
+                self._last = None
+            return parse(data, *args, **kwargs)
+
+        monkeypatch.setattr(webpage, "LexborHTMLParser", counting)
+
+
+def _real_markups():
+    for name in REAL_WARCS:
+        for page in _pages(CC / name)[0]:
+            if isinstance(page, HtmlPage):
+                yield page.page_url, webpage.parser_input(page.html, page.http_charset)
+
+
+def test_a_parse_cut_after_the_last_image_tag_finds_the_images_of_the_whole_page(monkeypatch):
+    counter = _CutCounter(monkeypatch)
+    for _, markup in _real_markups():
+        assert _cut_images(markup) == _plain_images(markup)
+    assert counter.tried >= 20 and counter.refused == 0  # real pages: cut where their tail is long, never refused
+
+
+# Markup put near a real page's last image tag: what could open a context at the cut or act on the elements before it.
+SNIPPETS = [b"</a>", b"<a href=x>", b"<b>", b"</b>", b"<table>", b"</table>", b"<tr><td>", b"</td>", b"<div>", b"</div>",
+            b"<p>", b"</p>", b"<select><option>", b"</select>", b"<option selected>", b"<selectedcontent>",
+            b"<button>", b"<frameset>", b"<!--", b"-->", b"<script>", b"</script>", b"<title>", b"</title>",
+            b"<textarea>", b'"', b"'", b"<svg>", b"</svg>", b"<math>", b"<template>", b"</template>",
+            b"<font color=red>", b"<nobr>", b"</nobr>", b"<plaintext>", b"<xmp>", b"<noscript>", b"<iframe>",
+            b"<style>", b"<![CDATA[", b"]]>", b"<form>", b"</form>", b"<li>", b"<ul>", b"</ul>",
+            b"<IMG src=late.png alt=late>", b"<Image src=l2.png alt=l2>", b"<base href=/b/>", b"<bAsE href=x/>",
+            b"<img src=q alt='a>b'>", b"</body>", b"</html>", b"<body>", b"<head>", b"<span>", b"<i>",
+            b"<x\xf4\x8f\xbf\xbf>", b"\x00", b"\r", b"<", b">", b"&", b"<!DOCTYPE html>", b"<caption>",
+            b"<colgroup>", b"<input type=hidden>", b"<a><div>", b"</a></div>", b"<em><p>", b"</em>"]
+
+
+def test_hostile_markup_near_the_last_image_tag_gives_the_images_of_the_whole_page(monkeypatch):
+    counter = _CutCounter(monkeypatch)
+    rng = random.Random(18)
+    pages = [markup if isinstance(markup, bytes) else markup.encode() for _, markup in _real_markups()]
+    pages = [page for page in pages if len(page) > 3 * webpage._CUT_MIN_SAVED]
+    for _ in range(600):
+        html = bytearray(rng.choice(pages))
+        for _ in range(rng.randrange(1, 10)):
+            lower = bytes(html).lower()
+            last = max(lower.rfind(b"<im"), lower.rfind(b"<base"))
+            at = min(len(html), max(0, last + rng.randrange(-1500, 5000)))
+            html[at:at] = rng.choice(SNIPPETS)
+        assert _cut_images(bytes(html)) == _plain_images(bytes(html))
+    assert counter.tried > 100 and counter.refused > 10
+
+
+TAG_SOUP = ["a", "b", "i", "font", "nobr", "em", "div", "p", "span", "table", "tr", "td", "th", "tbody", "caption", "li",
+            "ul", "select", "option", "optgroup", "button", "selectedcontent", "form", "template", "svg", "math",
+            "frameset", "body", "html", "head", "title", "script", "textarea", "noscript", "object", "applet",
+            "marquee", "h1", "dd", "colgroup", "col", "input type=hidden", "hr", "br", "picture", "u", "s", "code",
+            "center", "pre", "iframe", "xmp", "base href=/q/"]
+
+
+def test_tag_soup_cut_after_its_last_image_gives_the_images_of_the_whole_page(monkeypatch):
+    """Misnested formatting, tables, selects, frames and raw text around the cut, on small pages (any tail is cut)."""
+    monkeypatch.setattr(webpage, "_CUT_MIN_SAVED", 1)
+    counter = _CutCounter(monkeypatch)
+    rng = random.Random(7)
+
+    def token(k):
+        r = rng.random()
+        if k is not None and r < 0.15:
+            return f"<img src=i{k}.png alt=a{k}>"
+        if r < 0.55:
+            return "<" + rng.choice(TAG_SOUP) + ">"
+        if r < 0.9:
+            return "</" + rng.choice(TAG_SOUP).split()[0] + ">"
+        return rng.choice(["text", " ", "<!-- c -->", "x"])
+
+    for trial in range(4000):
+        before = "".join(token(k) for k in range(rng.randrange(1, 25))) + f"<img src=last.png alt=last{trial}>"
+        html = (before + "".join(token(None) for _ in range(rng.randrange(1, 25)))).encode()
+        assert _cut_images(html) == _plain_images(html), html
+    assert counter.tried > 3500 and 500 < counter.refused < counter.tried - 500  # both ways, many times
+
+
+def test_what_could_change_the_images_before_the_cut_refuses_it(monkeypatch):
+    monkeypatch.setattr(webpage, "_CUT_MIN_SAVED", 1)
+    counter = _CutCounter(monkeypatch)
+    pad = b"<p>" + b"text " * 100 + b"</p>"
+    # a later <option selected> replaces the copy of the first option in <selectedcontent>
+    select = (b"<select><button><selectedcontent></selectedcontent></button><option><img src=a.png alt=a></option>"
+              + pad + b"<option selected>b</option></select>")
+    assert len(_plain_images(select)[0]) == 1 and _cut_images(select) == _plain_images(select)
+    cut_blindly = LexborHTMLParser(select[:select.index(b"</option>")] + webpage._CUT_SENTINEL)
+    assert len(cut_blindly.css("img")) == 2  # what the cut would find without the refusal
+    # the last "<img" sits in an attribute value: the cut there falls inside the tag, which the whole page keeps
+    quoted = b'<img alt="<img src=x alt=y>" src=real.png>' + pad
+    assert _cut_images(quoted) == _plain_images(quoted) and len(_plain_images(quoted)[0]) == 1
+    # a misnested formatting element open over a block at the cut: a later </b> moves the block
+    misnested = b"<b><div><img src=a.png alt=a>" + pad + b"</b>"
+    assert _cut_images(misnested) == _plain_images(misnested)
+    assert counter.tried == 3 and counter.refused == 3
+    # the page names a tag with the sentinel's character before the cut: not cut; after it: cut
+    sentinel = b"<x\xf4\x8f\xbf\xbf><img src=a.png alt=a>" + pad
+    assert _cut_images(sentinel) == _plain_images(sentinel) and counter.tried == 3
+    sentinel = b"<img src=a.png alt=a>" + pad + b"<x\xf4\x8f\xbf\xbf>"
+    assert _cut_images(sentinel) == _plain_images(sentinel) and (counter.tried, counter.refused) == (4, 3)
+    # "<Img" after the last "<img", "<BASE" after the last "<base": the last image tag is found in any case
+    mixed = b"<base href=http://a.example/><img src=a alt=a>" + pad + b"<Img src=b alt=b><BASE href=/c/>" + pad
+    assert _cut_images(mixed) == _plain_images(mixed) and len(_plain_images(mixed)[0]) == 2
+
+
+def _plain_html_image_pairs(html: bytes, page_url: str, http_charset=None):
+    """The plain way of html_image_pairs, every shortcut left out: the page decoded, parsed whole, found by CSS."""
+    text = webpage.decode_html(html, http_charset)
+    page = webpage.PageImages(too_deep=nested_too_deep(text))
+    if re.search("<im", text, re.IGNORECASE) is None:
+        return page
+    tree = LexborHTMLParser(webpage._images_only(text) if page.too_deep else text)
+    head = tree.head
+    base = head.css_first("base[href]") if head is not None else None
+    if base is None and ("<base" in text or "<BASE" in text):
+        base = tree.css_first("base[href]")
+    base = webpage.page_base(page_url, base.attrs.get("href") if base is not None else None)
+    images = tree.css("img")
+    for img in images:
+        attributes = img.attributes
+        src = attributes.get("src")
+        if src is None or not src.strip():
+            page.no_src += 1
+            continue
+        texts = [(value.strip(), name) for name in webpage.DEFAULT_TEXT_ATTRIBUTES
+                 if (value := attributes.get(name)) and value.strip()]
+        if not texts:
+            page.no_text += 1
+            continue
+        url = webpage.resolve_image_url(base, src)
+        if not webpage.http_url(url):
+            page.non_http_url += 1
+            continue
+        page.pairs += [(url, found, name) for found, name in texts]
+    page.img_tags = len(images)
+    return page
+
+
+def _outcome(function, html, page_url, http_charset):
+    try:
+        page = function(html, page_url, http_charset)
+    except ValueError as e:  # an unusable <base href> or src: the page is skipped and counted by extraction
+        return type(e)
+    return page.pairs, page.img_tags, page.no_src, page.no_text, page.non_http_url, page.too_deep
+
+
+def test_pages_and_hostile_copies_give_the_pairs_and_counts_of_the_plain_way():
+    webpage._site_urls.clear()
+    pages = [(p.page_url, p.html, p.http_charset) for name in REAL_WARCS for p in _pages(CC / name)[0]
+             if isinstance(p, HtmlPage)]
+    for page in pages:
+        assert _outcome(html_image_pairs, *page[1::-1], page[2]) == _outcome(_plain_html_image_pairs, *page[1::-1],
+                                                                            page[2])
+    rng = random.Random(2018)
+    for _ in range(500):
+        page_url, html, charset = rng.choice(pages)
+        html = bytearray(html)
+        for _ in range(rng.randrange(1, 10)):
+            lower = bytes(html).lower()
+            last = max(lower.rfind(b"<im"), lower.rfind(b"<base"))
+            at = rng.randrange(len(html) + 1) if rng.random() < 0.3 else min(len(html), max(0, last + rng.randrange(
+                -1500, 5000)))
+            html[at:at] = rng.choice(SNIPPETS)
+        html = bytes(html)
+        assert _outcome(html_image_pairs, html, page_url, charset) == _outcome(_plain_html_image_pairs, html,
+                                                                              page_url, charset)
 
 
 # --- URLs resolved once per site --------------------------------------------------------------------------------------
