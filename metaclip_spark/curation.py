@@ -7,6 +7,7 @@ from itertools import chain
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -15,6 +16,8 @@ from . import balancing, lang_codes, matching
 
 ENTRY_IDS = "entry_ids"
 KEEP_PROB = "keep_prob"
+# The table beside curated/ holding its per-entry counts (written by the balance pass, read by the report).
+CURATED_COUNTS = "curated_counts"
 # Worldwide: the metadata language a pair is matched in (a code naming one list of the set), null when unknown.
 METADATA_LANG = "metadata_lang"
 # Columns the report breaks pairs down by, when a table has them; a null value is shown as NO_VALUE.
@@ -220,37 +223,95 @@ def count_vectors(counts: DataFrame, metadata) -> dict[str, np.ndarray]:
     return vectors
 
 
-def balance_pool(matched: DataFrame, probabilities, seed: int, text_column: str) -> DataFrame:
+class _EntryCounts(AccumulatorParam):
+    """Per-entry counts summed over tasks: (entry ids, counts) of the entries counted, or None for none. Bounded by
+    the metadata (one pair of arrays per task, merged on the driver)."""
+
+    def zero(self, value):
+        return None
+
+    def addInPlace(self, a, b):
+        if a is None or b is None:
+            return b if a is None else a
+        ids, inverse = np.unique(np.concatenate([a[0], b[0]]), return_inverse=True)
+        counts = np.zeros(ids.size, np.int64)
+        np.add.at(counts, inverse, np.concatenate([a[1], b[1]]))
+        return ids, counts
+
+
+class CuratedEntryCounts:
+    """Per-entry counts of the curated pairs (every entry id of every kept pair), counted by the balance pass as it
+    writes curated/: an accumulator updated once per partition of the writing job (a result stage, where Spark
+    applies a task's update once whatever the retries). Read `vector()` after the write."""
+
+    def __init__(self, spark, entries_total: int):
+        self.entries_total = entries_total
+        self.accumulator = spark.sparkContext.accumulator(None, _EntryCounts())
+
+    def vector(self) -> np.ndarray:
+        vector = np.zeros(self.entries_total, np.int64)
+        if self.accumulator.value is not None:
+            ids, counts = self.accumulator.value
+            vector[ids] = counts
+        return vector
+
+
+def _count_kept_entries(tally: np.ndarray | None, keep: np.ndarray, lengths: np.ndarray, flat: np.ndarray,
+                        size: int) -> np.ndarray:
+    """`tally` (a dense vector of `size`, made on first use) plus the entry ids of the kept pairs of one batch."""
+    kept_ids = flat[np.repeat(keep, lengths)]
+    counted = np.bincount(kept_ids, minlength=size)
+    return counted if tally is None else tally + counted
+
+
+def _add_tally(counter, tally: np.ndarray | None) -> None:
+    if counter is not None and tally is not None:
+        ids = np.flatnonzero(tally)
+        counter.add((ids.astype(np.int64), tally[ids].astype(np.int64)))
+
+
+def balance_pool(matched: DataFrame, probabilities, seed: int, text_column: str,
+                 counted: CuratedEntryCounts | None = None) -> DataFrame:
     """Rows of `matched` kept by their seeded draws, plus `keep_prob` = 1 - prod(1 - p_e). `probabilities` is one
-    vector (v1) or, worldwide, {language: vector}: each row's entries take their p_e from its own language."""
+    vector (v1) or, worldwide, {language: vector}: each row's entries take their p_e from its own language.
+    `counted`: the kept pairs' entry ids are counted into it (write the result once, in one action)."""
     if isinstance(probabilities, dict):
-        return _balance_pool_worldwide(matched, probabilities, seed, text_column)
+        return _balance_pool_worldwide(matched, probabilities, seed, text_column, counted)
     spark = matched.sparkSession
     probabilities_broadcast = spark.sparkContext.broadcast(probabilities)
     output_schema = T.StructType(list(matched.schema.fields) + [T.StructField(KEEP_PROB, T.DoubleType(), False)])
+    counter = counted.accumulator if counted is not None else None
+    size = counted.entries_total if counted is not None else 0
 
     def balance_batches(batches):
         probs = probabilities_broadcast.value
+        tally = None
         for batch in batches:
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
             keep, keep_prob = balancing.decide(
                 seed, batch.column("uuid").to_pylist(), batch.column(text_column).to_pylist(), lengths, flat, probs
             )
+            if counter is not None:
+                tally = _count_kept_entries(tally, keep, lengths, flat, size)
             mask = pa.array(keep)
             yield pa.RecordBatch.from_arrays(
                 [column.filter(mask) for column in batch.columns] + [pa.array(keep_prob[keep], pa.float64())],
                 names=batch.schema.names + [KEEP_PROB],
             )
+        _add_tally(counter, tally)
 
     return matched.mapInArrow(balance_batches, output_schema)
 
 
 def _balance_pool_worldwide(matched: DataFrame, probabilities: dict[str, np.ndarray], seed: int,
-                            text_column: str) -> DataFrame:
+                            text_column: str, counted: CuratedEntryCounts | None = None) -> DataFrame:
     broadcasts = language_broadcasts(matched.sparkSession, probabilities)
     output_schema = T.StructType(list(matched.schema.fields) + [T.StructField(KEEP_PROB, T.DoubleType(), False)])
+    counter = counted.accumulator if counted is not None else None
+    size = counted.entries_total if counted is not None else 0
 
     def balance_batches(batches):
+        tally = None
         for batch in batches:
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
             codes = np.array(batch.column(METADATA_LANG).to_pylist(), dtype=object)
@@ -261,10 +322,13 @@ def _balance_pool_worldwide(matched: DataFrame, probabilities: dict[str, np.ndar
                 flat_probs[where] = broadcasts[code].value[flat[where]]
             keep, keep_prob = balancing.decide_flat(seed, batch.column("uuid").to_pylist(),
                                                     batch.column(text_column).to_pylist(), lengths, flat, flat_probs)
+            if counter is not None:  # every language's entry ids together, as the report puts them
+                tally = _count_kept_entries(tally, keep, lengths, flat, size)
             mask = pa.array(keep)
             yield pa.RecordBatch.from_arrays(
                 [column.filter(mask) for column in batch.columns] + [pa.array(keep_prob[keep], pa.float64())],
                 names=batch.schema.names + [KEEP_PROB],
             )
+        _add_tally(counter, tally)
 
     return matched.mapInArrow(balance_batches, output_schema)

@@ -13,12 +13,14 @@ import logging
 import time
 
 import numpy as np
+import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from . import __version__, balancing, pair_keys
 from .config import Settings
-from .curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count_vectors
+from .curation import (CURATED_COUNTS, METADATA_LANG, NO_VALUE, CuratedEntryCounts, balance_pool, count_vector,
+                       count_vectors)
 from .errors import ConfigError, FailedFilesError, InputError
 from .ingest import InputSpec, check_input, ingest, input_crawls
 from .metadata import Metadata
@@ -89,6 +91,15 @@ def _read_counts(spark: SparkSession, path: str, metadata: Metadata) -> np.ndarr
     return count_vectors(table, metadata) if metadata.worldwide else count_vector(table, len(metadata.entries))
 
 
+def write_curated_counts(spark: SparkSession, vector: np.ndarray, into: str) -> None:
+    """curated_counts/ (entry_id, count: the entries of the curated pairs, counted by the balance pass; worldwide,
+    every language's entry ids together), beside curated/: the report's counts after balancing, without reading
+    curated/ again. One row per entry counted: bounded by the metadata."""
+    ids = np.flatnonzero(vector)
+    table = pa.table({"entry_id": pa.array(ids, pa.int32()), "count": pa.array(vector[ids], pa.int64())})
+    write_parquet_atomically(spark.createDataFrame(table).coalesce(1), join_path(into, CURATED_COUNTS))
+
+
 def _threshold(config: Settings, counts: np.ndarray) -> int:
     curation = config.curation
     return balancing.auto_threshold(counts, curation.tail_share) if curation.t == "auto" else curation.t
@@ -116,8 +127,10 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
     pairs_matched = sum(s["pairs_matched"] for s in states.values())
     with stage(spark, "balance", f"t {t}, seed {seed}, crawls {', '.join(crawls)}") as run:
         matched = root.read_crawls("matched", crawls)
-        curated = balance_pool(matched, balancing.entry_probabilities(counts, t), seed, text_column)
+        counted = CuratedEntryCounts(spark, len(metadata.entries))
+        curated = balance_pool(matched, balancing.entry_probabilities(counts, t), seed, text_column, counted)
         write_parquet_atomically(curated, join_path(into, "curated"))
+        write_curated_counts(spark, counted.vector(), into)
         pairs_curated = read_table(spark, join_path(into, "curated")).count()
         run.rows = pairs_matched
     matches_total = int(counts.sum())
@@ -184,7 +197,10 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
     with stage(spark, "balance", f"t {shown}; seed {seed}, crawls {', '.join(crawls)}") as run:
         matched = root.read_crawls("matched", crawls)
         probabilities = {code: balancing.entry_probabilities(counts[code], t) for code, t in thresholds.items()}
-        write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column), join_path(into, "curated"))
+        counted = CuratedEntryCounts(spark, metadata.entries_total)
+        write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column, counted),
+                                 join_path(into, "curated"))
+        write_curated_counts(spark, counted.vector(), into)
         curated = read_table(spark, join_path(into, "curated"))
         curated_by_lang = {row[METADATA_LANG]: int(row["count"])
                            for row in curated.groupBy(METADATA_LANG).count().collect()}

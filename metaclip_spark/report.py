@@ -11,8 +11,9 @@ grows with the pool:
   aggregated with grouping sets into sizes by crawl / language / text source / caption length, entries per text, a
   histogram of keep probabilities and the expected curated size (sum of keep probabilities over ALL matched pairs);
   a second pass over its entry_ids alone gives the plan table (the expected size at each t, plan.py);
-- curated/: per-entry counts after balancing (explode + groupBy: measured, not derived from a formula) and sizes by
-  group and caption length;
+- curated/: sizes by group and caption length; its per-entry counts after balancing from curated_counts/, which
+  the balance pass counted from the pairs it kept (measured, not derived from a formula; a root whose run did not
+  write it: explode + groupBy over curated/);
 - image hosts: the top hosts of curated/ (a grouped count, of which only the first TOP_HOSTS rows are taken) and
   their counts in matched/;
 - samples: the SAMPLE_POOL matched pairs first in a seeded hash order (a bounded take), split into curated and
@@ -35,7 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from . import __version__, balancing, pair_keys, thresholds
-from .curation import ENTRY_IDS, GROUP_COLUMNS, flattened_entry_ids, group_value
+from .curation import CURATED_COUNTS, ENTRY_IDS, GROUP_COLUMNS, flattened_entry_ids, group_value
 from .errors import InputError
 from .progress import stage
 from .project import OutputRoot
@@ -241,6 +242,26 @@ def curated_pass(curated: DataFrame, groups: list[str], entries_total: int,
     return after, [r for r in results if r["set"] != "entry_id"]
 
 
+def curated_sizes(curated: DataFrame, groups: list[str], text_column: str | None = None) -> list[dict]:
+    """Kept pairs by group, by caption-length bin (with `text_column`) and in total: one scan of curated/ without
+    its entry ids (their counts are in curated_counts/, counted by the balance pass)."""
+    lengths = [_length_bin_column(text_column).alias(_LENGTH_BIN)] if text_column else []
+    extra = [(_LENGTH_BIN,)] if text_column else []
+    return grouped_counts(curated.select(*groups, *lengths), groups, extra, [F.count("*").alias("pairs")])
+
+
+def curated_counts(spark: SparkSession, root: OutputRoot, entries_total: int) -> np.ndarray | None:
+    """Per-entry counts of curated/ from curated_counts/ (the balance pass's), or None for a root whose run did not
+    write it (the report counts them from curated/ then)."""
+    path = root.path(CURATED_COUNTS)
+    if not path_exists(spark, path):
+        return None
+    table = read_table(spark, path).select("entry_id", "count").toArrow()
+    after = np.zeros(entries_total, dtype=np.int64)
+    after[table.column("entry_id").to_numpy()] = table.column("count").to_numpy()
+    return after
+
+
 def _binned(results: list[dict], key: str = "pairs") -> list[int]:
     """Pairs per caption-length bin from grouped results (zeros where no pair fell)."""
     counts = [0] * len(LENGTH_EDGES)
@@ -375,8 +396,12 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     groups = present_group_columns(matched)
     text = text_column if text_column in matched.columns else None
     matched_results = matched_pass(matched, probabilities, groups, text)
-    after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total,
-                                          text if text in curated.columns else None)
+    curated_groups, curated_text = [g for g in groups if g in curated.columns], text if text in curated.columns else None
+    after = curated_counts(spark, root, entries_total)
+    if after is None:
+        after, curated_results = curated_pass(curated, curated_groups, entries_total, curated_text)
+    else:
+        curated_results = curated_sizes(curated, curated_groups, curated_text)
     pool_by_group = _pairs_in_by_group(root, run, groups)
 
     total = next(r for r in matched_results if r["set"] == "")

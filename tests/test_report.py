@@ -15,6 +15,7 @@ import collections
 import json
 import logging
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -27,8 +28,9 @@ from metaclip_spark.cli import main as cli_main
 from metaclip_spark.config import load_config
 from metaclip_spark.ingest import InputSpec, ingest
 from metaclip_spark.metadata import Metadata
+from metaclip_spark.curation import CURATED_COUNTS
 from metaclip_spark.project import OutputRoot
-from metaclip_spark.report import GROUP_COLUMNS, PROBABILITY_BINS, top_entries, write_report
+from metaclip_spark.report import GROUP_COLUMNS, PROBABILITY_BINS, compute_report, top_entries, write_report
 from metaclip_spark.report_plots import LOOK_FOR
 
 ENTRIES = ["cat", "dog", "red", "blue", "tree", "never"]
@@ -171,6 +173,23 @@ def test_balancing_numbers_before_and_after(curated_run):
     assert numbers["matches_after"] == total_after
     assert numbers["tail_proportion_after"] == sum(c for c in after.values() if c < T) / total_after
     assert numbers["entries_over_t_after"] == sum(1 for c in after.values() if c > T)
+
+
+def test_counts_after_balancing_come_from_the_balance_pass_as_from_the_curated_rows(spark, curated_run, tmp_path):
+    """curated_counts/ (counted by the balance pass as it wrote curated/) holds the curated rows' own per-entry
+    counts; a root whose run did not write it (an older one) gets the same report, counted from curated/."""
+    output = curated_run["output"]
+    after = collections.Counter(e for ids in curated_run["curated_entry_ids"] for e in ids)
+    counted = spark.read.parquet(f"{output}/{CURATED_COUNTS}").collect()
+    assert {r["entry_id"]: r["count"] for r in counted} == dict(after)
+    older = tmp_path / "older"
+    shutil.copytree(output, older)
+    shutil.rmtree(older / CURATED_COUNTS)
+    report, vectors = compute_report(spark, str(older))
+    again, vectors_again = compute_report(spark, output)
+    assert np.array_equal(vectors["after"], vectors_again["after"])
+    for key in ("sizes", "balancing", "count_decades", "caption_lengths", "hosts", "plan"):
+        assert report[key] == again[key]
 
 
 def test_plots_are_pngs_with_their_axes(curated_run):
