@@ -50,6 +50,8 @@ def first_of_duplicates(rows: DataFrame, text_column: str = "text", keys: tuple[
     group = (*keys, "uuid", text_column)
     kept = deduplicated_columns(rows.columns, text_column)[2:]
     kept = [c for c in kept if c not in keys]
+    if not kept:  # nothing to choose between: the distinct keys (a hash aggregate, on rows partitioned by `keys`)
+        return rows.select(*group).distinct()
     whole = F.struct(*[F.col(c) for c in kept])
     ranked = [c for c in kept if _orderable(rows.schema[c].dataType)]
     # min(struct) orders by every field; a pool with a map column is ranked by its other columns instead.

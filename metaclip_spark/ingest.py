@@ -18,7 +18,8 @@ from pyspark.storagelevel import StorageLevel
 
 from . import pair_keys, progress, sources
 from .config import Settings
-from .curation import METADATA_LANG, count_entries, match_pool, pairs_by_group, with_metadata_lang
+from .curation import (METADATA_LANG, PAIRS_BY_COLUMNS, count_entries, match_pool, pairs_by_group,
+                       with_metadata_lang)
 from .errors import ConfigError, InputError
 from .dedup import deduplicated_columns, stripped_texts
 from .extraction import extract_files, file_record, job_for, sum_file_counters
@@ -273,7 +274,8 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             # A pool's pairs are not copied into the root: its unique pairs are read from its files, flagged when
             # another crawl owns them, counted in one aggregation, and the keys of the others kept.
             read = Observation(f"rows of {crawl} {uuidlib.uuid4().hex[:8]}")  # names are unique in a session
-            rows = _union([_unit_pool(spark, root, u, config) for u in units]).observe(read, F.count(F.lit(1)).alias("n"))
+            rows = _union([_unit_pool(spark, root, u, config) for u in units])
+            rows = _flag_columns(rows, columns).observe(read, F.count(F.lit(1)).alias("n"))
             flagged = owner.flagged(rows)
             flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
             try:
@@ -314,6 +316,14 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         root.write_crawl_state(crawl, state)
         run.rows = state["pairs"]
     return state
+
+
+def _flag_columns(rows: DataFrame, columns: dict) -> DataFrame:
+    """The columns of a pool's rows the crawl's flagging pass needs: (uuid, text) alone when the pairs carry no
+    column they are counted by (the url and the rest would only travel through its de-duplication shuffle); every
+    column otherwise (which duplicate a group value comes from depends on them all)."""
+    counted = [c for c in (*PAIRS_BY_COLUMNS, columns.get("lang")) if c and c in rows.columns]
+    return rows if counted else rows.select("uuid", columns["text"])
 
 
 def _takes_unit(spark, root: OutputRoot, units: list[dict], dedup: pair_keys.Dedup, pairs_total: int,
