@@ -26,9 +26,9 @@ from metaclip_spark.balancing import keep_probabilities, tail_proportion
 from metaclip_spark.cli import main
 from metaclip_spark.cli import main as cli_main
 from metaclip_spark.config import load_config
+from metaclip_spark.curation import CURATED_COUNTS
 from metaclip_spark.ingest import InputSpec, ingest
 from metaclip_spark.metadata import Metadata
-from metaclip_spark.curation import CURATED_COUNTS
 from metaclip_spark.project import OutputRoot
 from metaclip_spark.report import GROUP_COLUMNS, PROBABILITY_BINS, compute_report, top_entries, write_report
 from metaclip_spark.report_plots import LOOK_FOR
