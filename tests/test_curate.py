@@ -267,3 +267,22 @@ def test_a_pool_holding_duplicate_pairs_is_de_duplicated_not_taken(spark, config
     assert _rows(f"{out}/matched", "uuid", "text", "url", "entry_ids") == \
         _rows(f"{output}/matched", "uuid", "text", "url", "entry_ids")
     assert again["pairs_in"] == summary["pairs_in"] and again["pairs_curated"] == summary["pairs_curated"]
+
+
+def test_a_taken_matched_table_is_rematched_like_a_fresh_run(spark, config, pool, curated_run, tmp_path):
+    """--rematch of a crawl whose matched/ is its unit's: the unit writes its own again, the crawl takes it (the
+    old one, tagged with the unit's former marker, is replaced), and the rows are those of a fresh run."""
+    output, _ = curated_run
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(load_metadata(SMALL_METADATA)[::2]))
+    root = tmp_path / "root"
+    shutil.copytree(output, root)
+    pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), Metadata(str(other)), str(root),
+                    rematch=True, report=False)
+    fresh = str(tmp_path / "fresh")
+    pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), Metadata(str(other)), fresh, report=False)
+    (unit,) = _unit_dirs(root)
+    assert not os.path.exists(f"{unit}/matched") and os.path.exists(root / "matched" / "crawl=pool" / TAKEN_MARKER)
+    for table, columns in (("matched", ("uuid", "text", "url", "entry_ids")), ("curated", ("uuid", "text", "keep_prob")),
+                           ("curated_counts", ("entry_id", "count"))):
+        assert _rows(f"{root}/{table}", *columns) == _rows(f"{fresh}/{table}", *columns)
