@@ -115,6 +115,11 @@ def keep_probabilities(lengths: np.ndarray, flat_entry_ids: np.ndarray, probs: n
     return _keep_probabilities_flat(lengths, probs[flat_entry_ids])
 
 
+def keep_probabilities_flat(lengths: np.ndarray, flat_probs: np.ndarray) -> np.ndarray:
+    """`keep_probabilities` with each (pair, entry)'s p_e given flattened beside its pair's length."""
+    return _keep_probabilities_flat(lengths, flat_probs)
+
+
 def _keep_probabilities_flat(lengths: np.ndarray, flat_probs: np.ndarray) -> np.ndarray:
     lengths = np.asarray(lengths, dtype=np.int64)
     rows = np.repeat(np.arange(lengths.size), lengths)

@@ -35,14 +35,23 @@ def _orderable(kind: T.DataType) -> bool:
     return True
 
 
+def deduplicated_columns(columns: list[str], text_column: str = "text") -> list[str]:
+    """The column order of first_of_duplicates' rows (its `keys` aside): uuid, the text, DEDUP_ORDER's columns, then
+    the others as they were. A table written in this order is what a de-duplication of it would write, column for
+    column, when it holds no duplicate (ingest.py takes such a unit's matched/ as its crawl's)."""
+    order = [c for c in DEDUP_ORDER if c in columns]
+    return ["uuid", text_column, *order, *[c for c in columns if c not in ("uuid", text_column, *order)]]
+
+
 def first_of_duplicates(rows: DataFrame, text_column: str = "text", keys: tuple[str, ...] = ()) -> DataFrame:
     """One row per (uuid, text), all columns kept: the first by DEDUP_ORDER (else by the other columns), whatever
     the partitioning or run. `keys`: columns that are functions of (uuid, text) grouped by too, so rows already
     partitioned on them (pair_keys.py) are de-duplicated without another shuffle."""
     group = (*keys, "uuid", text_column)
-    order = [c for c in DEDUP_ORDER if c in rows.columns]
-    rest = [c for c in rows.columns if c not in (*group, *order)]
-    kept = [*order, *rest]
+    kept = deduplicated_columns(rows.columns, text_column)[2:]
+    kept = [c for c in kept if c not in keys]
+    if not kept:  # nothing to choose between: the distinct keys (a hash aggregate, on rows partitioned by `keys`)
+        return rows.select(*group).distinct()
     whole = F.struct(*[F.col(c) for c in kept])
     ranked = [c for c in kept if _orderable(rows.schema[c].dataType)]
     # min(struct) orders by every field; a pool with a map column is ranked by its other columns instead.

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid as uuidlib
 from dataclasses import dataclass
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
 from . import pair_keys, progress, sources
 from .config import Settings
-from .curation import METADATA_LANG, count_entries, match_pool, pairs_by_group, with_metadata_lang
+from .curation import (METADATA_LANG, PAIRS_BY_COLUMNS, count_entries, match_pool, pairs_by_group,
+                       with_metadata_lang)
 from .errors import ConfigError, InputError
-from .dedup import stripped_texts
+from .dedup import deduplicated_columns, stripped_texts
 from .extraction import extract_files, file_record, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
 from .pool import SKIPPED, infer_pool_format, input_read_errors, pairs_of, read_pool, read_pool_rows
@@ -112,7 +114,11 @@ def _languages_known(pairs: DataFrame, columns: dict, metadata) -> DataFrame:
 def _match_unit(spark: SparkSession, root: OutputRoot, marker: dict, pool: DataFrame, metadata) -> int:
     matched_path = root.unit_path(marker["crawl"], marker["unit"], "matched")
     pool = _languages_known(pool, marker["columns"], metadata)
-    write_parquet_atomically(match_pool(pool, metadata, marker["columns"]["text"]), matched_path)
+    matched = match_pool(pool, metadata, marker["columns"]["text"])
+    if marker["kind"] == KIND_POOL and marker.get("texts_stripped"):
+        # Pool mode: in the order a de-duplication writes, so the crawl can take the table as it is (_takes_unit).
+        matched = matched.select(*deduplicated_columns(matched.columns, marker["columns"]["text"]))
+    write_parquet_atomically(matched, matched_path)
     return read_table(spark, matched_path).count()
 
 
@@ -250,8 +256,9 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
     columns = _crawl_columns(crawl, units)
     with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run, \
             pair_keys.CrawlOwnership(spark, root, crawl, dedup, columns["text"]) as owner:
-        matched = owner.owned(_union([read_table(spark, root.unit_path(crawl, u["unit"], "matched")) for u in units]))
+        matched = owner.owned(_union([read_table(spark, root.unit_matched(u)) for u in units]))
         already_in_pool = None  # pairs of the crawl another crawl owns (pool mode)
+        pool_rows = None  # pool mode: the rows of a pool crawl's files, before de-duplication
         if kinds == {KIND_EXTRACT}:
             # Duplicates of (uuid, text) across the crawl's files are dropped here, keeping the same row however
             # the crawl's files were grouped into units and runs.
@@ -266,18 +273,26 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         elif dedup.pool:
             # A pool's pairs are not copied into the root: its unique pairs are read from its files, flagged when
             # another crawl owns them, counted in one aggregation, and the keys of the others kept.
-            flagged = owner.flagged(_union([_unit_pool(spark, root, u, config) for u in units]))
+            read = Observation(f"rows of {crawl} {uuidlib.uuid4().hex[:8]}")  # names are unique in a session
+            rows = _union([_unit_pool(spark, root, u, config) for u in units])
+            rows = _flag_columns(rows, columns).observe(read, F.count(F.lit(1)).alias("n"))
+            flagged = owner.flagged(rows)
             flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
             try:
                 pairs_total, pairs_by, copies = pairs_by_group(_languages_known(flagged, columns, metadata),
                                                                pair_keys.IN_POOL)
                 already_in_pool = copies.get(pair_keys.ALREADY_IN_POOL, 0)
+                pool_rows = int(read.get["n"])
                 owner.commit(flagged.where(F.col(pair_keys.IN_POOL).isNull()))
             finally:
                 flagged.unpersist()
         else:
             pairs_total, pairs_by = sum(u["pairs"] for u in units), _summed_groups([u.get("pairs_by") for u in units])
-        write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl))
+        if _takes_unit(spark, root, units, dedup, pairs_total, pool_rows, already_in_pool, columns["text"]):
+            root.take_unit_matched(units[0])  # a move: its rows are the crawl's, column for column
+        else:
+            write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl),
+                                     before_replacing=lambda: root.give_back_unit_matched(crawl, units))
         crawl_matched = read_table(spark, root.crawl_table("matched", crawl))
         write_parquet_atomically(count_entries(crawl_matched, metadata), root.crawl_table("crawl_counts", crawl))
         tally = tally_files(OutputRoot.file_states(units).values())
@@ -301,6 +316,29 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         root.write_crawl_state(crawl, state)
         run.rows = state["pairs"]
     return state
+
+
+def _flag_columns(rows: DataFrame, columns: dict) -> DataFrame:
+    """The columns of a pool's rows the crawl's flagging pass needs: (uuid, text) alone when the pairs carry no
+    column they are counted by (the url and the rest would only travel through its de-duplication shuffle); every
+    column otherwise (which duplicate a group value comes from depends on them all)."""
+    counted = [c for c in (*PAIRS_BY_COLUMNS, columns.get("lang")) if c and c in rows.columns]
+    return rows if counted else rows.select("uuid", columns["text"])
+
+
+def _takes_unit(spark, root: OutputRoot, units: list[dict], dedup: pair_keys.Dedup, pairs_total: int,
+                pool_rows: int | None, already_in_pool: int | None, text_column: str) -> bool:
+    """Whether a crawl's matched/ would be a copy of its one unit's, row for row and column for column: a pool's
+    (crawl mode: kept as given); in pool mode, when its files hold no duplicate pair (as many unique pairs as rows)
+    and no pair another crawl owns, and the unit wrote its columns in the de-duplication's order."""
+    if len(units) != 1 or units[0]["kind"] != KIND_POOL:
+        return False
+    if not dedup.pool:
+        return True
+    if pool_rows != pairs_total or already_in_pool:
+        return False
+    columns = read_table(spark, root.unit_matched(units[0])).columns
+    return columns == deduplicated_columns(columns, text_column)
 
 
 def _matched_by_lang(matched: DataFrame) -> dict[str, int]:

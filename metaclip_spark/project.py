@@ -7,7 +7,8 @@ ROOT/
   pairs/crawl=C/             a crawl's pairs, de-duplicated over all its units (Common Crawl input only), and in pool
                              mode without the pairs other crawls hold
   pair_keys/crawl=C/         pool mode: the keys of the pairs crawl C holds, in bucket files
-  matched/crawl=C/           a crawl's pairs that match at least one entry, with entry_ids
+  matched/crawl=C/           a crawl's pairs that match at least one entry, with entry_ids; when they are exactly
+                             its one unit's matched/, that directory is moved here (no copy), tagged _UNIT_MATCHED.json
   crawl_counts/crawl=C/      a crawl's per-entry counts (entry_id, entry, count)
   crawls/C.json              a crawl's state, written last when the three tables above are finished
   counts/                    per-entry counts summed over the crawls of the latest curated pool
@@ -31,6 +32,8 @@ from .tables import (child_names, delete_path, glob_escape, glob_paths, path_exi
                      write_json_atomically)
 
 UNIT_MARKER = "_COMMITTED.json"
+# In a crawl's matched/ that is a unit's matched/ moved there (a hidden name: Spark's readers skip it): which unit.
+TAKEN_MARKER = "_UNIT_MATCHED.json"
 ROOT_MARKER = "_METACLIP_ROOT.json"  # says "an output root": the only kind of directory --overwrite deletes
 # Any of these says "an output root" (a root made before ROOT_MARKER existed holds the others).
 _ROOT_CONTENTS = (ROOT_MARKER, "units", "crawls", "summary.json")
@@ -164,6 +167,46 @@ class OutputRoot:
 
     def commit_unit(self, marker: dict) -> None:
         write_json_atomically(self.spark, self.unit_path(marker["crawl"], marker["unit"], UNIT_MARKER), marker)
+
+    def unit_matched(self, marker: dict) -> str:
+        """Where a committed unit's matched/ is: in the unit, or in its crawl's matched/ when the crawl took it
+        (take_unit_matched) and the unit was not committed again since."""
+        own = self.unit_path(marker["crawl"], marker["unit"], "matched")
+        if self.files.exists(own):
+            return own
+        table = self.crawl_table("matched", marker["crawl"])
+        return table if self._taken_by(table) == self._taken_tag(marker) else own
+
+    @staticmethod
+    def _taken_tag(marker: dict) -> dict:
+        return {"unit": marker["unit"], "marker_digest": OutputRoot.units_digest([marker])}
+
+    def _taken_by(self, table: str) -> dict | None:
+        tag = self.files.read_json(f"{table}/{TAKEN_MARKER}")
+        return {k: tag.get(k) for k in ("unit", "marker_digest")} if tag else None
+
+    def take_unit_matched(self, marker: dict) -> None:
+        """Make a unit's matched/ its crawl's matched/ by moving it (a rename, not a copy), tagged with the unit's
+        marker so the unit finds it there. At every step one of the two places holds it: a kill is finished by the
+        next rebuild."""
+        own = self.unit_path(marker["crawl"], marker["unit"], "matched")
+        table = self.crawl_table("matched", marker["crawl"])
+        if not path_exists(self.spark, own):
+            return  # taken already
+        write_json_atomically(self.spark, f"{own}/{TAKEN_MARKER}", dict(self._taken_tag(marker), taken_at=now()))
+        delete_path(self.spark, table)
+        rename_path(self.spark, own, table)
+
+    def give_back_unit_matched(self, crawl: str, units: list[dict]) -> None:
+        """Before a crawl's matched/ is replaced: a unit's matched/ it holds (take_unit_matched) goes back into its
+        unit, which still needs it for the crawl's next rebuilds."""
+        table = self.crawl_table("matched", crawl)
+        tag = self._taken_by(table)
+        for marker in units:
+            own = self.unit_path(marker["crawl"], marker["unit"], "matched")
+            if tag == self._taken_tag(marker) and not path_exists(self.spark, own):
+                rename_path(self.spark, table, own)
+                return
 
     def drop_units(self, crawl: str) -> None:
         delete_path(self.spark, self.path("units", f"crawl={crawl}"))

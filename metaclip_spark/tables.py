@@ -49,8 +49,9 @@ def rename_path(spark: SparkSession, source: str, target: str) -> None:
         raise OSError(f"could not rename {source} to {target}")
 
 
-def write_parquet_atomically(df: DataFrame, path: str) -> None:
-    """Write `df` as Parquet at `path`, replacing what was there, through a hidden temporary sibling."""
+def write_parquet_atomically(df: DataFrame, path: str, before_replacing=None) -> None:
+    """Write `df` as Parquet at `path`, replacing what was there, through a hidden temporary sibling.
+    `before_replacing()` runs once the new table is written, before the old one is deleted (it may move it away)."""
     spark = df.sparkSession
     parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else (".", path)
     for leftover in glob_paths(spark, f"{glob_escape(parent)}/.{glob_escape(name)}.tmp-*"):  # a killed run's
@@ -58,6 +59,8 @@ def write_parquet_atomically(df: DataFrame, path: str) -> None:
     temporary = f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
     try:
         df.write.mode("overwrite").parquet(temporary)
+        if before_replacing is not None:
+            before_replacing()
         delete_path(spark, path)
         rename_path(spark, temporary, path)
     finally:

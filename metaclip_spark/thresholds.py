@@ -74,8 +74,11 @@ def keep_probability_sums(lengths: np.ndarray, flat_entry_ids: np.ndarray, count
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.size == 0:
         return sums, certain
+    # p_e only for the entries these pairs hold (elementwise, so the same values as over the whole count vector):
+    # the vector of every entry, once per t and batch, cost more than the pairs' own probabilities.
+    flat_counts = np.asarray(counts, dtype=np.float64)[flat_entry_ids]
     for i, t in enumerate(ts):
-        keep_prob = balancing.keep_probabilities(lengths, flat_entry_ids, balancing.entry_probabilities(counts, t))
+        keep_prob = balancing.keep_probabilities_flat(lengths, balancing.entry_probabilities(flat_counts, t))
         sums[i] = int(np.rint(keep_prob * FIXED_POINT).astype(np.int64).sum())
         certain[i] = int(np.count_nonzero(keep_prob >= 1.0))
     return sums, certain

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import shutil
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -14,6 +17,7 @@ from metaclip_spark.ids import image_uuid
 from metaclip_spark.ingest import InputSpec
 from metaclip_spark.matching import reference_match
 from metaclip_spark.metadata import Metadata, load_metadata
+from metaclip_spark.project import TAKEN_MARKER
 
 from conftest import DATA
 
@@ -217,3 +221,67 @@ def test_explain_prints_the_spaced_text_and_matches(capsys):
     for entry in ("'photo of'", "'black and white'", "'people'", "'A'"):
         assert entry in out
     assert "'a photo'" not in out  # case-sensitive
+
+
+def _unit_dirs(root) -> list[str]:
+    return sorted(glob.glob(f"{root}/units/crawl=pool/unit=*"))
+
+
+def test_a_pool_crawl_of_one_unit_takes_its_matched_table_and_gives_it_back(spark, config, pool, curated_run,
+                                                                             tmp_path):
+    output, _ = curated_run
+    # One unit, no duplicate pair: its matched/ is moved into the crawl's table (no copy), tagged with the unit.
+    (unit,) = _unit_dirs(output)
+    assert not os.path.exists(f"{unit}/matched")
+    assert json.loads(open(f"{output}/matched/crawl=pool/{TAKEN_MARKER}").read())["unit"] == unit.rsplit("=", 1)[1]
+    # A rebuild finds it there: the crawl's state lost (a run killed before writing it) is rebuilt to the same rows.
+    root = tmp_path / "root"
+    shutil.copytree(output, root)
+    os.remove(root / "crawls" / "pool.json")
+    metadata = Metadata(SMALL_METADATA)
+    pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), metadata, str(root), report=False)
+    for table, columns in (("matched", ("uuid", "text", "url", "entry_ids")), ("curated", ("uuid", "text", "keep_prob"))):
+        assert _rows(f"{root}/{table}", *columns) == _rows(f"{output}/{table}", *columns)
+    # A second pool in the same crawl: the crawl's matched/ is rebuilt from both units, the first one's given back.
+    more = _write_pool(spark, tmp_path / "more", 3, start=20)
+    pipeline.curate(spark, _config(config), InputSpec(more, "parquet", crawl="pool"), metadata, str(root), report=False)
+    assert all(os.path.exists(f"{u}/matched") for u in _unit_dirs(root)) and len(_unit_dirs(root)) == 2
+    assert not os.path.exists(root / "matched" / "crawl=pool" / TAKEN_MARKER)
+    both = tmp_path / "both"
+    spark.read.parquet(pool).unionByName(spark.read.parquet(more)).write.parquet(str(both))
+    one_go = str(tmp_path / "one_go")
+    pipeline.curate(spark, _config(config), InputSpec(str(both), "parquet"), metadata, one_go, report=False)
+    for table, columns in (("matched", ("uuid", "text", "url", "entry_ids")), ("curated", ("uuid", "text", "keep_prob"))):
+        assert _rows(f"{root}/{table}", *columns) == _rows(f"{one_go}/{table}", *columns)
+
+
+def test_a_pool_holding_duplicate_pairs_is_de_duplicated_not_taken(spark, config, pool, curated_run, tmp_path):
+    output, summary = curated_run
+    doubled = tmp_path / "doubled"
+    spark.read.parquet(pool).unionByName(spark.read.parquet(pool)).write.parquet(str(doubled))
+    out = str(tmp_path / "out")
+    again = pipeline.curate(spark, _config(config), InputSpec(str(doubled), "parquet"), Metadata(SMALL_METADATA), out,
+                            report=False)
+    (unit,) = _unit_dirs(out)
+    assert os.path.exists(f"{unit}/matched") and not os.path.exists(f"{out}/matched/crawl=pool/{TAKEN_MARKER}")
+    assert _rows(f"{out}/matched", "uuid", "text", "url", "entry_ids") == \
+        _rows(f"{output}/matched", "uuid", "text", "url", "entry_ids")
+    assert again["pairs_in"] == summary["pairs_in"] and again["pairs_curated"] == summary["pairs_curated"]
+
+
+def test_a_taken_matched_table_is_rematched_like_a_fresh_run(spark, config, pool, curated_run, tmp_path):
+    """--rematch of a crawl whose matched/ is its unit's: the unit writes its own again, the crawl takes it (the
+    old one, tagged with the unit's former marker, is replaced), and the rows are those of a fresh run."""
+    output, _ = curated_run
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(load_metadata(SMALL_METADATA)[::2]))
+    root = tmp_path / "root"
+    shutil.copytree(output, root)
+    pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), Metadata(str(other)), str(root),
+                    rematch=True, report=False)
+    fresh = str(tmp_path / "fresh")
+    pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), Metadata(str(other)), fresh, report=False)
+    (unit,) = _unit_dirs(root)
+    assert not os.path.exists(f"{unit}/matched") and os.path.exists(root / "matched" / "crawl=pool" / TAKEN_MARKER)
+    for table, columns in (("matched", ("uuid", "text", "url", "entry_ids")), ("curated", ("uuid", "text", "keep_prob"))):
+        assert _rows(f"{root}/{table}", *columns) == _rows(f"{fresh}/{table}", *columns)
