@@ -90,43 +90,9 @@ def wat_pairs(html_metadata: dict, page_url: str,
                                           repeat(IMAGE_PATH))))
     except TypeError:
         return wat_image_pairs(html_metadata, page_url, text_attributes)
-    page = PageImages()
-    if not images:
-        return page
-    resolve = None
-    pairs = page.pairs
-    append = pairs.append
-    no_src = no_text = non_http = 0
     attributes = tuple(text_attributes)
-    for link in images:
-        src = link.get("url")
-        if src is None or not src.strip():
-            no_src += 1
-            continue
-        texts = None
-        for attribute in attributes:
-            value = link.get(attribute)
-            if value and isinstance(value, str):
-                value = value.strip()
-                if value:
-                    if texts is None:
-                        texts = [(value, attribute)]
-                    else:
-                        texts.append((value, attribute))
-        if texts is None:
-            no_text += 1
-            continue
-        if resolve is None:
-            resolve = _SiteResolver(base)
-        found = resolve.cache.get(src) if resolve.cache is not None else None
-        url, is_http = found if found is not None else resolve.resolve(src)
-        if not is_http:
-            non_http += 1
-            continue
-        for text, attribute in texts:
-            append((url, text, attribute))
-    page.img_tags, page.no_src, page.no_text, page.non_http_url = len(images), no_src, no_text, non_http
-    return page
+    fields = [(link.get("url"), tuple(map(link.get, attributes))) for link in images]
+    return _pairs_of(fields, base, attributes)
 
 
 class _Head(msgspec.Struct, gc=False, rename={"base": "Base"}):
@@ -207,24 +173,25 @@ def _typed_pairs(html, page_url: str, attributes: tuple[str, ...]) -> PageImages
     """wat_image_pairs of typed HTML-Metadata (a link's path is a string here, its other fields as in the JSON)."""
     head = html.head
     base = page_base(page_url, head.base if head is not None else None)
+    images = [link for link in html.links or () if link.path.startswith(IMAGE_PATH)]
+    texts_of = _texts_getter(len(attributes))
+    return _pairs_of([(link.url, texts_of(link)) for link in images], base, attributes)
+
+
+def _pairs_of(images: list[tuple], base: str, attributes: tuple[str, ...]) -> PageImages:
+    """A page's pairs from its image links as (src, the values of `attributes`), resolved against `base`: what
+    webpage.wat_image_pairs gives, with its counts."""
     page = PageImages()
-    links = html.links
-    if not links:
-        return page
-    images = [link for link in links if link.path.startswith(IMAGE_PATH)]
     if not images:
         return page
-    texts_of = _texts_getter(len(attributes))
     absent = (None,) * len(attributes)
     resolve = None
     append = page.pairs.append
     no_src = no_text = non_http = 0
-    for link in images:
-        src = link.url
+    for src, values in images:
         if src is None or not src.strip():
             no_src += 1
             continue
-        values = texts_of(link)
         texts = None
         if values != absent:  # most image links have no text at all
             for value, attribute in zip(values, attributes):
