@@ -112,15 +112,11 @@ def keep_draw(seed: int, uuid: str, text: str, entry_id: int) -> float:
 
 def keep_probabilities(lengths: np.ndarray, flat_entry_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """P = 1 - prod(1 - p_e) per pair, for pairs whose entry ids are given flattened with their lengths (0 if none)."""
-    return _keep_probabilities_flat(lengths, probs[flat_entry_ids])
+    return keep_probabilities_flat(lengths, probs[flat_entry_ids])
 
 
 def keep_probabilities_flat(lengths: np.ndarray, flat_probs: np.ndarray) -> np.ndarray:
     """`keep_probabilities` with each (pair, entry)'s p_e given flattened beside its pair's length."""
-    return _keep_probabilities_flat(lengths, flat_probs)
-
-
-def _keep_probabilities_flat(lengths: np.ndarray, flat_probs: np.ndarray) -> np.ndarray:
     lengths = np.asarray(lengths, dtype=np.int64)
     rows = np.repeat(np.arange(lengths.size), lengths)
     with np.errstate(divide="ignore"):  # p_e = 1 gives log(0) = -inf, so P = 1
@@ -148,4 +144,4 @@ def decide_flat(seed: int, uuids: list, texts: list, lengths: np.ndarray, flat_e
     rows = np.repeat(np.arange(n), lengths)
     hits = entry_draws(hashes[rows], flat_entry_ids) < flat_probs
     keep = np.bincount(rows, weights=hits, minlength=n) > 0
-    return keep, _keep_probabilities_flat(lengths, flat_probs)
+    return keep, keep_probabilities_flat(lengths, flat_probs)
