@@ -11,8 +11,8 @@ grows with the pool:
   aggregated with grouping sets into sizes by crawl / language / text source / caption length, entries per text, a
   histogram of keep probabilities and the expected curated size (sum of keep probabilities over ALL matched pairs);
   a second pass over its entry_ids alone gives the plan table (the expected size at each t, plan.py);
-- curated/: per-entry counts after balancing (explode + groupBy: measured, not derived from a formula) and sizes by
-  group and caption length;
+- curated/: per-entry counts after balancing (explode + groupBy: measured, not derived from a formula) and, in a
+  second pass, sizes by group and caption length;
 - image hosts: the top hosts of curated/ (a grouped count, of which only the first TOP_HOSTS rows are taken) and
   their counts in matched/;
 - samples: the SAMPLE_POOL matched pairs first in a seeded hash order (a bounded take), split into curated and
@@ -224,21 +224,18 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
 
 def curated_pass(curated: DataFrame, groups: list[str], entries_total: int,
                  text_column: str | None = None) -> tuple[np.ndarray, list[dict]]:
-    """Over the curated table itself, in one scan: per-entry counts after balancing (explode the kept pairs' entry
-    ids, count) and kept pairs by group, by caption-length bin (with `text_column`) and in total (each pair's first
-    entry stands for the pair)."""
+    """Over the curated table itself: per-entry counts after balancing (explode the kept pairs' entry ids, count;
+    one row per entry reaches the driver, as Arrow) and kept pairs by group, by caption-length bin (with
+    `text_column`) and in total (grouping sets over the pairs, apart: over the exploded ids they multiplied the
+    rows aggregated by the entries per pair times the sets)."""
     lengths = [_length_bin_column(text_column).alias(_LENGTH_BIN)] if text_column else []
-    exploded = curated.select(*groups, *lengths, F.posexplode(ENTRY_IDS).alias("position", "entry_id"))
-    extra = [("entry_id",)] + ([(_LENGTH_BIN,)] if text_column else [])
-    results = grouped_counts(exploded, groups, extra, [
-        F.count("*").alias("matches"),
-        F.sum((F.col("position") == 0).cast("long")).alias("pairs"),
-    ])
+    results = grouped_counts(curated.select(*groups, *lengths), groups, [(_LENGTH_BIN,)] if text_column else [],
+                             [F.count("*").alias("pairs")])
+    counts = (curated.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id")
+              .agg(F.count("*").alias("matches")).toArrow())
     after = np.zeros(entries_total, dtype=np.int64)
-    for r in results:
-        if r["set"] == "entry_id":
-            after[int(r["value"])] = int(r["matches"])
-    return after, [r for r in results if r["set"] != "entry_id"]
+    after[counts.column("entry_id").to_numpy()] = counts.column("matches").to_numpy()
+    return after, results
 
 
 def _binned(results: list[dict], key: str = "pairs") -> list[int]:
@@ -250,9 +247,13 @@ def _binned(results: list[dict], key: str = "pairs") -> list[int]:
     return counts
 
 
-def _host_column(url_column: str):
-    host = F.lower(F.regexp_extract(F.col(url_column), _HOST_PATTERN, 1))
-    return F.when(host == "", F.lit(None)).otherwise(host)
+def _host_counts(df: DataFrame, url_column: str) -> DataFrame:
+    """Pairs per image host (lower case; URLs with none left out): grouped by the host as the URL writes it, then
+    by its lower case over those groups, so `lower` (costlier than the regular expression) runs once per distinct
+    host instead of once per pair. The same counts as lower-casing every pair's host."""
+    written = (df.select(F.regexp_extract(F.col(url_column), _HOST_PATTERN, 1).alias(_HOST))
+               .where(F.col(_HOST) != "").groupBy(_HOST).count())
+    return written.select(F.lower(_HOST).alias(_HOST), "count").groupBy(_HOST).agg(F.sum("count").alias("count"))
 
 
 def top_hosts(curated: DataFrame, matched: DataFrame, url_column: str, n: int = TOP_HOSTS) -> list[dict]:
@@ -260,13 +261,11 @@ def top_hosts(curated: DataFrame, matched: DataFrame, url_column: str, n: int = 
     only the first n rows reach the driver."""
     if url_column not in curated.columns:
         return []
-    top = (curated.select(_host_column(url_column).alias(_HOST)).where(F.col(_HOST).isNotNull())
-           .groupBy(_HOST).count().orderBy(F.desc("count"), _HOST).limit(n).collect())
+    top = _host_counts(curated, url_column).orderBy(F.desc("count"), _HOST).limit(n).collect()
     hosts = [r[_HOST] for r in top]
     if not hosts:
         return []
-    in_matched = dict(matched.select(_host_column(url_column).alias(_HOST)).where(F.col(_HOST).isin(hosts))
-                      .groupBy(_HOST).count().collect())
+    in_matched = dict(_host_counts(matched, url_column).where(F.col(_HOST).isin(hosts)).collect())
     return [{"host": r[_HOST], "curated": int(r["count"]), "matched": int(in_matched.get(r[_HOST], 0))} for r in top]
 
 

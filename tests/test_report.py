@@ -323,6 +323,31 @@ def test_samples_split_the_matched_pairs_as_balancing_did(spark, curated_run):
     assert "Not available: the root keeps the unmatched pairs of Common Crawl input only" in page
 
 
+def test_top_hosts_match_a_plain_count_of_lower_cased_hosts(spark):
+    """Hosts are counted as the URL writes them, then merged by lower case: the same counts as lower-casing every
+    pair's host (mixed case, user info, ports, no host, not a URL), ties by name, matched counts for the top ones."""
+    from metaclip_spark.report import _HOST_PATTERN, top_hosts
+
+    curated_urls = ["http://Example.COM/a.jpg", "https://example.com:8080/b", "http://user:pw@EXAMPLE.com/c",
+                    "HTTP://img.Example.org?x=1", "http://img.example.org#f", "https://a@b@c.net/x", "file:///tmp/x",
+                    "not a url", "//cdn.example.net/x.jpg", "http://b.example/", "http://a.example/", None]
+    matched_urls = curated_urls + ["http://EXAMPLE.com/d", "http://other.example/e", "http://A.example/f"]
+
+    def host(url):
+        found = re.match(_HOST_PATTERN, url or "")
+        return found.group(1).lower() if found and found.group(1) else None
+
+    frame = lambda urls: spark.createDataFrame([(u,) for u in urls], "url string")
+    got = top_hosts(frame(curated_urls), frame(matched_urls), "url", n=4)
+    curated = collections.Counter(h for h in map(host, curated_urls) if h)
+    matched = collections.Counter(h for h in map(host, matched_urls) if h)
+    top = sorted(curated.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+    assert got == [{"host": h, "curated": n, "matched": matched[h]} for h, n in top]
+    assert got[:2] == [{"host": "example.com", "curated": 3, "matched": 4},
+                       {"host": "img.example.org", "curated": 2, "matched": 2}]
+    assert got[2] == {"host": "a.example", "curated": 1, "matched": 2}  # ties by name: a.example before b.example
+
+
 def test_image_hosts_and_caption_lengths(curated_run):
     report = curated_run["report"]
     curated = report["sizes"]["pairs_curated"]
