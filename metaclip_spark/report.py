@@ -7,10 +7,11 @@ any previous report as a whole.
 Every number is a Spark reduction or a bounded take; the driver only receives results bounded by the metadata, by
 the handful of crawls / languages / text sources / length bins, or by a fixed sample size, never anything that
 grows with the pool:
-- matched/: one pass (keep probabilities computed on the executors from a broadcast of the entry probabilities),
-  aggregated with grouping sets into sizes by crawl / language / text source / caption length, entries per text, a
-  histogram of keep probabilities and the expected curated size (sum of keep probabilities over ALL matched pairs);
-  a second pass over its entry_ids alone gives the plan table (the expected size at each t, plan.py);
+- matched/: one pass (keep probabilities computed on the executors from a broadcast of the entry probabilities)
+  giving sizes by crawl / language / text source / caption length, entries per text, a histogram of keep
+  probabilities, the expected curated size (sum of keep probabilities over ALL matched pairs) and the plan table's
+  sums (the expected size at each t, plan.py): each Arrow batch is summed on its executor into a few rows per set,
+  which Spark adds up in exact fixed point;
 - curated/: per-entry counts after balancing (explode + groupBy: measured, not derived from a formula) and, in a
   second pass, sizes by group and caption length;
 - image hosts: the top hosts of curated/ (a grouped count, of which only the first TOP_HOSTS rows are taken) and
@@ -59,7 +60,6 @@ WORLDWIDE_NOTE = ("a worldwide root: this report's per-entry numbers (counts, ba
                   "curated pairs per language are in the Languages section (and summary.json's by_lang)")
 
 _ENTRIES = "entries"
-_KEEP_PROB = "keep_prob"
 _PROB_BIN = "prob_bin"
 _LENGTH_BIN = "length_bin"
 _HOST = "host"
@@ -181,45 +181,109 @@ def _length_bin_column(text_column: str):
     return sum((F.when(length >= edge, 1).otherwise(0) for edge in LENGTH_EDGES[1:]), F.lit(0)).cast("int")
 
 
-def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str],
-                 text_column: str | None = None) -> list[dict]:
-    """Over all matched pairs: count, sum of keep probabilities and always-kept pairs, by group, by number of
-    entries, by keep-probability bin, by caption-length bin (with `text_column`) and in total (one scan of matched/,
-    keep probabilities on the executors)."""
+_SET, _VALUE, _PLAN = "set", "value", "plan"
+_SUMMED = ("pairs", "expected", "always_kept")
+
+
+def _summed_by(keys: np.ndarray, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{_VALUE: each key value that occurs, ascending; each name in `weights`: its sum over the rows of that key}
+    (int64 sums, exact)."""
+    values, rows = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
+    sums = {_VALUE: values}
+    for name, weight in weights.items():
+        sums[name] = np.zeros(values.size, np.int64)
+        np.add.at(sums[name], rows, weight)
+    return sums
+
+
+def _part(schema: pa.Schema, name: str, rows: int, columns: dict) -> pa.Table:
+    """`rows` rows of partial sums for one set: `columns` given, other sums 0, other values null."""
+    arrays = []
+    for field in schema:
+        if field.name == _SET:
+            arrays.append(pa.array([name] * rows, pa.string()))
+        elif field.name in columns:
+            column = columns[field.name]
+            arrays.append(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else
+                          pa.array(column, field.type))
+        else:
+            arrays.append(pa.nulls(rows, field.type) if field.nullable else pa.array(np.zeros(rows, np.int64)))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str], text_column: str | None = None,
+                 plan_counts: np.ndarray | None = None, plan_ts: list[int] = ()) -> tuple[list[dict], tuple | None]:
+    """Over all matched pairs, in one scan of matched/: count, sum of keep probabilities and always-kept pairs, by
+    group, by number of entries, by keep-probability bin, by caption-length bin (with `text_column`) and in total;
+    with `plan_ts`, also the plan's sums over `plan_counts` at each t (as plan.expected_sums gives them: sums,
+    certain, pairs). Each Arrow batch is summed on its executor into a few rows per set (keep probabilities in fixed
+    point, thresholds.FIXED_POINT, as the plan sums them), which Spark adds exactly: the same on any partitioning."""
     spark = matched.sparkSession
     probabilities_broadcast = spark.sparkContext.broadcast(probabilities)
-    texts = [text_column] if text_column else []
-    source = matched.select(*groups, ENTRY_IDS, *texts)
+    counts_broadcast = spark.sparkContext.broadcast(plan_counts.astype(np.float64)) if plan_ts else None
+    source = matched.select(*groups, ENTRY_IDS, *([text_column] if text_column else []))
+    n_ts = len(plan_ts)
+    plan_names = [f"p{i}" for i in range(n_ts)] + [f"k{i}" for i in range(n_ts)]
+    sum_names = [*_SUMMED, *plan_names]
     output_schema = T.StructType(
-        [source.schema[g] for g in groups]
-        + [T.StructField(_ENTRIES, T.IntegerType(), False), T.StructField(_KEEP_PROB, T.DoubleType(), False),
-           T.StructField(_PROB_BIN, T.IntegerType(), False), T.StructField(_LENGTH_BIN, T.IntegerType(), False)]
-    )
+        [T.StructField(_SET, T.StringType(), False)]
+        + [T.StructField(g, source.schema[g].dataType, True) for g in groups]
+        + [T.StructField(_VALUE, T.IntegerType(), True)]
+        + [T.StructField(name, T.LongType(), False) for name in sum_names])
 
-    def keep_probability_batches(batches):
+    def partial_sums(batches):
         probs = probabilities_broadcast.value
         for batch in batches:
+            schema = pa.schema([pa.field(_SET, pa.string(), False)]
+                               + [pa.field(g, batch.schema.field(g).type) for g in groups]
+                               + [pa.field(_VALUE, pa.int32())]
+                               + [pa.field(name, pa.int64(), False) for name in sum_names])
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
             keep_prob = balancing.keep_probabilities(lengths, flat, probs)
-            text_lengths = (pc.utf8_length(batch.column(text_column)).fill_null(0).to_numpy(zero_copy_only=False)
-                            if text_column else np.zeros(batch.num_rows, np.int64))
-            yield pa.RecordBatch.from_arrays(
-                [batch.column(g) for g in groups]
-                + [pa.array(lengths, pa.int32()), pa.array(keep_prob, pa.float64()),
-                   pa.array(probability_bins(keep_prob), pa.int32()), pa.array(length_bins(text_lengths), pa.int32())],
-                names=[*groups, _ENTRIES, _KEEP_PROB, _PROB_BIN, _LENGTH_BIN],
-            )
+            weights = {"pairs": np.ones(batch.num_rows, np.int64),
+                       "expected": np.rint(keep_prob * thresholds.FIXED_POINT).astype(np.int64),
+                       "always_kept": (keep_prob >= 1.0).astype(np.int64)}
+            parts = [_part(schema, "", 1, {name: [int(w.sum())] for name, w in weights.items()})]
+            for g in groups:
+                by_value = (pa.table({g: batch.column(g), **weights}).group_by(g, use_threads=False)
+                            .aggregate([(name, "sum") for name in _SUMMED]))
+                parts.append(_part(schema, g, by_value.num_rows,
+                                   {g: by_value.column(g), **{n: by_value.column(f"{n}_sum") for n in _SUMMED}}))
+            keys = {_ENTRIES: lengths, _PROB_BIN: probability_bins(keep_prob)}
+            if text_column:
+                keys[_LENGTH_BIN] = length_bins(pc.utf8_length(batch.column(text_column)).fill_null(0)
+                                                .to_numpy(zero_copy_only=False))
+            for name, key in keys.items():
+                sums = _summed_by(key, weights)
+                parts.append(_part(schema, name, sums[_VALUE].size, sums))
+            if counts_broadcast is not None:
+                plan_sums, certain = thresholds.keep_probability_sums(lengths, flat, counts_broadcast.value, plan_ts)
+                parts.append(_part(schema, _PLAN, 1, {"pairs": [batch.num_rows], **{
+                    name: [int(v)] for name, v in zip(plan_names, [*plan_sums, *certain])}}))
+            yield from pa.concat_tables(parts).to_batches()
 
-    per_pair = source.mapInArrow(keep_probability_batches, output_schema)
-    extra = [(_ENTRIES,), (_PROB_BIN,)] + ([(_LENGTH_BIN,)] if text_column else [])
     try:
-        return grouped_counts(per_pair, groups, extra, [
-            F.count("*").alias("pairs"),
-            F.sum(_KEEP_PROB).alias("expected"),
-            F.sum((F.col(_KEEP_PROB) >= 1.0).cast("long")).alias("always_kept"),
-        ])
+        rows = (source.mapInArrow(partial_sums, output_schema).groupBy(_SET, *groups, _VALUE)
+                .agg(*[F.sum(F.col(name).cast("decimal(38,0)")).alias(name) for name in sum_names]).collect())
     finally:
         probabilities_broadcast.unpersist()
+        if counts_broadcast is not None:
+            counts_broadcast.unpersist()
+    results = [{"set": "", "value": None, "pairs": 0, "expected": 0.0, "always_kept": 0}]  # when nothing matched
+    plan = ([0] * n_ts, [0] * n_ts, 0) if plan_ts else None
+    for row in rows:
+        name = row[_SET]
+        if name == _PLAN:
+            values = [int(row[c]) for c in plan_names]
+            plan = (values[:n_ts], values[n_ts:], int(row["pairs"]))
+            continue
+        result = {"set": name, "value": row[name] if name in groups else row[_VALUE], "pairs": int(row["pairs"]),
+                  "expected": int(row["expected"]) / thresholds.FIXED_POINT, "always_kept": int(row["always_kept"])}
+        if name == "":
+            results[0] = result
+        else:
+            results.append(result)
+    return results, plan
 
 
 def curated_pass(curated: DataFrame, groups: list[str], entries_total: int,
@@ -373,7 +437,15 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     curated = read_table(spark, root.path("curated"))
     groups = present_group_columns(matched)
     text = text_column if text_column in matched.columns else None
-    matched_results = matched_pass(matched, probabilities, groups, text)
+    tail_share = float(run.get("tail_share") or 0.06)
+    # A worldwide root's p_e are per language: its plan and sample split are not built yet (thresholds.py and
+    # caption_samples take one count vector; a per-language report calls them per language).
+    worldwide = bool(run.get("worldwide"))
+    # The plan table (expected pairs at each t, in exact fixed point; the run's t among them) is summed in the same
+    # scan of matched/.
+    auto_t = None if worldwide else balancing.auto_threshold(before, tail_share)
+    plan_ts = [] if worldwide else sorted(set(thresholds.t_series(before)) | {t, auto_t})
+    matched_results, plan_sums = matched_pass(matched, probabilities, groups, text, before, plan_ts)
     after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total,
                                           text if text in curated.columns else None)
     pool_by_group = _pairs_in_by_group(root, run, groups)
@@ -383,20 +455,10 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     pairs_curated = int(next(r for r in curated_results if r["set"] == "")["pairs"])
     pairs_in = int(run["pairs_in"])
 
-    # The plan table (expected pairs at each t, in exact fixed point; the run's t among them), a second pass over
-    # matched/ that reads its entry_ids alone.
-    from .plan import expected_sums
-
-    tail_share = float(run.get("tail_share") or 0.06)
-    # A worldwide root's p_e are per language: its plan and sample split are not built yet (thresholds.py and
-    # caption_samples take one count vector; a per-language report calls them per language).
-    worldwide = bool(run.get("worldwide"))
     plan = None
-    expected_curated = float(total["expected"] or 0.0)
+    expected_curated = float(total["expected"])
     if not worldwide:
-        auto_t = balancing.auto_threshold(before, tail_share)
-        plan_ts = sorted(set(thresholds.t_series(before)) | {t, auto_t})
-        sums, certain, _ = expected_sums(matched, before, plan_ts)
+        sums, certain, _ = plan_sums
         plan_rows = thresholds.plan_rows(before, plan_ts, pairs_matched, sums, certain)
         for row in plan_rows:
             row["auto"], row["this_run"] = row["t"] == auto_t, row["t"] == t

@@ -273,6 +273,45 @@ def test_grouped_numbers_of_an_empty_table_are_zero_totals(spark):
     assert results == [{"set": "", "value": None, "pairs": 0, "n": None}]
 
 
+def test_matched_pass_equals_a_plain_count_on_any_partitioning(spark):
+    """The matched pass sums each Arrow batch on its executor: its sets and sums, and the plan's, are those of a plain
+    count over the rows (null group values included), on one partition or many, and zero totals on no rows."""
+    from metaclip_spark.plan import expected_sums
+    from metaclip_spark.report import length_bins, matched_pass, probability_bins
+
+    rng = np.random.default_rng(11)
+    counts = rng.integers(0, 40, 30)
+    rows = [(str(rng.choice(["a", "b"])) if i % 7 else None, ["en", "de", None][i % 3],
+             sorted({int(e) for e in rng.integers(0, 30, int(rng.integers(1, 6)))}), "x" * int(rng.integers(0, 120)))
+            for i in range(3000)]
+    frame = spark.createDataFrame(rows, "crawl string, lang string, entry_ids array<int>, text string")
+    probs = balancing.entry_probabilities(counts, 9)
+    lengths = np.array([len(r[2]) for r in rows])
+    keep = keep_probabilities(lengths, np.concatenate([r[2] for r in rows]), probs)
+    wanted = collections.defaultdict(lambda: [0, 0.0, 0])
+    keys = zip([r[0] for r in rows], [r[1] for r in rows], lengths, probability_bins(keep),
+               length_bins([len(r[3]) for r in rows]))
+    for (crawl, lang, n, prob_bin, length_bin), p in zip(keys, keep):
+        for key in (("crawl", crawl), ("lang", lang), ("entries", int(n)), ("prob_bin", int(prob_bin)),
+                    ("length_bin", int(length_bin)), ("", None)):
+            wanted[key][0] += 1
+            wanted[key][1] += p
+            wanted[key][2] += int(p >= 1.0)
+    ts = [1, 5, 9, 20]
+    for partitions in (1, 7):
+        results, plan = matched_pass(frame.repartition(partitions), probs, ["crawl", "lang"], "text", counts, ts)
+        got = {(r["set"], r["value"]): r for r in results}
+        assert set(got) == set(wanted)
+        for key, (pairs, expected, always) in wanted.items():
+            assert (got[key]["pairs"], got[key]["always_kept"]) == (pairs, always)
+            assert got[key]["expected"] == pytest.approx(expected, abs=len(rows) * 2.0 ** -30)
+        assert plan == expected_sums(frame, counts, ts)
+    assert got[("", None)]["expected"] == plan[0][ts.index(9)] / 2 ** 30  # the run's t: the plan's own sum
+    empty = spark.createDataFrame([], "crawl string, entry_ids array<int>")
+    assert matched_pass(empty, probs, ["crawl"], None, counts, ts) == (
+        [{"set": "", "value": None, "pairs": 0, "expected": 0.0, "always_kept": 0}], ([0] * 4, [0] * 4, 0))
+
+
 def test_spark_jobs_inside_a_stage_carry_its_name(spark, caplog):
     from metaclip_spark.progress import stage
 
