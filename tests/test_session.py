@@ -74,3 +74,11 @@ def test_columns_of_distinct_values_are_written_without_a_parquet_dictionary(spa
     for column in ("url", "uuid", "text", "entry_ids.list.element"):
         assert not encodings[column] & dictionary, (column, encodings[column])
     assert encodings["lang"] & dictionary  # a column of few values keeps its dictionary
+
+
+def test_the_local_profile_starts_its_jvm_with_the_throughput_collector(spark):
+    """conf/local.toml: the JVM a local run starts collects garbage with the parallel (throughput) collector, whose
+    CPU per run is lower than G1's (docs/scaling.md); the option reaches the JVM, not only Spark's conf."""
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    names = {bean.getName() for bean in beans}
+    assert names == {"PS Scavenge", "PS MarkSweep"}, names
