@@ -289,9 +289,9 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
 def curated_pass(curated: DataFrame, groups: list[str], entries_total: int,
                  text_column: str | None = None) -> tuple[np.ndarray, list[dict]]:
     """Over the curated table itself: per-entry counts after balancing (explode the kept pairs' entry ids, count;
-    one row per entry reaches the driver, as Arrow) and kept pairs by group, by caption-length bin (with
-    `text_column`) and in total (grouping sets over the pairs, apart: over the exploded ids they multiplied the
-    rows aggregated by the entries per pair times the sets)."""
+    one row per entry reaches the driver, as Arrow), and kept pairs by group, by caption-length bin (with
+    `text_column`) and in total (grouping sets over the pairs themselves, in a second scan: applied to the exploded
+    ids, the sets would multiply each pair's rows by its entries)."""
     lengths = [_length_bin_column(text_column).alias(_LENGTH_BIN)] if text_column else []
     results = grouped_counts(curated.select(*groups, *lengths), groups, [(_LENGTH_BIN,)] if text_column else [],
                              [F.count("*").alias("pairs")])
