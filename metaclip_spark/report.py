@@ -241,7 +241,7 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
             keep_prob = balancing.keep_probabilities(lengths, flat, probs)
             weights = {"pairs": np.ones(batch.num_rows, np.int64),
-                       "expected": np.rint(keep_prob * thresholds.FIXED_POINT).astype(np.int64),
+                       "expected": thresholds.fixed_point(keep_prob),
                        "always_kept": (keep_prob >= 1.0).astype(np.int64)}
             parts = [_part(schema, "", 1, {name: [int(w.sum())] for name, w in weights.items()})]
             for g in groups:

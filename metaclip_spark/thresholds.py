@@ -65,6 +65,11 @@ def count_rows(counts: np.ndarray, ts: list[int]) -> list[dict]:
     return rows
 
 
+def fixed_point(keep_prob: np.ndarray) -> np.ndarray:
+    """Keep probabilities in fixed point (int64, units of 1/FIXED_POINT): summed as integers, exactly, in any order."""
+    return np.rint(np.asarray(keep_prob) * FIXED_POINT).astype(np.int64)
+
+
 def keep_probability_sums(lengths: np.ndarray, flat_entry_ids: np.ndarray, counts: np.ndarray,
                           ts: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """For pairs given as flattened entry id lists (as balancing takes them): per t, the sum of the pairs' keep
@@ -79,7 +84,7 @@ def keep_probability_sums(lengths: np.ndarray, flat_entry_ids: np.ndarray, count
     flat_counts = np.asarray(counts, dtype=np.float64)[flat_entry_ids]
     for i, t in enumerate(ts):
         keep_prob = balancing.keep_probabilities_flat(lengths, balancing.entry_probabilities(flat_counts, t))
-        sums[i] = int(np.rint(keep_prob * FIXED_POINT).astype(np.int64).sum())
+        sums[i] = int(fixed_point(keep_prob).sum())
         certain[i] = int(np.count_nonzero(keep_prob >= 1.0))
     return sums, certain
 
