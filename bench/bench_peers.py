@@ -4,7 +4,9 @@ Inputs (bench_extract's WARC, ~100 MB uncompressed at scale 1, and files derived
 - the WARC file, and its WAT file written by tests/wat_writer.py in Common Crawl's WAT layout (no large real WAT
   file is at hand): the same pages as WARC and as WAT;
 - the same two for one copy of the real excerpts alone (the 100 MB file repeats them, which flatters caches: an alt
-  text seen once is labelled once).
+  text seen once is labelled once). A run of a one-copy side reads its file COLD_COPIES times, caches forgotten
+  before each read as a fresh worker starts its first file: what a crawl, where pages do not repeat, costs, timed
+  over as many bytes as the 100 MB file's WAT.
 
 Sides, each a process of bench/peer_side.py kept alive and asked for RUNS runs, interleaved in rotating order so that
 other load on a shared machine falls on all of them; each keeps its best CPU time (its own process's; the pairs a
@@ -13,7 +15,9 @@ side yields are hashed, to compare sides, after its clock stops):
   member record loop;
 - ours: metaclip_spark.extraction.file_pairs (what a Spark task runs per file) of this tree, and of the baseline
   commit (today's code before issue 18) for the same files: their pairs must be identical;
-- cc2dataset (PyPI, in its own virtualenv bench/work/peer-venv, made by `make bench`) on the WAT file.
+- cc2dataset (PyPI, in its own virtualenv bench/work/peer-venv, made by `make bench`) on the WAT file;
+- ours with language ID left out (every text labelled "en" without fastText) on the one-copy files: what language
+  ID costs us on a crawl, where cc2dataset identifies no language.
 
 Every language is kept on our side (MetaCLIP 2's worldwide setting; language ID still runs on every text), as
 cc2dataset keeps every alt text. cc2dataset takes alt texts only; we take alt and title (and data-image-title from
@@ -36,6 +40,7 @@ sys.path.insert(0, str(BENCH))
 
 BASELINE_COMMIT = "c3245db"  # main before issue 18's extraction work: "today's" code
 RUNS = int(os.environ.get("BENCH_PEER_RUNS", "5"))
+COLD_COPIES = int(os.environ.get("BENCH_PEER_COLD_COPIES", "40"))
 GOAL_WAT_VS_CC2DATASET = 2.0
 GOAL_WARC_VS_TODAY = 2.0
 PEER_VENV = BENCH / "work" / "peer-venv"
@@ -90,13 +95,14 @@ def wat_of(warc: Path) -> Path:
 class Side:
     """A running peer_side.py process."""
 
-    def __init__(self, name: str, side: str, path: Path, python: Path | str, pythonpath: Path | None):
+    def __init__(self, name: str, side: str, path: Path, python: Path | str, pythonpath: Path | None,
+                 copies: int = 1):
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
         if pythonpath:
             env["PYTHONPATH"] = str(pythonpath)
-        self.name, self.path = name, path
-        self.process = subprocess.Popen([str(python), str(BENCH / "peer_side.py"), side, str(path)], cwd=REPO,
+        self.name, self.path, self.copies = name, path, copies
+        self.process = subprocess.Popen([str(python), str(BENCH / "peer_side.py"), side, str(path), str(copies)], cwd=REPO,
                                         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ready = json.loads(self.process.stdout.readline() or '{"error": "did not start"}')
         self.runs: list[dict] = []
@@ -156,7 +162,8 @@ def run(work_dir, log=print) -> dict:
     have_peer = peer.exists()
     load_start = [round(x, 2) for x in os.getloadavg()]
 
-    plan = [  # (name, side, file, python, PYTHONPATH)
+    cold = COLD_COPIES
+    plan = [  # (name, side, file, python, PYTHONPATH[, copies])
         ("warc inflate zlib", "inflate-zlib", warc, PROJECT_PYTHON, here),
         ("warc inflate isal", "inflate-isal", warc, PROJECT_PYTHON, here),
         ("warc records", "records", warc, PROJECT_PYTHON, here),
@@ -169,15 +176,17 @@ def run(work_dir, log=print) -> dict:
         ("wat members", "members", wat, PROJECT_PYTHON, here),
         ("wat today", "ours", wat, PROJECT_PYTHON, baseline),
         ("wat now", "ours", wat, PROJECT_PYTHON, here),
-        ("one-copy warc today", "ours", small_warc, PROJECT_PYTHON, baseline),
-        ("one-copy warc now", "ours", small_warc, PROJECT_PYTHON, here),
-        ("one-copy wat now", "ours", small_wat, PROJECT_PYTHON, here),
+        ("one-copy warc today", "ours", small_warc, PROJECT_PYTHON, baseline, cold),
+        ("one-copy warc now", "ours", small_warc, PROJECT_PYTHON, here, cold),
+        ("one-copy warc now, no language ID", "ours-no-language-id", small_warc, PROJECT_PYTHON, here, cold),
+        ("one-copy wat now", "ours", small_wat, PROJECT_PYTHON, here, cold),
+        ("one-copy wat now, no language ID", "ours-no-language-id", small_wat, PROJECT_PYTHON, here, cold),
     ]
     if have_peer:
         plan += [("warc inflate zlib-ng", "inflate-zlib-ng", warc, peer, None),
                  ("wat inflate zlib-ng", "inflate-zlib-ng", wat, peer, None),
                  ("wat cc2dataset", "cc2dataset", wat, peer, None),
-                 ("one-copy wat cc2dataset", "cc2dataset", small_wat, peer, None)]
+                 ("one-copy wat cc2dataset", "cc2dataset", small_wat, peer, None, cold)]
     log(f"peers: starting {len(plan)} sides")
     sides = [Side(*entry) for entry in plan]
     try:
@@ -191,6 +200,7 @@ def run(work_dir, log=print) -> dict:
         for side in sides:
             side.close()
     best = {side.name: side.best() for side in sides}
+    copies = {side.name: side.copies for side in sides}
     sizes = {"warc": _mb(warc), "wat": _mb(wat), "one-copy warc": _mb(small_warc), "one-copy wat": _mb(small_wat)}
     result = {"inputs": {"warc_file": str(warc.relative_to(work_dir)), "warc_uncompressed_mb": round(sizes["warc"], 1),
                          "warc_compressed_mb": round(warc.stat().st_size / 1e6, 1),
@@ -198,6 +208,7 @@ def run(work_dir, log=print) -> dict:
                          "wat_compressed_mb": round(wat.stat().st_size / 1e6, 1),
                          "one_copy_warc_uncompressed_mb": round(sizes["one-copy warc"], 2),
                          "one_copy_wat_uncompressed_mb": round(sizes["one-copy wat"], 2),
+                         "one_copy_cold_copies": cold,
                          "wat_writer": json.loads(wat.with_suffix(".json").read_text())},
               "baseline_commit": BASELINE_COMMIT, "runs_per_side": RUNS, "peer_venv": have_peer,
               "load_average_start": load_start, "load_average_end": [round(x, 2) for x in os.getloadavg()],
@@ -207,7 +218,7 @@ def run(work_dir, log=print) -> dict:
         cpu = figures.get("cpu_seconds")
         row = {"file": file_key, **{k: v for k, v in figures.items() if k not in ("digest",)}}
         if cpu:
-            row["mb_per_cpu_s"] = round(sizes[file_key] / cpu, 1)
+            row["mb_per_cpu_s"] = round(sizes[file_key] * copies[name] / cpu, 1)
             if figures.get("pairs") is not None:
                 row["pairs_per_cpu_s"] = round(figures["pairs"] / cpu)
         row["digest"] = figures.get("digest")
@@ -249,6 +260,12 @@ def summarise(sides: dict) -> dict:
         key = prefix.replace("-", "_").replace(" ", "_")
         out[f"{key}wat_vs_cc2dataset_pairs_per_cpu_s"] = ratio(ours.get("pairs_per_cpu_s"), peer.get("pairs_per_cpu_s"))
         out[f"{key}wat_vs_cc2dataset_cpu"] = ratio(peer.get("cpu_seconds"), ours.get("cpu_seconds"))
+    for path in ("warc", "wat"):  # on a crawl (one copy, cold): the share of our CPU that is language ID
+        with_id, without = _cpu(sides, f"one-copy {path} now"), _cpu(sides, f"one-copy {path} now, no language ID")
+        out[f"one_copy_{path}_language_id_share"] = round(1 - without / with_id, 3) if with_id and without else None
+    out["one_copy_wat_no_language_id_vs_cc2dataset_pairs_per_cpu_s"] = ratio(
+        sides.get("one-copy wat now, no language ID", {}).get("pairs_per_cpu_s"),
+        sides.get("one-copy wat cc2dataset", {}).get("pairs_per_cpu_s"))
     # our two paths on the same pages: pairs and CPU per page
     out["wat_vs_warc_cpu"] = ratio(_cpu(sides, "warc now"), _cpu(sides, "wat now"))
     return out

@@ -1,6 +1,9 @@
-"""One side of bench_peers.py, kept alive between runs: `python peer_side.py SIDE FILE`, then one line on stdin per
-run ("run"), one JSON line back with the run's CPU seconds (this process only: time.process_time) and its output.
-The pairs a side yields are kept in a list while the clock runs and hashed (their digest) after it stops.
+"""One side of bench_peers.py, kept alive between runs: `python peer_side.py SIDE FILE [COPIES]`, then one line on
+stdin per run ("run"), one JSON line back with the run's CPU seconds (this process only: time.process_time) and its
+output. The pairs a side yields are kept in a list while the clock runs and hashed (their digest) after it stops.
+With COPIES, a run reads the file that many times, each time as a fresh worker reads its first file (caches
+forgotten, outside the clock): a crawl's cost, where the 100 MB file's repeats flatter caches, timed over enough
+bytes to be steady.
 
 Sides (what runs in this process; the driver picks the interpreter and PYTHONPATH):
 - inflate-zlib, inflate-isal, inflate-zlib-ng: every gzip member inflated, 64 KiB fed at a time (as gzip_members does),
@@ -10,6 +13,8 @@ Sides (what runs in this process; the driver picks the interpreter and PYTHONPAT
   page work;
 - ours: metaclip_spark.extraction.file_pairs over the file (what a Spark task runs per file), every language kept,
   the module on PYTHONPATH (this tree's, or the baseline commit's);
+- ours-no-language-id: the same with every text labelled "en" without fastText: what language ID costs (cc2dataset
+  identifies no language);
 - cc2dataset: cc2dataset.main.process_wat(path, "image") (what its Spark task runs per WAT file), in its own
   virtualenv.
 
@@ -69,7 +74,7 @@ def members(path: str) -> dict:
 
 
 class Ours:
-    def __init__(self):
+    def __init__(self, identify: bool = True):
         import dataclasses
 
         from metaclip_spark import extraction, language, webpage
@@ -80,6 +85,8 @@ class Ours:
         self.job = dataclasses.replace(job, extract=dataclasses.replace(job.extract, languages=()))
         self.language, self.webpage, self.extraction = language, webpage, extraction
         language.identify_language("the model is loaded before the clock starts")
+        if not identify:
+            extraction.identify_language = lambda text: ("en", 1.0)
 
     def forget(self) -> None:
         clear = getattr(self.language.identify_language, "cache_clear", None)
@@ -142,24 +149,43 @@ def side_function(side: str):
         return members
     if side == "ours":
         return Ours()
+    if side == "ours-no-language-id":
+        return Ours(identify=False)
     if side == "cc2dataset":
         return Cc2dataset()
     raise SystemExit(f"unknown side {side}")
 
 
+def cold_copies(run, path: str, copies: int) -> dict:
+    """`run(path)` `copies` times, caches forgotten before each (outside the clock): pairs and times summed."""
+    total: dict = {"cpu_seconds": 0.0, "wall_seconds": 0.0, "copies": copies}
+    forget = getattr(run, "forget", None)
+    for _ in range(copies):
+        if forget:
+            forget()
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = run(path)
+        total["cpu_seconds"] += time.process_time() - cpu
+        total["wall_seconds"] += time.perf_counter() - wall
+        for key, value in out.items():
+            if key == ROWS:
+                total.setdefault(ROWS, []).extend(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != DIGESTED:
+                total[key] = total.get(key, 0) + value
+            else:
+                total[key] = value
+    return total
+
+
 def main() -> int:
     side, path = sys.argv[1], sys.argv[2]
+    copies = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     run = side_function(side)
     print(json.dumps({"ready": side}), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
             break
-        forget = getattr(run, "forget", None)
-        if forget:
-            forget()
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = run(path)
-        out.update(cpu_seconds=time.process_time() - cpu, wall_seconds=time.perf_counter() - wall)
+        out = cold_copies(run, path, copies)
         if ROWS in out:
             digest, width = hashlib.sha256(), out.pop(DIGESTED, None)
             for row in out.pop(ROWS):
