@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="thresholds to tabulate: positive integers, and auto for the tail-share rule's t")
     thresholds.add_argument("--t-range", action="store_true",
                             help="thresholds 1, 2, 5, 10, 20, ... up to the largest count, with auto's t (default)")
+    plan.add_argument("--lang", dest="plan_lang", metavar="CODE",
+                      help="worldwide roots: the metadata language whose counts, pairs and t to plan (required there)")
     plan.add_argument("--tail-share", type=float, help="tail proportion of the auto rule (default 0.06)")
     plan.add_argument("--counts-only", action="store_true",
                       help="no Spark: from the counts alone, the expected pairs as an upper bound")
@@ -301,7 +303,8 @@ def _plan(args: argparse.Namespace, config: Settings) -> int:
     from .plan import format_plan, parse_thresholds, run_plan
 
     requested = parse_thresholds(args.t_list) if args.t_list else None
-    plan = run_plan(config, args.output, _crawls(args), requested, counts_only=args.counts_only, master=args.master)
+    plan = run_plan(config, args.output, _crawls(args), requested, counts_only=args.counts_only, master=args.master,
+                    language=args.plan_lang)
     print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
     return 0
 

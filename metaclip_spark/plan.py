@@ -6,6 +6,9 @@ entries over t, tail share and matches after balancing follow from them alone (t
 curated pairs need each matched pair's entry set: one Spark pass over matched/ (its entry_ids column only) sums the
 keep probabilities of every requested t at once, in exact fixed point. `--counts-only` skips that pass and starts
 no Spark; the table then gives the upper bound min(pairs matched, matches after balancing) instead.
+
+A worldwide root (MetaCLIP 2) counts and balances each language apart, with its own t: its plan is one language's
+(`--lang CODE`), from that language's counts and matched pairs, with the t the root's last balance gave it marked.
 """
 
 from __future__ import annotations
@@ -71,20 +74,35 @@ def _first_parquet(fs, directory: str) -> str:
     return files[0]
 
 
-def read_counts(root: OutputRoot, crawls: list[str], remote) -> np.ndarray:
-    """The chosen crawls' per-entry counts summed, as one vector indexed by entry id (bounded by the metadata)."""
+def read_counts(root: OutputRoot, crawls: list[str], remote, language: str | None = None) -> np.ndarray:
+    """The chosen crawls' per-entry counts summed, as one vector indexed by entry id (bounded by the metadata); of a
+    worldwide root, those of `language`'s list, which must then be given."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     fs, inside = _parquet_filesystem(root.root, remote)
-    ids, values = [], []
+    ids, values, languages = [], [], set()
     for crawl in crawls:
         path = inside(root.crawl_table("crawl_counts", crawl))
-        if WORLDWIDE_KEY in pq.read_schema(_first_parquet(fs, path), filesystem=fs).names:
-            raise ConfigError(f"{root.root} is a worldwide root (counts per language): `plan` takes one language's "
-                              "counts and has no per-language table yet; summary.json (by_lang) holds t per language")
-        table = pq.read_table(path, columns=COUNT_COLUMNS, filesystem=fs)
+        worldwide = WORLDWIDE_KEY in pq.read_schema(_first_parquet(fs, path), filesystem=fs).names
+        if not worldwide and language is not None:
+            raise ConfigError(f"--lang {language}: {root.root} is not a worldwide root (one metadata list, one t); "
+                              "plan it without --lang")
+        table = pq.read_table(path, columns=COUNT_COLUMNS + ([WORLDWIDE_KEY] if worldwide else []), filesystem=fs)
+        if worldwide:
+            languages.update(table.column(WORLDWIDE_KEY).unique().to_pylist())
+            if language is None:
+                continue
+            table = table.filter(pc.equal(table.column(WORLDWIDE_KEY), language))
         ids.append(table.column("entry_id").to_numpy())
         values.append(table.column("count").to_numpy())
+    if languages and (language is None or language not in languages):
+        listed = ", ".join(sorted(languages))
+        if language is None:
+            raise ConfigError(f"{root.root} is a worldwide root (counts and t per language): plan one language "
+                              f"with --lang CODE, one of: {listed}")
+        raise ConfigError(f"--lang {language}: no pair of {root.root} matched a {language!r} list (its languages: "
+                          f"{listed})")
     ids_all = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     vector = np.zeros(int(ids_all.max(initial=-1)) + 1, dtype=np.int64)
     if ids_all.size:
@@ -102,6 +120,22 @@ def resolve_thresholds(requested: list[int | str] | None, counts: np.ndarray, ta
     else:
         ts = set(thresholds.t_series(counts)) | {auto_t} | ({int(configured)} if configured != "auto" else set())
     return sorted(ts), auto_t
+
+
+def language_matched(matched, language: str | None):
+    """The matched pairs of one language's list (all of them when `language` is None)."""
+    from pyspark.sql import functions as F
+
+    return matched if language is None else matched.where(F.col(WORLDWIDE_KEY) == language)
+
+
+def last_balance_t(root: OutputRoot, crawls: list[str], language: str | None) -> int | None:
+    """The t the root's last balance used for these crawls (of `language`, on a worldwide root), if any."""
+    summary = root.files.read_json(root.path("summary.json")) or {}
+    if sorted(summary.get("crawls") or []) != sorted(crawls):
+        return None
+    t = (summary.get("t_by_lang") or {}).get(language) if language is not None else summary.get("t")
+    return int(t) if t else None
 
 
 def expected_sums(matched, counts: np.ndarray, ts: list[int]) -> tuple[list[int], list[int], int]:
@@ -138,13 +172,24 @@ def expected_sums(matched, counts: np.ndarray, ts: list[int]) -> tuple[list[int]
 
 
 def run_plan(config, output: str, crawls: list[str] | None, requested: list[int | str] | None, *,
-             counts_only: bool = False, master: str | None = None) -> dict:
-    """The plan of a root: its table (thresholds.plan_rows) and what it was computed from."""
+             counts_only: bool = False, master: str | None = None, language: str | None = None) -> dict:
+    """The plan of a root (of one language's list on a worldwide root): its table (thresholds.plan_rows) and what
+    it was computed from."""
     root = OutputRoot.records_only(output, config.remote)
     chosen, states = chosen_crawls(root, crawls)
-    counts = read_counts(root, chosen, config.remote)
-    pairs_matched = sum(int(s["pairs_matched"]) for s in states.values())
-    ts, auto_t = resolve_thresholds(requested, counts, config.curation.tail_share, config.curation.t)
+    counts = read_counts(root, chosen, config.remote, language)
+    if language is None:
+        pairs_matched = sum(int(s["pairs_matched"]) for s in states.values())
+    else:
+        pairs_matched = sum(int((s.get("matched_by_lang") or {}).get(language, 0)) for s in states.values())
+    # The configured t: English's is curation.t; another language's is worldwide.t_by_lang's, else derived from
+    # English's tail share when balancing (this_run_t shows the one the last balance derived).
+    configured = config.curation.t if language in (None, balancing.ENGLISH) else \
+        config.worldwide.t_by_lang.get(language, "auto")
+    this_run_t = last_balance_t(root, chosen, language)
+    ts, auto_t = resolve_thresholds(requested, counts, config.curation.tail_share, configured)
+    if this_run_t and not requested:
+        ts = sorted(set(ts) | {this_run_t})
     sums = certain = None
     if not counts_only:
         from .progress import stage
@@ -153,15 +198,19 @@ def run_plan(config, output: str, crawls: list[str] | None, requested: list[int 
         with owned_session(config, "metaclip-spark plan", master) as spark:
             with stage(spark, "plan", f"keep probabilities at {len(ts)} thresholds") as run:
                 spark_root = OutputRoot(spark, output)
-                sums, certain, seen = expected_sums(spark_root.read_crawls("matched", chosen), counts, ts)
+                matched = language_matched(spark_root.read_crawls("matched", chosen), language)
+                sums, certain, seen = expected_sums(matched, counts, ts)
                 run.rows = seen
         pairs_matched = seen  # what was summed over
     rows = thresholds.plan_rows(counts, ts, pairs_matched, sums, certain)
     for row in rows:
         row["auto"] = row["t"] == auto_t
+        row["this_run"] = row["t"] == this_run_t
     return {
         "root": root.root,
         "crawls": chosen,
+        "language": language,
+        "this_run_t": this_run_t,
         "pairs_matched": pairs_matched,
         "matches_total": int(counts.sum()),
         "entries_matched": int((counts > 0).sum()),
@@ -179,8 +228,9 @@ def format_plan(plan: dict) -> str:
     """The plan as a text table, one row per t."""
     header = f"{'t':>12} {'entries > t':>12} {'tail share':>10} {'matches after':>15} {'expected pairs':>16} " \
              f"{'of matched':>10}"
+    of = f", {plan['language']}'s list" if plan.get("language") else ""
     lines = [
-        f"root: {plan['root']} (crawls {', '.join(plan['crawls'])}): {plan['pairs_matched']:,} matched pairs, "
+        f"root: {plan['root']} (crawls {', '.join(plan['crawls'])}{of}): {plan['pairs_matched']:,} matched pairs, "
         f"{plan['matches_total']:,} matches over {plan['entries_matched']:,} entries, largest count "
         f"{plan['largest_count']:,}",
         f"expected pairs from {plan['expected_from']}; auto (tail share {plan['tail_share_target']:.1%}) picks "
@@ -193,7 +243,8 @@ def format_plan(plan: dict) -> str:
         else:
             expected = f"<= {row['expected_pairs_at_most']:,}"
             share = f"<= {row['expected_pairs_at_most'] / plan['pairs_matched']:.1%}" if plan["pairs_matched"] else "-"
-        notes = (" auto" if row["auto"] else "") + (" (keeps everything)" if row["keeps_everything"] else "")
+        notes = (" auto" if row["auto"] else "") + (" (this root's t)" if row.get("this_run") else "") + \
+            (" (keeps everything)" if row["keeps_everything"] else "")
         lines.append(f"{row['t']:>12,} {row['entries_over_t']:>12,} {row['tail_share']:>10.1%} "
                      f"{row['matches_after']:>15,} {expected:>16} {share:>10}{notes}")
     lines += [f"warning: {w}" for w in plan["warnings"]]

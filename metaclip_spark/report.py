@@ -57,7 +57,8 @@ SAMPLE_TEXT_CHARS = 300
 
 WORLDWIDE_NOTE = ("a worldwide root: this report's per-entry numbers (counts, balancing, count decades) put the entry "
                   "ids of every language's list together, and it has no plan table or sample split yet; t, counts and "
-                  "curated pairs per language are in the Languages section (and summary.json's by_lang)")
+                  "curated pairs per language are in the Languages section (and summary.json's by_lang), and "
+                  "`metaclip-spark plan --lang CODE` gives one language's plan table")
 
 _ENTRIES = "entries"
 _PROB_BIN = "prob_bin"

@@ -416,6 +416,7 @@ def test_plan_gives_the_hand_counted_expected_size(spark, curated_run, capsys):
     assert [row["t"] for row in plan["rows"]] == [3, 100]
     at_3, at_100 = plan["rows"]
     assert at_3["auto"] and not at_100["auto"]
+    assert plan["this_run_t"] == 3 and at_3["this_run"] and not at_100["this_run"]  # the root's last balance used 3
     assert (at_3["entries_over_t"], at_3["tail_share"], at_3["matches_after"]) == (2, 6 / 18, 3 + 3 + 2 + 2 + 2)
     assert at_3["expected_pairs"] == EXPECTED_CURATED  # dyadic probabilities: the fixed-point sum is exact
     assert at_3["pairs_kept_for_sure"] == 5
@@ -459,7 +460,7 @@ def test_plan_from_the_counts_alone_starts_no_spark(curated_run):
     # The spark-submit twin (run here by Python: it only hands its arguments to the CLI), printing the text table.
     text = subprocess.run([sys.executable, str(REPO / "jobs" / "plan.py"), "--output", curated_run["output"],
                            "--counts-only"], cwd=REPO, capture_output=True, text=True, timeout=120).stdout
-    assert re.search(r"^\s+3\s+2\s+33\.3%\s+12\s+<= 12\s+<= 100\.0% auto$", text, re.M), text
+    assert re.search(r"^\s+3\s+2\s+33\.3%\s+12\s+<= 12\s+<= 100\.0% auto \(this root's t\)$", text, re.M), text
 
 
 def test_plan_mistakes_exit_2(curated_run, capsys):
@@ -467,6 +468,7 @@ def test_plan_mistakes_exit_2(curated_run, capsys):
         (["--t", "0"], "each threshold must be a positive integer or auto"),
         (["--t", ","], "names no threshold"),
         (["--crawls", "CC-MAIN-none"], "crawl 'CC-MAIN-none' is not in"),
+        (["--lang", "en", "--counts-only"], "is not a worldwide root (one metadata list, one t)"),
     ):
         assert cli_main(["plan", "--output", curated_run["output"], *argv]) == 2
         assert message in capsys.readouterr().err

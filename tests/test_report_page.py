@@ -112,7 +112,8 @@ def test_the_browser_check_sees_console_errors_broken_images_and_exceptions(tmp_
 
 def test_a_worldwide_root_has_a_report_that_says_what_it_lacks_and_no_plan(spark, tmp_path, capsys):
     """Worldwide curation keeps t and counts per language: the report says its per-entry numbers mix languages and
-    leaves out the plan table and the sample split; `plan` refuses the root (exit 2) rather than mix them."""
+    leaves out the plan table and the sample split; `plan` without --lang refuses the root (exit 2) rather than mix
+    them."""
     output = tmp_path / "worldwide"
     code = cli.main(["curate", "--input", str(DATA / "pool" / "worldwide_pairs.jsonl"), "--metadata",
                      str(DATA / "metadata" / "worldwide"), "--t", "3", "--output", str(output), "--progress", "off"])
@@ -122,7 +123,7 @@ def test_a_worldwide_root_has_a_report_that_says_what_it_lacks_and_no_plan(spark
     assert report["warnings"][0].startswith("a worldwide root: this report's per-entry numbers")
     assert not (output / "report" / "plan.png").exists()
     assert cli.main(["plan", "--output", str(output), "--counts-only"]) == 2
-    assert "is a worldwide root (counts per language)" in capsys.readouterr().err
+    assert "is a worldwide root (counts and t per language): plan one language with --lang" in capsys.readouterr().err
     visit = open_page(output / "report" / "index.html", SECTIONS_EXPRESSION)
     assert visit.errors == [], dump(visit)
     sections = {s["id"]: s for s in visit.value["sections"]}

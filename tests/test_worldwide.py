@@ -198,6 +198,39 @@ def test_the_report_has_a_row_per_language(spark, run):
     assert section.count("<tr>") == 1 + len(summary["by_lang"])
 
 
+def _plan(argv, capsys) -> dict:
+    assert cli.main(["plan", *argv, "--json"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_plan_of_one_language_sums_its_own_pairs_keep_probabilities(spark, run, metadata, capsys):
+    """`plan --lang` tabulates one language's counts and matched pairs; its expected pairs at the t the run gave that
+    language are the plain sum of those pairs' keep probabilities (the run's own p_e), and its row is marked."""
+    output, summary = run
+    vectors = _count_vectors(output, metadata)
+    matched = _table(f"{output}/matched", "metadata_lang", "entry_ids")
+    sampled = [code for code, numbers in summary["by_lang"].items() if numbers["entries_over_t"]]
+    assert sampled, "the pool samples no language down: the check below would not test the sums"
+    for code in sampled[:2]:
+        t = summary["t_by_lang"][code]
+        plan = _plan(["--output", output, "--lang", code, "--t", f"{t},{10 * t}"], capsys)
+        assert plan["language"] == code and plan["this_run_t"] == t
+        assert plan["pairs_matched"] == summary["by_lang"][code]["pairs_matched"]
+        assert plan["matches_total"] == int(vectors[code].sum())
+        at_t, above = plan["rows"]
+        assert at_t["this_run"] and not above["this_run"]
+        assert at_t["entries_over_t"] == summary["by_lang"][code]["entries_over_t"]
+        probs = balancing.entry_probabilities(vectors[code], t)
+        expected = sum(balancing.keep_probability(probs[ids]) for lang, ids in matched if lang == code)
+        assert at_t["expected_pairs"] == pytest.approx(expected, abs=1e-6) and at_t["expected_pairs"] < plan["pairs_matched"]
+        assert above["expected_pairs"] == plan["pairs_matched"]                  # 10 t keeps every pair
+    # Without --lang (or with a language the root has no pair of), plan names the languages to choose from.
+    for argv, message in ((["--counts-only"], "plan one language with --lang CODE, one of: ar, de, en, ja, ru, th, zh"),
+                          (["--counts-only", "--lang", "fr"], "--lang fr: no pair of")):
+        assert cli.main(["plan", "--output", output, *argv]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_a_pool_without_a_lang_column_is_labelled_by_lid176(spark, config, metadata, tmp_path):
     pool = _write_pool(spark, tmp_path / "pool", copies=1, lang=False)
     output = str(tmp_path / "out")
