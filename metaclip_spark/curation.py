@@ -245,6 +245,18 @@ def balance_pool(matched: DataFrame, probabilities, seed: int, text_column: str)
     return matched.mapInArrow(balance_batches, output_schema)
 
 
+def language_entry_probabilities(codes: list, lengths: np.ndarray, flat: np.ndarray, vector_of) -> np.ndarray:
+    """p_e of each (pair, entry), the pairs' entry ids given flattened with their lengths, each from the vector of
+    its own pair's language (`codes`, one per pair; `vector_of(code)` gives that language's p_e vector)."""
+    codes = np.array(codes, dtype=object)
+    flat_codes = np.repeat(codes, lengths)
+    flat_probs = np.empty(flat.size, dtype=np.float64)
+    for code in set(codes.tolist()):
+        where = flat_codes == code
+        flat_probs[where] = vector_of(code)[flat[where]]
+    return flat_probs
+
+
 def _balance_pool_worldwide(matched: DataFrame, probabilities: dict[str, np.ndarray], seed: int,
                             text_column: str) -> DataFrame:
     broadcasts = language_broadcasts(matched.sparkSession, probabilities)
@@ -253,12 +265,8 @@ def _balance_pool_worldwide(matched: DataFrame, probabilities: dict[str, np.ndar
     def balance_batches(batches):
         for batch in batches:
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
-            codes = np.array(batch.column(METADATA_LANG).to_pylist(), dtype=object)
-            flat_codes = np.repeat(codes, lengths)
-            flat_probs = np.empty(flat.size, dtype=np.float64)
-            for code in set(codes.tolist()):
-                where = flat_codes == code
-                flat_probs[where] = broadcasts[code].value[flat[where]]
+            flat_probs = language_entry_probabilities(batch.column(METADATA_LANG).to_pylist(), lengths, flat,
+                                                      lambda code: broadcasts[code].value)
             keep, keep_prob = balancing.decide_flat(seed, batch.column("uuid").to_pylist(),
                                                     batch.column(text_column).to_pylist(), lengths, flat, flat_probs)
             mask = pa.array(keep)

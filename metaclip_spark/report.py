@@ -36,7 +36,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from . import __version__, balancing, pair_keys, thresholds
-from .curation import ENTRY_IDS, GROUP_COLUMNS, flattened_entry_ids, group_value
+from .curation import (ENTRY_IDS, GROUP_COLUMNS, METADATA_LANG, flattened_entry_ids, group_value,
+                       language_broadcasts, language_entry_probabilities)
 from .errors import InputError
 from .progress import stage
 from .project import OutputRoot
@@ -55,8 +56,10 @@ SAMPLE_POOL = 400  # matched (and pairs) rows taken in seeded order, before spli
 SAMPLES_SHOWN = 12  # captions shown per kind: curated, dropped by balancing, unmatched
 SAMPLE_TEXT_CHARS = 300
 
-WORLDWIDE_NOTE = ("a worldwide root: this report's per-entry numbers (counts, balancing, count decades) put the entry "
-                  "ids of every language's list together, and it has no plan table or sample split yet; t, counts and "
+WORLDWIDE_NOTE = ("a worldwide root: this report's per-entry numbers (counts, top entries, entries over t, tail shares, "
+                  "count decades) put the entry ids of every language's list together, while its pair numbers "
+                  "(expected curated pairs, keep probabilities, pairs always kept) take each pair's own language's p_e; "
+                  "it has no plan table or sample split yet; t, counts and "
                   "curated pairs per language are in the Languages section (and summary.json's by_lang), and "
                   "`metaclip-spark plan --lang CODE` gives one language's plan table")
 
@@ -212,17 +215,26 @@ def _part(schema: pa.Schema, name: str, rows: int, columns: dict) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str], text_column: str | None = None,
-                 plan_counts: np.ndarray | None = None, plan_ts: list[int] = ()) -> tuple[list[dict], tuple | None]:
+def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.ndarray], groups: list[str],
+                 text_column: str | None = None, plan_counts: np.ndarray | None = None,
+                 plan_ts: list[int] = ()) -> tuple[list[dict], tuple | None]:
     """Over all matched pairs, in one scan of matched/: count, sum of keep probabilities and always-kept pairs, by
     group, by number of entries, by keep-probability bin, by caption-length bin (with `text_column`) and in total;
     with `plan_ts`, also the plan's sums over `plan_counts` at each t (as plan.expected_sums gives them: sums,
     certain, pairs). Each Arrow batch is summed on its executor into a few rows per set (keep probabilities in fixed
-    point, thresholds.FIXED_POINT, as the plan sums them), which Spark adds exactly: the same on any partitioning."""
+    point, thresholds.FIXED_POINT, as the plan sums them), which Spark adds exactly: the same on any partitioning.
+    `probabilities` is the p_e vector, or, worldwide, {language: vector}: each pair takes its own language's p_e."""
     spark = matched.sparkSession
-    probabilities_broadcast = spark.sparkContext.broadcast(probabilities)
+    worldwide = isinstance(probabilities, dict)
+    if worldwide:
+        language_probabilities, probabilities_broadcast = language_broadcasts(spark, probabilities), None
+        broadcasts = list(language_probabilities.values())
+    else:
+        language_probabilities, probabilities_broadcast = None, spark.sparkContext.broadcast(probabilities)
+        broadcasts = [probabilities_broadcast]
     counts_broadcast = spark.sparkContext.broadcast(plan_counts.astype(np.float64)) if plan_ts else None
-    source = matched.select(*groups, ENTRY_IDS, *([text_column] if text_column else []))
+    read = [*groups, ENTRY_IDS, *([text_column] if text_column else [])]
+    source = matched.select(*read, *([METADATA_LANG] if worldwide and METADATA_LANG not in read else []))
     n_ts = len(plan_ts)
     plan_names = [f"p{i}" for i in range(n_ts)] + [f"k{i}" for i in range(n_ts)]
     sum_names = [*_SUMMED, *plan_names]
@@ -232,15 +244,20 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
         + [T.StructField(_VALUE, T.IntegerType(), True)]
         + [T.StructField(name, T.LongType(), False) for name in sum_names])
 
+    def keep_probabilities(batch, lengths, flat):
+        if worldwide:
+            return balancing.keep_probabilities_flat(lengths, language_entry_probabilities(
+                batch.column(METADATA_LANG).to_pylist(), lengths, flat, lambda code: language_probabilities[code].value))
+        return balancing.keep_probabilities(lengths, flat, probabilities_broadcast.value)
+
     def partial_sums(batches):
-        probs = probabilities_broadcast.value
         for batch in batches:
             schema = pa.schema([pa.field(_SET, pa.string(), False)]
                                + [pa.field(g, batch.schema.field(g).type) for g in groups]
                                + [pa.field(_VALUE, pa.int32())]
                                + [pa.field(name, pa.int64(), False) for name in sum_names])
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
-            keep_prob = balancing.keep_probabilities(lengths, flat, probs)
+            keep_prob = keep_probabilities(batch, lengths, flat)
             weights = {"pairs": np.ones(batch.num_rows, np.int64),
                        "expected": thresholds.fixed_point(keep_prob),
                        "always_kept": (keep_prob >= 1.0).astype(np.int64)}
@@ -267,9 +284,8 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray, groups: list[str
         rows = (source.mapInArrow(partial_sums, output_schema).groupBy(_SET, *groups, _VALUE)
                 .agg(*[F.sum(F.col(name).cast("decimal(38,0)")).alias(name) for name in sum_names]).collect())
     finally:
-        probabilities_broadcast.unpersist()
-        if counts_broadcast is not None:
-            counts_broadcast.unpersist()
+        for broadcast in broadcasts + ([counts_broadcast] if counts_broadcast is not None else []):
+            broadcast.unpersist()
     results = [{"set": "", "value": None, "pairs": 0, "expected": 0.0, "always_kept": 0}]  # when nothing matched
     plan = ([0] * n_ts, [0] * n_ts, 0) if plan_ts else None
     for row in rows:
@@ -430,7 +446,10 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     counts_table = read_table(spark, root.path("counts")).select("entry_id", "entry", "count").toArrow()
     before = np.zeros(entries_total, dtype=np.int64)
     before[counts_table.column("entry_id").to_numpy()] = counts_table.column("count").to_numpy()
-    probabilities = balancing.entry_probabilities(before, t)
+    worldwide = bool(run.get("worldwide"))
+    # Worldwide, each pair's keep probability takes its own language's p_e (that language's counts and t), as
+    # balancing did; the per-entry numbers below (`before`, `after`) still put every language's ids together.
+    probabilities = _language_probabilities(spark, root, run) if worldwide else balancing.entry_probabilities(before, t)
 
     states = {crawl: root.crawl_state(crawl) or {} for crawl in run["crawls"]}
     url_column, text_column = _pair_columns(states)
@@ -439,9 +458,8 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     groups = present_group_columns(matched)
     text = text_column if text_column in matched.columns else None
     tail_share = float(run.get("tail_share") or 0.06)
-    # A worldwide root's p_e are per language: its plan and sample split are not built yet (thresholds.py and
-    # caption_samples take one count vector; a per-language report calls them per language).
-    worldwide = bool(run.get("worldwide"))
+    # A worldwide root's plan and sample split are not built yet (thresholds.py and caption_samples take one count
+    # vector; a per-language report would call them per language; `plan --lang` gives one language's table).
     # The plan table (expected pairs at each t, in exact fixed point; the run's t among them) is summed in the same
     # scan of matched/.
     auto_t = None if worldwide else balancing.auto_threshold(before, tail_share)
@@ -569,6 +587,22 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         "config": run.get("config"),
     }
     return report, {"before": before, "after": after}
+
+
+def _language_probabilities(spark: SparkSession, root: OutputRoot, run: dict) -> dict[str, np.ndarray]:
+    """A worldwide run's p_e per language: {language: min(1, t_L / c_e) over that language's entry ids}, from the
+    run's counts/ and t_by_lang (one row per counted entry: bounded by the metadata)."""
+    table = read_table(spark, root.path("counts")).select(METADATA_LANG, "entry_id", "count").toArrow()
+    codes = table.column(METADATA_LANG)
+    thresholds_by_lang = run.get("t_by_lang") or {}
+    probabilities = {}
+    for code in pc.unique(codes).to_pylist():
+        rows = table.filter(pc.equal(codes, code))
+        ids = rows.column("entry_id").to_numpy()
+        vector = np.zeros(int(ids.max(initial=-1)) + 1, dtype=np.int64)
+        vector[ids] = rows.column("count").to_numpy()
+        probabilities[code] = balancing.entry_probabilities(vector, int(thresholds_by_lang[code]))
+    return probabilities
 
 
 def _languages(run: dict) -> dict:

@@ -183,11 +183,19 @@ def test_status_and_summary_show_each_language(run, capsys):
             f"t {de['t']:,}, tail share {de['tail_proportion']:.1%}; top: Deutsche {3 * COPIES}, Auslandsschulen {3 * COPIES}") in out
 
 
-def test_the_report_has_a_row_per_language(spark, run):
+def test_the_report_has_a_row_per_language(spark, run, metadata):
     from metaclip_spark.report import write_report
 
     output, summary = run
     report = write_report(spark, output)
+    # The pair numbers take each pair's own language's p_e (its counts and t), as balancing did.
+    vectors = _count_vectors(output, metadata)
+    probs = {code: balancing.entry_probabilities(vectors[code], summary["t_by_lang"][code]) for code in vectors}
+    keep = [balancing.keep_probability(probs[code][ids])
+            for code, ids in _table(f"{output}/matched", "metadata_lang", "entry_ids")]
+    assert report["sizes"]["expected_curated"] == pytest.approx(sum(keep), abs=1e-6)
+    assert report["balancing"]["pairs_always_kept"] == sum(p >= 1.0 for p in keep) < len(keep)
+    assert sum(report["balancing"]["keep_probability_histogram"]["pairs"]) == len(keep)
     languages = report["languages"]
     assert list(languages["by_lang"])[0] == "ja"                         # most pairs first
     assert languages["by_lang"]["th"] == summary["by_lang"]["th"] and languages["pairs_without_list"] == {"fr": 16}
