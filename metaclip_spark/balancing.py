@@ -46,8 +46,9 @@ def auto_threshold(counts: np.ndarray, tail_share: float = 0.06) -> int:
     return int(counts[min(index, counts.size - 1)]) + 1
 
 
-def tail_proportion(counts: np.ndarray, t: int) -> float:
-    """Share of all matches held by entries with a count under t (curation spec, section 4)."""
+def tail_proportion(counts: np.ndarray, t: int | np.ndarray) -> float:
+    """Share of all matches held by entries with a count under t (curation spec, section 4); t may be given per
+    entry (a worldwide report: each entry's language's t)."""
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
     return float(counts[counts < t].sum() / total) if total else 0.0

@@ -56,12 +56,10 @@ SAMPLE_POOL = 400  # matched (and pairs) rows taken in seeded order, before spli
 SAMPLES_SHOWN = 12  # captions shown per kind: curated, dropped by balancing, unmatched
 SAMPLE_TEXT_CHARS = 300
 
-WORLDWIDE_NOTE = ("a worldwide root: this report's per-entry numbers (counts, top entries, entries over t, tail shares, "
-                  "count decades) put the entry ids of every language's list together, while its pair numbers "
-                  "(expected curated pairs, keep probabilities, pairs always kept) take each pair's own language's p_e; "
-                  "it has no plan table or sample split yet; t, counts and "
-                  "curated pairs per language are in the Languages section (and summary.json's by_lang), and "
-                  "`metaclip-spark plan --lang CODE` gives one language's plan table")
+WORLDWIDE_NOTE = ("a worldwide root: an entry is a (language, entry) pair, judged against its own language's t "
+                  "(English's is the t shown; every language's is in the Languages section and summary.json's "
+                  "t_by_lang), and each pair's keep probability takes its own language's p_e; this report has no plan "
+                  "table or sample split yet: `metaclip-spark plan --lang CODE` gives one language's plan table")
 
 _ENTRIES = "entries"
 _PROB_BIN = "prob_bin"
@@ -303,20 +301,54 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
     return results, plan
 
 
-def curated_pass(curated: DataFrame, groups: list[str], entries_total: int,
-                 text_column: str | None = None) -> tuple[np.ndarray, list[dict]]:
+def curated_pass(curated: DataFrame, groups: list[str], entries_total: int, text_column: str | None = None,
+                 offsets: dict[str, int] | None = None) -> tuple[np.ndarray, list[dict]]:
     """Over the curated table itself: per-entry counts after balancing (explode the kept pairs' entry ids, count;
     one row per entry reaches the driver, as Arrow), and kept pairs by group, by caption-length bin (with
     `text_column`) and in total (grouping sets over the pairs themselves, in a second scan: applied to the exploded
-    ids, the sets would multiply each pair's rows by its entries)."""
+    ids, the sets would multiply each pair's rows by its entries). Worldwide (`offsets`), entries are counted per
+    (language, id) and placed as entry_keys places them."""
     lengths = [_length_bin_column(text_column).alias(_LENGTH_BIN)] if text_column else []
     results = grouped_counts(curated.select(*groups, *lengths), groups, [(_LENGTH_BIN,)] if text_column else [],
                              [F.count("*").alias("pairs")])
-    counts = (curated.select(F.explode(ENTRY_IDS).alias("entry_id")).groupBy("entry_id")
+    languages = [METADATA_LANG] if offsets is not None else []
+    counts = (curated.select(*languages, F.explode(ENTRY_IDS).alias("entry_id")).groupBy(*languages, "entry_id")
               .agg(F.count("*").alias("matches")).toArrow())
     after = np.zeros(entries_total, dtype=np.int64)
-    after[counts.column("entry_id").to_numpy()] = counts.column("matches").to_numpy()
+    after[entry_keys(counts, offsets)] = counts.column("matches").to_numpy()
     return after, results
+
+
+def language_offsets(run: dict) -> dict[str, int] | None:
+    """Worldwide: where each language's list starts in the report's one per-entry vector, the lists laid end to end
+    in the run's order of languages (so (language, id) is one position, and no two languages' ids meet); None for
+    a v1 run, whose entry ids are the positions."""
+    if not run.get("worldwide"):
+        return None
+    offsets, start = {}, 0
+    for code in run["metadata_languages"]:
+        offsets[code] = start
+        start += int(run["by_lang"][code]["entries"])
+    return offsets
+
+
+def entry_keys(table: pa.Table, offsets: dict[str, int] | None) -> np.ndarray:
+    """Positions in the per-entry vector of a table's entries (entry_id, and METADATA_LANG when worldwide)."""
+    ids = table.column("entry_id").to_numpy().astype(np.int64)
+    if offsets is None:
+        return ids
+    codes = table.column(METADATA_LANG).to_pylist()
+    return ids + np.fromiter((offsets[code] for code in codes), np.int64, len(codes))
+
+
+def _thresholds_by_entry(run: dict, offsets: dict[str, int] | None, entries_total: int, t: int) -> int | np.ndarray:
+    """The t each entry was balanced at: the run's t (v1), or its language's, position by position (worldwide)."""
+    if offsets is None:
+        return t
+    by_entry = np.ones(entries_total, dtype=np.int64)
+    for code, start in offsets.items():
+        by_entry[start:start + int(run["by_lang"][code]["entries"])] = int(run["t_by_lang"][code])
+    return by_entry
 
 
 def _binned(results: list[dict], key: str = "pairs") -> list[int]:
@@ -442,13 +474,19 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     run = _load_run(spark, root)
     entries_total = int(run["entries_total"])
     t = int(run.get("t") or 1)  # a worldwide set without an English list has no single t
-    # One row per matched entry: bounded by the metadata (~500k), like the count vector itself.
-    counts_table = read_table(spark, root.path("counts")).select("entry_id", "entry", "count").toArrow()
-    before = np.zeros(entries_total, dtype=np.int64)
-    before[counts_table.column("entry_id").to_numpy()] = counts_table.column("count").to_numpy()
     worldwide = bool(run.get("worldwide"))
+    # Worldwide, an entry is (language, id): the per-entry vectors lay the languages' lists end to end, and each
+    # entry is judged against its own language's t.
+    offsets = language_offsets(run)
+    t_by_entry = _thresholds_by_entry(run, offsets, entries_total, t)
+    # One row per matched entry: bounded by the metadata (~500k), like the count vector itself.
+    counts_table = read_table(spark, root.path("counts")).select(
+        *([METADATA_LANG] if worldwide else []), "entry_id", "entry", "count").toArrow()
+    counts_table = counts_table.append_column("key", pa.array(entry_keys(counts_table, offsets), pa.int64()))
+    before = np.zeros(entries_total, dtype=np.int64)
+    before[counts_table.column("key").to_numpy()] = counts_table.column("count").to_numpy()
     # Worldwide, each pair's keep probability takes its own language's p_e (that language's counts and t), as
-    # balancing did; the per-entry numbers below (`before`, `after`) still put every language's ids together.
+    # balancing did.
     probabilities = _language_probabilities(spark, root, run) if worldwide else balancing.entry_probabilities(before, t)
 
     states = {crawl: root.crawl_state(crawl) or {} for crawl in run["crawls"]}
@@ -466,7 +504,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     plan_ts = [] if worldwide else sorted(set(thresholds.t_series(before)) | {t, auto_t})
     matched_results, plan_sums = matched_pass(matched, probabilities, groups, text, before, plan_ts)
     after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total,
-                                          text if text in curated.columns else None)
+                                          text if text in curated.columns else None, offsets)
     pool_by_group = _pairs_in_by_group(root, run, groups)
 
     total = next(r for r in matched_results if r["set"] == "")
@@ -520,9 +558,12 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     sampled = [item for kind in ("curated", "dropped", "unmatched") for item in (samples or {}).get(kind) or []]
     top_ids = sorted({i for i, _ in top_entries(before)} | {i for i, _ in top_entries(after)}
                      | {i for item in sampled for i in item["entry_ids"]})
-    id_type = counts_table.schema.field("entry_id").type
-    named = counts_table.filter(pc.is_in(counts_table.column("entry_id"), pa.array(top_ids, id_type)))
-    names = dict(zip(named.column("entry_id").to_pylist(), named.column("entry").to_pylist()))
+    named = counts_table.filter(pc.is_in(counts_table.column("key"), pa.array(top_ids, pa.int64())))
+    names = dict(zip(named.column("key").to_pylist(), named.column("entry").to_pylist()))
+    # Worldwide, a position's language and its id in that language's list, for the tables of top entries.
+    located = (dict(zip(named.column("key").to_pylist(), zip(named.column(METADATA_LANG).to_pylist(),
+                                                             named.column("entry_id").to_pylist())))
+               if worldwide else {})
     del counts_table
     matches_before = int(before.sum())
     matches_after = int(after.sum())
@@ -530,6 +571,9 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         item["entries"] = [names.get(i, "") for i in item["entry_ids"]]
 
     def listed(counts: np.ndarray) -> list[dict]:
+        if worldwide:
+            return [{"rank": rank, "metadata_lang": located[i][0], "entry_id": located[i][1], "entry": names.get(i, ""),
+                     "count": c} for rank, (i, c) in enumerate(top_entries(counts), start=1)]
         return [{"rank": rank, "entry_id": i, "entry": names.get(i, ""), "count": c}
                 for rank, (i, c) in enumerate(top_entries(counts), start=1)]
 
@@ -562,12 +606,13 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
             "t_mode": run.get("t_mode"),
             "tail_share_target": run.get("tail_share"),
             "seed": run.get("seed"),
-            "entries_over_t": int((before > t).sum()),
-            "tail_proportion_before": balancing.tail_proportion(before, t),
-            "tail_proportion_after": balancing.tail_proportion(after, t),
+            # worldwide: each entry against its own language's t (t above is English's)
+            "entries_over_t": int((before > t_by_entry).sum()),
+            "tail_proportion_before": balancing.tail_proportion(before, t_by_entry),
+            "tail_proportion_after": balancing.tail_proportion(after, t_by_entry),
             "matches_after": matches_after,
             "entries_matched_after": int((after > 0).sum()),
-            "entries_over_t_after": int((after > t).sum()),
+            "entries_over_t_after": int((after > t_by_entry).sum()),
             "pairs_always_kept": int(total["always_kept"] or 0),
             "keep_probability_histogram": {"bins": PROBABILITY_BINS, "pairs": histogram},
             "top_before": listed(before),
@@ -586,7 +631,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         "stages": list(run.get("stages") or []),
         "config": run.get("config"),
     }
-    return report, {"before": before, "after": after}
+    return report, {"before": before, "after": after, "t_by_entry": t_by_entry}
 
 
 def _language_probabilities(spark: SparkSession, root: OutputRoot, run: dict) -> dict[str, np.ndarray]:
@@ -637,8 +682,8 @@ def write_report(spark: SparkSession, output: str) -> dict:
         run.rows = report["sizes"]["pairs_matched"] + report["sizes"]["pairs_curated"]
         before, after, t = vectors["before"], vectors["after"], report["balancing"]["t"]
         figures = {
-            "entry_counts.png": plots.plot_entry_counts(before, after, t),
-            "cumulative_share.png": plots.plot_cumulative_share(before, after, t),
+            "entry_counts.png": plots.plot_entry_counts(before, after, vectors["t_by_entry"]),
+            "cumulative_share.png": plots.plot_cumulative_share(before, after, vectors["t_by_entry"]),
             "keep_probabilities.png": plots.plot_keep_probabilities(
                 report["balancing"]["keep_probability_histogram"]["pairs"]),
             "count_decades.png": plots.plot_count_decades(report["count_decades"]["before"],

@@ -84,8 +84,15 @@ def _image(name: str, data: bytes, alt: str, look_for: str = "") -> str:
 
 
 def _top_table(title: str, entries: list[dict]) -> str:
-    rows = [[str(e["rank"]), escape(e["entry"]), _number(e["entry_id"]), _number(e["count"])] for e in entries]
-    return f"<div><h3>{escape(title)}</h3>" + _table(["rank", "entry", "id", "count"], rows, text_columns=2) + "</div>"
+    """Top entries; worldwide ones (with metadata_lang) show their language, their id being in its list."""
+    if any("metadata_lang" in e for e in entries):
+        rows = [[str(e["rank"]), escape(e["entry"]), escape(e["metadata_lang"]), _number(e["entry_id"]),
+                 _number(e["count"])] for e in entries]
+        table = _table(["rank", "entry", "language", "id", "count"], rows, text_columns=3)
+    else:
+        rows = [[str(e["rank"]), escape(e["entry"]), _number(e["entry_id"]), _number(e["count"])] for e in entries]
+        table = _table(["rank", "entry", "id", "count"], rows, text_columns=2)
+    return f"<div><h3>{escape(title)}</h3>" + table + "</div>"
 
 
 def _share(value) -> str:
@@ -227,6 +234,9 @@ def _balancing(report: dict) -> list[str]:
         f"auto: the smallest t at which entries under t hold {_percent(balancing['tail_share_target'])} of matches"
         if balancing.get("t_mode") == "auto" else "fixed by configuration"
     )
+    if report.get("languages"):  # worldwide: English's t; every other language's derived (or set) per language
+        t_rule += "; for English. Every other language has its own t (Languages), and the numbers below judge " \
+                  "each entry against its own language's t"
     return [
         _pairs("balancing", [
             ("threshold t", _number(balancing["t"])),

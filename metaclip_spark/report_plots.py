@@ -66,23 +66,35 @@ def _by_entry_rank(axes, drawn: bool, ylabel: str, title: str, legend: str) -> N
     axes.grid(True, which="major", alpha=0.3)
 
 
-def plot_entry_counts(before: np.ndarray, after: np.ndarray, t: int) -> Figure:
-    """Sorted per-entry counts before and after balancing, log-log, with t: the head flattened to t, the tail kept."""
+def plot_entry_counts(before: np.ndarray, after: np.ndarray, t: int | np.ndarray) -> Figure:
+    """Sorted per-entry counts before and after balancing, log-log, with t: the head flattened to t, the tail kept.
+    With a t per entry (worldwide: each entry's language's), lines at the smallest and largest t of matched entries."""
     figure, axes = _figure()
     drawn = _before_after(axes, before, after, lambda ordered: ordered, drawstyle="steps-post")
-    axes.axhline(t, color="black", linestyle="--", linewidth=1, label=f"t = {t:,}")
+    if np.ndim(t) == 0:
+        axes.axhline(t, color="black", linestyle="--", linewidth=1, label=f"t = {int(t):,}")
+    else:
+        matched = np.asarray(t)[np.asarray(before) > 0]
+        low, high = (int(matched.min()), int(matched.max())) if matched.size else (1, 1)
+        axes.axhline(low, color="black", linestyle="--", linewidth=1,
+                     label=f"t per language: {low:,} to {high:,}" if high > low else f"t = {low:,}")
+        if high > low:
+            axes.axhline(high, color="black", linestyle="--", linewidth=1)
     axes.set_yscale("log")
     _by_entry_rank(axes, drawn, "matched texts per entry", "Entry counts before and after balancing", "upper right")
     return figure
 
 
-def plot_cumulative_share(before: np.ndarray, after: np.ndarray, t: int) -> Figure:
-    """Share of all matches held by the k largest entries, against k; the rank where counts fall under t marked."""
+def plot_cumulative_share(before: np.ndarray, after: np.ndarray, t: int | np.ndarray) -> Figure:
+    """Share of all matches held by the k largest entries, against k; the rank where counts fall under t marked
+    (with a t per entry, the number of entries over their own t)."""
     figure, axes = _figure()
     drawn = _before_after(axes, before, after, lambda ordered: np.cumsum(ordered) / ordered.sum())
     over_t = int((np.asarray(before) > t).sum())
     if over_t:
-        axes.axvline(over_t, color="black", linestyle="--", linewidth=1, label=f"{over_t:,} entries over t = {t:,}")
+        label = f"{over_t:,} entries over t = {int(t):,}" if np.ndim(t) == 0 else \
+            f"{over_t:,} entries over their language's t"
+        axes.axvline(over_t, color="black", linestyle="--", linewidth=1, label=label)
     axes.set_ylim(0, 1.02)
     _by_entry_rank(axes, drawn, "cumulative share of matches", "Cumulative share of matches by entry rank",
                    "lower right")

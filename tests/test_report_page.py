@@ -120,7 +120,7 @@ def test_a_worldwide_root_has_a_report_that_says_what_it_lacks_and_no_plan(spark
     assert code == 0, capsys.readouterr().err
     report = json.loads((output / "report" / "summary.json").read_text())
     assert report["plan"] is None and report["samples"] is None
-    assert report["warnings"][0].startswith("a worldwide root: this report's per-entry numbers")
+    assert report["warnings"][0].startswith("a worldwide root: an entry is a (language, entry) pair")
     assert not (output / "report" / "plan.png").exists()
     assert cli.main(["plan", "--output", str(output), "--counts-only"]) == 2
     assert "is a worldwide root (counts and t per language): plan one language with --lang" in capsys.readouterr().err

@@ -196,6 +196,25 @@ def test_the_report_has_a_row_per_language(spark, run, metadata):
     assert report["sizes"]["expected_curated"] == pytest.approx(sum(keep), abs=1e-6)
     assert report["balancing"]["pairs_always_kept"] == sum(p >= 1.0 for p in keep) < len(keep)
     assert sum(report["balancing"]["keep_probability_histogram"]["pairs"]) == len(keep)
+    # The per-entry numbers take an entry as (language, id), each against its own language's t.
+    t_of = summary["t_by_lang"]
+    counted = {(code, e): n for code, e, n in _table(f"{output}/counts", "metadata_lang", "entry_id", "count")}
+    kept = Counter((code, e) for code, ids in _table(f"{output}/curated", "metadata_lang", "entry_ids") for e in ids)
+    numbers = report["balancing"]
+    assert numbers["entries_over_t"] == sum(n > t_of[c] for (c, _), n in counted.items()) == \
+        sum(v["entries_over_t"] for v in summary["by_lang"].values())
+    assert numbers["tail_proportion_before"] == pytest.approx(
+        sum(n for (c, _), n in counted.items() if n < t_of[c]) / sum(counted.values()))
+    assert numbers["matches_after"] == sum(kept.values())
+    assert numbers["entries_over_t_after"] == sum(n > t_of[c] for (c, _), n in kept.items())
+    assert numbers["tail_proportion_after"] == pytest.approx(
+        sum(n for (c, _), n in kept.items() if n < t_of[c]) / sum(kept.values()))
+    assert report["matching"]["entries_matched"] == len(counted)
+    top = numbers["top_before"]
+    order = {code: i for i, code in enumerate(summary["metadata_languages"])}  # ties: languages in the run's order
+    assert [(e["metadata_lang"], e["entry_id"], e["count"]) for e in top] == sorted(
+        ((c, e, n) for (c, e), n in counted.items()), key=lambda x: (-x[2], order[x[0]], x[1]))[:len(top)]
+    assert all(e["entry"] == metadata.lists[e["metadata_lang"]][e["entry_id"]] for e in top + numbers["top_after"])
     languages = report["languages"]
     assert list(languages["by_lang"])[0] == "ja"                         # most pairs first
     assert languages["by_lang"]["th"] == summary["by_lang"]["th"] and languages["pairs_without_list"] == {"fr": 16}
