@@ -58,8 +58,8 @@ SAMPLE_TEXT_CHARS = 300
 
 WORLDWIDE_NOTE = ("a worldwide root: an entry is a (language, entry) pair, judged against its own language's t "
                   "(English's is the t shown; every language's is in the Languages section and summary.json's "
-                  "t_by_lang), and each pair's keep probability takes its own language's p_e; this report has no plan "
-                  "table or sample split yet: `metaclip-spark plan --lang CODE` gives one language's plan table")
+                  "t_by_lang), and each pair's keep probability and sampled draws take its own language's p_e; this "
+                  "report has no plan table: `metaclip-spark plan --lang CODE` gives one language's")
 
 _ENTRIES = "entries"
 _PROB_BIN = "prob_bin"
@@ -393,20 +393,28 @@ def _first_in_seeded_order(df: DataFrame, seed: int, text_column: str, columns: 
     return [r.asDict() for r in ordered.orderBy(_ORDER, *columns).limit(n).drop(_ORDER).collect()]
 
 
-def caption_samples(matched: DataFrame, pairs: DataFrame | None, probabilities: np.ndarray, seed: int,
-                    text_column: str) -> dict:
+def caption_samples(matched: DataFrame, pairs: DataFrame | None, probabilities: np.ndarray | dict[str, np.ndarray],
+                    seed: int, text_column: str) -> dict:
     """Seeded samples: curated and dropped-by-balancing captions from the SAMPLE_POOL matched pairs first in the
     seeded order, told apart by the run's own keep draws; unmatched captions from the first pairs of `pairs` in the
     same order that are not in `matched` (a semi-join against that bounded list). Entries as ids (names added by
-    the caller for the ids in them)."""
-    columns = ["crawl", "uuid", text_column, ENTRY_IDS]
+    the caller for the ids in them). Worldwide (`probabilities` per language), each pair's draws take its own
+    language's p_e, and each item says its language."""
+    worldwide = isinstance(probabilities, dict)
+    columns = ["crawl", "uuid", text_column, ENTRY_IDS, *([METADATA_LANG] if worldwide else [])]
     rows = _first_in_seeded_order(matched, seed, text_column, columns, SAMPLE_POOL)
     lengths = np.array([len(r[ENTRY_IDS]) for r in rows], dtype=np.int64)
     flat = np.array([e for r in rows for e in r[ENTRY_IDS]], dtype=np.int64)
-    keep, keep_prob = balancing.decide(seed, [r["uuid"] for r in rows], [r[text_column] for r in rows], lengths,
-                                       flat, probabilities)
+    if worldwide:
+        flat_probs = language_entry_probabilities([r[METADATA_LANG] for r in rows], lengths, flat,
+                                                  probabilities.__getitem__)
+    else:
+        flat_probs = probabilities[flat]
+    keep, keep_prob = balancing.decide_flat(seed, [r["uuid"] for r in rows], [r[text_column] for r in rows],
+                                            lengths, flat, flat_probs)
     items = [{"crawl": r["crawl"], "uuid": r["uuid"], "text": sample_text(r[text_column]),
-              "entry_ids": list(r[ENTRY_IDS]), "keep_prob": float(p)} for r, p in zip(rows, keep_prob)]
+              "entry_ids": list(r[ENTRY_IDS]), "keep_prob": float(p),
+              **({"metadata_lang": r[METADATA_LANG]} if worldwide else {})} for r, p in zip(rows, keep_prob)]
     samples = {
         "matched_sampled": len(rows),
         "curated": [item for item, k in zip(items, keep) if k][:SAMPLES_SHOWN],
@@ -496,8 +504,8 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     groups = present_group_columns(matched)
     text = text_column if text_column in matched.columns else None
     tail_share = float(run.get("tail_share") or 0.06)
-    # A worldwide root's plan and sample split are not built yet (thresholds.py and caption_samples take one count
-    # vector; a per-language report would call them per language; `plan --lang` gives one language's table).
+    # A worldwide root's plan is not built yet (thresholds.py takes one count vector; a per-language report would
+    # call it per language; `plan --lang` gives one language's table).
     # The plan table (expected pairs at each t, in exact fixed point; the run's t among them) is summed in the same
     # scan of matched/.
     auto_t = None if worldwide else balancing.auto_threshold(before, tail_share)
@@ -524,7 +532,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
 
     seed = int(run.get("seed") or 0)
     samples = None
-    if text and "uuid" in matched.columns and not worldwide:
+    if text and "uuid" in matched.columns:
         extracted = [c for c, state in states.items() if state.get("kind") == KIND_EXTRACT]
         pairs = root.read_crawls("pairs", extracted) if extracted else None  # pools keep no unmatched rows
         samples = caption_samples(matched, pairs, probabilities, seed, text)
@@ -556,8 +564,12 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
             histogram[int(r["value"])] = int(r["pairs"])
 
     sampled = [item for kind in ("curated", "dropped", "unmatched") for item in (samples or {}).get(kind) or []]
+    def keys_of(item: dict) -> list[int]:  # a sample's entries' positions in the per-entry vectors
+        start = offsets[item["metadata_lang"]] if offsets is not None and item["entry_ids"] else 0
+        return [start + i for i in item["entry_ids"]]
+
     top_ids = sorted({i for i, _ in top_entries(before)} | {i for i, _ in top_entries(after)}
-                     | {i for item in sampled for i in item["entry_ids"]})
+                     | {k for item in sampled for k in keys_of(item)})
     named = counts_table.filter(pc.is_in(counts_table.column("key"), pa.array(top_ids, pa.int64())))
     names = dict(zip(named.column("key").to_pylist(), named.column("entry").to_pylist()))
     # Worldwide, a position's language and its id in that language's list, for the tables of top entries.
@@ -568,7 +580,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     matches_before = int(before.sum())
     matches_after = int(after.sum())
     for item in sampled:
-        item["entries"] = [names.get(i, "") for i in item["entry_ids"]]
+        item["entries"] = [names.get(k, "") for k in keys_of(item)]
 
     def listed(counts: np.ndarray) -> list[dict]:
         if worldwide:

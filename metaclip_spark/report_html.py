@@ -305,7 +305,8 @@ def _samples(report: dict) -> list[str]:
         if not items:
             body.append('<p class="note">None in the sample.</p>')
             continue
-        rows = [[escape(item["text"]), escape(", ".join(item.get("entries") or [])) or "&ndash;",
+        rows = [[escape(item["text"]), (escape(", ".join(item.get("entries") or [])) or "&ndash;")
+                 + (f' <span class="note">({escape(item["metadata_lang"])})</span>' if item.get("metadata_lang") else ""),
                  _number(item.get("keep_prob")) if "keep_prob" in item else "&ndash;", escape(item["crawl"])]
                 for item in items]
         body.append(_table(["caption", "entries", "keep probability", "crawl"], rows, text_columns=2))

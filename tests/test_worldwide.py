@@ -215,6 +215,15 @@ def test_the_report_has_a_row_per_language(spark, run, metadata):
     assert [(e["metadata_lang"], e["entry_id"], e["count"]) for e in top] == sorted(
         ((c, e, n) for (c, e), n in counted.items()), key=lambda x: (-x[2], order[x[0]], x[1]))[:len(top)]
     assert all(e["entry"] == metadata.lists[e["metadata_lang"]][e["entry_id"]] for e in top + numbers["top_after"])
+    # The sample captions are split by the run's own draws (each pair's own language's p_e), and named per language.
+    samples = report["samples"]
+    curated = {(code, uuid, text): round(p, 12) for code, uuid, text, p in
+               _table(f"{output}/curated", "metadata_lang", "uuid", "text", "keep_prob")}
+    assert samples["curated"] and samples["dropped"]
+    for item in samples["curated"]:
+        assert curated[(item["metadata_lang"], item["uuid"], item["text"])] == round(item["keep_prob"], 12)
+        assert item["entries"] == [metadata.lists[item["metadata_lang"]][e] for e in item["entry_ids"]]
+    assert not {(item["metadata_lang"], item["uuid"], item["text"]) for item in samples["dropped"]} & set(curated)
     languages = report["languages"]
     assert list(languages["by_lang"])[0] == "ja"                         # most pairs first
     assert languages["by_lang"]["th"] == summary["by_lang"]["th"] and languages["pairs_without_list"] == {"fr": 16}
