@@ -58,8 +58,9 @@ SAMPLE_TEXT_CHARS = 300
 
 WORLDWIDE_NOTE = ("a worldwide root: an entry is a (language, entry) pair, judged against its own language's t "
                   "(English's is the t shown; every language's is in the Languages section and summary.json's "
-                  "t_by_lang), and each pair's keep probability and sampled draws take its own language's p_e; this "
-                  "report has no plan table: `metaclip-spark plan --lang CODE` gives one language's")
+                  "t_by_lang), and each pair's keep probability and sampled draws take its own language's p_e; the "
+                  "plan table's t is English's, each row giving every other language the t curate derives from it "
+                  "(`metaclip-spark plan --lang CODE` gives one language's own table)")
 
 _ENTRIES = "entries"
 _PROB_BIN = "prob_bin"
@@ -214,14 +215,15 @@ def _part(schema: pa.Schema, name: str, rows: int, columns: dict) -> pa.Table:
 
 
 def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.ndarray], groups: list[str],
-                 text_column: str | None = None, plan_counts: np.ndarray | None = None,
-                 plan_ts: list[int] = ()) -> tuple[list[dict], tuple | None]:
+                 text_column: str | None = None, plan_counts: np.ndarray | dict[str, np.ndarray] | None = None,
+                 plan_ts: list[int] | dict[str, list[int]] = ()) -> tuple[list[dict], tuple | None]:
     """Over all matched pairs, in one scan of matched/: count, sum of keep probabilities and always-kept pairs, by
     group, by number of entries, by keep-probability bin, by caption-length bin (with `text_column`) and in total;
     with `plan_ts`, also the plan's sums over `plan_counts` at each t (as plan.expected_sums gives them: sums,
     certain, pairs). Each Arrow batch is summed on its executor into a few rows per set (keep probabilities in fixed
     point, thresholds.FIXED_POINT, as the plan sums them), which Spark adds exactly: the same on any partitioning.
-    `probabilities` is the p_e vector, or, worldwide, {language: vector}: each pair takes its own language's p_e."""
+    `probabilities` is the p_e vector, or, worldwide, {language: vector}: each pair takes its own language's p_e;
+    worldwide, `plan_counts` and `plan_ts` are per language too (the i-th t of every language makes the i-th sum)."""
     spark = matched.sparkSession
     worldwide = isinstance(probabilities, dict)
     if worldwide:
@@ -230,10 +232,15 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
     else:
         language_probabilities, probabilities_broadcast = None, spark.sparkContext.broadcast(probabilities)
         broadcasts = [probabilities_broadcast]
-    counts_broadcast = spark.sparkContext.broadcast(plan_counts.astype(np.float64)) if plan_ts else None
+    if not plan_ts:
+        counts_broadcast = None
+    elif isinstance(plan_counts, dict):
+        counts_broadcast = language_broadcasts(spark, {code: np.asarray(c, np.float64) for code, c in plan_counts.items()})
+    else:
+        counts_broadcast = spark.sparkContext.broadcast(plan_counts.astype(np.float64))
     read = [*groups, ENTRY_IDS, *([text_column] if text_column else [])]
     source = matched.select(*read, *([METADATA_LANG] if worldwide and METADATA_LANG not in read else []))
-    n_ts = len(plan_ts)
+    n_ts = len(next(iter(plan_ts.values()), ())) if isinstance(plan_ts, dict) else len(plan_ts)
     plan_names = [f"p{i}" for i in range(n_ts)] + [f"k{i}" for i in range(n_ts)]
     sum_names = [*_SUMMED, *plan_names]
     output_schema = T.StructType(
@@ -241,6 +248,19 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
         + [T.StructField(g, source.schema[g].dataType, True) for g in groups]
         + [T.StructField(_VALUE, T.IntegerType(), True)]
         + [T.StructField(name, T.LongType(), False) for name in sum_names])
+
+    def plan_sums_of(batch, lengths, flat):
+        if not isinstance(counts_broadcast, dict):
+            return thresholds.keep_probability_sums(lengths, flat, counts_broadcast.value, plan_ts)
+        sums, certain = np.zeros(n_ts, np.int64), np.zeros(n_ts, np.int64)
+        codes = np.array(batch.column(METADATA_LANG).to_pylist(), dtype=object)
+        for code in set(codes.tolist()):
+            rows = codes == code
+            language_sums, language_certain = thresholds.keep_probability_sums(
+                lengths[rows], flat[np.repeat(rows, lengths)], counts_broadcast[code].value, plan_ts[code])
+            sums += language_sums
+            certain += language_certain
+        return sums, certain
 
     def keep_probabilities(batch, lengths, flat):
         if worldwide:
@@ -273,7 +293,7 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
                 sums = _summed_by(key, weights)
                 parts.append(_part(schema, name, sums[_VALUE].size, sums))
             if counts_broadcast is not None:
-                plan_sums, certain = thresholds.keep_probability_sums(lengths, flat, counts_broadcast.value, plan_ts)
+                plan_sums, certain = plan_sums_of(batch, lengths, flat)
                 parts.append(_part(schema, _PLAN, 1, {"pairs": [batch.num_rows], **{
                     name: [int(v)] for name, v in zip(plan_names, [*plan_sums, *certain])}}))
             yield from pa.concat_tables(parts).to_batches()
@@ -282,7 +302,9 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
         rows = (source.mapInArrow(partial_sums, output_schema).groupBy(_SET, *groups, _VALUE)
                 .agg(*[F.sum(F.col(name).cast("decimal(38,0)")).alias(name) for name in sum_names]).collect())
     finally:
-        for broadcast in broadcasts + ([counts_broadcast] if counts_broadcast is not None else []):
+        plan_broadcasts = ([] if counts_broadcast is None else list(counts_broadcast.values())
+                           if isinstance(counts_broadcast, dict) else [counts_broadcast])
+        for broadcast in broadcasts + plan_broadcasts:
             broadcast.unpersist()
     results = [{"set": "", "value": None, "pairs": 0, "expected": 0.0, "always_kept": 0}]  # when nothing matched
     plan = ([0] * n_ts, [0] * n_ts, 0) if plan_ts else None
@@ -495,7 +517,11 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     before[counts_table.column("key").to_numpy()] = counts_table.column("count").to_numpy()
     # Worldwide, each pair's keep probability takes its own language's p_e (that language's counts and t), as
     # balancing did.
-    probabilities = _language_probabilities(spark, root, run) if worldwide else balancing.entry_probabilities(before, t)
+    counts_by_lang = {code: before[start:start + int(run["by_lang"][code]["entries"])]
+                      for code, start in offsets.items()} if worldwide else None
+    probabilities = ({code: balancing.entry_probabilities(counts, int(run["t_by_lang"][code]))
+                      for code, counts in counts_by_lang.items() if counts.any()} if worldwide
+                     else balancing.entry_probabilities(before, t))
 
     states = {crawl: root.crawl_state(crawl) or {} for crawl in run["crawls"]}
     url_column, text_column = _pair_columns(states)
@@ -504,13 +530,22 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     groups = present_group_columns(matched)
     text = text_column if text_column in matched.columns else None
     tail_share = float(run.get("tail_share") or 0.06)
-    # A worldwide root's plan is not built yet (thresholds.py takes one count vector; a per-language report would
-    # call it per language; `plan --lang` gives one language's table).
     # The plan table (expected pairs at each t, in exact fixed point; the run's t among them) is summed in the same
-    # scan of matched/.
-    auto_t = None if worldwide else balancing.auto_threshold(before, tail_share)
-    plan_ts = [] if worldwide else sorted(set(thresholds.t_series(before)) | {t, auto_t})
-    matched_results, plan_sums = matched_pass(matched, probabilities, groups, text, before, plan_ts)
+    # scan of matched/. Worldwide, its t is English's, and each row gives every other language the t `curate` would
+    # derive from it (a root without an English list has no plan).
+    plan_counts, plan_ts, auto_t, derived = before, [], None, []
+    if not worldwide:
+        auto_t = balancing.auto_threshold(before, tail_share)
+        plan_ts = sorted(set(thresholds.t_series(before)) | {t, auto_t})
+    elif balancing.ENGLISH in counts_by_lang:
+        english = counts_by_lang[balancing.ENGLISH]
+        auto_t = balancing.auto_threshold(english, tail_share)
+        english_ts = sorted(set(thresholds.t_series(english)) | {t, auto_t})
+        derived = [balancing.thresholds_by_language(counts_by_lang, t_en, tail_share, run.get("t_overrides") or {})[0]
+                   for t_en in english_ts]
+        plan_counts = {code: counts for code, counts in counts_by_lang.items() if counts.any()}
+        plan_ts = {code: [by_lang[code] for by_lang in derived] for code in plan_counts}
+    matched_results, plan_sums = matched_pass(matched, probabilities, groups, text, plan_counts, plan_ts)
     after, curated_results = curated_pass(curated, [g for g in groups if g in curated.columns], entries_total,
                                           text if text in curated.columns else None, offsets)
     pool_by_group = _pairs_in_by_group(root, run, groups)
@@ -522,13 +557,20 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
 
     plan = None
     expected_curated = float(total["expected"])
-    if not worldwide:
+    if plan_ts:
         sums, certain, _ = plan_sums
-        plan_rows = thresholds.plan_rows(before, plan_ts, pairs_matched, sums, certain)
+        if worldwide:
+            plan_rows = thresholds.expected_rows(thresholds.count_rows_by_language(plan_counts, english_ts, plan_ts),
+                                                 pairs_matched, sums, certain)
+            for row, by_lang in zip(plan_rows, derived):
+                row["t_by_lang"] = {code: by_lang[code] for code in plan_counts}
+        else:
+            plan_rows = thresholds.plan_rows(before, plan_ts, pairs_matched, sums, certain)
         for row in plan_rows:
             row["auto"], row["this_run"] = row["t"] == auto_t, row["t"] == t
         expected_curated = next(row["expected_pairs"] for row in plan_rows if row["t"] == t)
-        plan = {"auto_t": auto_t, "tail_share_target": tail_share, "rows": plan_rows}
+        plan = {"auto_t": auto_t, "tail_share_target": tail_share, "rows": plan_rows,
+                **({"t_is": "English's; every other language's derived from it"} if worldwide else {})}
 
     seed = int(run.get("seed") or 0)
     samples = None
@@ -646,22 +688,6 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     return report, {"before": before, "after": after, "t_by_entry": t_by_entry}
 
 
-def _language_probabilities(spark: SparkSession, root: OutputRoot, run: dict) -> dict[str, np.ndarray]:
-    """A worldwide run's p_e per language: {language: min(1, t_L / c_e) over that language's entry ids}, from the
-    run's counts/ and t_by_lang (one row per counted entry: bounded by the metadata)."""
-    table = read_table(spark, root.path("counts")).select(METADATA_LANG, "entry_id", "count").toArrow()
-    codes = table.column(METADATA_LANG)
-    thresholds_by_lang = run.get("t_by_lang") or {}
-    probabilities = {}
-    for code in pc.unique(codes).to_pylist():
-        rows = table.filter(pc.equal(codes, code))
-        ids = rows.column("entry_id").to_numpy()
-        vector = np.zeros(int(ids.max(initial=-1)) + 1, dtype=np.int64)
-        vector[ids] = rows.column("count").to_numpy()
-        probabilities[code] = balancing.entry_probabilities(vector, int(thresholds_by_lang[code]))
-    return probabilities
-
-
 def _languages(run: dict) -> dict:
     """A worldwide run's numbers per language (from its summary: counted at ingest and in the balance stage),
     languages with pairs first, most pairs first."""
@@ -702,7 +728,9 @@ def write_report(spark: SparkSession, output: str) -> dict:
                                                           report["count_decades"]["after"]),
         }
         if report["plan"]:
-            figures["plan.png"] = plots.plot_plan(report["plan"]["rows"], t, report["plan"]["auto_t"])
+            figures["plan.png"] = plots.plot_plan(report["plan"]["rows"], t, report["plan"]["auto_t"],
+                                                  "English's threshold t (every other language's derived from it)"
+                                                  if report["plan"].get("t_is") else "threshold t")
         if report["caption_lengths"]:
             lengths = report["caption_lengths"]
             figures["caption_lengths.png"] = plots.plot_caption_lengths(lengths["bins"], lengths["matched"],

@@ -270,7 +270,7 @@ def _counts(report: dict) -> list[str]:
 def _plan(report: dict) -> list[str]:
     plan = report.get("plan")
     if not plan:
-        return ['<p class="note">No plan table: t is per language on a worldwide root (see the warning above).</p>']
+        return ['<p class="note">No plan table: a worldwide root without an English list has no t to plan from.</p>']
     rows = []
     for r in plan.get("rows") or []:
         notes = ", ".join(note for note, on in (("this run", r.get("this_run")), ("auto", r.get("auto")),
@@ -283,6 +283,10 @@ def _plan(report: dict) -> list[str]:
         f'a tail share of {_percent(plan.get("tail_share_target") or 0.0)}, picks t = {_number(plan.get("auto_t"))}. '
         "Matches after balancing is the sum of min(c_e, t) (the paper's figure); expected pairs is the sum of the "
         "matched pairs' keep probabilities.</p>",
+        *(['<p class="note">Worldwide: t is English\'s; in each row every other language gets the t that '
+           "<code>curate</code> derives from English's tail share at that t (or its <code>worldwide.t_by_lang</code>), "
+           "and the columns add up the languages, each entry judged against its own language's t "
+           "(summary.json lists each row's t per language).</p>"] if plan.get("t_is") else []),
         _table(["t", "entries over t", "tail share", "matches after", "expected pairs", "of matched", ""], rows),
     ]
 

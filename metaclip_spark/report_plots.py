@@ -169,7 +169,7 @@ def plot_caption_lengths(labels: list[str], matched: list[int], curated: list[in
     return figure
 
 
-def plot_plan(rows: list[dict], t: int, auto_t: int) -> Figure:
+def plot_plan(rows: list[dict], t: int, auto_t: int, xlabel: str = "threshold t") -> Figure:
     """Expected curated pairs and tail share against t (log scale): where the curve flattens, a larger t adds
     little; the run's t and auto's marked."""
     figure, axes = _figure()
@@ -182,7 +182,7 @@ def plot_plan(rows: list[dict], t: int, auto_t: int) -> Figure:
     if auto_t != t:
         axes.axvline(auto_t, color="gray", linestyle=":", linewidth=1, label=f"auto: t = {auto_t:,}")
     axes.set_xscale("log")
-    axes.set_xlabel("threshold t")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("expected curated pairs")
     axes.set_title("Expected curated pairs and tail share by t")
     tail = axes.twinx()

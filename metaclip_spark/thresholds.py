@@ -42,27 +42,45 @@ def t_series(counts: np.ndarray) -> list[int]:
         decade *= 10
 
 
-def count_rows(counts: np.ndarray, ts: list[int]) -> list[dict]:
-    """Per t, what the counts alone say: entries over t, tail share, matches after balancing (sum of min(c_e, t))
-    and the share of all matches that is."""
+def _count_sums(counts: np.ndarray, ts: list[int]) -> tuple[list[int], list[int], list[int], int]:
+    """Per t: entries over t, matches held by entries under t, matches after balancing; and all matches."""
     counts = np.asarray(counts, dtype=np.int64)
     ordered = np.sort(counts[counts > 0])
     cumulative = np.concatenate([[0], np.cumsum(ordered)])
-    total = int(cumulative[-1])
-    rows = []
+    over, tail, after = [], [], []
     for t in ts:
         under = int(np.searchsorted(ordered, t, side="left"))  # entries with c_e < t
         at_most = int(np.searchsorted(ordered, t, side="right"))  # entries with c_e <= t
-        over = ordered.size - at_most
-        matches_after = int(cumulative[at_most]) + over * int(t)
-        rows.append({
-            "t": int(t),
-            "entries_over_t": int(over),
-            "tail_share": float(cumulative[under] / total) if total else 0.0,
-            "matches_after": matches_after,
-            "matches_after_share": float(matches_after / total) if total else 0.0,
-        })
-    return rows
+        over.append(ordered.size - at_most)
+        tail.append(int(cumulative[under]))
+        after.append(int(cumulative[at_most]) + (ordered.size - at_most) * int(t))
+    return over, tail, after, int(cumulative[-1])
+
+
+def _rows(ts: list[int], over: list[int], tail: list[int], after: list[int], total: int) -> list[dict]:
+    return [{"t": int(t), "entries_over_t": int(o), "tail_share": float(u / total) if total else 0.0,
+             "matches_after": int(a), "matches_after_share": float(a / total) if total else 0.0}
+            for t, o, u, a in zip(ts, over, tail, after)]
+
+
+def count_rows(counts: np.ndarray, ts: list[int]) -> list[dict]:
+    """Per t, what the counts alone say: entries over t, tail share, matches after balancing (sum of min(c_e, t))
+    and the share of all matches that is."""
+    return _rows(ts, *_count_sums(counts, ts))
+
+
+def count_rows_by_language(counts_by_lang: dict[str, np.ndarray], ts: list[int],
+                           ts_by_lang: dict[str, list[int]]) -> list[dict]:
+    """count_rows of a worldwide pool: row i is labelled ts[i] (English's t) and judges each language's entries
+    against that language's own t, ts_by_lang[language][i]; entries and matches are summed over the languages."""
+    over, tail, after, total = np.zeros(len(ts), np.int64), np.zeros(len(ts), np.int64), np.zeros(len(ts), np.int64), 0
+    for code, counts in counts_by_lang.items():
+        language_over, language_tail, language_after, language_total = _count_sums(counts, ts_by_lang[code])
+        over += language_over
+        tail += language_tail
+        after += language_after
+        total += language_total
+    return _rows(ts, over.tolist(), tail.tolist(), after.tolist(), total)
 
 
 def fixed_point(keep_prob: np.ndarray) -> np.ndarray:
@@ -93,7 +111,12 @@ def plan_rows(counts: np.ndarray, ts: list[int], pairs_matched: int, fixed_point
               certain: list[int] | None = None) -> list[dict]:
     """The plan table: count_rows, plus the expected curated pairs from the summed keep probabilities when given,
     else only their upper bound min(pairs matched, sum of min(c_e, t))."""
-    rows = count_rows(counts, ts)
+    return expected_rows(count_rows(counts, ts), pairs_matched, fixed_point_sums, certain)
+
+
+def expected_rows(rows: list[dict], pairs_matched: int, fixed_point_sums: list[int] | None = None,
+                  certain: list[int] | None = None) -> list[dict]:
+    """Count rows (count_rows, count_rows_by_language) with the expected curated pairs added (see plan_rows)."""
     for i, row in enumerate(rows):
         row["expected_pairs_at_most"] = min(int(pairs_matched), row["matches_after"])
         if fixed_point_sums is not None:

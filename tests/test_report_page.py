@@ -110,19 +110,23 @@ def test_the_browser_check_sees_console_errors_broken_images_and_exceptions(tmp_
     assert image["width"] == 0
 
 
-def test_a_worldwide_root_has_a_report_that_says_what_it_lacks_and_no_plan(spark, tmp_path, capsys):
-    """Worldwide curation keeps t and counts per language: the report says how it reads entries and t, and leaves
-    out the plan table; its sample captions say their language; `plan` without --lang refuses the root (exit 2)
-    rather than mix languages."""
+def test_a_worldwide_root_has_a_report_that_says_how_it_reads_languages(spark, tmp_path, capsys):
+    """Worldwide curation keeps t and counts per language: the report says how it reads entries and t; its plan
+    table is by English's t, each row with every language's derived t; its sample captions say their language;
+    `plan` without --lang refuses the root (exit 2) rather than mix languages."""
     output = tmp_path / "worldwide"
     code = cli.main(["curate", "--input", str(DATA / "pool" / "worldwide_pairs.jsonl"), "--metadata",
                      str(DATA / "metadata" / "worldwide"), "--t", "3", "--output", str(output), "--progress", "off"])
     assert code == 0, capsys.readouterr().err
     report = json.loads((output / "report" / "summary.json").read_text())
-    assert report["plan"] is None and report["samples"]["curated"]
+    assert report["samples"]["curated"]
     assert all(item["metadata_lang"] and item["entries"] for item in report["samples"]["curated"])
     assert report["warnings"][0].startswith("a worldwide root: an entry is a (language, entry) pair")
-    assert not (output / "report" / "plan.png").exists()
+    summary = json.loads((output / "summary.json").read_text())
+    [this_run] = [row for row in report["plan"]["rows"] if row["this_run"]]
+    assert this_run["t"] == 3 and this_run["t_by_lang"] == {
+        code: t for code, t in summary["t_by_lang"].items() if summary["by_lang"][code]["pairs_matched"]}
+    assert (output / "report" / "plan.png").exists()
     assert cli.main(["plan", "--output", str(output), "--counts-only"]) == 2
     assert "is a worldwide root (counts and t per language): plan one language with --lang" in capsys.readouterr().err
     visit = open_page(output / "report" / "index.html", SECTIONS_EXPRESSION)

@@ -215,6 +215,20 @@ def test_the_report_has_a_row_per_language(spark, run, metadata):
     assert [(e["metadata_lang"], e["entry_id"], e["count"]) for e in top] == sorted(
         ((c, e, n) for (c, e), n in counted.items()), key=lambda x: (-x[2], order[x[0]], x[1]))[:len(top)]
     assert all(e["entry"] == metadata.lists[e["metadata_lang"]][e["entry_id"]] for e in top + numbers["top_after"])
+    # The plan: t is English's; each row gives every language the t curate derives from it, and sums over languages.
+    rows = report["plan"]["rows"]
+    assert [row["t"] for row in rows if row["this_run"]] == [T] and len(rows) > 2
+    matched_rows = _table(f"{output}/matched", "metadata_lang", "entry_ids")
+    for row in rows:
+        derived, _ = balancing.thresholds_by_language(vectors, row["t"], 0.06)
+        assert row["t_by_lang"] == {code: derived[code] for code in row["t_by_lang"]}
+        assert set(row["t_by_lang"]) == {code for code, _ in matched_rows}
+        at = {code: balancing.entry_probabilities(vectors[code], derived[code]) for code in row["t_by_lang"]}
+        assert row["expected_pairs"] == pytest.approx(
+            sum(balancing.keep_probability(at[code][ids]) for code, ids in matched_rows), abs=1e-6)
+        assert row["entries_over_t"] == sum(n > derived[c] for (c, _), n in counted.items())
+        assert row["matches_after"] == sum(min(n, derived[c]) for (c, _), n in counted.items())
+    assert next(row for row in rows if row["this_run"])["expected_pairs"] == pytest.approx(sum(keep), abs=1e-6)
     # The sample captions are split by the run's own draws (each pair's own language's p_e), and named per language.
     samples = report["samples"]
     curated = {(code, uuid, text): round(p, 12) for code, uuid, text, p in
