@@ -606,6 +606,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
             histogram[int(r["value"])] = int(r["pairs"])
 
     sampled = [item for kind in ("curated", "dropped", "unmatched") for item in (samples or {}).get(kind) or []]
+
     def keys_of(item: dict) -> list[int]:  # a sample's entries' positions in the per-entry vectors
         start = offsets[item["metadata_lang"]] if offsets is not None and item["entry_ids"] else 0
         return [start + i for i in item["entry_ids"]]
