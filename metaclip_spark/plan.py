@@ -131,7 +131,7 @@ def language_matched(matched, language: str | None):
 
 def last_balance_t(root: OutputRoot, crawls: list[str], language: str | None) -> int | None:
     """The t the root's last balance used for these crawls (of `language`, on a worldwide root), if any."""
-    summary = root.files.read_json(root.path("summary.json")) or {}
+    summary = root.summary() or {}
     if sorted(summary.get("crawls") or []) != sorted(crawls):
         return None
     t = (summary.get("t_by_lang") or {}).get(language) if language is not None else summary.get("t")
