@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -125,12 +126,14 @@ async def _drive(port: int, url: str, expression: str, timeout: float) -> PageVi
 def open_page(path: Path, expression: str, timeout: float = 60.0) -> PageVisit:
     """Load the file `path` in a headless Chromium and evaluate `expression` (a JSON-able value) once it loaded."""
     binary = chromium_binary()
-    with tempfile.TemporaryDirectory(prefix="metaclip-chromium-") as profile:
+    # Chromium's helper processes (renderer, crash handler) can outlive the browser for a moment and still write to
+    # the profile: the whole process group is stopped, and a file they leave behind does not fail the test.
+    with tempfile.TemporaryDirectory(prefix="metaclip-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
              "--disable-extensions", "--disable-background-networking", "--remote-debugging-address=127.0.0.1",
              "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1280,2000", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             deadline = time.monotonic() + timeout
@@ -143,12 +146,23 @@ def open_page(path: Path, expression: str, timeout: float = 60.0) -> PageVisit:
             port = int(port_file.read_text().split()[0])
             return asyncio.run(_drive(port, path.resolve().as_uri(), expression, timeout))
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """Stop Chromium, started in a session of its own, and whatever of its process group outlives it."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # helpers still running (or the browser itself, after 10 s)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 SECTIONS_EXPRESSION = """
