@@ -19,8 +19,10 @@ import sys
 import pytest
 
 from metaclip_spark import cli
+from metaclip_spark.config import load_config
 from metaclip_spark.crawl_index import DONE, NOT_IN_ROOT, PARTLY_DONE, choose, crawl_progress, parse_index
 from metaclip_spark.errors import InputError
+from metaclip_spark.lease import root_lease
 
 from conftest import DATA, REPO
 from servers import ArchiveServer, Faults, s3_server
@@ -228,6 +230,11 @@ def test_one_unchanging_command_curates_each_new_dump_once(spark, server, tree, 
     listing = _crawls(capsys, "--conf", conf, "--output", str(root))
     assert _states(listing) == {"CC-MAIN-2025-43": PARTLY_DONE}
     assert "1 of 1 files failed" in listing["dumps"][0]["why"][0]
+    # While a run holds the root (one that outlasts the schedule's period), the next one is sent away: exit 75.
+    with root_lease(spark, str(root), load_config("local", conf).root, "curate"):
+        capsys.readouterr()
+        assert cli.main(schedule) == 75
+        assert f"{root} is busy" in capsys.readouterr().err
 
     # November: CC-MAIN-2025-47 is out and the network is back. The partly done dump is finished first.
     (tree / "collinfo.json").write_bytes(COLLINFO)
