@@ -256,8 +256,8 @@ def resolve_curate_input(args, config) -> int | None:
     if clashing:
         raise ConfigError(f"--common-crawl names the input itself: leave out {clashing[0]}")
     dumps = read_index(config)
-    states = dump_states(dumps, read_root(args.output, config.remote), config.extract.max_failed_share)
-    choice = choose(dumps, states, common)
+    held = None if args.overwrite else read_root(args.output, config.remote)  # --overwrite: a new root
+    choice = choose(dumps, dump_states(dumps, held, config.extract.max_failed_share), common)
     if choice.dump is None:
         print(f"Nothing new in {config.commoncrawl.index_url} for {args.output}: {choice.why}.")
         return 0

@@ -20,7 +20,8 @@ import pytest
 
 from metaclip_spark import cli
 from metaclip_spark.config import load_config
-from metaclip_spark.crawl_index import DONE, NOT_IN_ROOT, PARTLY_DONE, choose, crawl_progress, parse_index
+from metaclip_spark.crawl_index import (DONE, NOT_IN_ROOT, PARTLY_DONE, choose, crawl_progress, parse_index,
+                                        resolve_curate_input)
 from metaclip_spark.errors import InputError
 from metaclip_spark.lease import root_lease
 
@@ -278,6 +279,12 @@ def test_a_dump_by_id_as_wat_from_s3_then_latest_finds_nothing_new(spark, tree, 
             assert cli.main(["curate", "--common-crawl", "latest", *options]) == 0
             assert capsys.readouterr().out.startswith(f"Nothing new in {index.url}collinfo.json for {root}: the root "
                                                       "holds CC-MAIN-2025-38 (September 2025 Index), the newest")
+            # --overwrite starts the root afresh: what it holds does not count
+            args = cli.build_parser().parse_args(["curate", "--common-crawl", "latest", "--overwrite", *options])
+            assert resolve_curate_input(args, load_config("local", conf)) is None
+            assert (args.input, args.input_base, args.input_format, args.crawl) == (
+                "s3://commoncrawl/crawl-data/CC-MAIN-2025-38/wat.paths.gz", "s3://commoncrawl/", "wat-manifest",
+                "CC-MAIN-2025-38")
     finally:
         index.stop()
     assert _root_crawls(root) == (["CC-MAIN-2025-38"], ["CC-MAIN-2025-38"])
