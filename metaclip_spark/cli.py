@@ -72,8 +72,23 @@ def _add_input_base(parser: argparse.ArgumentParser) -> None:
                         "crawl-data/ listing crawl-data/ paths, the root above crawl-data/; else the listing's folder)")
 
 
-def _add_root(parser: argparse.ArgumentParser, ingest: bool = True, crawls: bool = True) -> None:
-    parser.add_argument("--output", required=True, help="the output root of the curation project")
+def _add_common_crawl(parser: argparse.ArgumentParser) -> None:
+    from .crawl_index import ARCHIVE_TYPES, ORIGINS
+
+    parser.add_argument("--common-crawl", metavar="ID|latest|next",
+                        help="instead of --input: a dump of Common Crawl's index (commoncrawl.index_url), by id; "
+                             "latest, the newest; next, the oldest newer than every dump the root holds (latest on "
+                             "a new root). latest and next finish a partly done dump first, and end at once (exit "
+                             "0) when there is nothing new")
+    parser.add_argument("--archive-type", choices=ARCHIVE_TYPES, help="with --common-crawl: the dump's WARC "
+                        "(default) or WAT files")
+    parser.add_argument("--from", dest="origin", choices=ORIGINS, help="with --common-crawl: read the dump from "
+                        "commoncrawl.data_url (https, default) or commoncrawl.s3_url (s3)")
+
+
+def _add_root(parser: argparse.ArgumentParser, ingest: bool = True, crawls: bool = True,
+              required: bool = True) -> None:
+    parser.add_argument("--output", required=required, help="the output root of the curation project")
     if crawls:  # `match` ingests whatever its input brings: it takes no pool to choose
         parser.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl)")
     if ingest:
@@ -115,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     curate = commands.add_parser("curate", help="ingest new input into an output root, then count, balance, report")
-    _add_common(curate), _add_input(curate, manifests=True, required=False), _add_metadata(curate)
+    _add_common(curate), _add_input(curate, manifests=True, required=False), _add_common_crawl(curate)
+    _add_metadata(curate)
     _add_balance(curate), _add_root(curate)
     curate.add_argument("--overwrite", action="store_true", help="delete the output root first and start afresh")
     curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
@@ -140,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(status)
     status.add_argument("root", help="the output root")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    crawls = commands.add_parser("crawls", help="Common Crawl's dumps as its index lists them, newest first, and "
+                                 "what the output root holds of each (no Spark)")
+    _add_common(crawls), _add_root(crawls, ingest=False, crawls=False, required=False)
+    crawls.add_argument("--json", action="store_true", help="print the dumps as JSON")
 
     plan = commands.add_parser("plan", help="for a list of thresholds t: entries over t, tail share, matches after "
                                "balancing and the expected curated pairs of the root's pool")
@@ -299,6 +320,14 @@ def _status(args: argparse.Namespace, config: Settings) -> int:
     return 0
 
 
+def _crawl_index(args: argparse.Namespace, config: Settings) -> int:
+    from .crawl_index import crawls_listing, format_crawls
+
+    listing = crawls_listing(config, args.output)
+    print(json.dumps(listing, indent=2) if args.json else format_crawls(listing))
+    return 0
+
+
 def _plan(args: argparse.Namespace, config: Settings) -> int:
     from .plan import format_plan, parse_thresholds, run_plan
 
@@ -417,6 +446,13 @@ def _source(args: argparse.Namespace, config: Settings, spark: SparkSession) -> 
     return InputSpec(args.input, input_format, args.input_base, args.crawl)
 
 
+def _resolve_common_crawl(args: argparse.Namespace, config: Settings) -> int | None:
+    """curate --common-crawl: the dump's listing as --input (crawl_index.py), or 0 when there is nothing new."""
+    from .crawl_index import resolve_curate_input
+
+    return resolve_curate_input(args, config)
+
+
 def _print_summary(summary: dict, output: str) -> None:
     if summary.get("worldwide"):
         by_lang = summary["by_lang"]
@@ -463,6 +499,8 @@ class Command:
     needs: tuple[str, ...] = ()
     writes_root: bool = False  # holds the --output root's lease (lease.py) while it runs
     writes_output: bool = False  # writes into --output (checked to be a directory it can write before any work)
+    # after the config, before the metadata and Spark: may fill in options, or end the command with an exit code
+    resolve: Callable[[argparse.Namespace, Settings], int | None] | None = None
 
     def __post_init__(self):
         unknown = set(self.needs) - set(NEEDS)
@@ -471,12 +509,13 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "curate": Command(_curate, ("config", "metadata", "spark"), writes_root=True),
+    "curate": Command(_curate, ("config", "metadata", "spark"), writes_root=True, resolve=_resolve_common_crawl),
     "extract": Command(_extract, ("config", "spark"), writes_output=True),
     "match": Command(_match, ("config", "metadata", "spark"), writes_root=True),
     "count": Command(_count, ("metadata", "spark"), writes_root=True),
     "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
     "status": Command(_status, ("config",)),
+    "crawls": Command(_crawl_index, ("config",)),
     "plan": Command(_plan, ("config",)),  # starts Spark itself, unless --counts-only
     "report": Command(_report, ("spark",), writes_root=True),
     "export": Command(_export, ("config", "spark")),  # reads the root, writes --to: no lease (a rerun is checked)
@@ -494,6 +533,8 @@ def _run(name: str, args: argparse.Namespace) -> int:
         from .config import load_config
 
         prepared["config"] = load_config(args.profile, args.conf_file, _overrides(args))
+        if command.resolve and (code := command.resolve(args, prepared["config"])) is not None:
+            return code
     if "metadata" in command.needs:
         from .metadata import Metadata
 

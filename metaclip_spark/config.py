@@ -237,6 +237,21 @@ class RemoteSettings(Section):
 
 
 @dataclass(frozen=True)
+class CommonCrawlSettings(Section):
+    """[commoncrawl]: where Common Crawl's index of dumps and its data are (crawl_index.py)."""
+
+    name: typing.ClassVar[str] = "commoncrawl"
+    index_url: str
+    data_url: str
+    s3_url: str
+
+    def __post_init__(self):
+        for key in ("index_url", "data_url", "s3_url"):
+            if not getattr(self, key).strip():
+                raise _fail(f"commoncrawl.{key}", "a non-empty location", getattr(self, key))
+
+
+@dataclass(frozen=True)
 class RootSettings(Section):
     """[root]: the output root's lease (lease.py) that keeps two runs from writing one root, and the bucket count of
     a new root's pair keys (pair_keys.py)."""
@@ -294,6 +309,7 @@ class Settings:
     curation: CurationSettings
     extract: ExtractSettings
     remote: RemoteSettings
+    commoncrawl: CommonCrawlSettings
     root: RootSettings
     export: ExportSettings
     spark: SparkSettings
