@@ -188,8 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
     _add_metadata(explain)
     explain.add_argument("--lang", help="worldwide: the metadata language to match in (default: lid.176's, mapped)")
-    explain.add_argument("--kana-no-space", choices=("true", "false"), default="true",
-                         help="worldwide: kana as a no-space script at entry edges (false: the reference's ranges)")
+    explain.add_argument("--kana-no-space", choices=("true", "false"), default="false",
+                         help="worldwide: kana as a no-space script at entry edges too (default false: the reference's "
+                              "ranges, as worldwide.kana_no_space)")
     explain.add_argument("text", help="the caption")
 
     from .metadata_build import add_build_arguments
@@ -351,11 +352,11 @@ def _explain(args: argparse.Namespace) -> int:
     metadata = Metadata(args.metadata, kana=args.kana_no_space == "true")  # explain has no profile or --conf
     entries = metadata.entries
     if metadata.worldwide:
-        from .lang_codes import metadata_code
+        from .lang_codes import list_code, metadata_code
         from .language import identify_language
 
         label, score = identify_language(args.text)
-        code = args.lang or metadata_code(label)
+        code = list_code(args.lang) if args.lang else metadata_code(label)
         told = "--lang" if args.lang else f"lid.176 says {label!r} ({score:.2f})"
         if code not in metadata.lists:
             raise ConfigError(f"no list for language {code!r} ({told}) in {metadata.path}; it has: "
@@ -388,7 +389,13 @@ def _metadata_info(args: argparse.Namespace) -> int:
     print(f"metadata set: {metadata.path}: {len(metadata.lists)} languages, {metadata.entries_total:,} entries "
           f"(digest {metadata.digest[:16]})")
     for code in metadata.languages:
-        print(f"[{code}] " + format_validation(validate_entries(metadata.lists[code])))
+        report = validate_entries(metadata.lists[code], worldwide=True)
+        print(f"[{code}] " + format_validation(report))
+        if report["pure_punctuation"]:
+            shown = ", ".join(repr(e) for _, e in report["examples"]["pure_punctuation"])
+            print(f"warning: {code}.json holds {report['pure_punctuation']:,} entries made only of punctuation "
+                  f"(e.g. {shown}): MetaCLIP 2's builder drops them, and each matches any {code} text holding it; "
+                  "rebuild the list or remove them", file=sys.stderr)
     return 0
 
 

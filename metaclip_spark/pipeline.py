@@ -44,7 +44,8 @@ def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) 
         digest = root.crawl_state(crawl)["metadata_digest"]
         if digest != metadata.digest:
             raise ConfigError(f"crawl {crawl} in {root.root} was matched with another metadata list (digest "
-                              f"{digest[:12]}, now {metadata.digest[:12]}); pass --rematch with an --input")
+                              f"{digest[:12]}, now {metadata.digest[:12]}); pass --rematch with an --input"
+                              + metadata.digest_difference(digest))
     return chosen
 
 
