@@ -16,20 +16,25 @@ from metaclip_spark.metadata import Metadata, load_metadata_set, metadata_digest
 
 # Language codes -------------------------------------------------------------------------------------------------
 
-def test_every_lid176_label_of_the_model_file_maps_to_a_metadata_code():
+def test_every_lid176_label_of_the_model_file_maps_to_its_merged_wikipedia_list_or_other():
     # The predict-only fastText build lists no labels; asking for every label with no threshold returns all 176.
     model = language._fasttext_model()
     labels = {label.removeprefix("__label__") for _, label in model.f.predict("hello world\n", -1, -1.0, "replace")}
-    assert labels == lang_codes.LID_LABELS
+    assert labels == lang_codes.LID_LABELS and len(labels) == 176
     for label in labels:
-        code = lang_codes.metadata_code(label)
-        assert code is not None and lang_codes.is_metadata_code(code), label
+        # MetaCLIP 2's rule (align_lid_to_wiki.py): the label's Wikipedia code, cut at its first "_" (our "-").
+        wiki = {"cbk": "cbk-zam", "yue": "zh-yue"}.get(label, label)
+        expected = wiki.split("-")[0] if wiki in lang_codes.WIKIPEDIA_CODES else "other"
+        assert lang_codes.metadata_code(label) == lang_codes.LABEL_TO_CODE[label] == expected, label
+        assert lang_codes.list_name_problem(expected) is None, label
+    assert sum(code == "other" for code in lang_codes.LABEL_TO_CODE.values()) == 1  # lrc: no Wikipedia code there
+    assert all("-" not in code for code in lang_codes.LABEL_TO_CODE.values())
 
 
-@pytest.mark.parametrize("label, code", [("en", "en"), ("zh", "zh"), ("ja", "ja"), ("th", "th"), ("yue", "zh-yue"),
-                                         ("cbk", "cbk-zam"), ("no", "no"), ("", None), (None, None), ("xx", None),
-                                         ("__label__en", None)])
-def test_lid_labels_map_to_wikipedia_codes_and_unknown_labels_to_none(label, code):
+@pytest.mark.parametrize("label, code", [("en", "en"), ("zh", "zh"), ("ja", "ja"), ("th", "th"), ("yue", "zh"),
+                                         ("cbk", "cbk"), ("lrc", "other"), ("no", "no"), ("", "other"),
+                                         (None, "other"), ("xx", "other"), ("__label__en", "other")])
+def test_lid_labels_map_to_merged_wikipedia_codes_and_the_rest_to_other(label, code):
     assert lang_codes.metadata_code(label) == code
 
 
@@ -74,7 +79,7 @@ def test_worldwide_edge_padding_per_script(entry, text, ours, reference):
 
 
 @pytest.mark.parametrize("entry, padded", [("dog", " dog "), ("苹果", "苹果"), ("iPhone 手机", " iPhone 手机"),
-                                           ("(dog)", "(dog)"), ("ラーメン", "ラーメン"), ("", "  ")])
+                                           ("(dog)", "(dog)"), ("ラーメン", " ラーメン "), ("", "  ")])  # default: the reference ranges
 def test_padded_entry(entry, padded):
     assert padded_entry(entry, worldwide=True) == padded
 
@@ -172,12 +177,16 @@ def test_the_set_digest_follows_every_list_and_the_kana_option(tmp_path):
     _write_set(b, {"en": ["dog"], "zh": ["苹果", "香蕉"]})
     assert Metadata(str(a)).digest != Metadata(str(b)).digest
     assert Metadata(str(a)).digest == Metadata(str(a)).digest
-    assert Metadata(str(a), kana=False).digest != Metadata(str(a)).digest
+    assert Metadata(str(a), kana=True).digest != Metadata(str(a)).digest
+    assert Metadata(str(a)).kana is False  # the reference's ranges by default
 
 
 @pytest.mark.parametrize("files, message", [
     ({}, "holds no <code>.json list"),
-    ({"English.json": '["dog"]'}, "'English' is not a language code"),
+    ({"English.json": '["dog"]'}, "'English' is not a Wikipedia language code"),
+    ({"en.json": '["dog"]', "jp.json": '["犬"]'}, "jp.json: 'jp' is not a Wikipedia language code"),
+    ({"en.json": '["dog"]', "xx.json": '["dog"]'}, "xx.json: 'xx' is not a Wikipedia language code"),
+    ({"zh.json": '["苹果"]', "zh-yue.json": '["蘋果"]'}, "'zh-yue' is a variant code: its texts are matched with zh.json"),
     ({"en.json": '{"a": 1}'}, "a JSON object"),
     ({"en.json": '["dog", 3]'}, "entry 1 is int"),
 ])
@@ -186,6 +195,24 @@ def test_a_bad_set_stops_with_a_message_naming_the_file(tmp_path, files, message
         (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_metadata_set(tmp_path)
+
+
+def test_a_folder_written_by_the_reference_builder_loads_as_it_is(tmp_path):
+    # align_lid_to_wiki.py writes <merged code>.json (a JSON array) and its pickled automaton <code>.pkl, and
+    # other.json for the texts with no label or no Wikipedia code.
+    _write_set(tmp_path, {"en": ["dog"], "zh": ["苹果", "蘋果"], "cbk": ["perro"], "other": ["Pokémon"]})
+    for code in ("en", "zh", "cbk", "other"):
+        (tmp_path / f"{code}.pkl").write_bytes(b"\x80\x04\x95binary automaton")
+    assert Metadata(str(tmp_path)).languages == ["cbk", "en", "other", "zh"]
+
+
+def test_a_jp_list_stops_the_command_with_one_line_naming_the_file(tmp_path, capsys):
+    from metaclip_spark import cli
+
+    _write_set(tmp_path, {"en": ["dog"], "jp": ["東京"]})
+    assert cli.main(["metadata-info", "--metadata", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "jp.json" in err and "not a Wikipedia language code" in err
 
 
 def test_two_files_for_one_language_are_refused(tmp_path):
@@ -222,11 +249,56 @@ def test_language_automata_are_built_once_and_evicted_least_recently_used_first(
 def test_a_batch_of_mixed_languages_matches_each_text_in_its_own_list():
     """LanguageMatchers.match_many (a worldwide match batch) groups rows by language: each row gets what `match`
     gives it alone, rows of a language without a list or without a language get nothing."""
-    lists = {"en": ["apple", "pie"], "zh": ["苹果", "派"], "ja": ["りんご"]}
+    lists = {"en": ["apple", "pie"], "zh": ["苹果", "派"], "ja": ["林檎"]}
     matchers = LanguageMatchers(lists, lists.__getitem__, max_bytes=1 << 30)
     codes = ["en", "zh", None, "fr", "ja", "en", "zh", "en"]
-    texts = ["apple pie", "我喜欢吃苹果派", "apple", "apple", "りんごが好き", None, "", "an apple"]
+    texts = ["apple pie", "我喜欢吃苹果派", "apple", "apple", "林檎が好き", None, "", "an apple"]
     expected = [matchers.match(code, text) for code, text in zip(codes, texts)]
     assert matchers.match_many(codes, texts) == expected == [[0, 1], [0, 1], [], [], [0], [], [], [0]]
     assert matchers.match_many(["en", "en", "en"], ["apple", None, "pie"]) == [[0], [], [1]]  # one language
     assert matchers.match_many(["fr", "fr"], ["apple", "pie"]) == [[], []]  # one language without a list
+
+
+# Entries made only of punctuation (MetaCLIP 2's builder, curation spec section 3) ---------------------------------
+
+def _real_tokens(lang: str) -> list[str]:
+    """The words lid-labelled `lang` texts of the real worldwide pool segment into (punctuation among them)."""
+    from metaclip_spark.segmentation import segmenter_for
+
+    from conftest import DATA
+
+    with open(DATA / "pool" / "worldwide_pairs.jsonl", encoding="utf-8") as f:
+        texts = [row["text"] for row in map(json.loads, f) if row["lang"] == lang]
+    return [token for text in texts for token in segmenter_for(lang)(text)], texts
+
+
+def test_a_worldwide_build_drops_entries_made_only_of_punctuation_at_any_length():
+    from metaclip_spark.metadata import is_pure_punctuation
+    from metaclip_spark.metadata_build import merge_sources
+
+    tokens, texts = _real_tokens("zh")
+    punctuation = {t for t in tokens if is_pure_punctuation(t)}
+    assert {"。", "，", "《", "》", "：", "“"} <= punctuation  # what jieba leaves of real Chinese sentences
+    sources = [("unigrams", tokens), ("more", ["...", "——", "¿?", "（）", "C++", "(株)", "。。"])]
+    entries, report = merge_sources(sources, pure_punctuation=True)
+    assert not any(is_pure_punctuation(e) for e in entries)
+    assert "C++" in entries and "(株)" in entries and "马克思" in entries
+    assert report[1]["skipped_punctuation"] == 5
+    # v1's English rule is unchanged: one ASCII punctuation character only
+    english, _ = merge_sources(sources, pure_punctuation=False)
+    assert "。" in english and "..." in english and "," not in english
+    # why: under the edge rule "。" gets no padding and matches every text holding it
+    with_stop = EntryMatcher(["。"], worldwide=True)
+    assert sum(bool(with_stop.match(t)) for t in texts) == sum("。" in t for t in texts) > 0
+
+
+def test_metadata_info_warns_about_punctuation_entries_in_a_list_it_did_not_build(tmp_path, capsys):
+    from metaclip_spark import cli
+
+    tokens, _ = _real_tokens("ja")
+    _write_set(tmp_path, {"en": ["dog", "..."], "ja": list(dict.fromkeys(tokens))})
+    assert cli.main(["metadata-info", "--metadata", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and warnings[1].startswith("warning: ja.json holds ")
+    assert "'「'" in warnings[1] and "made only of punctuation" in warnings[1] and "made only of punctuation" in out
