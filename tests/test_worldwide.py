@@ -311,6 +311,37 @@ def test_common_crawl_pages_keep_every_language_and_match_in_their_own(spark, co
     assert summary["pairs_without_list"]["nl"] == languages["nl"]
 
 
+def test_texts_without_a_language_go_to_the_other_list_and_variants_to_their_prefixs(spark, config, tmp_path):
+    """MetaCLIP 2's routing (substr_matching.lid_langcode_to_metadata_langcode, align_lid_to_wiki.py): a text with
+    an empty language is matched with other.json when the set has one (else counted as without a list), a variant
+    code with its prefix's list. The Chinese texts of the real pool are relabelled "", null, zh-yue, zh_classical."""
+    relabel = ["", None, "zh-yue", "zh_classical"]
+    rows, k = [], 0
+    for r in _texts():
+        if r["lang"] == "zh":
+            r, k = dict(r, lang=relabel[k % 4]), k + 1
+        rows.append(r)
+    pool = str(tmp_path / "pool")
+    spark.createDataFrame(rows, "url string, text string, lang string").coalesce(1).write.parquet(pool)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for path in Path(WORLDWIDE).iterdir():
+        (lists / path.name).write_bytes(path.read_bytes())
+    (lists / "other.json").write_text(json.dumps(["马克思", "维基百科", "blog"], ensure_ascii=False), encoding="utf-8")
+    with_other = Metadata(str(lists))
+    code_of = {"": "other", None: "other", "zh-yue": "zh", "zh_classical": "zh"}
+    summary = pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), with_other, str(tmp_path / "a"),
+                              report=False)
+    expected = _expected_matches(rows, with_other.lists, lambda r: code_of.get(r["lang"], r["lang"]))
+    assert _table(str(tmp_path / "a" / "matched"), "metadata_lang", "uuid", "text", "entry_ids") == expected
+    assert {code for code, *_ in expected} >= {"other", "zh"} and summary["by_lang"]["other"]["pairs"] == 4
+    assert "other" not in summary["pairs_without_list"] and "zh-yue" not in summary["by_lang"]
+    (lists / "other.json").unlink()  # without other.json: counted as without a list
+    summary = pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), Metadata(str(lists)),
+                              str(tmp_path / "b"), report=False)
+    assert summary["pairs_without_list"] == {"fr": 4, "other": 4} and summary["by_lang"]["zh"]["pairs"] == 4
+
+
 def test_a_v1_root_is_not_rematched_worldwide_without_extracting_again(spark, config, metadata, tmp_path):
     listing = tmp_path / "warc.paths"
     listing.write_text(f"{DATA / 'cc' / 'warcfile.warc.gz'}\n")
@@ -357,9 +388,11 @@ def test_cli_names_a_bad_list_and_the_unbuilt_default(tmp_path, capsys, monkeypa
 
 
 def test_explain_matches_in_the_texts_language(capsys):
-    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "ja", "東京のフリーランスのススメ"]) == 0
+    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "ja", "--kana-no-space", "true",
+                     "東京のフリーランスのススメ"]) == 0
     out = capsys.readouterr().out
     assert "language: ja (--lang)" in out and "'フリーランス'" in out and "'ススメ'" in out
-    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "ja", "--kana-no-space", "false",
-                     "東京のフリーランスのススメ"]) == 0
-    assert "matched 0 of" in capsys.readouterr().out                 # the reference's ranges: kana edges padded
+    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "ja", "東京のフリーランスのススメ"]) == 0
+    assert "matched 0 of" in capsys.readouterr().out                 # the default, the reference's: kana edges padded
+    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "zh-yue", "我喜欢吃苹果"]) == 0
+    assert "language: zh (--lang)" in capsys.readouterr().out        # a variant is matched with its prefix's list

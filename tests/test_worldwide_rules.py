@@ -302,3 +302,39 @@ def test_metadata_info_warns_about_punctuation_entries_in_a_list_it_did_not_buil
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2 and warnings[1].startswith("warning: ja.json holds ")
     assert "'「'" in warnings[1] and "made only of punctuation" in warnings[1] and "made only of punctuation" in out
+
+
+def test_kana_edges_flood_japanese_matches_on_real_text_so_the_reference_ranges_are_the_default():
+    """The measured effect of worldwide.kana_no_space on real Japanese text (docs/worldwide.md quotes these
+    numbers): the 16 Japanese feed titles of the worldwide pool and the 7 sentences of the jawiki excerpt, matched
+    with the built default ja.json (wordfreq words, kana-only particles and fragments among them)."""
+    import bz2
+
+    from metaclip_spark import wikipedia
+    from metaclip_spark.matching import KANA_RANGES
+
+    from conftest import DATA
+
+    _, texts = _real_tokens("ja")
+    xml = bz2.decompress((DATA / "wiki" / "jawiki-excerpt-pages-articles.xml.bz2").read_bytes()).decode()
+    plain = wikipedia.clean_wikitext(wikipedia.page_article_text(xml.split("</page>")[0])[1])
+    texts += [sentence.strip() + "。" for sentence in plain.split("。") if sentence.strip()]
+    assert len(texts) == 23
+    from metaclip_spark.metadata import default_worldwide_path, load_metadata
+
+    ja = load_metadata(default_worldwide_path() / "ja.json")
+
+    def kana_only(entry: str) -> bool:
+        return all(any(low <= ord(c) <= high for low, high in KANA_RANGES) for c in entry)
+
+    figures = {}
+    for kana in (False, True):
+        ids = [EntryMatcher(ja, worldwide=True, kana=kana).match(text) for text in texts]
+        matches = [entry_id for found in ids for entry_id in found]
+        figures[kana] = (sum(map(bool, ids)), len(matches) / sum(map(bool, ids)),
+                         sum(kana_only(ja[e]) for e in matches) / len(matches))
+    (texts_ref, per_text_ref, kana_share_ref), (texts_kana, per_text_kana, kana_share_kana) = figures[False], figures[True]
+    assert kana_share_ref == 0.0 and kana_share_kana > 0.5         # kana-only entries: none, or over half the matches
+    assert per_text_kana > 2 * per_text_ref and texts_kana >= texts_ref
+    print(f"kana_no_space false: {texts_ref}/23 texts matched, {per_text_ref:.2f} entries per matched text, "
+          f"{kana_share_ref:.1%} kana-only; true: {texts_kana}/23, {per_text_kana:.2f}, {kana_share_kana:.1%}")
