@@ -338,3 +338,15 @@ def test_kana_edges_flood_japanese_matches_on_real_text_so_the_reference_ranges_
     assert per_text_kana > 2 * per_text_ref and texts_kana >= texts_ref
     print(f"kana_no_space false: {texts_ref}/23 texts matched, {per_text_ref:.2f} entries per matched text, "
           f"{kana_share_ref:.1%} kana-only; true: {texts_kana}/23, {per_text_kana:.2f}, {kana_share_kana:.1%}")
+
+
+def test_a_root_matched_under_the_old_kana_default_is_told_how_to_rematch(tmp_path):
+    _write_set(tmp_path, {"en": ["dog"], "ja": ["ラーメン", "東京"]})
+    old, new = Metadata(str(tmp_path), kana=True), Metadata(str(tmp_path))
+    said = new.digest_difference(old.digest)
+    assert "worldwide.kana_no_space = true (now false" in said and "pass --rematch" in said
+    assert "kana_no_space = true" in said.split("or keep them")[1]
+    assert old.digest_difference(new.digest).startswith(". It holds these same lists matched with worldwide."
+                                                        "kana_no_space = false (now true)")
+    _write_set(tmp_path, {"ja": ["ラーメン"]})
+    assert new.digest_difference(Metadata(str(tmp_path), kana=True).digest) == ""  # other lists: no such hint
