@@ -193,8 +193,10 @@ def _languages(report: dict) -> list[str]:
     without = languages.get("pairs_without_list") or {}
     if without or languages.get("pairs_unknown_lang"):
         shown = ", ".join(f"{code} {n:,}" for code, n in sorted(without.items(), key=lambda kv: -kv[1])[:20])
-        body.append(f'<p class="note">Not matched, no list for their language: {escape(shown) or "none"}; with no '
-                    f'language: {_number(languages.get("pairs_unknown_lang", 0))}.</p>')
+        unknown = languages.get("pairs_unknown_lang")
+        body.append(f'<p class="note">Not matched, no list for their language (<code>other</code>: no language, or '
+                    f'one with no Wikipedia code, when the set has no other.json): {escape(shown) or "none"}'
+                    + (f'; with no language: {_number(unknown)}' if unknown else "") + ".</p>")
     return body
 
 

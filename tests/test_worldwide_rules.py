@@ -350,3 +350,18 @@ def test_a_root_matched_under_the_old_kana_default_is_told_how_to_rematch(tmp_pa
                                                         "kana_no_space = false (now true)")
     _write_set(tmp_path, {"ja": ["ラーメン"]})
     assert new.digest_difference(Metadata(str(tmp_path), kana=True).digest) == ""  # other lists: no such hint
+
+
+def test_the_report_lists_languages_with_pairs_and_folds_the_empty_ones_into_one_line():
+    from metaclip_spark.report_html import _languages
+
+    def row(pairs):
+        return {"entries": 10, "pairs": pairs, "pairs_matched": pairs, "pairs_curated": pairs, "t": 1,
+                "tail_proportion": 1.0, "entries_over_t": 0, "top_entries": [["東京", pairs]] if pairs else []}
+
+    by_lang = {"ja": row(16), "en": row(8), "ko": row(0), "fr": row(0), "vi": row(0)}
+    html = "\n".join(_languages({"languages": {"t_en": 5, "t_mode": "fixed", "p": 1.0, "by_lang": by_lang,
+                                               "pairs_without_list": {"other": 3}, "pairs_unknown_lang": 0}}))
+    assert html.count("<tr>") - 1 == 2 and '<td class="text">ja</td>' in html and ">ko</td>" not in html
+    assert "3 more languages of the metadata set have no pairs in this pool: fr, ko, vi." in html
+    assert "other 3" in html and "with no language" not in html
