@@ -255,12 +255,20 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
 
 def _worldwide_warnings(config: Settings, by_lang: dict, counts: dict[str, np.ndarray], p: float) -> list[str]:
     """balance_warnings of each language that has matched pairs, named by its code: English's `t = auto` against
-    its tail share; every language's "nothing over t, every pair kept" and "kept every matched pair"."""
+    its tail share, a derived t against English's tail share p; every language's "nothing over t, every pair kept"
+    and "kept every matched pair"."""
+    from .thresholds import auto_misses_tail
+
     warnings = []
     for code, v in by_lang.items():
         if not v["pairs_matched"]:
             continue
         mode = ("auto" if config.curation.t == "auto" else "fixed") if code == balancing.ENGLISH else "fixed"
+        if code != balancing.ENGLISH and code not in config.worldwide.t_by_lang and counts[code].any() \
+                and (achieved := auto_misses_tail(counts[code], v["t"], p)) is not None:
+            warnings.append(f"{code}: its t = {v['t']:,}, derived from English's tail share {p:.1%}, leaves "
+                            f"{achieved:.1%} of its matches under t (its counts are too coarse to come nearer); set "
+                            f"it in worldwide.t_by_lang after `metaclip-spark plan --lang {code}`")
         for warning in balance_warnings(counts[code], v["t"], mode, config.curation.tail_share, v["pairs_matched"],
                                         v["pairs_curated"]):
             warnings.append(f"{code}: {warning}")

@@ -374,3 +374,26 @@ def test_the_report_lists_languages_with_pairs_and_folds_the_empty_ones_into_one
     assert html.count("<tr>") - 1 == 2 and '<td class="text">ja</td>' in html and ">ko</td>" not in html
     assert "3 more languages of the metadata set have no pairs in this pool: fr, ko, vi." in html
     assert "other 3" in html and "with no language" not in html
+
+
+def test_balance_warnings_are_given_per_language_with_matched_pairs():
+    from metaclip_spark.config import load_config
+    from metaclip_spark.pipeline import _worldwide_warnings
+
+    config = load_config(overrides={"curation": {"t": 5}})
+
+    def lang(t, matched, curated):
+        return {"t": t, "pairs_matched": matched, "pairs_curated": curated}
+
+    counts = {"en": np.array([1, 2, 3, 50]), "ja": np.array([100, 100, 1]), "ko": np.zeros(3, np.int64),
+              "th": np.array([1, 2, 2])}
+    # en: 50 over t = 5, balanced; ja: nothing over its t = 100; ko: no pairs; th: its t = 3 leaves every match
+    # under it, far over p = 6/56 (its counts are too coarse)
+    by_lang = {"en": lang(5, 4, 3), "ja": lang(100, 150, 150), "ko": lang(1, 0, 0), "th": lang(3, 4, 4)}
+    warnings = _worldwide_warnings(config, by_lang, counts, 6 / 56)
+    assert [w.split(":")[0] for w in warnings] == ["ja", "th", "th"]
+    assert warnings[0].startswith("ja: balancing keeps everything: no entry's count is over t = 100")
+    assert warnings[1].startswith("th: its t = 3, derived from English's tail share 10.7%, leaves 100.0% of")
+    assert warnings[2].startswith("th: balancing keeps everything")
+    assert _worldwide_warnings(load_config(overrides={"curation": {"t": 5}, "worldwide": {"t_by_lang": {"th": 3}}}),
+                               by_lang, counts, 6 / 56)[1].startswith("th: balancing keeps")  # t set: not derived
