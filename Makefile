@@ -70,13 +70,17 @@ demo: install
 	$(VENV)/bin/metaclip-spark curate --input samples/demo.warc.paths --input-format warc-manifest \
 		--crawl CC-MAIN-demo --t auto --seed 0 --output $(DEMO_OUT) --overwrite
 
-# Headless Chromium for the test that opens the report page (Debian's package and a font, no recommends); nothing
-# to do when a chromium is on the PATH. Needs root or sudo. CI runs it before `make test`.
+# Headless Chromium for the test that opens the report page (Debian's package and fonts); nothing to do when chromium
+# and the fonts are installed. Needs root or sudo. CI runs it before `make test`.
+# The Noto fonts draw the report's CJK (fonts-noto-cjk), Thai, Arabic and Devanagari (fonts-noto-core) captions:
+# without them Chromium draws empty boxes.
+BROWSER_PACKAGES := chromium fonts-liberation fonts-noto-cjk fonts-noto-core
 chromium:
-	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; else \
+	@if command -v chromium >/dev/null 2>&1 && dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
+		echo "chromium: $$(command -v chromium), with $(BROWSER_PACKAGES)"; else \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium fonts-liberation; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $(BROWSER_PACKAGES); \
 	fi
 
 test: install

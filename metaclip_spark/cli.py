@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     thresholds.add_argument("--t-range", action="store_true",
                             help="thresholds 1, 2, 5, 10, 20, ... up to the largest count, with auto's t (default)")
     plan.add_argument("--lang", dest="plan_lang", metavar="CODE",
-                      help="worldwide roots: the metadata language whose counts, pairs and t to plan (required there)")
+                      help="worldwide roots: the metadata language whose counts, pairs and t to plan (without it: "
+                           "the table of the root's languages as its last balance left them)")
     plan.add_argument("--tail-share", type=float, help="tail proportion of the auto rule (default 0.06)")
     plan.add_argument("--counts-only", action="store_true",
                       help="no Spark: from the counts alone, the expected pairs as an upper bound")
@@ -209,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show how one caption is spaced and which entries it matches")
     _add_metadata(explain)
     explain.add_argument("--lang", help="worldwide: the metadata language to match in (default: lid.176's, mapped)")
-    explain.add_argument("--kana-no-space", choices=("true", "false"), default="true",
-                         help="worldwide: kana as a no-space script at entry edges (false: the reference's ranges)")
+    explain.add_argument("--kana-no-space", choices=("true", "false"), default="false",
+                         help="worldwide: kana as a no-space script at entry edges too (default false: the reference's "
+                              "ranges, as worldwide.kana_no_space)")
     explain.add_argument("text", help="the caption")
 
     from .metadata_build import add_build_arguments
@@ -329,8 +331,12 @@ def _crawl_index(args: argparse.Namespace, config: Settings) -> int:
 
 
 def _plan(args: argparse.Namespace, config: Settings) -> int:
-    from .plan import format_plan, parse_thresholds, run_plan
+    from .plan import format_languages_plan, format_plan, languages_plan, parse_thresholds, run_plan
 
+    if args.plan_lang is None and not args.t_list and _crawls(args) is None \
+            and (languages := languages_plan(config, args.output)):
+        print(json.dumps(languages, indent=2) if args.json else format_languages_plan(languages))
+        return 0
     requested = parse_thresholds(args.t_list) if args.t_list else None
     plan = run_plan(config, args.output, _crawls(args), requested, counts_only=args.counts_only, master=args.master,
                     language=args.plan_lang)
@@ -380,11 +386,11 @@ def _explain(args: argparse.Namespace) -> int:
     metadata = Metadata(args.metadata, kana=args.kana_no_space == "true")  # explain has no profile or --conf
     entries = metadata.entries
     if metadata.worldwide:
-        from .lang_codes import metadata_code
+        from .lang_codes import list_code, metadata_code
         from .language import identify_language
 
         label, score = identify_language(args.text)
-        code = args.lang or metadata_code(label)
+        code = list_code(args.lang) if args.lang else metadata_code(label)
         told = "--lang" if args.lang else f"lid.176 says {label!r} ({score:.2f})"
         if code not in metadata.lists:
             raise ConfigError(f"no list for language {code!r} ({told}) in {metadata.path}; it has: "
@@ -417,7 +423,13 @@ def _metadata_info(args: argparse.Namespace) -> int:
     print(f"metadata set: {metadata.path}: {len(metadata.lists)} languages, {metadata.entries_total:,} entries "
           f"(digest {metadata.digest[:16]})")
     for code in metadata.languages:
-        print(f"[{code}] " + format_validation(validate_entries(metadata.lists[code])))
+        report = validate_entries(metadata.lists[code], worldwide=True)
+        print(f"[{code}] " + format_validation(report))
+        if report["pure_punctuation"]:
+            shown = ", ".join(repr(e) for _, e in report["examples"]["pure_punctuation"])
+            print(f"warning: {code}.json holds {report['pure_punctuation']:,} entries made only of punctuation "
+                  f"(e.g. {shown}): MetaCLIP 2's builder drops them, and each matches any {code} text holding it; "
+                  "rebuild the list or remove them", file=sys.stderr)
     return 0
 
 
@@ -457,25 +469,28 @@ def _print_summary(summary: dict, output: str) -> None:
     if summary.get("worldwide"):
         by_lang = summary["by_lang"]
         print(
-            f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs in {len(by_lang)} languages "
+            f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs in "
+            f"{sum(1 for v in by_lang.values() if v['pairs'])} languages "
             f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries). "
             f"t per language ({summary['t_mode']} for English, the others derived from its tail share "
             f"{summary['english_tail_share']:.3f}): "
             + ", ".join(f"{code} {v['t']:,}" for code, v in by_lang.items() if v["pairs"])
             + (f" ({sum(not v['pairs'] for v in by_lang.values())} languages with no pairs not shown)"
                if not all(v["pairs"] for v in by_lang.values()) else "")
-            + f"; seed {summary['seed']}. Pairs in languages without a list: "
-            f"{sum(summary['pairs_without_list'].values()):,}, with no language: {summary['pairs_unknown_lang']:,}. "
+            + f"; seed {summary['seed']}. Pairs in languages without a list (`other`: no language, or none with a "
+            f"Wikipedia code): {sum(summary['pairs_without_list'].values()):,}"
+            + (f", with no language: {summary['pairs_unknown_lang']:,}" if summary.get("pairs_unknown_lang") else "")
+            + ". "
             f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
         )
-        return
-    print(
-        f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs "
-        f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries; "
-        f"{summary['entries_matched']:,} entries matched). Threshold t = {summary['t']:,} ({summary['t_mode']}): "
-        f"{summary['entries_over_t']:,} entries were over t and were sampled down, seed {summary['seed']}. "
-        f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
-    )
+    else:
+        print(
+            f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs "
+            f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries; "
+            f"{summary['entries_matched']:,} entries matched). Threshold t = {summary['t']:,} ({summary['t_mode']}): "
+            f"{summary['entries_over_t']:,} entries were over t and were sampled down, seed {summary['seed']}. "
+            f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
+        )
     for warning in summary.get("warnings", []):
         log.warning("warning: %s", warning)
 

@@ -77,15 +77,21 @@ def matched_batch_worldwide(matchers: matching.LanguageMatchers, batch: pa.Recor
 
 
 def with_metadata_lang(pairs: DataFrame, lang_column: str | None, text_column: str) -> DataFrame:
-    """`pairs` with METADATA_LANG, the code of the list each text is matched against (null when unknown):
-    a pool's `lang_column` as it is, when the pool has one (it holds metadata codes); else the lid.176 label of a
+    """`pairs` with METADATA_LANG, the code of the list each text is matched against (`other` when it has no
+    language or no Wikipedia code): a pool's `lang_column`, when the pool has one (it holds metadata codes; a
+    variant's merged into its prefix's); else the lid.176 label of a
     `lang` column (Common Crawl pairs) mapped to its code; else lid.176 run on the texts (adding `lang` and
     `lang_score`, as extraction does)."""
     if lang_column and lang_column in pairs.columns:
-        return pairs.withColumn(METADATA_LANG, F.col(lang_column).cast("string"))
+        # A variant code goes to its prefix's list (zh-yue -> zh), an empty one to `other` (lang_codes.py).
+        code = F.col(lang_column).cast("string")
+        merged = F.split(F.regexp_replace(code, "_", "-"), "-").getItem(0)
+        return pairs.withColumn(METADATA_LANG, F.when(F.coalesce(code, F.lit("")) == "", F.lit(lang_codes.OTHER))
+                                .otherwise(merged))
     if "lang" in pairs.columns:
         mapping = F.create_map(*[F.lit(x) for pair in lang_codes.LABEL_TO_CODE.items() for x in pair])
-        return pairs.withColumn(METADATA_LANG, F.try_element_at(mapping, F.col("lang")))
+        return pairs.withColumn(METADATA_LANG, F.coalesce(F.try_element_at(mapping, F.col("lang")),
+                                                          F.lit(lang_codes.OTHER)))
     schema = T.StructType(list(pairs.schema.fields) + [
         T.StructField("lang", T.StringType()), T.StructField("lang_score", T.FloatType()),
         T.StructField(METADATA_LANG, T.StringType())])

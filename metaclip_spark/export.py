@@ -12,7 +12,9 @@ a data loader balances with at every epoch (online.py).
 The root is read and DIR written through fsspec (storage.py: local paths, s3://, s3a://, gs://), in Spark tasks
 one file at a time, so an export needs no Hadoop connector for the stores img2dataset itself reads from. Rows are
 placed and ordered by seeded hashes, never rand(): file = xxhash64(seed, uuid) mod files (an image's texts share
-a file, so each file counts its images exactly), order within a file = xxhash64(seed, uuid, text). The files are
+a file, so each file counts its images exactly), order within a file = xxhash64(seed, uuid, text) (with --online
+--one-text-per-image xxhash64(seed, uuid), then the text: an image's texts next to each other, for the loader's
+per-epoch pick). The files are
 written beside DIR and switched in whole (tables.publish_directory); _EXPORT.json is written last.
 """
 
@@ -28,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -49,6 +51,7 @@ ENTRIES = "entries"
 MARKER = "_EXPORT.json"
 PAIRS = "pairs"
 _FILE, _ORDER = "_export_file", "_export_order"
+_EPOCH_SHARE = "_export_epoch_share"  # a pair's part of an epoch's expected rows with a per-epoch text pick
 
 
 @dataclass(frozen=True)
@@ -370,8 +373,9 @@ def _write_files(rows: DataFrame, location: str, remote: RemoteSettings, directo
                 stats["uuids"].update(batch.column("uuid").slice(start, end - start).to_pylist())
                 if "crawl" in batch.schema.names:
                     stats["by_crawl"].update(batch.column("crawl").slice(start, end - start).to_pylist())
-                if KEEP_PROB in batch.schema.names:
-                    stats["keep_prob_sum"] += pc.sum(batch.column(KEEP_PROB).slice(start, end - start)).as_py() or 0.0
+                share = _EPOCH_SHARE if _EPOCH_SHARE in batch.schema.names else KEEP_PROB
+                if share in batch.schema.names:
+                    stats["keep_prob_sum"] += pc.sum(batch.column(share).slice(start, end - start)).as_py() or 0.0
                 if file_format == "parquet":
                     if writer is None:
                         writer = pq.ParquetWriter(sink, piece.schema)
@@ -386,10 +390,14 @@ def _write_files(rows: DataFrame, location: str, remote: RemoteSettings, directo
     return [row.asDict() for row in rows.mapInArrow(write, _WRITTEN).collect()]  # one row per file: bounded
 
 
-def _placed(rows: DataFrame, files: int, seed: int) -> DataFrame:
-    """Rows with their file index and order key, each file's rows in one partition, sorted."""
-    placed = rows.withColumn(_FILE, F.pmod(F.xxhash64(F.lit(seed), F.lit("file"), "uuid"), F.lit(files)).cast("int")) \
-        .withColumn(_ORDER, F.xxhash64(F.lit(seed), F.lit("order"), "uuid", "text"))
+def _placed(rows: DataFrame, files: int, seed: int, images_together: bool = False) -> DataFrame:
+    """Rows with their file index and order key, each file's rows in one partition, sorted. `images_together`
+    orders by image first (its texts next to each other, for a loader's per-epoch pick), then by text."""
+    placed = rows.withColumn(_FILE, F.pmod(F.xxhash64(F.lit(seed), F.lit("file"), "uuid"), F.lit(files)).cast("int"))
+    if images_together:
+        placed = placed.withColumn(_ORDER, F.xxhash64(F.lit(seed), F.lit("order"), "uuid"))
+    else:
+        placed = placed.withColumn(_ORDER, F.xxhash64(F.lit(seed), F.lit("order"), "uuid", "text"))
     return placed.repartition(files, _FILE).sortWithinPartitions(_FILE, _ORDER, "uuid", "text")
 
 
@@ -438,7 +446,14 @@ def run_export(spark: SparkSession, config: Settings, spec: ExportSpec) -> dict:
         record.update({"t": chosen.get(NO_LANGUAGE) if langs is None else None,
                        **({"t_by_lang": chosen} if langs is not None else {}),
                        "entries_in_table": table.num_rows, "seed_of_offline_run": tables.summary.get("seed")})
-    if spec.one_text_per_image:
+    per_epoch = spec.online and spec.one_text_per_image
+    if per_epoch:
+        # Every text stays; the loader picks one per image each epoch (online.OnlineBalancer.picked). An epoch's
+        # expected rows: each image's mean P over its texts.
+        texts = F.count(F.lit(1)).over(Window.partitionBy("uuid"))
+        rows = rows.withColumn(_EPOCH_SHARE, F.col(KEEP_PROB) / texts)
+        record["text_pick"] = "per_epoch"
+    elif spec.one_text_per_image:
         rows = one_text_per_image(rows, spec.shuffle_seed)
     if spec.with_entries or ENTRIES in columns:
         counts_files = tables.counts_files()
@@ -449,9 +464,9 @@ def run_export(spark: SparkSession, config: Settings, spec: ExportSpec) -> dict:
     staging = staging_directory(to_fs, to_path)
     data_dir = f"{staging}/{PAIRS}" if spec.online else staging
     to_fs.makedirs(data_dir, exist_ok=True)
-    keep = columns + [c for c in ("uuid", "crawl") if c not in columns and c in rows.columns]
+    keep = columns + [c for c in ("uuid", "crawl", _EPOCH_SHARE) if c not in columns and c in rows.columns]
     written = _write_files(_placed(rows.select(*keep, *([] if "text" in keep else ["text"])), n_files,
-                                   spec.shuffle_seed),
+                                   spec.shuffle_seed, images_together=per_epoch),
                            spec.to, remote, data_dir, spec.format, columns)
     written.sort(key=lambda w: w["file"])
     if spec.online:
@@ -493,8 +508,8 @@ def _source_rows(tables: RootTables, spec: ExportSpec) -> int:
 
 def _files_for(rows: DataFrame, tables: RootTables, spec: ExportSpec) -> int:
     """How many files for about spec.rows_per_file rows each: from the run's recorded numbers, or a count of the
-    rows left by --one-text-per-image."""
-    total = rows.count() if spec.one_text_per_image else _source_rows(tables, spec)
+    rows left by --one-text-per-image (offline; online, every text stays)."""
+    total = rows.count() if spec.one_text_per_image and not spec.online else _source_rows(tables, spec)
     return max(1, math.ceil(total / spec.rows_per_file))
 
 

@@ -392,7 +392,7 @@ def ingest(spark: SparkSession, config: Settings, root: OutputRoot, source: Inpu
         raise ConfigError(
             f"{root.root} was matched with another metadata list (digest {stale[0]['metadata_digest'][:12]}, "
             f"now {metadata.digest[:12]} from {metadata.path}); pass --rematch to match its pairs again"
-        )
+            + metadata.digest_difference(stale[0]["metadata_digest"]))
     # A rebuild into another mode matches pools again with their texts stripped (pool mode) or as given (crawl mode).
     restrip = [u for u in units if u["kind"] == KIND_POOL and bool(u.get("texts_stripped")) != mode.pool]
     if stale or restrip:

@@ -4,8 +4,8 @@ A text matches an entry when " entry " is a substring of the spaced text. Matchi
 boundaries only, and yields the SET of matched entry ids (an entry counts at most once per text).
 
 Worldwide (MetaCLIP 2): the text is stripped first, and an entry is padded with a space only on an edge whose
-character is not a "no-space" character (CJK, Thai, Lao, Burmese, Khmer, Tibetan, punctuation; kana too unless
-the reference's ranges are asked for), so "苹果" matches inside "我喜欢吃苹果". Each text is matched against its
+character is not a "no-space" character (CJK, Thai, Lao, Burmese, Khmer, Tibetan, punctuation, as the reference
+has them; kana too when asked for), so "苹果" matches inside "我喜欢吃苹果". Each text is matched against its
 own language's list.
 """
 
@@ -41,17 +41,22 @@ _SECOND = itemgetter(1)
 
 # No-space characters of MetaCLIP 2 (curation spec, section 3): an entry edge on one of these gets no space.
 REFERENCE_NO_SPACE_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2EBEF), (0xF900, 0xFAFF), (0x2E80, 0x2FFF),  # CJK
+    # CJK, block by block as the reference lists them: it leaves out two unassigned stretches (2A6E0-2A6FF,
+    # 2FE0-2FEF), so do we.
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2EBEF), (0xF900, 0xFAFF),
+    (0x2E80, 0x2FDF), (0x2FF0, 0x2FFF),
     (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),  # Thai .. Tibetan
 )
 # Hiragana, Katakana (and its phonetic extensions), half-width Katakana: the reference omits them, so a Japanese
-# entry ending in kana could never match inside running Japanese text. Added unless `kana` is off.
+# entry ending in kana matches inside running Japanese text only where a no-space character or a space is beside
+# it. Added only when `kana` is asked for (worldwide.kana_no_space): then kana-only entries (particles, tokenizer
+# fragments) flood Japanese matches (docs/worldwide.md).
 KANA_RANGES = ((0x3040, 0x309F), (0x30A0, 0x30FF), (0x31F0, 0x31FF), (0xFF65, 0xFF9F))
 FULL_WIDTH_MARKS = frozenset("，。、；：？！“”‘’（）【】《》〈〉「」『』～—")
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
 
 
-def is_no_space(char: str, kana: bool = True) -> bool:
+def is_no_space(char: str, kana: bool = False) -> bool:
     """True for a character written without spaces around it (MetaCLIP 2's ranges, plus kana when `kana`)."""
     if char in _ASCII_PUNCTUATION or char in FULL_WIDTH_MARKS:
         return True
@@ -60,7 +65,7 @@ def is_no_space(char: str, kana: bool = True) -> bool:
     return any(low <= code <= high for low, high in ranges)
 
 
-def padded_entry(entry: str, worldwide: bool = False, kana: bool = True) -> str:
+def padded_entry(entry: str, worldwide: bool = False, kana: bool = False) -> str:
     """The string searched for in spaced texts: " entry " (v1); worldwide, a space only on an edge that needs one."""
     if not worldwide or not entry:
         return f" {entry} "
@@ -72,7 +77,7 @@ def prepared_text(text: str, worldwide: bool = False) -> str:
     return space_text(text.strip() if worldwide else text)
 
 
-def reference_match(text: str, entries: Sequence[str], worldwide: bool = False, kana: bool = True) -> list[int]:
+def reference_match(text: str, entries: Sequence[str], worldwide: bool = False, kana: bool = False) -> list[int]:
     """The spec's literal definition, one substring test per entry: the oracle for tests and benchmarks."""
     spaced = prepared_text(text, worldwide)
     return [entry_id for entry_id, entry in enumerate(entries) if padded_entry(entry, worldwide, kana) in spaced]
@@ -81,7 +86,7 @@ def reference_match(text: str, entries: Sequence[str], worldwide: bool = False, 
 class EntryMatcher:
     """Finds, for each text, the sorted ids of the entries it matches; builds its automaton once."""
 
-    def __init__(self, entries: Sequence[str], worldwide: bool = False, kana: bool = True):
+    def __init__(self, entries: Sequence[str], worldwide: bool = False, kana: bool = False):
         self.entries_total = len(entries)
         self.worldwide = worldwide
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
@@ -144,7 +149,7 @@ class LanguageMatchers:
     language being matched always stays). Never rebuilt per batch."""
 
     def __init__(self, codes: Iterable[str], load_entries: Callable[[str], list[str]], max_bytes: int,
-                 kana: bool = True):
+                 kana: bool = False):
         self.codes = frozenset(codes)
         self._load_entries = load_entries
         self._max_bytes = max_bytes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import string
 from importlib import resources
 from pathlib import Path
 
@@ -128,18 +129,29 @@ def never_matches(entry: str) -> bool:
 def is_single_punctuation(entry: str) -> bool:
     """One ASCII punctuation character (Python's string.punctuation), which the builder skips (curation-spec
     section 2); other Unicode punctuation ("\u2014", "\u3001") is kept."""
-    import string
-
     return len(entry) == 1 and entry in string.punctuation
 
 
-def validate_entries(entries: list[str], examples: int = 5) -> dict:
+# What MetaCLIP 2's builder calls punctuation: Python's string.punctuation and these marks (it has "¿", which the
+# matcher's no-space marks lack).
+BUILDER_PUNCTUATION = frozenset(string.punctuation) | frozenset("，。、；：？¿！“”‘’（）【】《》〈〉「」『』～—")
+
+
+def is_pure_punctuation(entry: str) -> bool:
+    """A non-empty entry made only of punctuation (BUILDER_PUNCTUATION), which a worldwide build drops at any length
+    (curation-spec section 3): under the worldwide edge rule it gets no padding and matches any text holding it."""
+    return bool(entry) and all(char in BUILDER_PUNCTUATION for char in entry)
+
+
+def validate_entries(entries: list[str], examples: int = 5, worldwide: bool = False) -> dict:
     """Counts of entries that are wasted or suspicious: repeats of an earlier entry, empty strings, single ASCII
     punctuation characters, entries that can never match under MetaCLIP's spacing (`never_matches`: "U.S.",
     "a,b", a tab), and entries with leading or trailing whitespace (" dog" is matched as
     "  dog ", so only where the spaced text has two spaces, as after a comma: almost never what was meant).
-    Each kind also lists up to `examples` (position, entry) pairs."""
+    A list of a worldwide set (`worldwide`) also counts the entries made only of punctuation, which MetaCLIP 2's
+    builder drops at any length. Each kind also lists up to `examples` (position, entry) pairs."""
     kinds_checked = ("duplicates", "empty", "single_punctuation", "never_match", "surrounding_space")
+    kinds_checked += ("pure_punctuation",) if worldwide else ()
     report = {"entries": len(entries), "distinct": 0, **dict.fromkeys(kinds_checked, 0),
               "examples": {kind: [] for kind in kinds_checked}}
     seen: set[str] = set()
@@ -157,6 +169,8 @@ def validate_entries(entries: list[str], examples: int = 5) -> dict:
             kinds.append("never_match")
         if entry != entry.strip():
             kinds.append("surrounding_space")
+        if worldwide and is_pure_punctuation(entry):
+            kinds.append("pure_punctuation")
         for kind in kinds:
             report[kind] += 1
             if len(report["examples"][kind]) < examples:
@@ -171,7 +185,11 @@ def format_validation(report: dict) -> str:
     for kind, label in (("duplicates", "duplicates (repeat an earlier entry)"), ("empty", "empty strings"),
                         ("single_punctuation", "single ASCII punctuation characters"),
                         ("never_match", "can never match (a , . ; : ? ! ` not between spaces, or a tab/newline/CR)"),
-                        ("surrounding_space", "leading/trailing whitespace (match only next to a doubled space)")):
+                        ("surrounding_space", "leading/trailing whitespace (match only next to a doubled space)"),
+                        ("pure_punctuation", "made only of punctuation (MetaCLIP 2's builder drops them: with no "
+                                             "padding each matches any text holding it)")):
+        if kind not in report:
+            continue
         shown = ", ".join(f"#{p} {e!r}" for p, e in report["examples"][kind])
         lines.append(f"  {report[kind]:>9,}  {label}" + (f"  e.g. {shown}" if shown else ""))
     return "\n".join(lines)
@@ -195,8 +213,10 @@ def _list_code(name: str) -> str | None:
 
 def load_metadata_set(directory: str | Path) -> dict[str, list[str]]:
     """{language code: entries} from a directory of per-language lists, `<code>.json` (JSON arrays, optionally
-    gzipped as `<code>.json.gz`), codes as Wikipedia spells them. Other files (a README) are ignored."""
-    from .lang_codes import is_metadata_code
+    gzipped as `<code>.json.gz`), codes as Wikipedia spells them, variants merged into their prefix (zh, not zh-yue),
+    and `other.json`: the layout MetaCLIP 2's align_lid_to_wiki.py writes. Other files (a README, the reference's
+    `<code>.pkl` automata) are ignored; a list under a name that is no such code stops the run."""
+    from .lang_codes import list_name_problem
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -206,9 +226,8 @@ def load_metadata_set(directory: str | Path) -> dict[str, list[str]]:
         code = _list_code(path.name)
         if code is None:
             continue
-        if not is_metadata_code(code):
-            raise ConfigError(f"metadata file {path}: {code!r} is not a language code (lowercase Wikipedia codes such "
-                              "as en, zh, zh-yue: name the lists <code>.json)")
+        if problem := list_name_problem(code):
+            raise ConfigError(f"metadata file {path}: {problem}")
         if code in lists:
             raise ConfigError(f"metadata directory {directory} holds two lists for {code!r} ({code}.json and "
                               f"{code}.json.gz): keep one")
@@ -219,7 +238,7 @@ def load_metadata_set(directory: str | Path) -> dict[str, list[str]]:
     return lists
 
 
-def metadata_set_digest(lists: dict[str, list[str]], kana: bool = True) -> str:
+def metadata_set_digest(lists: dict[str, list[str]], kana: bool = False) -> str:
     """A digest of a worldwide set: every language's code and list digest, and the no-space ranges used."""
     h = hashlib.sha256(b"worldwide" + (b"" if kana else b"\x00reference-no-space-ranges"))
     for code in sorted(lists):
@@ -239,7 +258,7 @@ class Metadata:
     language in `lists`, matched with MetaCLIP 2's edge rule; an entry id is a position in its language's list.
     """
 
-    def __init__(self, path: str | None, kana: bool = True, automata_max_mb: int = 2048):
+    def __init__(self, path: str | None, kana: bool = False, automata_max_mb: int = 2048):
         self.worldwide = is_metadata_set(path)
         self.kana = kana
         self.automata_max_bytes = automata_max_mb << 20
@@ -263,6 +282,17 @@ class Metadata:
     def from_config(cls, config) -> "Metadata":
         return cls(config.metadata.path or None, kana=config.worldwide.kana_no_space,
                    automata_max_mb=config.worldwide.automata_max_mb)
+
+    def digest_difference(self, digest: str) -> str:
+        """What a root's recorded digest tells of the difference, when it is this set matched with the other kana
+        setting (`worldwide.kana_no_space`, whose default became the reference's ranges); else ""."""
+        if not self.worldwide or digest != metadata_set_digest(self.lists, not self.kana):
+            return ""
+        was, now = ("true", "false") if not self.kana else ("false", "true")
+        return (f". It holds these same lists matched with worldwide.kana_no_space = {was} (now {now}"
+                + (", the reference's no-space ranges and the default since kana edges were found to flood Japanese "
+                   "matches" if not self.kana else "") + f"): pass --rematch to match its pairs again with "
+                f"kana_no_space = {now}, or keep them with a --conf file setting kana_no_space = {was}")
 
     @property
     def languages(self) -> list[str]:

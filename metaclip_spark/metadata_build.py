@@ -3,7 +3,8 @@
 Order: "0".."99"; WordNet (English: WordNet 3.0 synset names; other languages: OMW lemmas); Wikipedia unigrams
 with count >= 100; Wikipedia bigrams with PMI >= 30; Wikipedia article titles with >= 70 views. The merge keeps
 each exact string once, where it was first seen (no lowercasing), and skips empty entries and single ASCII
-punctuation characters. Every source reports how many strings it offered and how many became new entries.
+punctuation characters (English, v1's rule) or strings made only of punctuation (every other language, MetaCLIP 2's
+rule). Every source reports how many strings it offered and how many became new entries.
 
 One build is one language (`--lang`, a Wikipedia code): its dumps, its pageview lines, its segmenter when it is
 written without spaces (segmentation.py). A worldwide metadata set is a directory of `<code>.json` files.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from .config import MetadataBuildSettings, Settings
 from .errors import ConfigError
-from .metadata import is_single_punctuation
+from .metadata import is_pure_punctuation, is_single_punctuation
 
 
 
@@ -60,20 +61,23 @@ def number_entries() -> list[str]:
     return [str(n) for n in range(100)]
 
 
-def skip_reason(entry: str) -> str | None:
-    """Why the merge leaves a string out: "empty", "punctuation" (one ASCII punctuation character), else None."""
+def skip_reason(entry: str, pure_punctuation: bool = False) -> str | None:
+    """Why the merge leaves a string out: "empty", "punctuation", else None. Punctuation is one ASCII punctuation
+    character (v1's English rule, curation-spec section 2), or with `pure_punctuation` (every other language, as
+    MetaCLIP 2's builder does) any string made only of punctuation (metadata.is_pure_punctuation)."""
     if entry == "":
         return "empty"
-    if is_single_punctuation(entry):
+    if is_pure_punctuation(entry) if pure_punctuation else is_single_punctuation(entry):
         return "punctuation"
     return None
 
 
-def merge_sources(sources: Iterable[tuple[str, Iterable[str]]]) -> tuple[list[str], list[dict]]:
+def merge_sources(sources: Iterable[tuple[str, Iterable[str]]],
+                  pure_punctuation: bool = False) -> tuple[list[str], list[dict]]:
     """Merge (name, strings) sources in order as a set of exact strings keeping first-seen order.
 
     The report has one row per source: strings offered, entries added, strings already present (from this or
-    an earlier source), and strings skipped as empty or single punctuation.
+    an earlier source), and strings skipped as empty or punctuation (`skip_reason`).
     """
     entries: list[str] = []
     seen: set[str] = set()
@@ -83,7 +87,7 @@ def merge_sources(sources: Iterable[tuple[str, Iterable[str]]]) -> tuple[list[st
                "skipped_punctuation": 0}
         for entry in strings:
             row["offered"] += 1
-            reason = skip_reason(entry)
+            reason = skip_reason(entry, pure_punctuation)
             if reason:
                 row[f"skipped_{reason}"] += 1
             elif entry in seen:
@@ -218,7 +222,8 @@ def build_metadata(spark=None, *, lang: str = "en", wikipedia: list[str] = (), p
                                  thresholds.pageview_min_hourly_views, desktop_domain_code(lang))
         details["pageviews"] = {"lines": titles.lines, "titles_kept": len(titles.titles)}
         sources.append(("pageview_titles", [title for title, _ in titles.titles]))
-    entries, report = merge_sources(sources)
+    # English keeps v1's rule (its list is MetaCLIP v1's); every other language drops punctuation-only strings.
+    entries, report = merge_sources(sources, pure_punctuation=lang != "en")
     return MetadataBuild(entries=entries, report=report, details=details)
 
 

@@ -11,6 +11,10 @@ So a decision is a pure function of (seed, epoch, uuid, text, entry id): every w
 the same subset for the same epoch with no coordination, another one for the next epoch, and the share kept
 in an epoch is the sum of P = 1 - prod(1 - p_e) over the pairs, up to binomial noise.
 
+One text per image (`export --online --one-text-per-image`): the export keeps every matched text of an image, next
+to each other in one file, and `picked` chooses one of them anew each epoch, seeded by (seed, epoch, uuid), before
+its keep draw: MetaCLIP 2's order (its loader's `random.choice` of an image's texts on every pass, then P).
+
 This module imports no Spark (and pyarrow only to read the exported table): a loader depends on numpy alone.
 """
 
@@ -34,6 +38,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
     with np.errstate(over="ignore"):
         mixed = np.array([seed], np.uint64) ^ ((np.array([epoch], np.uint64) + np.uint64(1)) * _EPOCH_MIX)
         return int(_splitmix64(mixed)[0])
+
+
+_PICK_SALT = 0x9E6C63D0676A9A99  # the per-epoch text pick's stream, apart from the keep draws' of the same epoch
+
+
+def pick_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's pick of a text per image (`OnlineBalancer.picked`)."""
+    return epoch_seed(int(seed) ^ _PICK_SALT, epoch)
 
 
 class EntryProbabilities:
@@ -106,6 +118,22 @@ class OnlineBalancer:
             return False
         draws = entry_draws(np.full(ids.size, pair_hash(epoch_seed(self.seed, epoch), uuid, text), np.uint64), ids)
         return bool(np.any(draws < self.probabilities.of(lang, ids)))
+
+    def picked(self, uuids: Sequence[str], texts: Sequence[str], epoch: int) -> np.ndarray:
+        """One text per image for `epoch`, as MetaCLIP 2's loader picks one of an image's texts on every pass: True
+        for the row holding, among the rows of its uuid, the smallest pair_hash(pick_seed(seed, epoch), uuid, text)
+        (ties by the text). A uniform pick, seeded by (seed, epoch, image), whatever the order of the rows; every
+        row of an image must be in the call (`export --online --one-text-per-image` writes them next to each
+        other in one file)."""
+        seed = pick_seed(self.seed, epoch)
+        best: dict[str, tuple[int, str, int]] = {}
+        for row, (uuid, text) in enumerate(zip(uuids, texts)):
+            key = (pair_hash(seed, uuid, text), text, row)
+            if uuid not in best or key < best[uuid]:
+                best[uuid] = key
+        chosen = np.zeros(len(uuids), dtype=bool)
+        chosen[[row for _, _, row in best.values()]] = True
+        return chosen
 
     def keep_batch(self, uuids: Sequence[str], texts: Sequence[str], entry_ids: Iterable[Sequence[int]], epoch: int,
                    langs: Sequence[str | None] | None = None) -> np.ndarray:

@@ -44,7 +44,8 @@ def pool_crawls(root: OutputRoot, metadata: Metadata, crawls: list[str] | None) 
         digest = root.crawl_state(crawl)["metadata_digest"]
         if digest != metadata.digest:
             raise ConfigError(f"crawl {crawl} in {root.root} was matched with another metadata list (digest "
-                              f"{digest[:12]}, now {metadata.digest[:12]}); pass --rematch with an --input")
+                              f"{digest[:12]}, now {metadata.digest[:12]}); pass --rematch with an --input"
+                              + metadata.digest_difference(digest))
     return chosen
 
 
@@ -245,9 +246,33 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
         "pairs_without_list": {code: n for code, n in sorted(pairs_by_lang.items())
                                if code not in metadata.lists and code != NO_VALUE},
         "pairs_unknown_lang": pairs_by_lang.get(NO_VALUE, 0),
+        "languages_with_pairs": sum(1 for v in by_lang.values() if v["pairs"]),
+        "warnings": _worldwide_warnings(config, by_lang, counts, p),
         **_run_figures(states, ingested, config, started, "matched_by_lang"),
     }
     return _finish_summary(spark, summary, states, crawls, thresholds, seed, metadata, into)
+
+
+def _worldwide_warnings(config: Settings, by_lang: dict, counts: dict[str, np.ndarray], p: float) -> list[str]:
+    """balance_warnings of each language that has matched pairs, named by its code: English's `t = auto` against
+    its tail share, a derived t against English's tail share p; every language's "nothing over t, every pair kept"
+    and "kept every matched pair"."""
+    from .thresholds import auto_misses_tail
+
+    warnings = []
+    for code, v in by_lang.items():
+        if not v["pairs_matched"]:
+            continue
+        mode = ("auto" if config.curation.t == "auto" else "fixed") if code == balancing.ENGLISH else "fixed"
+        if code != balancing.ENGLISH and code not in config.worldwide.t_by_lang and counts[code].any() \
+                and (achieved := auto_misses_tail(counts[code], v["t"], p)) is not None:
+            warnings.append(f"{code}: its t = {v['t']:,}, derived from English's tail share {p:.1%}, leaves "
+                            f"{achieved:.1%} of its matches under t (its counts are too coarse to come nearer); set "
+                            f"it in worldwide.t_by_lang after `metaclip-spark plan --lang {code}`")
+        for warning in balance_warnings(counts[code], v["t"], mode, config.curation.tail_share, v["pairs_matched"],
+                                        v["pairs_curated"]):
+            warnings.append(f"{code}: {warning}")
+    return warnings
 
 
 def _top_entries(counts: np.ndarray, entries: list[str], n: int = 5) -> list[list]:

@@ -8,7 +8,8 @@ keep probabilities of every requested t at once, in exact fixed point. `--counts
 no Spark; the table then gives the upper bound min(pairs matched, matches after balancing) instead.
 
 A worldwide root (MetaCLIP 2) counts and balances each language apart, with its own t: its plan is one language's
-(`--lang CODE`), from that language's counts and matched pairs, with the t the root's last balance gave it marked.
+(`--lang CODE`), from that language's counts and matched pairs, with the t the root's last balance gave it marked;
+without --lang, the table of its languages as the last balance left them (`languages_plan`).
 """
 
 from __future__ import annotations
@@ -169,6 +170,38 @@ def expected_sums(matched, counts: np.ndarray, ts: list[int]) -> tuple[list[int]
         counts_broadcast.unpersist()
     value = [int(row[c] or 0) for c in names]
     return value[:n], value[n:2 * n], value[-1]
+
+
+def languages_plan(config, output: str) -> dict | None:
+    """`plan` without --lang on a worldwide root that was balanced: its languages as the last balance left them (one
+    row per language with pairs: pairs, matched, curated, t, entries over t, tail share; from summary.json, no
+    Spark). None for a v1 root, or a root never balanced (then run_plan says which languages it holds)."""
+    root = OutputRoot.records_only(output, config.remote)
+    root.check_exists()
+    summary = root.summary()
+    if not summary or not summary.get("worldwide"):
+        return None
+    rows = [{"lang": code, **{k: v[k] for k in ("entries", "pairs", "pairs_matched", "pairs_curated", "t",
+                                                  "entries_over_t", "tail_proportion")}}
+            for code, v in sorted(summary["by_lang"].items(), key=lambda kv: (-kv[1]["pairs"], kv[0])) if v["pairs"]]
+    return {"root": root.root, "run_id": summary.get("run_id"), "t_mode": summary.get("t_mode"),
+            "english_tail_share": summary.get("english_tail_share"), "languages": rows,
+            "languages_without_pairs": sorted(c for c, v in summary["by_lang"].items() if not v["pairs"])}
+
+
+def format_languages_plan(plan: dict) -> str:
+    lines = [f"{plan['root']}: a worldwide root, t per language (last balance {plan['run_id']}: English's t "
+             f"{plan['t_mode']}, the others at English's tail share {plan['english_tail_share'] or 0:.3f})",
+             f"{'lang':<8}{'entries':>10}{'pairs':>10}{'matched':>10}{'curated':>10}{'t':>8}{'over t':>9}"
+             f"{'tail share':>12}"]
+    for r in plan["languages"]:
+        lines.append(f"{r['lang']:<8}{r['entries']:>10,}{r['pairs']:>10,}{r['pairs_matched']:>10,}"
+                     f"{r['pairs_curated']:>10,}{r['t']:>8,}{r['entries_over_t']:>9,}{r['tail_proportion']:>12.1%}")
+    if plan["languages_without_pairs"]:
+        lines.append(f"{len(plan['languages_without_pairs'])} languages of the metadata set have no pairs: "
+                     + ", ".join(plan["languages_without_pairs"]))
+    lines.append("Plan one language's t with --lang CODE (its table of thresholds, then worldwide.t_by_lang).")
+    return "\n".join(lines)
 
 
 def run_plan(config, output: str, crawls: list[str] | None, requested: list[int | str] | None, *,

@@ -673,7 +673,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
             "top_before": listed(before),
             "top_after": listed(after),
         },
-        "warnings": [WORLDWIDE_NOTE] if worldwide else thresholds.balance_warnings(
+        "warnings": [WORLDWIDE_NOTE, *(run.get("warnings") or [])] if worldwide else thresholds.balance_warnings(
             before, t, run.get("t_mode") or "fixed", tail_share, pairs_matched, pairs_curated),
         "funnel": funnel(run, pairs_matched, pairs_curated),
         "languages": _languages(run) if worldwide else None,

@@ -178,7 +178,8 @@ def _languages(report: dict) -> list[str]:
              _number(v["pairs_curated"]), _number(v["t"]), _percent(v["tail_proportion"]),
              _number(v["entries_over_t"]),
              escape(", ".join(f"{entry} ({n:,})" for entry, n in v.get("top_entries") or []))]
-            for code, v in languages["by_lang"].items()]
+            for code, v in languages["by_lang"].items() if v["pairs"]]
+    empty = [code for code, v in languages["by_lang"].items() if not v["pairs"]]
     body = [f'<p class="note">t per language: English {escape(str(languages["t_en"]))} ({escape(str(languages["t_mode"]))}'
             f'), every other language\'s derived from English\'s tail share p = {_percent(languages["p"])} (the t at '
             "which the language's cumulative share of matches is nearest p), or set in worldwide.t_by_lang. Look for "
@@ -186,11 +187,16 @@ def _languages(report: dict) -> list[str]:
             "</p>",
             _table(["language", "entries", "pairs", "matched", "curated", "t", "tail share", "entries over t",
                     "top entries"], rows, text_columns={0, 8})]
+    if empty:
+        body.append(f'<p class="note">{len(empty):,} more languages of the metadata set have no pairs in this pool: '
+                    f'{escape(", ".join(sorted(empty)))}.</p>')
     without = languages.get("pairs_without_list") or {}
     if without or languages.get("pairs_unknown_lang"):
         shown = ", ".join(f"{code} {n:,}" for code, n in sorted(without.items(), key=lambda kv: -kv[1])[:20])
-        body.append(f'<p class="note">Not matched, no list for their language: {escape(shown) or "none"}; with no '
-                    f'language: {_number(languages.get("pairs_unknown_lang", 0))}.</p>')
+        unknown = languages.get("pairs_unknown_lang")
+        body.append(f'<p class="note">Not matched, no list for their language (<code>other</code>: no language, or '
+                    f'one with no Wikipedia code, when the set has no other.json): {escape(shown) or "none"}'
+                    + (f'; with no language: {_number(unknown)}' if unknown else "") + ".</p>")
     return body
 
 

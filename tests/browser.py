@@ -188,3 +188,30 @@ JSON.parse(JSON.stringify({
 
 def dump(visit: PageVisit) -> str:
     return json.dumps({"errors": visit.errors, "value": visit.value}, indent=1)[:4000]
+
+
+# How the page draws the first table cell holding Japanese (kana or Han): each of its distinct characters (up to 16)
+# drawn alone in the cell's font on a canvas, its pixels hashed. A font without the script draws every character as
+# the same empty box, so the hashes collapse to one; real glyphs give one hash per character.
+GLYPHS_EXPRESSION = """
+(() => {
+  const japanese = /[\\u3040-\\u30ff\\u4e00-\\u9fff]/;
+  const cell = Array.from(document.querySelectorAll('td')).find(td => japanese.test(td.textContent));
+  if (!cell) return null;
+  const chars = Array.from(new Set(Array.from(cell.textContent).filter(c => japanese.test(c)))).slice(0, 16);
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = 64;
+  const context = canvas.getContext('2d');
+  const font = getComputedStyle(cell).fontFamily;
+  const hashes = chars.map(c => {
+    context.clearRect(0, 0, 64, 64);
+    context.font = '48px ' + font;
+    context.fillText(c, 4, 52);
+    const pixels = context.getImageData(0, 0, 64, 64).data;
+    let hash = 0, inked = 0;
+    for (let i = 3; i < pixels.length; i += 4) { hash = (Math.imul(hash, 31) + pixels[i]) >>> 0; inked += pixels[i] > 0; }
+    return hash + ':' + inked;
+  });
+  return {text: cell.textContent, chars: chars.length, distinct: new Set(hashes).size};
+})()
+"""

@@ -202,6 +202,48 @@ def test_online_export_has_every_matched_pair_and_the_probability_table(root, tm
         assert got == want and 0 < len(got) < len(pairs)
 
 
+def test_online_one_text_per_image_leaves_the_pick_to_the_loader_each_epoch(root, tmp_path):
+    out = tmp_path / "per-epoch"
+    assert _export(root, out, "--online", "--one-text-per-image", "--files", "2") == 0
+    matched = pq.read_table(root / "matched").to_pylist()
+    record = json.loads((out / "_EXPORT.json").read_text())
+    assert record["text_pick"] == "per_epoch" and record["rows"] == len(matched)  # every text of every image
+    texts = defaultdict(list)
+    for f in _files(out / "pairs"):
+        seen_here = []
+        for r in pq.read_table(f).to_pylist():
+            texts[r["uuid"]].append(r)
+            if not seen_here or seen_here[-1] != r["uuid"]:
+                seen_here.append(r["uuid"])
+        assert len(seen_here) == len(set(seen_here))  # an image's texts next to each other
+    assert sum(len(v) > 1 for v in texts.values()) > 10
+    # an epoch's expected rows: each image's mean P
+    assert record["expected_rows_per_epoch"] == pytest.approx(
+        sum(sum(r["keep_prob"] for r in rows) / len(rows) for rows in texts.values()), abs=1e-2)
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        from online_loader import OnlineCuratedPairs
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    balancer = OnlineBalancer(EntryProbabilities.from_parquet(str(out)), seed=2)
+    picked_texts = []
+    for epoch in (0, 1, 2):
+        dataset = OnlineCuratedPairs(str(out), seed=2, batch_rows=7)  # batches cut through images' texts
+        dataset.set_epoch(epoch)
+        got = [(r["uuid"], r["text"]) for r in dataset]
+        assert len(got) == len({u for u, _ in got})  # at most one text per image per epoch
+        want = []
+        for uuid, rows in texts.items():
+            chosen = balancer.picked([uuid] * len(rows), [r["text"] for r in rows], epoch)
+            row = rows[int(np.flatnonzero(chosen)[0])]
+            if balancer.keep(uuid, row["text"], row["entry_ids"], epoch):
+                want.append((uuid, row["text"]))
+        assert sorted(got) == sorted(want) and got
+        picked_texts.append(dict(got))
+    common = set(picked_texts[0]) & set(picked_texts[1]) & {u for u, v in texts.items() if len(v) > 1}
+    assert any(picked_texts[0][u] != picked_texts[1][u] for u in common)  # another text in another epoch
+
+
 def test_a_root_on_s3_exported_to_s3_gives_the_local_files(root, tmp_path):
     import fsspec
 

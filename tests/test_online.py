@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from metaclip_spark import balancing
-from metaclip_spark.online import EntryProbabilities, OnlineBalancer, epoch_seed
+from metaclip_spark.online import NO_LANGUAGE, EntryProbabilities, OnlineBalancer, epoch_seed
 
 from conftest import REPO
 
@@ -171,3 +171,34 @@ def test_pytorch_style_iterable_splits_an_epoch_over_ranks_and_workers(pool, tmp
             assert len(seen) == len(set(seen))  # no pair twice in an epoch
             assert set(seen) == expected[epoch], (world_size, workers, epoch)
     assert expected[0] != expected[1]
+
+
+
+def test_one_text_per_image_is_picked_anew_each_epoch_by_seed_epoch_and_image():
+    # 3,000 images with 1-4 texts each: MetaCLIP 2's loader draws one of an image's texts on every pass.
+    rng = np.random.default_rng(7)
+    uuids, texts, texts_of = [], [], {}
+    for image in range(3000):
+        n = int(rng.integers(1, 5))
+        texts_of[f"img{image}"] = n
+        for k in range(n):
+            uuids.append(f"img{image}"), texts.append(f"text {k} of image {image}")
+    balancer = OnlineBalancer(EntryProbabilities({NO_LANGUAGE: np.ones(1)}), seed=4)
+    picks = []
+    for epoch in range(4):
+        chosen = balancer.picked(uuids, texts, epoch)
+        picked = {u: x for u, x, c in zip(uuids, texts, chosen) if c}
+        assert int(chosen.sum()) == len(picked) == 3000  # exactly one text per image
+        order = rng.permutation(len(uuids))  # the same pick whatever the order of the rows
+        again = balancer.picked([uuids[i] for i in order], [texts[i] for i in order], epoch)
+        assert {uuids[i]: texts[i] for i, c in zip(order, again) if c} == picked
+        picks.append(picked)
+    several = [u for u, n in texts_of.items() if n > 1]
+    changed = sum(picks[0][u] != picks[1][u] for u in several)
+    assert 0.5 * len(several) < changed < len(several)  # a new pick each epoch
+    assert balancer.picked(uuids, texts, 0).tolist() != \
+        OnlineBalancer(balancer.probabilities, seed=5).picked(uuids, texts, 0).tolist()  # and by the seed
+    # uniform: over epochs and images, an image's first text is picked 1/n of the time on average
+    first = sum(picks[e][u].startswith("text 0 ") for e in range(4) for u in several)
+    expected = sum(1 / texts_of[u] for u in several) * 4
+    assert abs(first - expected) < 4 * np.sqrt(expected)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from browser import SECTIONS_EXPRESSION, dump, open_page
+from browser import GLYPHS_EXPRESSION, SECTIONS_EXPRESSION, dump, open_page
 from conftest import DATA
 from metaclip_spark import cli
 from metaclip_spark.report_html import SECTIONS
@@ -112,8 +112,8 @@ def test_the_browser_check_sees_console_errors_broken_images_and_exceptions(tmp_
 
 def test_a_worldwide_root_has_a_report_that_says_how_it_reads_languages(spark, tmp_path, capsys):
     """Worldwide curation keeps t and counts per language: the report says how it reads entries and t; its plan
-    table is by English's t, each row with every language's derived t; its sample captions say their language;
-    `plan` without --lang refuses the root (exit 2) rather than mix languages."""
+    table is by English's t, each row with every language's derived t; its sample captions say their language and
+    are drawn with real glyphs; `plan` without --lang lists its languages, and refuses thresholds without --lang."""
     output = tmp_path / "worldwide"
     code = cli.main(["curate", "--input", str(DATA / "pool" / "worldwide_pairs.jsonl"), "--metadata",
                      str(DATA / "metadata" / "worldwide"), "--t", "3", "--output", str(output), "--progress", "off"])
@@ -127,8 +127,17 @@ def test_a_worldwide_root_has_a_report_that_says_how_it_reads_languages(spark, t
     assert this_run["t"] == 3 and this_run["t_by_lang"] == {
         code: t for code, t in summary["t_by_lang"].items() if summary["by_lang"][code]["pairs_matched"]}
     assert (output / "report" / "plan.png").exists()
-    assert cli.main(["plan", "--output", str(output), "--counts-only"]) == 2
-    assert "is a worldwide root (counts and t per language): plan one language with --lang" in capsys.readouterr().err
+    capsys.readouterr()
+    assert cli.main(["plan", "--output", str(output), "--counts-only"]) == 0  # the table of its languages
+    table = capsys.readouterr().out
+    assert "a worldwide root, t per language" in table and "Plan one language's t with --lang CODE" in table
+    listed = [line.split()[0] for line in table.splitlines()[2:] if line.split() and line.split()[0] in summary["by_lang"]]
+    assert listed and set(listed) == {c for c, v in summary["by_lang"].items() if v["pairs"]}
+    assert cli.main(["plan", "--output", str(output), "--t", "2,3"]) == 2  # thresholds are one language's: --lang
+    assert "plan one language with --lang" in capsys.readouterr().err
+    # Japanese captions are drawn with glyphs, not the empty boxes of a machine without CJK fonts (make chromium)
+    glyphs = open_page(output / "report" / "index.html", GLYPHS_EXPRESSION).value
+    assert glyphs and glyphs["chars"] >= 3 and glyphs["distinct"] == glyphs["chars"], glyphs
     visit = open_page(output / "report" / "index.html", SECTIONS_EXPRESSION)
     assert visit.errors == [], dump(visit)
     sections = {s["id"]: s for s in visit.value["sections"]}

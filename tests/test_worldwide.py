@@ -311,6 +311,57 @@ def test_common_crawl_pages_keep_every_language_and_match_in_their_own(spark, co
     assert summary["pairs_without_list"]["nl"] == languages["nl"]
 
 
+def test_texts_without_a_language_go_to_the_other_list_and_variants_to_their_prefixs(spark, config, tmp_path,
+                                                                                    capsys):
+    """MetaCLIP 2's routing (substr_matching.lid_langcode_to_metadata_langcode, align_lid_to_wiki.py): a text with
+    an empty language is matched with other.json when the set has one (else counted as without a list), a variant
+    code with its prefix's list. The Chinese texts of the real pool are relabelled "", null, zh-yue, zh_classical."""
+    relabel = ["", None, "zh-yue", "zh_classical"]
+    rows, k = [], 0
+    for r in _texts():
+        if r["lang"] == "zh":
+            r, k = dict(r, lang=relabel[k % 4]), k + 1
+        rows.append(r)
+    pool = str(tmp_path / "pool")
+    spark.createDataFrame(rows, "url string, text string, lang string").coalesce(1).write.parquet(pool)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for path in Path(WORLDWIDE).iterdir():
+        (lists / path.name).write_bytes(path.read_bytes())
+    (lists / "other.json").write_text(json.dumps(["马克思", "维基百科", "blog"], ensure_ascii=False), encoding="utf-8")
+    with_other = Metadata(str(lists))
+    code_of = {"": "other", None: "other", "zh-yue": "zh", "zh_classical": "zh"}
+    summary = pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), with_other, str(tmp_path / "a"),
+                              report=False)
+    expected = _expected_matches(rows, with_other.lists, lambda r: code_of.get(r["lang"], r["lang"]))
+    assert _table(str(tmp_path / "a" / "matched"), "metadata_lang", "uuid", "text", "entry_ids") == expected
+    assert {code for code, *_ in expected} >= {"other", "zh"} and summary["by_lang"]["other"]["pairs"] == 4
+    assert "other" not in summary["pairs_without_list"] and "zh-yue" not in summary["by_lang"]
+    (lists / "other.json").unlink()  # without other.json: counted as without a list
+    (lists / "ko.json").write_text('["김치"]', encoding="utf-8")  # a language of the set with no pairs
+    summary = pipeline.curate(spark, _config(config, t=1000), InputSpec(pool, "parquet"), Metadata(str(lists)),
+                              str(tmp_path / "b"), report=False)
+    assert summary["pairs_without_list"] == {"fr": 4, "other": 4} and summary["by_lang"]["zh"]["pairs"] == 4
+    # t = 1000 keeps every pair: said per language with matched pairs, not `warnings: None`; counted languages
+    # are those with pairs
+    with_pairs = sorted(c for c, v in summary["by_lang"].items() if v["pairs"])
+    assert "ko" not in with_pairs and summary["languages_with_pairs"] == len(with_pairs) == 7
+    assert summary["pairs_curated"] == summary["pairs_matched"]
+    assert any(w.startswith("en: balancing keeps everything: no entry's count is over t = 1,000")
+               for w in summary["warnings"])
+    assert {w.split(":")[0] for w in summary["warnings"]} == {c for c in with_pairs
+                                                             if summary["by_lang"][c]["pairs_matched"]}
+    capsys.readouterr()
+    cli._print_summary(summary, str(tmp_path / "b"))
+    out = capsys.readouterr().out
+    assert f"pairs in {len(with_pairs)} languages" in out and "(1 languages with no pairs not shown)" in out
+    # the same lists under the other kana setting: the root says which setting it was matched with
+    with pytest.raises(ConfigError, match=r"same lists matched with worldwide.kana_no_space = false \(now true\): "
+                                          r"pass --rematch"):
+        pipeline.curate(spark, _config(config), InputSpec(pool, "parquet"), Metadata(str(lists), kana=True),
+                        str(tmp_path / "b"), report=False)
+
+
 def test_a_v1_root_is_not_rematched_worldwide_without_extracting_again(spark, config, metadata, tmp_path):
     listing = tmp_path / "warc.paths"
     listing.write_text(f"{DATA / 'cc' / 'warcfile.warc.gz'}\n")
@@ -357,9 +408,11 @@ def test_cli_names_a_bad_list_and_the_unbuilt_default(tmp_path, capsys, monkeypa
 
 
 def test_explain_matches_in_the_texts_language(capsys):
-    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "ja", "東京のフリーランスのススメ"]) == 0
+    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "ja", "--kana-no-space", "true",
+                     "東京のフリーランスのススメ"]) == 0
     out = capsys.readouterr().out
     assert "language: ja (--lang)" in out and "'フリーランス'" in out and "'ススメ'" in out
-    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "ja", "--kana-no-space", "false",
-                     "東京のフリーランスのススメ"]) == 0
-    assert "matched 0 of" in capsys.readouterr().out                 # the reference's ranges: kana edges padded
+    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "ja", "東京のフリーランスのススメ"]) == 0
+    assert "matched 0 of" in capsys.readouterr().out                 # the default, the reference's: kana edges padded
+    assert cli.main(["explain", "--metadata", WORLDWIDE, "--lang", "zh-yue", "我喜欢吃苹果"]) == 0
+    assert "language: zh (--lang)" in capsys.readouterr().out        # a variant is matched with its prefix's list

@@ -16,20 +16,25 @@ from metaclip_spark.metadata import Metadata, load_metadata_set, metadata_digest
 
 # Language codes -------------------------------------------------------------------------------------------------
 
-def test_every_lid176_label_of_the_model_file_maps_to_a_metadata_code():
+def test_every_lid176_label_of_the_model_file_maps_to_its_merged_wikipedia_list_or_other():
     # The predict-only fastText build lists no labels; asking for every label with no threshold returns all 176.
     model = language._fasttext_model()
     labels = {label.removeprefix("__label__") for _, label in model.f.predict("hello world\n", -1, -1.0, "replace")}
-    assert labels == lang_codes.LID_LABELS
+    assert labels == lang_codes.LID_LABELS and len(labels) == 176
     for label in labels:
-        code = lang_codes.metadata_code(label)
-        assert code is not None and lang_codes.is_metadata_code(code), label
+        # MetaCLIP 2's rule (align_lid_to_wiki.py): the label's Wikipedia code, cut at its first "_" (our "-").
+        wiki = {"cbk": "cbk-zam", "yue": "zh-yue"}.get(label, label)
+        expected = wiki.split("-")[0] if wiki in lang_codes.WIKIPEDIA_CODES else "other"
+        assert lang_codes.metadata_code(label) == lang_codes.LABEL_TO_CODE[label] == expected, label
+        assert lang_codes.list_name_problem(expected) is None, label
+    assert sum(code == "other" for code in lang_codes.LABEL_TO_CODE.values()) == 1  # lrc: no Wikipedia code there
+    assert all("-" not in code for code in lang_codes.LABEL_TO_CODE.values())
 
 
-@pytest.mark.parametrize("label, code", [("en", "en"), ("zh", "zh"), ("ja", "ja"), ("th", "th"), ("yue", "zh-yue"),
-                                         ("cbk", "cbk-zam"), ("no", "no"), ("", None), (None, None), ("xx", None),
-                                         ("__label__en", None)])
-def test_lid_labels_map_to_wikipedia_codes_and_unknown_labels_to_none(label, code):
+@pytest.mark.parametrize("label, code", [("en", "en"), ("zh", "zh"), ("ja", "ja"), ("th", "th"), ("yue", "zh"),
+                                         ("cbk", "cbk"), ("lrc", "other"), ("no", "no"), ("", "other"),
+                                         (None, "other"), ("xx", "other"), ("__label__en", "other")])
+def test_lid_labels_map_to_merged_wikipedia_codes_and_the_rest_to_other(label, code):
     assert lang_codes.metadata_code(label) == code
 
 
@@ -74,7 +79,7 @@ def test_worldwide_edge_padding_per_script(entry, text, ours, reference):
 
 
 @pytest.mark.parametrize("entry, padded", [("dog", " dog "), ("苹果", "苹果"), ("iPhone 手机", " iPhone 手机"),
-                                           ("(dog)", "(dog)"), ("ラーメン", "ラーメン"), ("", "  ")])
+                                           ("(dog)", "(dog)"), ("ラーメン", " ラーメン "), ("", "  ")])  # default: the reference ranges
 def test_padded_entry(entry, padded):
     assert padded_entry(entry, worldwide=True) == padded
 
@@ -172,12 +177,16 @@ def test_the_set_digest_follows_every_list_and_the_kana_option(tmp_path):
     _write_set(b, {"en": ["dog"], "zh": ["苹果", "香蕉"]})
     assert Metadata(str(a)).digest != Metadata(str(b)).digest
     assert Metadata(str(a)).digest == Metadata(str(a)).digest
-    assert Metadata(str(a), kana=False).digest != Metadata(str(a)).digest
+    assert Metadata(str(a), kana=True).digest != Metadata(str(a)).digest
+    assert Metadata(str(a)).kana is False  # the reference's ranges by default
 
 
 @pytest.mark.parametrize("files, message", [
     ({}, "holds no <code>.json list"),
-    ({"English.json": '["dog"]'}, "'English' is not a language code"),
+    ({"English.json": '["dog"]'}, "'English' is not a Wikipedia language code"),
+    ({"en.json": '["dog"]', "jp.json": '["犬"]'}, "jp.json: 'jp' is not a Wikipedia language code"),
+    ({"en.json": '["dog"]', "xx.json": '["dog"]'}, "xx.json: 'xx' is not a Wikipedia language code"),
+    ({"zh.json": '["苹果"]', "zh-yue.json": '["蘋果"]'}, "'zh-yue' is a variant code: its texts are matched with zh.json"),
     ({"en.json": '{"a": 1}'}, "a JSON object"),
     ({"en.json": '["dog", 3]'}, "entry 1 is int"),
 ])
@@ -186,6 +195,24 @@ def test_a_bad_set_stops_with_a_message_naming_the_file(tmp_path, files, message
         (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_metadata_set(tmp_path)
+
+
+def test_a_folder_written_by_the_reference_builder_loads_as_it_is(tmp_path):
+    # align_lid_to_wiki.py writes <merged code>.json (a JSON array) and its pickled automaton <code>.pkl, and
+    # other.json for the texts with no label or no Wikipedia code.
+    _write_set(tmp_path, {"en": ["dog"], "zh": ["苹果", "蘋果"], "cbk": ["perro"], "other": ["Pokémon"]})
+    for code in ("en", "zh", "cbk", "other"):
+        (tmp_path / f"{code}.pkl").write_bytes(b"\x80\x04\x95binary automaton")
+    assert Metadata(str(tmp_path)).languages == ["cbk", "en", "other", "zh"]
+
+
+def test_a_jp_list_stops_the_command_with_one_line_naming_the_file(tmp_path, capsys):
+    from metaclip_spark import cli
+
+    _write_set(tmp_path, {"en": ["dog"], "jp": ["東京"]})
+    assert cli.main(["metadata-info", "--metadata", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "jp.json" in err and "not a Wikipedia language code" in err
 
 
 def test_two_files_for_one_language_are_refused(tmp_path):
@@ -222,11 +249,151 @@ def test_language_automata_are_built_once_and_evicted_least_recently_used_first(
 def test_a_batch_of_mixed_languages_matches_each_text_in_its_own_list():
     """LanguageMatchers.match_many (a worldwide match batch) groups rows by language: each row gets what `match`
     gives it alone, rows of a language without a list or without a language get nothing."""
-    lists = {"en": ["apple", "pie"], "zh": ["苹果", "派"], "ja": ["りんご"]}
+    lists = {"en": ["apple", "pie"], "zh": ["苹果", "派"], "ja": ["林檎"]}
     matchers = LanguageMatchers(lists, lists.__getitem__, max_bytes=1 << 30)
     codes = ["en", "zh", None, "fr", "ja", "en", "zh", "en"]
-    texts = ["apple pie", "我喜欢吃苹果派", "apple", "apple", "りんごが好き", None, "", "an apple"]
+    texts = ["apple pie", "我喜欢吃苹果派", "apple", "apple", "林檎が好き", None, "", "an apple"]
     expected = [matchers.match(code, text) for code, text in zip(codes, texts)]
     assert matchers.match_many(codes, texts) == expected == [[0, 1], [0, 1], [], [], [0], [], [], [0]]
     assert matchers.match_many(["en", "en", "en"], ["apple", None, "pie"]) == [[0], [], [1]]  # one language
     assert matchers.match_many(["fr", "fr"], ["apple", "pie"]) == [[], []]  # one language without a list
+
+
+# Entries made only of punctuation (MetaCLIP 2's builder, curation spec section 3) ---------------------------------
+
+def _real_tokens(lang: str) -> list[str]:
+    """The words lid-labelled `lang` texts of the real worldwide pool segment into (punctuation among them)."""
+    from metaclip_spark.segmentation import segmenter_for
+
+    from conftest import DATA
+
+    with open(DATA / "pool" / "worldwide_pairs.jsonl", encoding="utf-8") as f:
+        texts = [row["text"] for row in map(json.loads, f) if row["lang"] == lang]
+    return [token for text in texts for token in segmenter_for(lang)(text)], texts
+
+
+def test_a_worldwide_build_drops_entries_made_only_of_punctuation_at_any_length():
+    from metaclip_spark.metadata import is_pure_punctuation
+    from metaclip_spark.metadata_build import merge_sources
+
+    tokens, texts = _real_tokens("zh")
+    punctuation = {t for t in tokens if is_pure_punctuation(t)}
+    assert {"。", "，", "《", "》", "：", "“"} <= punctuation  # what jieba leaves of real Chinese sentences
+    sources = [("unigrams", tokens), ("more", ["...", "——", "¿?", "（）", "C++", "(株)", "。。"])]
+    entries, report = merge_sources(sources, pure_punctuation=True)
+    assert not any(is_pure_punctuation(e) for e in entries)
+    assert "C++" in entries and "(株)" in entries and "马克思" in entries
+    assert report[1]["skipped_punctuation"] == 5
+    # v1's English rule is unchanged: one ASCII punctuation character only
+    english, _ = merge_sources(sources, pure_punctuation=False)
+    assert "。" in english and "..." in english and "," not in english
+    # why: under the edge rule "。" gets no padding and matches every text holding it
+    with_stop = EntryMatcher(["。"], worldwide=True)
+    assert sum(bool(with_stop.match(t)) for t in texts) == sum("。" in t for t in texts) > 0
+
+
+def test_metadata_info_warns_about_punctuation_entries_in_a_list_it_did_not_build(tmp_path, capsys):
+    from metaclip_spark import cli
+
+    tokens, _ = _real_tokens("ja")
+    _write_set(tmp_path, {"en": ["dog", "..."], "ja": list(dict.fromkeys(tokens))})
+    assert cli.main(["metadata-info", "--metadata", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and warnings[1].startswith("warning: ja.json holds ")
+    assert "'「'" in warnings[1] and "made only of punctuation" in warnings[1] and "made only of punctuation" in out
+
+
+def test_kana_edges_flood_japanese_matches_on_real_text_so_the_reference_ranges_are_the_default():
+    """The measured effect of worldwide.kana_no_space on real Japanese text (docs/worldwide.md quotes these
+    numbers): the 16 Japanese feed titles of the worldwide pool and the 7 sentences of the jawiki excerpt, matched
+    with the built default ja.json (wordfreq words, kana-only particles and fragments among them)."""
+    import bz2
+
+    from metaclip_spark import wikipedia
+    from metaclip_spark.config import load_config
+    from metaclip_spark.matching import KANA_RANGES
+    from metaclip_spark.metadata import default_worldwide_path, load_metadata
+
+    from conftest import DATA
+
+    _, texts = _real_tokens("ja")
+    xml = bz2.decompress((DATA / "wiki" / "jawiki-excerpt-pages-articles.xml.bz2").read_bytes()).decode()
+    plain = wikipedia.clean_wikitext(wikipedia.page_article_text(xml.split("</page>")[0])[1])
+    texts += [sentence.strip() + "。" for sentence in plain.split("。") if sentence.strip()]
+    assert len(texts) == 23
+
+    def kana_only(entry: str) -> bool:
+        return all(any(low <= ord(c) <= high for low, high in KANA_RANGES) for c in entry)
+
+    ja = load_metadata(default_worldwide_path() / "ja.json")
+    kana_only_entries, ja_all = sum(1 for entry in ja if kana_only(entry)), ja
+
+    # Only the entries found somewhere in these texts can match one (the rest would cost a 215k-entry automaton).
+    everything = "\n".join(texts)
+    ja = [entry for entry in ja if entry in everything]
+    figures, found = {}, {}
+    for kana in (False, True):
+        ids = found[kana] = [EntryMatcher(ja, worldwide=True, kana=kana).match(text) for text in texts]
+        matches = [entry_id for one in ids for entry_id in one]
+        figures[kana] = (sum(map(bool, ids)), len(matches) / sum(map(bool, ids)),
+                         sum(kana_only(ja[e]) for e in matches) / len(matches))
+    (texts_ref, per_text_ref, kana_share_ref), (texts_kana, per_text_kana, kana_share_kana) = figures[False], figures[True]
+    assert kana_share_ref == 0.0 and kana_share_kana > 0.5         # kana-only entries: none, or over half the matches
+    assert per_text_kana > 2 * per_text_ref and texts_kana >= texts_ref
+    # ... so the default is the reference's ranges: in the matcher, the metadata and the configuration
+    assert [EntryMatcher(ja, worldwide=True).match(text) for text in texts] == found[False]
+    assert load_config().worldwide.kana_no_space is False
+    print(f"ja.json: {len(ja_all):,} entries, {kana_only_entries:,} made only of kana")
+    print(f"kana_no_space false: {texts_ref}/23 texts matched, {per_text_ref:.2f} entries per matched text, "
+          f"{kana_share_ref:.1%} kana-only; true: {texts_kana}/23, {per_text_kana:.2f}, {kana_share_kana:.1%}")
+
+
+def test_a_root_matched_under_the_old_kana_default_is_told_how_to_rematch(tmp_path):
+    _write_set(tmp_path, {"en": ["dog"], "ja": ["ラーメン", "東京"]})
+    old, new = Metadata(str(tmp_path), kana=True), Metadata(str(tmp_path))
+    said = new.digest_difference(old.digest)
+    assert "worldwide.kana_no_space = true (now false" in said and "pass --rematch" in said
+    assert "kana_no_space = true" in said.split("or keep them")[1]
+    assert old.digest_difference(new.digest).startswith(". It holds these same lists matched with worldwide."
+                                                        "kana_no_space = false (now true)")
+    _write_set(tmp_path, {"ja": ["ラーメン"]})
+    assert new.digest_difference(Metadata(str(tmp_path), kana=True).digest) == ""  # other lists: no such hint
+
+
+def test_the_report_lists_languages_with_pairs_and_folds_the_empty_ones_into_one_line():
+    from metaclip_spark.report_html import _languages
+
+    def row(pairs):
+        return {"entries": 10, "pairs": pairs, "pairs_matched": pairs, "pairs_curated": pairs, "t": 1,
+                "tail_proportion": 1.0, "entries_over_t": 0, "top_entries": [["東京", pairs]] if pairs else []}
+
+    by_lang = {"ja": row(16), "en": row(8), "ko": row(0), "fr": row(0), "vi": row(0)}
+    html = "\n".join(_languages({"languages": {"t_en": 5, "t_mode": "fixed", "p": 1.0, "by_lang": by_lang,
+                                               "pairs_without_list": {"other": 3}, "pairs_unknown_lang": 0}}))
+    assert html.count("<tr>") - 1 == 2 and '<td class="text">ja</td>' in html and ">ko</td>" not in html
+    assert "3 more languages of the metadata set have no pairs in this pool: fr, ko, vi." in html
+    assert "other 3" in html and "with no language" not in html
+
+
+def test_balance_warnings_are_given_per_language_with_matched_pairs():
+    from metaclip_spark.config import load_config
+    from metaclip_spark.pipeline import _worldwide_warnings
+
+    config = load_config(overrides={"curation": {"t": 5}})
+
+    def lang(t, matched, curated):
+        return {"t": t, "pairs_matched": matched, "pairs_curated": curated}
+
+    counts = {"en": np.array([1, 2, 3, 50]), "ja": np.array([100, 100, 1]), "ko": np.zeros(3, np.int64),
+              "th": np.array([1, 2, 2])}
+    # en: 50 over t = 5, balanced; ja: nothing over its t = 100; ko: no pairs; th: its t = 3 leaves every match
+    # under it, far over p = 6/56 (its counts are too coarse)
+    by_lang = {"en": lang(5, 4, 3), "ja": lang(100, 150, 150), "ko": lang(1, 0, 0), "th": lang(3, 4, 4)}
+    warnings = _worldwide_warnings(config, by_lang, counts, 6 / 56)
+    assert [w.split(":")[0] for w in warnings] == ["ja", "th", "th"]
+    assert warnings[0].startswith("ja: balancing keeps everything: no entry's count is over t = 100")
+    assert warnings[1].startswith("th: its t = 3, derived from English's tail share 10.7%, leaves 100.0% of")
+    assert warnings[2].startswith("th: balancing keeps everything")
+    assert _worldwide_warnings(load_config(overrides={"curation": {"t": 5}, "worldwide": {"t_by_lang": {"th": 3}}}),
+                               by_lang, counts, 6 / 56)[1].startswith("th: balancing keeps")  # t set: not derived
