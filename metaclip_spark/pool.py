@@ -27,6 +27,9 @@ _FILE_AND_REASON = re.compile(r"reading file (\S+?)\.?\s+([^\n]*)")
 RESERVED_COLUMNS = (ENTRY_IDS, KEEP_PROB, "crawl", "_seq")
 # The column read_pool_rows adds: why a row is not a pair (records.SKIP_REASONS), null for a pair.
 SKIPPED = "_metaclip_skipped"
+# The column read_pool_rows adds to a pool with its own `uuid` column: true where that uuid was null or empty and was
+# computed from the url (counted at ingest: such rows must not become one pair per text).
+UUID_COMPUTED = "_metaclip_uuid_computed"
 # Where Spark's PERMISSIVE JSON reader keeps a line it cannot parse (a name no pool is expected to have).
 _MALFORMED = "_metaclip_malformed_line"
 
@@ -67,8 +70,9 @@ def uuid_column(url_column: str):
 
 
 def read_pool_rows(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:
-    """Every row of the pool: its columns, `uuid` (computed when absent) and SKIPPED, why the row is not a pair
-    (a malformed JSON line, a null or empty url, a null text) or null. Nothing is counted or collected here: the
+    """Every row of the pool: its columns, `uuid` (computed when absent, null or empty), SKIPPED, why the row is not
+    a pair (a malformed JSON line, a null or empty url, a null text) or null, and for a pool with its own uuid
+    column UUID_COMPUTED (whether this pair's uuid was computed). Nothing is counted or collected here: the
     caller counts the reasons in the aggregation that reads the rows anyway (ingest), so the pool is read once."""
     if source(input_format).kind != POOL:
         raise ConfigError(f"{input_format} is not a pool format: choose one of {', '.join(formats(POOL))}")
@@ -113,14 +117,19 @@ def read_pool_rows(spark: SparkSession, path: str, input_format: str, config: Se
         df = df.drop(_MALFORMED)
     if "uuid" not in df.columns:
         df = df.withColumn("uuid", uuid_column(columns.url_column))
+    elif isinstance(df.schema["uuid"].dataType, T.StringType):
+        # A null or empty uuid is no identity: used as given, every such image with the same text would be one pair.
+        missing = F.col("uuid").isNull() | (F.trim(F.col("uuid")) == "")
+        df = (df.withColumn(UUID_COMPUTED, missing & F.col(SKIPPED).isNull())
+              .withColumn("uuid", F.when(missing, uuid_column(columns.url_column)).otherwise(F.col("uuid"))))
     if columns.partitions > 0:
         df = df.repartition(columns.partitions)
     return df
 
 
 def pairs_of(rows: DataFrame) -> DataFrame:
-    """The rows of read_pool_rows that are pairs, without SKIPPED."""
-    return rows.where(F.col(SKIPPED).isNull()).drop(SKIPPED)
+    """The rows of read_pool_rows that are pairs, without SKIPPED and UUID_COMPUTED."""
+    return rows.where(F.col(SKIPPED).isNull()).drop(SKIPPED, UUID_COMPUTED)
 
 
 def read_pool(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:

@@ -63,6 +63,7 @@ class UnitMarker(TypedDict, total=False):
     pairs: int
     pairs_by: dict[str, dict[str, int]]  # pools: pairs per value of each report group column
     skipped: dict[str, int]  # pools: rows that are not pairs, per SKIP_REASONS
+    uuid_computed: int   # pools with a uuid column: pairs whose uuid was null or empty, computed from the url
     texts_stripped: bool  # pools: texts stripped before matching (pool mode, pair_keys.py)
     pairs_matched: int
     committed_at: str
@@ -80,6 +81,7 @@ class CrawlState(TypedDict, total=False):
     dedup: str           # pair_keys.MODE_POOL or MODE_CRAWL: how the tables were built
     pairs_already_in_pool: int | None  # pool mode: the crawl's copies of pairs another crawl holds, dropped
     skipped: dict[str, int] | None  # pools: the units' `skipped` summed; None for Common Crawl input
+    uuid_computed: int   # the units' `uuid_computed` summed
     pairs_matched: int
     files_done: int
     files_failed: int

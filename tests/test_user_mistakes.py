@@ -152,6 +152,24 @@ def test_a_pool_with_its_own_uuid_keeps_it(spark, tmp_path):
     assert uuids and all(u.startswith("given-") for u in uuids)
 
 
+def test_null_or_empty_uuids_are_computed_from_the_url_and_counted(spark, tmp_path, capsys):
+    from metaclip_spark.ids import image_uuid
+
+    # Three images with one text and no uuid of their own: used as given (null), they were one pair, silently.
+    text = "Semantic Scholar"
+    urls = [f"https://example.org/logo-{i}.svg" for i in range(3)]
+    given = [json.dumps(dict(json.loads(line), uuid=f"given-{i}")) for i, line in enumerate(LINES)]
+    nameless = [json.dumps({"url": url, "text": text, "uuid": uuid}) for url, uuid in zip(urls, [None, "", "  "])]
+    root = tmp_path / "root"
+    assert _curate(root, "--input", _write_lines(tmp_path / "pool.jsonl", given + nameless)) == 0
+    matched = {r["url"]: r["uuid"] for r in pq.read_table(str(root / "matched")).to_pylist()}
+    assert {url: matched.get(url) for url in urls} == {url: image_uuid(url) for url in urls}
+    assert all(uuid.startswith("given-") for url, uuid in matched.items() if url not in urls)
+    assert json.loads((root / "crawls" / "pool.json").read_text())["uuid_computed"] == 3
+    status = _status(root, capsys)["crawls"]["pool"]
+    assert status["uuid_computed"] == 3
+
+
 # 5. status of a root that is not one ----------------------------------------------------------------------------
 
 def test_status_of_a_missing_root_or_of_another_directory_exits_3(spark, tmp_path, capsys):
