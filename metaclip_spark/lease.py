@@ -119,8 +119,17 @@ class _LocalStore:
     def create(self, name: str, data: bytes) -> bool:
         """Create `name` holding `data` unless it exists: written whole beside it, then linked (link never
         replaces)."""
-        os.makedirs(self.directory, exist_ok=True)
         temporary = self._path(f".{name}.tmp-{uuid.uuid4().hex[:12]}")
+        for attempt in range(3):  # the directory may be removed by a holder releasing the lease just then
+            os.makedirs(self.directory, exist_ok=True)
+            try:
+                return self._link(temporary, name, data)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        return False
+
+    def _link(self, temporary: str, name: str, data: bytes) -> bool:
         try:
             with open(temporary, "wb") as f:
                 f.write(data)
@@ -444,10 +453,9 @@ class RootLease:
         # Earlier generations (a taken-over holder's, a loser's leftover) first, ours last: a run that took the lease
         # after ours was released may start again at generation 1, and a holder paused all along finds its own
         # record gone or another's (check).
-        for name in sorted(self.store.names(), key=lambda n: -1 if _generation(n) is None else _generation(n)):
-            generation = _generation(name)
-            if generation is None or generation <= self.generation:
-                self.store.delete(name)
+        for generation in sorted(g for g in map(_generation, self.store.names()) if g is not None):
+            if generation <= self.generation:
+                self.store.delete(_name(generation))
         self.store.remove_if_empty()
         if self._made_root:
             self._delete_root_if_empty()
