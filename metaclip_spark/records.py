@@ -23,11 +23,13 @@ FILE_PARTIAL = "partial"  # done, its own bytes damaged: every readable record k
 FILE_FAILED = "failed"
 FILE_PENDING = "pending"  # listed, never committed in a unit
 # Why a row of a pool is not a pair (counted per unit and crawl as `skipped`): a JSON line that does not parse, a
-# null or empty url (no uuid), a null text (nothing to match).
+# null or empty url (no uuid), a null text (nothing to match), a url or text that is not valid UTF-8 (a Parquet
+# string column holding other bytes: no text to match, no url to hash as MetaCLIP does).
 SKIP_MALFORMED_LINE = "malformed_line"
 SKIP_NULL_URL = "null_url"
 SKIP_NULL_TEXT = "null_text"
-SKIP_REASONS = (SKIP_MALFORMED_LINE, SKIP_NULL_URL, SKIP_NULL_TEXT)
+SKIP_BAD_ENCODING = "bad_encoding"
+SKIP_REASONS = (SKIP_MALFORMED_LINE, SKIP_NULL_URL, SKIP_NULL_TEXT, SKIP_BAD_ENCODING)
 
 # Counted per file, summed per unit, crawl and run. `dropped_no_src`, `dropped_non_http_url`, `dropped_no_text` count
 # <img> tags; `dropped_language` and `dropped_duplicate` count pairs; the other drops and `non_html` count records.
