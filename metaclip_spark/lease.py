@@ -297,12 +297,13 @@ class _S3Store:
 
 def lease_store(spark, root: str, remote: RemoteSettings | None = None):
     """Where `root`'s lease lives, by the root's scheme (see the module doc for each one's exclusive create)."""
-    from .storage import default_settings, is_local, local_path, protocol
+    from .storage import check_readable, default_settings, is_local, local_path, protocol
 
     directory = tables.join_path(root, LEASE_FILE)
     if is_local(root) or root.startswith("file:"):
         return _LocalStore(tables._local(directory) or local_path(directory))
     if protocol(root) == "s3":
+        check_readable(root)  # no s3fs: exit 2 naming the package, before any work
         return _S3Store(directory, remote or default_settings())
     return _HadoopStore(spark, directory)
 
