@@ -13,8 +13,9 @@ is a series of files `ROOT/_LEASE/<generation>.json`; the run that created the h
   connectors make it, untested here); S3 (`s3://`, `s3a://` roots): a PUT with `If-None-Match: *` through s3fs
   (tested against moto's S3 server), since Hadoop's S3A `create(overwrite=false)` is a look, then a PUT.
 - Keeping it: the holder renews its generation's modification time every `root.lease_heartbeat_seconds` (a touch
-  on local disks and HDFS; a rewrite on object stores), after checking that it still holds it (below). Liveness is that time, as the store keeps it: a
-  record that cannot be read (0 bytes, garbage) is judged by it too, and is stale after the timeout.
+  on local disks and HDFS; a rewrite on object stores), after checking that it still holds it (below). Liveness is
+  that time, as the store keeps it: a record that cannot be read (0 bytes, garbage) is judged by it too, and is
+  stale after the timeout.
 - Releasing it: the holder deletes every generation up to its own (its own last), and the empty `_LEASE/`.
 - Judging a holder: silent for `root.lease_timeout_seconds`, or - without waiting - dead on this very
   machine: same host, same boot (`/proc/sys/kernel/random/boot_id`), same PID namespace, and its pid gone or reused

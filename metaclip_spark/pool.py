@@ -95,9 +95,10 @@ def uuid_column(url_column: str):
 
 def read_pool_rows(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:
     """Every row of the pool: its columns, `uuid` (computed when absent, null or empty), SKIPPED, why the row is not
-    a pair (a malformed JSON line, a null or empty url, a null text, a url or text not valid UTF-8) or null, and for a pool with its own uuid
-    column UUID_COMPUTED (whether this pair's uuid was computed). Nothing is counted or collected here: the
-    caller counts the reasons in the aggregation that reads the rows anyway (ingest), so the pool is read once."""
+    a pair (a malformed JSON line, a null or empty url, a null text, a url or text not valid UTF-8) or null, and for
+    a pool with its own uuid column UUID_COMPUTED (whether this pair's uuid was computed). Nothing is counted or
+    collected here: the caller counts the reasons in the aggregation that reads the rows anyway (ingest), so the pool
+    is read once."""
     if source(input_format).kind != POOL:
         raise ConfigError(f"{input_format} is not a pool format: choose one of {', '.join(formats(POOL))}")
     if not path_exists(spark, path):

@@ -3,7 +3,8 @@
 - `ArchiveServer`: HTTP/1.1 over a directory, with HEAD and byte ranges as Common Crawl's https endpoint serves
   them, and faults to order: cut a response half-way, answer 503 to the first requests of each path, stall in the
   middle of a body, or send slowly; send no length (the body ends when the connection closes, no ranges), or label
-  a `.gz` file `Content-Encoding: gzip` as some static servers do. It records every request and the most requests it served at once.
+  a `.gz` file `Content-Encoding: gzip` as some static servers do. It records every request and the most requests
+  it served at once.
 - `s3_server`: moto's standalone S3 server (`ThreadedMotoServer`), a bucket laid out like `s3://commoncrawl/`.
 - `gcs_server`: gcp-storage-emulator, the Google Cloud Storage JSON API, a bucket laid out the same way.
 """
