@@ -569,7 +569,7 @@ def _run(name: str, args: argparse.Namespace) -> int:
         from .lease import root_lease
         from .project import OutputRoot
 
-        with root_lease(spark, args.output, prepared["config"].root, name):
+        with root_lease(spark, args.output, prepared["config"].root, name, prepared["config"].remote):
             OutputRoot(spark, args.output).finish_switch()  # what a run killed while switching its outputs left
             return command.handler(args, **{need: prepared[need] for need in command.needs})
 

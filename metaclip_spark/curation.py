@@ -187,18 +187,24 @@ def group_value(value) -> str:
     return NO_VALUE if value is None else str(value)
 
 
-def pairs_by_group(pairs: DataFrame, skipped_column: str | None = None) -> tuple[int, dict[str, dict[str, int]], dict]:
+def pairs_by_group(pairs: DataFrame, skipped_column: str | None = None,
+                   flag_column: str | None = None) -> tuple[int, dict[str, dict[str, int]], dict]:
     """(pairs, {column: {value: pairs}}, {reason: rows}) for the group columns the table has (but `crawl`), in one
     aggregation of at most (languages x text sources x skip reasons) rows: recorded at ingest so the report never
-    reads the input again. Rows with a reason in `skipped_column` are not pairs: they are counted by reason only."""
+    reads the input again. Rows with a reason in `skipped_column` are not pairs: they are counted by reason only.
+    `flag_column` (a boolean column, when the table has it): the pairs where it is true are counted too, under its
+    name in the last dict."""
     columns = [c for c in PAIRS_BY_COLUMNS if c != "crawl" and c in pairs.columns]
-    rows = pairs.groupBy(*columns, *([skipped_column] if skipped_column else [])).count().collect()
+    flag_column = flag_column if flag_column in pairs.columns else None
+    rows = pairs.groupBy(*columns, *[c for c in (skipped_column, flag_column) if c]).count().collect()
     by: dict[str, dict[str, int]] = {c: {} for c in columns}
     skipped: dict[str, int] = {}
     for row in rows:
         if skipped_column and row[skipped_column] is not None:
             skipped[row[skipped_column]] = skipped.get(row[skipped_column], 0) + int(row["count"])
             continue
+        if flag_column and row[flag_column]:
+            skipped[flag_column] = skipped.get(flag_column, 0) + int(row["count"])
         for c in columns:
             value = group_value(row[c])
             by[c][value] = by[c].get(value, 0) + int(row["count"])

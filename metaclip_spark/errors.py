@@ -31,6 +31,13 @@ class RootBusyError(CurationError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
+class LeaseLostError(CurationError):
+    """This run can no longer prove it holds the output root's lease (another run took it over): it stops before
+    writing more."""
+
+    exit_code = 75  # EX_TEMPFAIL: run again when the root is free
+
+
 class NoSpaceError(CurationError):
     """The output's device is full."""
 

@@ -34,7 +34,7 @@ from .manifest import ManifestFile, read_manifest
 from .progress import stage
 from .records import EXTRACT_COUNTERS, FILE_FAILED, FILE_OK, FILE_PARTIAL, FileRecord, sum_counters, tally_files
 from .config import ExtractSettings, RemoteSettings, Settings
-from .storage import describe, open_archive
+from .storage import ResumableReader, describe, open_archive
 from .tables import join_path, write_json_atomically, write_parquet_atomically
 from .webarchive import ArchiveCounts, HtmlPage, web_pages
 from .wat import page_pairs
@@ -119,7 +119,8 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
 
     Plain Python (no Spark): a failure to open the file, to fetch all its bytes (after retries) or a crash of
     the reader marks `stats` failed (its pairs are then dropped by extract_files); damage in the file's own bytes
-    (a corrupt gzip member, a cut end) marks it partial: the pairs of every readable record are kept.
+    (a corrupt gzip member, a cut end) marks it partial: the pairs of every readable record are kept. Only a file
+    whose length is known can be partial: with none, damage may be a cut download, so the file is failed.
     """
     started = time.monotonic()
     archive = ArchiveCounts()
@@ -178,11 +179,22 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
     elif archive.records_read == 0:
         stats.status = FILE_FAILED
         stats.error = archive.read_in_part or "no WARC records (empty, or not a WARC/WAT file)"
+    elif archive.read_in_part and _length_unknown(stream):
+        # No length to check the bytes against: a connection closed early is indistinguishable from the file's end,
+        # so a file that ends inside a record (or is otherwise damaged) is failed, and read again by the next run.
+        stats.status = FILE_FAILED
+        stats.error = (f"read failed: {archive.read_in_part}, and the server gave no length, so the download may "
+                       "have been cut")
     elif archive.read_in_part:
         # Its own bytes are damaged: what could be read is kept, the file is done (a rerun reads the same bytes),
         # and `status` lists it as partly read with why.
         stats.status, stats.error = FILE_PARTIAL, archive.read_in_part
     stats.seconds = time.monotonic() - started
+
+
+def _length_unknown(stream) -> bool:
+    """A remote file whose store told no size (storage.ResumableReader.size); a local file's length is known."""
+    return isinstance(stream, ResumableReader) and stream.size is None
 
 
 def _pairs_batch(rows: list[tuple], arrow_schema: pa.Schema) -> pa.RecordBatch:

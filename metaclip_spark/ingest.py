@@ -24,7 +24,7 @@ from .errors import ConfigError, InputError
 from .dedup import deduplicated_columns, stripped_texts
 from .extraction import extract_files, file_record, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
-from .pool import SKIPPED, infer_pool_format, input_read_errors, pairs_of, read_pool, read_pool_rows
+from .pool import SKIPPED, UUID_COMPUTED, infer_pool_format, input_read_errors, pairs_of, read_pool, read_pool_rows
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
 from .records import (FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, SKIP_REASONS, CrawlState, is_done,
@@ -161,8 +161,12 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
                 rows = _languages_known(rows, marker["columns"], metadata)
                 # One aggregation counts the pairs, their groups and the rows that are not pairs, by reason: the
                 # skipped rows are recorded in the marker (and the crawl's state), never dropped unseen.
-                marker["pairs"], marker["pairs_by"], skipped = pairs_by_group(rows, SKIPPED)
+                marker["pairs"], marker["pairs_by"], skipped = pairs_by_group(rows, SKIPPED, UUID_COMPUTED)
                 marker["skipped"] = {reason: skipped.get(reason, 0) for reason in SKIP_REASONS}
+                marker["uuid_computed"] = skipped.get(UUID_COMPUTED, 0)
+                if marker["uuid_computed"]:
+                    log.warning("ingest: %s: %d pairs with a null or empty uuid were given the uuid of their url",
+                                source.path, marker["uuid_computed"])
                 if not marker["pairs"]:
                     raise InputError(f"input {source.path} holds no pairs{_skipped_text(marker['skipped'], ': ')}")
                 if any(marker["skipped"].values()):
@@ -305,6 +309,7 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             "metadata_digest": metadata.digest, "columns": columns, "pairs": pairs_total, "pairs_by": pairs_by,
             "dedup": dedup.mode, "pairs_already_in_pool": already_in_pool,
             "skipped": _summed_skips(units),
+            "uuid_computed": sum(u.get("uuid_computed", 0) for u in units),
             "pairs_matched": crawl_matched.count(),
             **({"matched_by_lang": _matched_by_lang(crawl_matched)} if metadata.worldwide else {}),
             "files_done": tally["files_done"],

@@ -62,10 +62,10 @@ def default_input_base(manifest: str, lines: list[str]) -> str:
 
 
 def read_manifest_lines(raw: bytes) -> list[str]:
-    """The non-empty lines of a listing, gzipped or plain."""
+    """The non-empty lines of a listing, gzipped or plain (a byte order mark, as Windows editors write, ignored)."""
     if raw[:2] == _GZIP_MAGIC:
         raw = gzip.decompress(raw)
-    text = raw.decode("utf-8")
+    text = raw.decode("utf-8-sig")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 

@@ -13,7 +13,7 @@ from pyspark.sql import types as T
 from .config import Settings
 from .curation import ENTRY_IDS, KEEP_PROB
 from .errors import ConfigError, InputError
-from .records import SKIP_MALFORMED_LINE, SKIP_NULL_TEXT, SKIP_NULL_URL
+from .records import SKIP_BAD_ENCODING, SKIP_MALFORMED_LINE, SKIP_NULL_TEXT, SKIP_NULL_URL
 from .sources import POOL, format_of_name, formats, source
 from .tables import data_file_names, path_exists
 
@@ -21,12 +21,18 @@ _LISTED_FILES = 1000  # enough to tell a directory's format without walking a hu
 # Spark's words for a data file it cannot read (a stray README.txt in a Parquet directory, a corrupt footer).
 _UNREADABLE_FILE = re.compile(r"(?:FAILED_READ_FILE|while reading file|is not a Parquet file)")
 _FILE_AND_REASON = re.compile(r"reading file (\S+?)\.?\s+([^\n]*)")
+_SQLSTATE = re.compile(r"SQLSTATE: \w+\.?")
+# A compressed file that ends early, as Hadoop's codecs say it.
+_CUT_SHORT = re.compile(r"EOFException|Unexpected end of (input )?stream|unexpected end of file|Premature EOF")
 # Columns the pipeline adds to a pool's rows (the matched table's entry ids, the curated table's keep probability,
 # the per-crawl tables' partition, the crawl rebuild's de-duplication order, which it drops): a pool's own column
 # of that name would be overwritten, dropped or read back as the partition. Compared lowercased, as Spark does.
 RESERVED_COLUMNS = (ENTRY_IDS, KEEP_PROB, "crawl", "_seq")
 # The column read_pool_rows adds: why a row is not a pair (records.SKIP_REASONS), null for a pair.
 SKIPPED = "_metaclip_skipped"
+# The column read_pool_rows adds to a pool with its own `uuid` column: true where that uuid was null or empty and was
+# computed from the url (counted at ingest: such rows must not become one pair per text).
+UUID_COMPUTED = "_metaclip_uuid_computed"
 # Where Spark's PERMISSIVE JSON reader keeps a line it cannot parse (a name no pool is expected to have).
 _MALFORMED = "_metaclip_malformed_line"
 
@@ -58,7 +64,28 @@ def input_read_errors(path: str):
             raise
         found = _FILE_AND_REASON.search(text)
         file, reason = (found.group(1), found.group(2).strip()) if found else (path, text.strip().splitlines()[0])
+        cause = _root_cause(e)
+        if cause and _CUT_SHORT.search(cause):
+            reason = f"the file is cut short (it ends inside its compressed data: {cause}); copy it again whole"
+        elif cause and (not reason or _SQLSTATE.fullmatch(reason)):
+            reason = cause  # Spark's own words are then only "SQLSTATE: KD001"
         raise InputError(f"cannot read {file} in input {path}: {reason}") from None
+
+
+def _root_cause(error: BaseException) -> str | None:
+    """The innermost Java exception under a pyspark error ("EOFException: Unexpected end of input stream"), or
+    None."""
+    throwable = getattr(error, "_origin", None) or getattr(error, "java_exception", None)
+    innermost = None
+    for _ in range(20):
+        if throwable is None:
+            break
+        innermost, throwable = throwable, throwable.getCause()
+    if innermost is None:
+        return None
+    message = innermost.getMessage()
+    name = str(innermost.getClass().getSimpleName())
+    return f"{name}: {str(message).splitlines()[0]}" if message else name
 
 
 def uuid_column(url_column: str):
@@ -67,9 +94,11 @@ def uuid_column(url_column: str):
 
 
 def read_pool_rows(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:
-    """Every row of the pool: its columns, `uuid` (computed when absent) and SKIPPED, why the row is not a pair
-    (a malformed JSON line, a null or empty url, a null text) or null. Nothing is counted or collected here: the
-    caller counts the reasons in the aggregation that reads the rows anyway (ingest), so the pool is read once."""
+    """Every row of the pool: its columns, `uuid` (computed when absent, null or empty), SKIPPED, why the row is not
+    a pair (a malformed JSON line, a null or empty url, a null text, a url or text not valid UTF-8) or null, and for
+    a pool with its own uuid column UUID_COMPUTED (whether this pair's uuid was computed). Nothing is counted or
+    collected here: the caller counts the reasons in the aggregation that reads the rows anyway (ingest), so the pool
+    is read once."""
     if source(input_format).kind != POOL:
         raise ConfigError(f"{input_format} is not a pool format: choose one of {', '.join(formats(POOL))}")
     if not path_exists(spark, path):
@@ -105,7 +134,8 @@ def read_pool_rows(spark: SparkSession, path: str, input_format: str, config: Se
         raise InputError(f"input {path}: {named} reserved (the pipeline adds {', '.join(RESERVED_COLUMNS)} itself): "
                          "rename or drop it (a pool's crawl is given with --crawl)")
     url, text = F.col(columns.url_column), F.col(columns.text_column)
-    reason = F.when(url.isNull() | (url == ""), SKIP_NULL_URL).when(text.isNull(), SKIP_NULL_TEXT)
+    reason = (F.when(url.isNull() | (url == ""), SKIP_NULL_URL).when(text.isNull(), SKIP_NULL_TEXT)
+              .when(~F.is_valid_utf8(url) | ~F.is_valid_utf8(text), SKIP_BAD_ENCODING))
     if _MALFORMED in df.columns:  # a malformed line's url and text are null too: it counts as malformed only
         reason = F.when(F.col(_MALFORMED).isNotNull(), SKIP_MALFORMED_LINE).otherwise(reason)
     df = df.withColumn(SKIPPED, reason)
@@ -113,14 +143,19 @@ def read_pool_rows(spark: SparkSession, path: str, input_format: str, config: Se
         df = df.drop(_MALFORMED)
     if "uuid" not in df.columns:
         df = df.withColumn("uuid", uuid_column(columns.url_column))
+    elif isinstance(df.schema["uuid"].dataType, T.StringType):
+        # A null or empty uuid is no identity: used as given, every such image with the same text would be one pair.
+        missing = F.col("uuid").isNull() | (F.trim(F.col("uuid")) == "")
+        df = (df.withColumn(UUID_COMPUTED, missing & F.col(SKIPPED).isNull())
+              .withColumn("uuid", F.when(missing, uuid_column(columns.url_column)).otherwise(F.col("uuid"))))
     if columns.partitions > 0:
         df = df.repartition(columns.partitions)
     return df
 
 
 def pairs_of(rows: DataFrame) -> DataFrame:
-    """The rows of read_pool_rows that are pairs, without SKIPPED."""
-    return rows.where(F.col(SKIPPED).isNull()).drop(SKIPPED)
+    """The rows of read_pool_rows that are pairs, without SKIPPED and UUID_COMPUTED."""
+    return rows.where(F.col(SKIPPED).isNull()).drop(SKIPPED, UUID_COMPUTED)
 
 
 def read_pool(spark: SparkSession, path: str, input_format: str, config: Settings) -> DataFrame:

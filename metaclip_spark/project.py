@@ -235,7 +235,20 @@ class OutputRoot:
         return self.path(table, f"crawl={crawl}")
 
     def crawl_state(self, crawl: str) -> dict | None:
-        return self.files.read_json(self.path("crawls", f"{crawl}.json"))
+        """The crawl's state, or None before its tables are built; a damaged one (a disk fault, a hand edit) stops
+        the command, exit 3, naming the file and how to rebuild it."""
+        path = self.path("crawls", f"{crawl}.json")
+        try:
+            state = self.files.read_json(path)
+        except ValueError as e:  # not JSON, or not UTF-8
+            state, reason = False, f"not JSON: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        else:
+            reason = "not a JSON object"
+        if state is None or isinstance(state, dict):
+            return state
+        raise InputError(f"the state of crawl {crawl}, {path}, is damaged ({reason}): delete it, then run "
+                         f"`metaclip-spark curate --output {self.root} --rebuild-dedup` to rebuild the crawl's tables "
+                         "from its committed units")
 
     def crawls(self) -> list[str]:
         """Crawls whose tables are finished (their state file exists)."""

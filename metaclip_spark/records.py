@@ -23,11 +23,13 @@ FILE_PARTIAL = "partial"  # done, its own bytes damaged: every readable record k
 FILE_FAILED = "failed"
 FILE_PENDING = "pending"  # listed, never committed in a unit
 # Why a row of a pool is not a pair (counted per unit and crawl as `skipped`): a JSON line that does not parse, a
-# null or empty url (no uuid), a null text (nothing to match).
+# null or empty url (no uuid), a null text (nothing to match), a url or text that is not valid UTF-8 (a Parquet
+# string column holding other bytes: no text to match, no url to hash as MetaCLIP does).
 SKIP_MALFORMED_LINE = "malformed_line"
 SKIP_NULL_URL = "null_url"
 SKIP_NULL_TEXT = "null_text"
-SKIP_REASONS = (SKIP_MALFORMED_LINE, SKIP_NULL_URL, SKIP_NULL_TEXT)
+SKIP_BAD_ENCODING = "bad_encoding"
+SKIP_REASONS = (SKIP_MALFORMED_LINE, SKIP_NULL_URL, SKIP_NULL_TEXT, SKIP_BAD_ENCODING)
 
 # Counted per file, summed per unit, crawl and run. `dropped_no_src`, `dropped_non_http_url`, `dropped_no_text` count
 # <img> tags; `dropped_language` and `dropped_duplicate` count pairs; the other drops and `non_html` count records.
@@ -63,6 +65,7 @@ class UnitMarker(TypedDict, total=False):
     pairs: int
     pairs_by: dict[str, dict[str, int]]  # pools: pairs per value of each report group column
     skipped: dict[str, int]  # pools: rows that are not pairs, per SKIP_REASONS
+    uuid_computed: int   # pools with a uuid column: pairs whose uuid was null or empty, computed from the url
     texts_stripped: bool  # pools: texts stripped before matching (pool mode, pair_keys.py)
     pairs_matched: int
     committed_at: str
@@ -80,6 +83,7 @@ class CrawlState(TypedDict, total=False):
     dedup: str           # pair_keys.MODE_POOL or MODE_CRAWL: how the tables were built
     pairs_already_in_pool: int | None  # pool mode: the crawl's copies of pairs another crawl holds, dropped
     skipped: dict[str, int] | None  # pools: the units' `skipped` summed; None for Common Crawl input
+    uuid_computed: int   # the units' `uuid_computed` summed
     pairs_matched: int
     files_done: int
     files_failed: int

@@ -34,6 +34,7 @@ def root_status(root: OutputRoot) -> dict:
             "pairs_matched": state.get("pairs_matched"),
             "pairs_already_in_pool": state.get("pairs_already_in_pool"),  # copies of pairs other crawls own
             "skipped": state.get("skipped"),  # pools: rows that are not pairs, by reason (records.SKIP_REASONS)
+            "uuid_computed": state.get("uuid_computed"),  # pools: pairs whose null or empty uuid was computed
             # worldwide roots: pairs and matched pairs per metadata language
             "pairs_by_lang": (state.get("pairs_by") or {}).get(METADATA_LANG),
             "matched_by_lang": state.get("matched_by_lang"),
@@ -61,6 +62,8 @@ def format_status(status: dict) -> str:
                      f"{pending}; {pairs}"
                      + (f"; {copies:,} already in the pool" if (copies := c.get("pairs_already_in_pool")) else "")
                      + (f"; rows skipped: {skipped}" if skipped else "")
+                     + (f"; {computed:,} null or empty uuids computed from the url"
+                        if (computed := c.get("uuid_computed")) else "")
                      + ("; rebuild pending" if c["pending_rebuild"] else ""))
         if c.get("pairs_by_lang"):
             matched = c.get("matched_by_lang") or {}

@@ -116,7 +116,10 @@ def storage_options(name: str, settings: RemoteSettings) -> dict:
 
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.timeout_seconds,
                                         sock_read=settings.timeout_seconds)
-        return {"client_kwargs": {"timeout": timeout, "headers": {"User-Agent": "metaclip-spark"}}}
+        # The bytes as stored: a `.warc.gz` a server labels `Content-Encoding: gzip` must stay gzipped (aiohttp
+        # would inflate only its first gzip member, one record of a Common Crawl file).
+        return {"client_kwargs": {"timeout": timeout, "headers": {"User-Agent": "metaclip-spark"},
+                                  "auto_decompress": False}}
     if name == "s3":
         options: dict = {"anon": s3_is_anonymous(settings),
                          "config_kwargs": {"connect_timeout": settings.timeout_seconds,
@@ -243,8 +246,15 @@ class ResumableReader(io.RawIOBase):
     """A remote object as a seekable binary file that survives cut connections and throttling.
 
     Every read and (re)open runs under the retry policy; after an error the object is opened again and the read
-    resumes at the current byte offset. `failure` holds the reason once the retries run out, `retries` how many
-    were used, `size` the object's size when the store tells it.
+    that failed is asked for again from its first byte (with fsspec's read-ahead, the start of the block of
+    `remote.block_bytes` being fetched: at most one block is fetched twice). `failure` holds the reason once the
+    retries run out, `retries` how many were used, `size` the object's size when the store tells it.
+
+    A store that tells no size (an HTTP server sending no Content-Length, or a Content-Encoding that hides it)
+    offers no ranges to seek or resume with: the object is copied whole into a local temporary file first, the
+    copy started again on an error, and read from there. Without a Content-Length `size` stays None: a connection
+    closed early then looks like the object's end, so the caller must not take a file that ends inside a record as
+    complete.
     """
 
     def __init__(self, location: str, settings: RemoteSettings, slot: DownloadSlot | None = None,
@@ -257,6 +267,8 @@ class ResumableReader(io.RawIOBase):
         self._sleep = sleep
         self._position = 0
         self._file = None
+        self.size: int | None = None
+        self._copied = False
         self._slot = None
         self._slot = slot.acquire() if slot else None
         try:
@@ -265,7 +277,13 @@ class ResumableReader(io.RawIOBase):
         except BaseException:
             self.close()
             raise
-        self.size: int | None = getattr(self._file, "size", None)
+        self.size = getattr(self._file, "size", None)
+        if self.size is None:
+            try:
+                self._with_retries(self._copy_whole)
+            except BaseException:
+                self.close()
+                raise
 
     # io.RawIOBase ----------------------------------------------------------------------------------------------
     def readable(self) -> bool:
@@ -326,7 +344,30 @@ class ResumableReader(io.RawIOBase):
         super().close()
 
     # Retries ---------------------------------------------------------------------------------------------------
+    def _copy_whole(self) -> None:
+        """The object, read from its first byte, into a local temporary file that then serves every read."""
+        self._close_file()
+        self._ensure_open()
+        copy = tempfile.TemporaryFile(prefix="metaclip-spark-download-")
+        try:
+            while chunk := self._file.read(self.settings.block_bytes):
+                copy.write(chunk)
+            copied = copy.tell()
+            copy.seek(0)
+        except BaseException:
+            copy.close()
+            raise
+        # A Content-Length the response did give (beside a Content-Encoding) is a length after all: the HTTP client
+        # fails a body shorter than it (retried above), so a copy of exactly that many bytes is the whole file.
+        declared = getattr(getattr(self._file, "r", None), "headers", {}).get("Content-Length", "")
+        if declared.isdigit() and int(declared) == copied:
+            self.size = copied
+        self._close_file()
+        self._file, self._copied = copy, True
+
     def _ensure_open(self) -> None:
+        if self._file is None and self._copied:
+            raise OSError("the local copy of the download was closed")
         if self._file is None:
             self._file = self._fs.open(self._path, "rb", block_size=self.settings.block_bytes,
                                        cache_type="readahead")

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import uuid as uuidlib
+from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -31,18 +32,41 @@ def _fs_and_path(spark: SparkSession, path: str):
     return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
 
 
+# The fences of the leases this process holds (lease.py): root -> a check that raises unless the run still holds the
+# root's lease. Every change under a leased root below calls it first, so a run that lost its lease writes nothing.
+_FENCES: dict[str, Callable[[], None]] = {}
+
+
+def add_fence(root: str, check: Callable[[], None]) -> None:
+    _FENCES[root.rstrip("/")] = check
+
+
+def remove_fence(root: str) -> None:
+    _FENCES.pop(root.rstrip("/"), None)
+
+
+def fence(path: str) -> None:
+    """Before changing `path`: prove the lease of the root it lies in (if this process holds one)."""
+    for root, check in list(_FENCES.items()):
+        if path == root or path.startswith(root + "/"):
+            check()
+
+
 def path_exists(spark: SparkSession, path: str) -> bool:
     fs, p = _fs_and_path(spark, path)
     return bool(fs.exists(p))
 
 
 def delete_path(spark: SparkSession, path: str) -> None:
+    fence(path)
     fs, p = _fs_and_path(spark, path)
     if fs.exists(p):
         fs.delete(p, True)
 
 
 def rename_path(spark: SparkSession, source: str, target: str) -> None:
+    fence(source)
+    fence(target)
     fs, src = _fs_and_path(spark, source)
     _, dst = _fs_and_path(spark, target)
     if not fs.rename(src, dst):
@@ -53,6 +77,7 @@ def write_parquet_atomically(df: DataFrame, path: str, before_replacing=None) ->
     """Write `df` as Parquet at `path`, replacing what was there, through a hidden temporary sibling.
     `before_replacing()` runs once the new table is written, before the old one is deleted (it may move it away)."""
     spark = df.sparkSession
+    fence(path)
     parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else (".", path)
     for leftover in glob_paths(spark, f"{glob_escape(parent)}/.{glob_escape(name)}.tmp-*"):  # a killed run's
         delete_path(spark, leftover)
@@ -86,12 +111,14 @@ def write_directory_atomically(spark: SparkSession, path: str, files: dict[str, 
     temporary = f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
     local = _local(path)
     if local is not None:
+        fence(path)
         local_temporary = _local(temporary)
         os.makedirs(local_temporary)
         try:
             for file_name, data in files.items():
                 with open(os.path.join(local_temporary, file_name), "wb") as f:
                     f.write(data)
+            fence(path)
             shutil.rmtree(local, ignore_errors=True)
             os.rename(local_temporary, local)
         finally:
@@ -123,6 +150,7 @@ def write_directory_through_hadoop(spark: SparkSession, path: str, temporary: st
 def create_exclusively(spark: SparkSession, path: str, payload: dict) -> bool:
     """Create the JSON file `path` only if it does not exist (atomic on local and HDFS file systems); False if it
     already did."""
+    fence(path)
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
     local = _local(path)
     if local is not None:
@@ -150,6 +178,7 @@ def create_exclusively(spark: SparkSession, path: str, payload: dict) -> bool:
 
 def write_json_atomically(spark: SparkSession, path: str, payload: dict) -> None:
     """A small JSON document (a summary, a commit marker), written whole or not at all."""
+    fence(path)
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
     local = _local(path)
     if local is not None:

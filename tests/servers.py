@@ -2,7 +2,9 @@
 
 - `ArchiveServer`: HTTP/1.1 over a directory, with HEAD and byte ranges as Common Crawl's https endpoint serves
   them, and faults to order: cut a response half-way, answer 503 to the first requests of each path, stall in the
-  middle of a body, or send slowly. It records every request and the most requests it served at once.
+  middle of a body, or send slowly; send no length (the body ends when the connection closes, no ranges), or label
+  a `.gz` file `Content-Encoding: gzip` as some static servers do. It records every request and the most requests
+  it served at once.
 - `s3_server`: moto's standalone S3 server (`ThreadedMotoServer`), a bucket laid out like `s3://commoncrawl/`.
 - `gcs_server`: gcp-storage-emulator, the Google Cloud Storage JSON API, a bucket laid out the same way.
 """
@@ -32,6 +34,8 @@ class Faults:
     stall_seconds: float = 0.0
     chunk_delay: float = 0.0     # pause between 16 KiB chunks of every body (a slow server)
     only: str = ""               # when set, the faults hit only paths containing this text
+    no_length: bool = False      # no Content-Length and no ranges: the body ends when the connection closes
+    gzip_encoding: bool = False  # a `.gz` file is sent as it is, labelled `Content-Encoding: gzip`
 
 
 @dataclass
@@ -105,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
         size = file.stat().st_size
         start, end = 0, size - 1
         status = 200
-        match = _RANGE.match(self.headers.get("Range", "") or "")
+        match = None if faults.no_length else _RANGE.match(self.headers.get("Range", "") or "")
         if match:
             if match.group(1):
                 start = int(match.group(1))
@@ -125,8 +129,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(status)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(length))
+        if faults.gzip_encoding and path.endswith(".gz"):
+            self.send_header("Content-Encoding", "gzip")
+        if faults.no_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(length))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         data = b""

@@ -73,6 +73,34 @@ def test_stray_file_in_a_parquet_pool_exits_3_naming_it(spark, parquet_pool, tmp
     assert not (tmp_path / "root" / "summary.json").exists()
 
 
+def test_a_cut_gzipped_json_lines_pool_exits_3_naming_the_file_and_saying_it_is_cut(spark, tmp_path, capsys):
+    # Spark said only "SQLSTATE: KD001".
+    data = gzip.compress(POOL.read_bytes())
+    (tmp_path / "pool.jsonl.gz").write_bytes(data[:len(data) // 2])
+    assert _curate(tmp_path, str(tmp_path / "pool.jsonl.gz")) == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("metaclip-spark curate: error: cannot read ") and "pool.jsonl.gz" in err
+    assert "the file is cut short" in err and "SQLSTATE" not in err
+
+
+def test_text_that_is_not_utf8_in_a_parquet_pool_is_skipped_and_counted(spark, tmp_path, capsys):
+    # A Parquet string column may hold any bytes: such a text crashed the matcher, exit 70, naming no file.
+    import pyarrow as pa
+
+    rows = [json.loads(line) for line in POOL.read_text(encoding="utf-8").splitlines()]
+    texts = [r["text"].encode() for r in rows] + [b"Semantic Scholar \xff\xfe", b"Icon"]
+    urls = [r["url"] for r in rows] + ["https://example.org/bad-text.svg", b"https://example.org/\xc3(.svg"]
+    table = pa.table({"url": pa.array([u if isinstance(u, bytes) else u.encode() for u in urls]).view(pa.string()),
+                      "text": pa.array(texts, pa.binary()).view(pa.string())})
+    (tmp_path / "pool").mkdir()
+    pq.write_table(table, tmp_path / "pool" / "part-0.parquet")
+    assert _curate(tmp_path, str(tmp_path / "pool")) == 0
+    state = json.loads((tmp_path / "root" / "crawls" / "pool.json").read_text())
+    assert state["skipped"]["bad_encoding"] == 2
+    matched = pq.read_table(str(tmp_path / "root" / "matched")).column("url").to_pylist()
+    assert "https://example.org/bad-text.svg" not in matched and len(matched) > 0
+
+
 def test_pool_with_its_own_column_names_is_balanced_and_reported_without_them_or_the_input(spark, tmp_path):
     pool = tmp_path / "captions.jsonl"
     with open(POOL, encoding="utf-8") as f, open(pool, "w", encoding="utf-8") as out:

@@ -130,6 +130,46 @@ def test_files_cut_on_every_try_are_failed_then_read_by_the_next_run(spark, tree
     assert (crawl["files_done"], crawl["files_failed"]) == (5, 1)
 
 
+def test_files_cut_with_no_length_are_failed_not_read_in_part_then_read_by_the_next_run(spark, tree, on_disk,
+                                                                                          tmp_path, capsys):
+    # No Content-Length: a body cut half-way ends like a whole one. It was kept as "read in part", never read again.
+    server = ArchiveServer(tree).start()
+    try:
+        conf = _conf(tmp_path, retries=1)
+        listing = server.url + MANIFEST
+        server.reset(Faults(no_length=True, drop_gets=frozenset(range(1, 1000)), only="/segments/"))
+        assert _curate(tmp_path / "root", listing, server.url, conf) == 4  # 6 of 6 failed > max_failed_share
+        crawl = _status(tmp_path / "root", capsys)["crawls"][CRAWL]
+        assert (crawl["files_done"], crawl["files_partial"], crawl["files_failed"]) == (0, 0, 6)
+        reasons = [f["reason"] for f in crawl["failed_files"]]
+        assert sum("the server gave no length, so the download may have been cut" in r for r in reasons) == 5
+        server.reset(Faults(no_length=True))  # the network heals, the server still sends no length
+        assert _curate(tmp_path / "root", listing, server.url, conf) == 0
+        crawl = _status(tmp_path / "root", capsys)["crawls"][CRAWL]
+        assert (crawl["files_done"], crawl["files_partial"], crawl["files_failed"]) == (4, 0, 2)
+        # clipped.warc.gz really ends inside a record: without a length that cannot be told from a cut
+        assert sorted(f["file"].rsplit("/", 1)[1] for f in crawl["failed_files"]) == ["clipped.warc.gz",
+                                                                                     "missing-00099.warc.gz"]
+        server.reset()  # with its length, it is read in part as from disk
+        assert _curate(tmp_path / "root", listing, server.url, conf) == 0
+    finally:
+        server.stop()
+    _assert_same_rows(tmp_path / "root", on_disk)
+    crawl = _status(tmp_path / "root", capsys)["crawls"][CRAWL]
+    assert (crawl["files_done"], crawl["files_partial"], crawl["files_failed"]) == (5, 1, 1)
+
+
+def test_archives_labelled_content_encoding_gzip_give_the_rows_on_disk(spark, tree, on_disk, tmp_path):
+    # Static servers (and objects uploaded with that header) label .gz files `Content-Encoding: gzip`: the files
+    # must be read as stored, not inflated by the client (nor refused: "Cannot seek streaming HTTP file").
+    server = ArchiveServer(tree, Faults(gzip_encoding=True)).start()
+    try:
+        assert _curate(tmp_path / "root", server.url + MANIFEST, server.url, _conf(tmp_path)) == 0
+    finally:
+        server.stop()
+    _assert_same_rows(tmp_path / "root", on_disk)
+
+
 def test_extract_command_reads_an_https_listing(spark, tree, tmp_path):
     server = ArchiveServer(tree).start()
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import time
 
@@ -14,12 +15,13 @@ import pytest
 from metaclip_spark import cli
 from metaclip_spark.config import load_config
 from metaclip_spark.errors import RootBusyError
-from metaclip_spark.lease import LEASE_FILE, root_lease
+from metaclip_spark.lease import LEASE_FILE, process_identity, root_lease
 from metaclip_spark.project import ROOT_MARKER
 
 from conftest import DATA
 
 SMALL_METADATA = str(DATA / "metadata" / "small.json")
+LEASE_RECORD = "000000000001.json"  # the first generation of a root's lease (lease.py)
 POOL = str(DATA / "pool" / "sample_pairs.jsonl")
 
 
@@ -28,11 +30,14 @@ def _curate(root, *extra: str, input_path: str = POOL) -> int:
                      "--t", "5", "--no-report", *extra])
 
 
-def _plant_lease(root, seconds_ago: float, host: str = "other-host", pid: int = 4242) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    beat = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)).isoformat(timespec="seconds")
-    (root / LEASE_FILE).write_text(json.dumps({"token": "x", "host": host, "pid": pid, "command": "curate",
-                                               "acquired_at": beat, "heartbeat_at": beat}))
+def _plant_lease(root, seconds_ago: float, **holder) -> None:
+    """A lease record another run holds, its last heartbeat (the record's modification time) `seconds_ago`."""
+    (root / LEASE_FILE).mkdir(parents=True, exist_ok=True)
+    beat = time.time() - seconds_ago
+    record = dict({"token": "x", "host": "other-host", "pid": 4242, "command": "curate",
+                   "acquired_at": dt.datetime.fromtimestamp(beat, dt.timezone.utc).isoformat()}, **holder)
+    (root / LEASE_FILE / LEASE_RECORD).write_text(json.dumps(record))
+    os.utime(root / LEASE_FILE / LEASE_RECORD, (beat, beat))
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +62,11 @@ def test_a_run_writes_nothing_to_a_root_another_live_run_holds(spark, finished_r
         assert cli.main(["balance", "--output", root, "--metadata", SMALL_METADATA, "--t", "7"]) == 75
         assert cli.main(["count", "--output", root, "--metadata", SMALL_METADATA]) == 75
         assert cli.main(["report", "--output", root]) == 75
-        assert {k: v for k, v in _files(finished_root).items() if k != LEASE_FILE} == \
-            {k: v for k, v in before.items() if k != LEASE_FILE}
+        assert {k: v for k, v in _files(finished_root).items() if not k.startswith(LEASE_FILE)} == \
+            {k: v for k, v in before.items() if not k.startswith(LEASE_FILE)}
         assert cli.main(["status", str(finished_root)]) == 0  # reading needs no lease
     finally:
-        (finished_root / LEASE_FILE).unlink()
+        shutil.rmtree(finished_root / LEASE_FILE)
 
 
 def test_a_dead_runs_lease_is_taken_over_and_released_at_the_end(spark, finished_root):
@@ -76,7 +81,7 @@ def test_a_killed_driver_on_this_machine_does_not_block_the_rerun(spark, finishe
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that no longer runs, as after kill -9
-    _plant_lease(finished_root, seconds_ago=1, host=socket.gethostname(), pid=gone.pid)
+    _plant_lease(finished_root, seconds_ago=1, **dict(process_identity(), pid=gone.pid))
     assert _curate(finished_root) == 0
     assert not (finished_root / LEASE_FILE).exists()
 
@@ -85,13 +90,14 @@ def test_lease_is_exclusive_and_kept_alive_by_its_holder(spark, tmp_path):
     settings = load_config("local", overrides={"root": {"lease_heartbeat_seconds": 0.2,
                                                         "lease_timeout_seconds": 3.0}}).root
     with root_lease(spark, str(tmp_path), settings, "curate") as lease:
-        held = json.loads((tmp_path / LEASE_FILE).read_text())
+        record = tmp_path / LEASE_FILE / LEASE_RECORD
+        held, beat = json.loads(record.read_text()), record.stat().st_mtime
         assert (held["host"], held["pid"], held["token"]) == (socket.gethostname(), os.getpid(), lease.token)
         time.sleep(3.5)  # past the timeout: only the heartbeat keeps it from looking dead
         with pytest.raises(RootBusyError, match="is busy"):
             with root_lease(spark, str(tmp_path), settings, "balance"):
                 pass
-        assert json.loads((tmp_path / LEASE_FILE).read_text())["heartbeat_at"] > held["heartbeat_at"]
+        assert record.stat().st_mtime > beat + 3
     assert not (tmp_path / LEASE_FILE).exists()
     with root_lease(spark, str(tmp_path), settings, "balance"):  # free again
         pass

@@ -65,7 +65,7 @@ def test_malformed_json_lines_are_skipped_counted_and_the_rest_curated(spark, cl
     root = tmp_path / "root"
     assert _curate(root, "--input", pool) == 0
     assert _rows(root / "curated") == _rows(clean_root / "curated")
-    expected = {"malformed_line": 4, "null_url": 0, "null_text": 0}
+    expected = {"malformed_line": 4, "null_url": 0, "null_text": 0, "bad_encoding": 0}
     marker, = [json.loads(p.read_text()) for p in (root / "units").glob("crawl=pool/unit=*/_COMMITTED.json")]
     assert marker["skipped"] == expected and marker["pairs"] == len(LINES)
     assert json.loads((root / "crawls" / "pool.json").read_text())["skipped"] == expected
@@ -117,7 +117,7 @@ def test_rows_without_url_or_text_are_skipped_and_counted(spark, clean_root, tmp
     assert _rows(root / "curated") == _rows(clean_root / "curated")
     matched = pq.read_table(str(root / "matched")).to_pylist()
     assert all(r["uuid"] and r["url"] and r["text"] is not None for r in matched)
-    expected = {"malformed_line": 0, "null_url": 3, "null_text": 2}
+    expected = {"malformed_line": 0, "null_url": 3, "null_text": 2, "bad_encoding": 0}
     assert json.loads((root / "crawls" / "pool.json").read_text())["skipped"] == expected
     assert _status(root, capsys)["crawls"]["pool"]["skipped"] == expected
 
@@ -150,6 +150,47 @@ def test_a_pool_with_its_own_uuid_keeps_it(spark, tmp_path):
     assert _curate(root, "--input", pool) == 0
     uuids = pq.read_table(str(root / "matched")).column("uuid").to_pylist()
     assert uuids and all(u.startswith("given-") for u in uuids)
+
+
+def test_null_or_empty_uuids_are_computed_from_the_url_and_counted(spark, tmp_path, capsys):
+    from metaclip_spark.ids import image_uuid
+
+    # Three images with one text and no uuid of their own: used as given (null), they were one pair, silently.
+    text = "Semantic Scholar"
+    urls = [f"https://example.org/logo-{i}.svg" for i in range(3)]
+    given = [json.dumps(dict(json.loads(line), uuid=f"given-{i}")) for i, line in enumerate(LINES)]
+    nameless = [json.dumps({"url": url, "text": text, "uuid": uuid}) for url, uuid in zip(urls, [None, "", "  "])]
+    root = tmp_path / "root"
+    assert _curate(root, "--input", _write_lines(tmp_path / "pool.jsonl", given + nameless)) == 0
+    matched = {r["url"]: r["uuid"] for r in pq.read_table(str(root / "matched")).to_pylist()}
+    assert {url: matched.get(url) for url in urls} == {url: image_uuid(url) for url in urls}
+    assert all(uuid.startswith("given-") for url, uuid in matched.items() if url not in urls)
+    assert json.loads((root / "crawls" / "pool.json").read_text())["uuid_computed"] == 3
+    status = _status(root, capsys)["crawls"]["pool"]
+    assert status["uuid_computed"] == 3
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"crawl": "po', b"\xff\xfe{}", b"[1, 2]\n"],
+                         ids=["empty", "cut", "not-utf8", "not-an-object"])
+def test_a_damaged_crawl_state_is_named_with_the_command_that_rebuilds_it(spark, clean_root, tmp_path, capsys, damage):
+    # status and count exited 70 with a JSON trace.
+    root = tmp_path / "root"
+    shutil.copytree(clean_root, root)
+    (root / "crawls" / "pool.json").write_bytes(damage)
+    capsys.readouterr()
+    assert cli.main(["status", str(root)]) == 3
+    said = _error(capsys, "status")
+    assert f"the state of crawl pool, {root}/crawls/pool.json, is damaged" in said
+    assert f"delete it, then run `metaclip-spark curate --output {root} --rebuild-dedup`" in said
+    if damage != b"":
+        return
+    assert cli.main(["count", "--output", str(root), "--metadata", SMALL_METADATA]) == 3
+    assert f"{root}/crawls/pool.json, is damaged" in _error(capsys, "count")
+    (root / "crawls" / "pool.json").unlink()  # as the message says
+    assert cli.main(["curate", "--output", str(root), "--rebuild-dedup", "--metadata", SMALL_METADATA, "--t", "5",
+                     "--no-report"]) == 0
+    assert _rows(root / "curated") == _rows(clean_root / "curated")
+    assert _status(root, capsys)["crawls"]["pool"]["pairs"] == _status(clean_root, capsys)["crawls"]["pool"]["pairs"]
 
 
 # 5. status of a root that is not one ----------------------------------------------------------------------------

@@ -257,6 +257,14 @@ def test_plain_manifest_defaults_to_its_own_directory(tmp_path):
     assert crawl_id("crawl-data/CC-MAIN-2023-06/segments/x.warc.gz") == "CC-MAIN-2023-06"
 
 
+@pytest.mark.parametrize("pack", [lambda b: b, gzip.compress], ids=["plain", "gzipped"])
+def test_a_listing_that_starts_with_a_byte_order_mark_reads_its_first_path(tmp_path, pack):
+    # Windows editors write a UTF-8 BOM first: it was read as part of the first path, which then could not be found.
+    (tmp_path / "paths.txt").write_bytes(pack("\ufeffa.warc.gz\nb.warc.gz\n".encode("utf-8")))
+    files = read_manifest(str(tmp_path / "paths.txt"))
+    assert [f.location for f in files] == [str(tmp_path / "a.warc.gz"), str(tmp_path / "b.warc.gz")]
+
+
 def test_wat_paths_listing_is_read_too():
     files = read_manifest(str(CC / "CC-MAIN-2016-07.wat.paths.gz"), "s3://commoncrawl/")
     assert len(files) == 34_900 and files[0].source_file.endswith(".warc.wat.gz")
