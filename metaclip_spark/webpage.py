@@ -89,6 +89,11 @@ class PageImages:
     non_http_url: int = 0
     no_text: int = 0
     too_deep: bool = False  # nested past _NESTING_LIMIT: its <img> and <base> tags parsed without the nesting
+    # What page_metas reads, kept from the parse (HTML pages with an image tag): the tree, the markup parsed and
+    # where the tree was cut (0: the whole page).
+    tree: LexborHTMLParser | None = field(default=None, repr=False)
+    markup: bytes | str | None = field(default=None, repr=False)
+    cut_at: int = 0
 
 
 def normalize_charset(label: str | None) -> str | None:
@@ -271,7 +276,12 @@ def _has_image_tag(markup: bytes | str) -> bool:
 
 
 def _parse_to_last_image(markup: bytes | str) -> LexborHTMLParser:
-    """The Lexbor tree of `markup`, parsed up to the end of its last <img>/<image>/<base> start tag when that gives the
+    """_parsed_to_last_image's tree."""
+    return _parsed_to_last_image(markup)[0]
+
+
+def _parsed_to_last_image(markup: bytes | str) -> tuple[LexborHTMLParser, int]:
+    """(tree, where it was cut in the UTF-8 bytes, or 0 when it holds the whole page): the Lexbor tree of `markup`, parsed up to the end of its last <img>/<image>/<base> start tag when that gives the
     same image and base elements, in the same order with the same attributes; else of the whole page.
 
     Why it is the same: (1) the sentinel is an element only when the tokenizer was in the data state at the cut, so the
@@ -286,33 +296,33 @@ def _parse_to_last_image(markup: bytes | str) -> LexborHTMLParser:
     data = markup if isinstance(markup, bytes) else markup.encode("utf-8", "ignore")  # what selectolax parses
     size = len(data)
     if size < 2 * _CUT_MIN_SAVED:
-        return LexborHTMLParser(data)
+        return LexborHTMLParser(data), 0
     # The last "<im" or "<base" in any case: from the last "<im" (or "<IM", or the start), its tail lowered, so that the
     # search costs about the tail it may save from the parse.
     start = data.rfind(b"<im")
     if start < 0:
         start = max(data.rfind(b"<IM"), 0)
     if size - start < _CUT_MIN_SAVED:
-        return LexborHTMLParser(data)
+        return LexborHTMLParser(data), 0
     tail = data[start:].lower()
     last = max(tail.rfind(b"<im"), tail.rfind(b"<base"))
     if last < 0 or size - (start + last) < _CUT_MIN_SAVED:
-        return LexborHTMLParser(data)
+        return LexborHTMLParser(data), 0
     end = _TAG_END.match(data, start + last + 1)
     # a page that may name a tag with the sentinel's character (its first byte, looked for alone, is rare) is not cut
     if end is None or size - end.end() < _CUT_MIN_SAVED or data.find(_CUT_SENTINEL_CHAR[:1], 0, end.end()) >= 0:
-        return LexborHTMLParser(data)
+        return LexborHTMLParser(data), 0
     tree = LexborHTMLParser(b"".join((memoryview(data)[:end.end()], _CUT_SENTINEL)))
     node, formatting = tree.root, False
     while node is not None and (child := node.last_child) is not None:
         tag = node.tag
         if tag in _OPEN_AT_CUT_REFUSED or (formatting and tag not in _NOT_SPECIAL):
-            return LexborHTMLParser(data)
+            return LexborHTMLParser(data), 0
         formatting = formatting or tag in _FORMATTING
         node = child
     if node is not None and node.tag == _CUT_SENTINEL_TAG:
-        return tree
-    return LexborHTMLParser(data)
+        return tree, end.end()
+    return LexborHTMLParser(data), 0
 
 
 def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None = None,
@@ -326,8 +336,10 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
     if too_deep:
         text = markup if isinstance(markup, str) else markup.decode("utf-8", errors="replace")
         tree = LexborHTMLParser(_images_only(text))
+        page.markup = text
     else:
-        tree = _parse_to_last_image(markup)
+        tree, page.cut_at = _parsed_to_last_image(markup)
+    page.tree, page.markup = tree, markup
     # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere. Most
     # pages have none: a walk for the tag name says so without starting the CSS engine.
     base_element = None
@@ -365,6 +377,49 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
             pairs.append((url, text, attribute))
     page.img_tags, page.no_src, page.no_text, page.non_http_url = len(images), no_src, no_text, non_http
     return page
+
+
+# A meta start tag as the tokenizer reads it (quoted values may hold ">"); what a meta may refuse with.
+_META_TAG = re.compile(r"""<meta\b(?:[^>"']|"[^"]*"|'[^']*')*+>""", re.IGNORECASE)
+_META_TAG_LOWER = re.compile(rb"""<meta\b(?:[^>"']|"[^"]*"|'[^']*')*+>?""")  # on lower-cased bytes
+_META_WORDS = re.compile(rb"tdm-reservation|no(?:ai|imageai|index|imageindex|follow|ne|archive|snippet|translate)")
+
+
+def _metas_of(elements) -> list[tuple]:
+    found = []
+    for meta in elements:
+        attributes = meta.attributes
+        if "content" in attributes:
+            found.append((attributes.get("name"), attributes.get("content")))
+    return found
+
+
+def page_metas(page: PageImages) -> list[tuple]:
+    """(name, content) of every `<meta>` element of the page html_image_pairs read, in document order (None for a
+    missing attribute; only metas with a content).
+
+    The tree already parsed is read. A tree cut after the page's last image lacks the metas after the cut: the rest
+    of the page is looked at, and only when a meta there may hold an opt-out (a word optout.py records, in any case)
+    is the whole page parsed again. A page nested too deep (parsed as its images alone) gives the meta tags found
+    outside comments and raw text, parsed alone, as its images are."""
+    if page.markup is None:
+        return []
+    if page.too_deep:
+        text = page.markup
+        return _metas_of(LexborHTMLParser("".join(_META_TAG.findall(_NOT_ELEMENTS.sub("", text)))).tags("meta"))
+    tree = page.tree
+    if page.cut_at:
+        markup = page.markup
+        data = markup if isinstance(markup, bytes) else markup.encode("utf-8", "ignore")
+        tail = data[page.cut_at:].lower()
+        position = tail.find(b"<meta")
+        while position >= 0:
+            tag = _META_TAG_LOWER.match(tail, position)
+            if tag is not None and _META_WORDS.search(tail, position, tag.end()):
+                tree = LexborHTMLParser(data)
+                break
+            position = tail.find(b"<meta", position + 5)
+    return _metas_of(tree.tags("meta"))
 
 
 def wat_image_pairs(html_metadata: dict, page_url: str,
