@@ -128,8 +128,8 @@ def page_signals(page, images) -> list[str] | None:
         headers = html_header_values(page)
         metas = page_metas(images)
     else:
-        headers = headers_by_name(page.headers)
-        metas = [(m.get("name"), m.get("content")) for m in page.metas if isinstance(m, dict)]
+        headers = headers_by_name(page.optout_headers)
+        metas = [(m.get("name"), m.get("content")) for m in page.optout_metas if isinstance(m, dict)]
     return combined(header_signals(*headers), meta_signals(metas))
 
 

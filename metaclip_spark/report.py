@@ -120,6 +120,7 @@ def funnel(run: dict, pairs_matched: int, pairs_curated: int) -> list[dict]:
              "one per text attribute of an image with an http(s) src (up to three per image)"),
             ("in a kept language", int(extract.get("pairs", 0)), {"dropped_language": int(extract.get(
                 "dropped_language", 0))}, "language ID (lid.176) against extract.languages"),
+            *optout_steps(run),
             ("after de-duplication", pairs_in, {"dropped_duplicate": int(extract.get("dropped_duplicate", 0))},
              "exact (uuid, text) duplicates dropped"),
         ]
@@ -143,6 +144,31 @@ def funnel(run: dict, pairs_matched: int, pairs_curated: int) -> list[dict]:
                                                                                      if v}, "note": note})
         previous = count
     return rows
+
+
+def optout_steps(run: dict) -> list[tuple[str, int, dict[str, int], str]]:
+    """The funnel's opt-out step (Common Crawl input whose pages' signals were kept): the pairs left once those whose
+    page opts out of AI training are set apart, by kind of signal."""
+    optout = run.get("optout")
+    if not optout:
+        return []
+    kept = int((run.get("extract") or {}).get("pairs", 0)) - int(optout["pairs_removed"])
+    return [("not opted out", kept, {f"optout_{kind}": int(n) for kind, n in optout["by_kind"].items()},
+             "pairs whose page refuses AI training ([optout]) set apart, kept in optout/")]
+
+
+def optout_section(run: dict) -> dict | None:
+    """The report's opt-out section: pairs set apart per kind of signal, per signal and per agent, and the hosts
+    with the most (from the run's summary, summed at ingest); None when no crawl kept its pages' signals."""
+    optout = run.get("optout")
+    if not optout:
+        return None
+    config = (run.get("config") or {}).get("optout") or {}
+    return {"pairs_removed": optout["pairs_removed"], "by_kind": optout["by_kind"], "by_signal": optout["by_signal"],
+            "by_agent": optout["by_agent"], "top_hosts": optout["top_hosts"],
+            "honoured": {key: config.get(key) for key in ("honour_page_signals", "directives", "tdm_reservation",
+                                                          "content_usage")},
+            "agents": len(config.get("agents") or ())}
 
 
 def sample_text(text) -> str:
@@ -676,6 +702,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         "warnings": [WORLDWIDE_NOTE] if worldwide else thresholds.balance_warnings(
             before, t, run.get("t_mode") or "fixed", tail_share, pairs_matched, pairs_curated),
         "funnel": funnel(run, pairs_matched, pairs_curated),
+        "optout": optout_section(run),
         "languages": _languages(run) if worldwide else None,
         "plan": plan,
         "count_decades": {"before": thresholds.count_decades(before), "after": thresholds.count_decades(after)},

@@ -389,25 +389,43 @@ def _metas_of(elements) -> list[tuple]:
     found = []
     for meta in elements:
         attributes = meta.attributes
-        if "content" in attributes:
+        if attributes.get("content") is not None:
             found.append((attributes.get("name"), attributes.get("content")))
     return found
 
 
-def page_metas(page: PageImages) -> list[tuple]:
-    """(name, content) of every `<meta>` element of the page html_image_pairs read, in document order (None for a
-    missing attribute; only metas with a content).
+# The metas that may hold an opt-out (optout.meta_signals): every directive optout.py records holds "no"; TDMRep's.
+_CANDIDATE_METAS = 'meta[content*="no" i], meta[name="tdm-reservation" i]'
 
-    The tree already parsed is read. A tree cut after the page's last image lacks the metas after the cut: the rest
-    of the page is looked at, and only when a meta there may hold an opt-out (a word optout.py records, in any case)
-    is the whole page parsed again. A page nested too deep (parsed as its images alone) gives the meta tags found
-    outside comments and raw text, parsed alone, as its images are."""
+
+def _meta_tags_written(markup: bytes | str) -> int:
+    """How many meta start tags the page's text holds, as written in lower, upper or capitalised case (C-level
+    counts: more than the tree has when some sit in comments or scripts)."""
+    if isinstance(markup, bytes):
+        return markup.count(b"<meta") + markup.count(b"<META") + markup.count(b"<Meta")
+    return markup.count("<meta") + markup.count("<META") + markup.count("<Meta")
+
+
+def page_metas(page: PageImages) -> list[tuple]:
+    """(name, content) of the `<meta>` elements of the page html_image_pairs read that may hold an opt-out (a content
+    holding "no" in any case, or the name tdm-reservation), in document order (None for a missing attribute).
+
+    The tree already parsed is read, its head alone when the page's text holds no more meta tags than the head has
+    (most pages: no walk of the body). A tree cut after the page's last image lacks the metas after the cut: the
+    rest of the page is looked at, and only when a meta there may hold an opt-out (a word optout.py records, in any
+    case) is the whole page parsed again. A page nested too deep (parsed as its images alone) gives the meta tags
+    found outside comments and raw text, parsed alone, as its images are. (A meta tag written in mixed case other
+    than "Meta", in the body of a page, is read only when the body is.)"""
     if page.markup is None:
         return []
     if page.too_deep:
         text = page.markup
-        return _metas_of(LexborHTMLParser("".join(_META_TAG.findall(_NOT_ELEMENTS.sub("", text)))).tags("meta"))
+        return _metas_of(LexborHTMLParser("".join(_META_TAG.findall(_NOT_ELEMENTS.sub("", text))))
+                         .css(_CANDIDATE_METAS))
     tree = page.tree
+    head = tree.head
+    if head is not None and _meta_tags_written(page.markup) <= len(head.css("meta")):
+        return _metas_of(head.css(_CANDIDATE_METAS))
     if page.cut_at:
         markup = page.markup
         data = markup if isinstance(markup, bytes) else markup.encode("utf-8", "ignore")
@@ -419,7 +437,7 @@ def page_metas(page: PageImages) -> list[tuple]:
                 tree = LexborHTMLParser(data)
                 break
             position = tail.find(b"<meta", position + 5)
-    return _metas_of(tree.tags("meta"))
+    return _metas_of(tree.css(_CANDIDATE_METAS))
 
 
 def wat_image_pairs(html_metadata: dict, page_url: str,

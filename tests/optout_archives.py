@@ -29,9 +29,9 @@ def response_record(url: str, headers: list[tuple[str, str]], body: bytes, date:
     return gzip.compress(warc + http + b"\r\n\r\n", mtime=0)
 
 
-def page_body(name: str) -> bytes:
-    """A real page with one image after its own markup."""
-    return (PAGES / name).read_bytes() + f'\n<img src="/img/{name}.jpg" alt="{ALT}">\n'.encode()
+def page_body(name: str, image: str | None = None) -> bytes:
+    """A real page with one image (its own, `image`) after its own markup."""
+    return (PAGES / name).read_bytes() + f'\n<img src="/img/{image or name}.jpg" alt="{ALT}">\n'.encode()
 
 
 # A page cut after its last image (more than 4 KiB after it) whose robots meta comes after that image: the
@@ -67,20 +67,20 @@ CASES = [
      ["robots:noindex"]),
     # the same page without opt-outs (002's noindex aside), its response refusing in each header form
     ("https://headers.example/x-robots", [("Content-Type", "text/html"), ("X-Robots-Tag", "noai, noimageai")],
-     page_body("009.html"), ["x-robots-tag:noai", "x-robots-tag:noimageai"]),
+     page_body("009.html", "h1"), ["x-robots-tag:noai", "x-robots-tag:noimageai"]),
     ("https://headers.example/x-robots-agent", [("Content-Type", "text/html"),
                                                 ("X-Robots-Tag", "GPTBot: noimageai, max-snippet: 20")],
-     page_body("009.html"), ["x-robots-tag@gptbot:noimageai"]),
+     page_body("009.html", "h2"), ["x-robots-tag@gptbot:noimageai"]),
     ("https://headers.example/x-robots-google", [("Content-Type", "text/html"),
                                                  ("X-Robots-Tag", "googlebot: noindex")],
-     page_body("009.html"), ["x-robots-tag@googlebot:noindex"]),
+     page_body("009.html", "h3"), ["x-robots-tag@googlebot:noindex"]),
     ("https://headers.example/tdm", [("Content-Type", "text/html"), ("tdm-reservation", "1")],
-     page_body("009.html"), ["tdm-reservation:header"]),
+     page_body("009.html", "h4"), ["tdm-reservation:header"]),
     ("https://headers.example/tdm-0", [("Content-Type", "text/html"), ("tdm-reservation", "0")],
-     page_body("009.html"), None),
+     page_body("009.html", "h5"), None),
     ("https://headers.example/content-usage", [("Content-Type", "text/html"),
                                                ("Content-Usage", "train-ai=n, search=y")],
-     page_body("009.html"), ["content-usage:train-ai=n"]),
+     page_body("009.html", "h6"), ["content-usage:train-ai=n"]),
     ("https://headers.example/late-meta", [("Content-Type", "text/html")], LATE_META, ["robots:noimageai"]),
 ]
 
