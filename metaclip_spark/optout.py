@@ -47,6 +47,9 @@ def meta_signals(metas: Iterable[tuple]) -> list[str]:
     for name, content in metas:
         if not isinstance(name, str) or not isinstance(content, str):
             continue
+        lowered = content.lower()
+        if "no" not in lowered and "1" not in content:
+            continue  # most metas (descriptions, viewports...): every directive recorded holds "no"
         name = name.strip().lower()
         if not name:
             continue
@@ -55,7 +58,7 @@ def meta_signals(metas: Iterable[tuple]) -> list[str]:
                 found.append("tdm-reservation:meta")
             continue
         prefix = "robots:" if name == "robots" else f"robots@{name}:"
-        found.extend(prefix + directive for directive in _directives(content))
+        found.extend(prefix + directive for directive in _directives(lowered))
     return found
 
 
@@ -100,6 +103,8 @@ def header_signals(x_robots_tags: Iterable[str] = (), tdm_reservations: Iterable
 
 def combined(*parts: list[str]) -> list[str] | None:
     """The signals of a page: sorted, each once, at most MAX_SIGNALS; None when there are none."""
+    if not any(parts):
+        return None
     signals = sorted(set().union(*parts))
     return signals[:MAX_SIGNALS] or None
 

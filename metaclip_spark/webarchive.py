@@ -26,7 +26,6 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from .gzip_members import MemberCounts, OneStreamFile, gzip_members
 from .wat import WatReader, headers_of, html_of, raw_json, target_uri_of
-from .webpage import _META_WORDS as _OPTOUT_WORDS
 from .webpage import DEFAULT_TEXT_ATTRIBUTES
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -110,12 +109,13 @@ class WatPage:
 
     @property
     def optout_metas(self) -> list:
-        """HTML-Metadata's Head/Metas, the page's metas as the WAT lists them, when one may hold an opt-out (a word
-        optout.py records, in any case); else []. Raw JSON (typed records) is decoded only then."""
+        """HTML-Metadata's Head/Metas, the page's metas as the WAT lists them; [] when none may hold an opt-out (raw
+        JSON of typed records holding neither "no" nor "tdm-reservation" in any case is not decoded)."""
         if self.typed is not None:
             head = self.typed.head
-            if head is None or not _OPTOUT_WORDS.search(bytes(head.metas).lower()):
-                return []
+            lowered = bytes(head.metas).lower() if head is not None else b""
+            if b"no" not in lowered and b"tdm-reservation" not in lowered:
+                return []  # every directive optout.py records holds "no"
             metas = raw_json(head.metas)
         else:
             head = (self.html_metadata or {}).get("Head")

@@ -90,7 +90,7 @@ class PageImages:
     no_text: int = 0
     too_deep: bool = False  # nested past _NESTING_LIMIT: its <img> and <base> tags parsed without the nesting
     # What page_metas reads, kept from the parse (HTML pages with an image tag): the tree, the markup parsed and
-    # where the tree was cut (0: the whole page).
+    # where the tree was cut in its UTF-8 bytes (0: the whole page).
     tree: LexborHTMLParser | None = field(default=None, repr=False)
     markup: bytes | str | None = field(default=None, repr=False)
     cut_at: int = 0
@@ -379,10 +379,8 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
     return page
 
 
-# A meta start tag as the tokenizer reads it (quoted values may hold ">"); what a meta may refuse with.
+# A meta start tag as the tokenizer reads it (quoted values may hold ">").
 _META_TAG = re.compile(r"""<meta\b(?:[^>"']|"[^"]*"|'[^']*')*+>""", re.IGNORECASE)
-_META_TAG_LOWER = re.compile(rb"""<meta\b(?:[^>"']|"[^"]*"|'[^']*')*+>?""")  # on lower-cased bytes
-_META_WORDS = re.compile(rb"tdm-reservation|no(?:ai|imageai|index|imageindex|follow|ne|archive|snippet|translate)")
 
 
 def _metas_of(elements) -> list[tuple]:
@@ -394,50 +392,23 @@ def _metas_of(elements) -> list[tuple]:
     return found
 
 
-# The metas that may hold an opt-out (optout.meta_signals): every directive optout.py records holds "no"; TDMRep's.
-_CANDIDATE_METAS = 'meta[content*="no" i], meta[name="tdm-reservation" i]'
-
-
-def _meta_tags_written(markup: bytes | str) -> int:
-    """How many meta start tags the page's text holds, as written in lower, upper or capitalised case (C-level
-    counts: more than the tree has when some sit in comments or scripts)."""
-    if isinstance(markup, bytes):
-        return markup.count(b"<meta") + markup.count(b"<META") + markup.count(b"<Meta")
-    return markup.count("<meta") + markup.count("<META") + markup.count("<Meta")
-
-
 def page_metas(page: PageImages) -> list[tuple]:
-    """(name, content) of the `<meta>` elements of the page html_image_pairs read that may hold an opt-out (a content
-    holding "no" in any case, or the name tdm-reservation), in document order (None for a missing attribute).
+    """(name, content) of the `<meta>` elements of the head of the page html_image_pairs read (those with a content),
+    in document order (None for a missing name).
 
-    The tree already parsed is read, its head alone when the page's text holds no more meta tags than the head has
-    (most pages: no walk of the body). A tree cut after the page's last image lacks the metas after the cut: the
-    rest of the page is looked at, and only when a meta there may hold an opt-out (a word optout.py records, in any
-    case) is the whole page parsed again. A page nested too deep (parsed as its images alone) gives the meta tags
-    found outside comments and raw text, parsed alone, as its images are. (A meta tag written in mixed case other
-    than "Meta", in the body of a page, is read only when the body is.)"""
+    The head, where the robots and TDMRep metas belong, is read from the tree already parsed, its children walked
+    (metas are children of the head): a few microseconds, where starting the tree's CSS engine, or walking a whole
+    page's tree, costs five to ten times more. A tree cut after the page's last image holds the whole head: an <img>
+    start tag ends the head (HTML standard, "in head" insertion mode), so the head was closed before the cut. A page
+    nested too deep (parsed as its images alone) gives the meta tags found outside comments and raw text, parsed
+    alone, as its images are."""
     if page.markup is None:
         return []
     if page.too_deep:
-        text = page.markup
-        return _metas_of(LexborHTMLParser("".join(_META_TAG.findall(_NOT_ELEMENTS.sub("", text))))
-                         .css(_CANDIDATE_METAS))
-    tree = page.tree
-    head = tree.head
-    if head is not None and _meta_tags_written(page.markup) <= len(head.css("meta")):
-        return _metas_of(head.css(_CANDIDATE_METAS))
-    if page.cut_at:
-        markup = page.markup
-        data = markup if isinstance(markup, bytes) else markup.encode("utf-8", "ignore")
-        tail = data[page.cut_at:].lower()
-        position = tail.find(b"<meta")
-        while position >= 0:
-            tag = _META_TAG_LOWER.match(tail, position)
-            if tag is not None and _META_WORDS.search(tail, position, tag.end()):
-                tree = LexborHTMLParser(data)
-                break
-            position = tail.find(b"<meta", position + 5)
-    return _metas_of(tree.css(_CANDIDATE_METAS))
+        tree = LexborHTMLParser("".join(_META_TAG.findall(_NOT_ELEMENTS.sub("", page.markup))))
+        return _metas_of(tree.tags("meta"))
+    head = page.tree.head
+    return _metas_of(node for node in head.iter() if node.tag == "meta") if head is not None else []
 
 
 def wat_image_pairs(html_metadata: dict, page_url: str,

@@ -34,11 +34,11 @@ def page_body(name: str, image: str | None = None) -> bytes:
     return (PAGES / name).read_bytes() + f'\n<img src="/img/{image or name}.jpg" alt="{ALT}">\n'.encode()
 
 
-# A page cut after its last image (more than 4 KiB after it) whose robots meta comes after that image: the
-# fast path's tree lacks it, and page_metas must find it.
-LATE_META = (b"<!doctype html><html><head><title>late</title></head><body>"
-             + f'<img src="/late.jpg" alt="{ALT}">'.encode() + b"<p>" + b"words " * 2000 + b"</p>"
-             + b'<meta name="robots" content="noimageai"></body></html>')
+# A page whose parse the fast path cuts after its last image (more than 4 KiB before the end): the head, with its
+# robots meta, was closed by then (an <img> ends the head), and is read whole.
+LATE_META = (b'<!doctype html><html><head><title>late</title><meta name="robots" content="noimageai">'
+             + b"<style>p{margin:0}</style><body>" + f'<img src="/late.jpg" alt="{ALT}">'.encode() + b"<p>"
+             + b"words " * 2000 + b"</p></body></html>")
 
 # (page URL, response headers, body, the signals a plain reading of the page and its headers gives)
 CASES = [

@@ -59,10 +59,10 @@ def test_the_plain_wat_reading_gives_the_same_signals(archives):
     assert found == {url: signals for url, _, _, signals in CASES}
 
 
-def test_a_meta_after_the_pages_last_image_is_read_when_the_parse_stopped_there():
+def test_the_head_is_read_whole_when_the_parse_stopped_after_the_last_image():
     images = html_image_pairs(LATE_META, "https://late.example/")
     assert images.cut_at > 0 and len(images.pairs) == 1  # the fast path cut the parse after the image
-    assert ("robots", "noimageai") in page_metas(images)
+    assert page_metas(images) == [("robots", "noimageai")]
 
 
 def test_headers_are_read_as_google_and_the_drafts_write_them():
