@@ -740,6 +740,7 @@ def write_report(spark: SparkSession, output: str) -> dict:
     """
     # Imported here, not at the top: executors unpickle this module's functions and need no matplotlib.
     from . import report_plots as plots
+    from .public_summary import public_summary_files
     from .report_html import render_html
 
     report_path = join_path(output, REPORT_DIR)
@@ -776,7 +777,8 @@ def write_report(spark: SparkSession, output: str) -> dict:
         report["stages"].append({"stage": "report", "runs": 1, "seconds": round(run.elapsed, 1), "rows": run.rows})
         summary_text = json.dumps(report, indent=2, sort_keys=True) + "\n"
         files = {"summary.json": summary_text.encode("utf-8"), **images,
-                 "index.html": render_html(report, images).encode("utf-8")}
+                 "index.html": render_html(report, images).encode("utf-8"),
+                 **public_summary_files(spark, output)}  # public-summary.json/.md (public_summary.py)
         write_directory_atomically(spark, report_path, files)
     log.info("report: %s/index.html", report_path)
     return report

@@ -25,6 +25,7 @@ import orjson
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from .gzip_members import MemberCounts, OneStreamFile, gzip_members
+from .optout import DIRECTIVES
 from .wat import WatReader, headers_of, html_of, raw_json, target_uri_of
 from .webpage import DEFAULT_TEXT_ATTRIBUTES
 
@@ -80,6 +81,8 @@ def html_header_values(page: HtmlPage) -> tuple[list[str], list[str], list[str]]
 
 
 _OPTOUT_HEADERS = frozenset((b"x-robots-tag", b"tdm-reservation", b"content-usage"))
+# What a meta that may hold an opt-out holds (lower-cased): a directive optout.py records, or TDMRep's name.
+_OPTOUT_META_WORDS = tuple(word.encode() for word in DIRECTIVES) + (b"tdm-reservation",)
 
 
 class WatPage:
@@ -110,12 +113,12 @@ class WatPage:
     @property
     def optout_metas(self) -> list:
         """HTML-Metadata's Head/Metas, the page's metas as the WAT lists them; [] when none may hold an opt-out (raw
-        JSON of typed records holding neither "no" nor "tdm-reservation" in any case is not decoded)."""
+        JSON of typed records naming no recorded directive nor tdm-reservation, in any case, is not decoded)."""
         if self.typed is not None:
             head = self.typed.head
             lowered = bytes(head.metas).lower() if head is not None else b""
-            if b"no" not in lowered and b"tdm-reservation" not in lowered:
-                return []  # every directive optout.py records holds "no"
+            if not any(word in lowered for word in _OPTOUT_META_WORDS):
+                return []
             metas = raw_json(head.metas)
         else:
             head = (self.html_metadata or {}).get("Head")

@@ -5,6 +5,7 @@ its stored signals without reading a file again. Real pages (tests/optout_archiv
 from __future__ import annotations
 
 import json
+import math
 
 import pyarrow.parquet as pq
 import pytest
@@ -32,7 +33,8 @@ NOINDEX = {"https://nineplus.example/002", "https://taosband.example/005", "http
 @pytest.fixture(scope="module")
 def listing(tmp_path_factory):
     base = tmp_path_factory.mktemp("cc")
-    path = f"crawl-data/{CRAWL}/segments/1/warc/optout.warc.gz"
+    # named as Common Crawl names its files: the capture window of the records it holds
+    path = f"crawl-data/{CRAWL}/segments/1/warc/CC-MAIN-20250301000000-20250301235959-00000.warc.gz"
     (base / path).parent.mkdir(parents=True)
     write_warc(base / path)
     (base / "optout.warc.paths").write_text(path + "\n")
@@ -86,6 +88,26 @@ def test_opted_out_pairs_are_never_counted_nor_curated_and_the_root_keeps_why(sp
     assert report["optout"]["by_signal"]["robots:noai"] == 6
     page = (root / "report" / "index.html").read_text()
     assert 'id="optout"' in page and "x-robots-tag@gptbot:noimageai" in page
+    # the public summary: what the set was built from, its top 10% of registered domains, the opt-outs honoured
+    public = json.loads((root / "report" / "public-summary.json").read_text())
+    web = public["web_crawled_data"]
+    assert web["source"]["name"] == "Common Crawl" and web["source"]["crawls"] == [CRAWL]
+    assert web["collection_period"]["first_capture"] == "2025-03-01T00:00:00Z"
+    assert web["collection_period"]["last_capture"] == "2025-03-01T23:59:59Z"
+    curated = pq.read_table(root / "curated").column("page_url").to_pylist()
+    by_domain = {}
+    for url in curated:  # a plain reading: the host's registered domain (all hosts here are under .example)
+        by_domain[url.split("/")[2]] = by_domain.get(url.split("/")[2], 0) + 1
+    top = sorted(by_domain.items(), key=lambda kv: (-kv[1], kv[0]))[:math.ceil(len(by_domain) / 10)]
+    assert web["top_domains"]["domains_total"] == len(by_domain)
+    assert [(d["domain"], d["pairs"]) for d in web["top_domains"]["domains"]] == top
+    assert web["top_domains"]["domains"][0]["share"] == top[0][1] / len(curated)
+    assert (root / "report" / "public-summary-domains.csv").read_text().splitlines()[1].split(",")[1] == top[0][0]
+    measures = public["opt_out_measures"]["page_signals"]
+    assert measures["applied"] and measures["pairs_removed"] == len(REFUSED)
+    assert measures["honoured"]["directives"] == ["noai", "noimageai"]
+    text = (root / "report" / "public-summary.md").read_text()
+    assert "Collection period: 2025-03-01T00:00:00Z to 2025-03-01T23:59:59Z" in text and f"| 1 | {top[0][0]} |" in text
 
     # Another configuration: noindex refuses too, TDMRep is not honoured. The next curate, with no input, rebuilds
     # the crawl from the signals its units kept: no file is read again.
@@ -120,3 +142,12 @@ def test_pairs_of_a_root_made_before_signals_were_kept_are_all_kept(spark):
     assert optout_tables.kept(old, policy).count() == 1
     both = old.unionByName(new, allowMissingColumns=True)
     assert [r["uuid"] for r in optout_tables.kept(both, policy).collect()] == ["u1"]
+
+
+def test_registered_domains_follow_the_public_suffix_list_bundled():
+    from metaclip_spark.public_summary import registered_domain
+
+    assert registered_domain("www.bbc.co.uk") == "bbc.co.uk"
+    assert registered_domain("images.example.com") == "example.com"
+    assert registered_domain("someone.github.io") == "someone.github.io"  # a private suffix of the list
+    assert registered_domain("192.168.0.1") == "192.168.0.1" and registered_domain(None) is None
