@@ -281,8 +281,9 @@ def _parse_to_last_image(markup: bytes | str) -> LexborHTMLParser:
 
 
 def _parsed_to_last_image(markup: bytes | str) -> tuple[LexborHTMLParser, int]:
-    """(tree, where it was cut in the UTF-8 bytes, or 0 when it holds the whole page): the Lexbor tree of `markup`, parsed up to the end of its last <img>/<image>/<base> start tag when that gives the
-    same image and base elements, in the same order with the same attributes; else of the whole page.
+    """(tree, where it was cut in the UTF-8 bytes, or 0 when it holds the whole page): the Lexbor tree of `markup`,
+    parsed up to the end of its last <img>/<image>/<base> start tag when that gives the same image and base elements,
+    in the same order with the same attributes; else of the whole page.
 
     Why it is the same: (1) the sentinel is an element only when the tokenizer was in the data state at the cut, so the
     tokens before the cut are those of the whole page; (2) no start tag after the cut names an img, image or base
@@ -336,10 +337,10 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
     if too_deep:
         text = markup if isinstance(markup, str) else markup.decode("utf-8", errors="replace")
         tree = LexborHTMLParser(_images_only(text))
-        page.markup = text
+        page.markup = text  # (page_metas reads its meta tags as its images are read)
     else:
         tree, page.cut_at = _parsed_to_last_image(markup)
-    page.tree, page.markup = tree, markup
+        page.tree, page.markup = tree, markup
     # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere. Most
     # pages have none: a walk for the tag name says so without starting the CSS engine.
     base_element = None

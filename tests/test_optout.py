@@ -15,7 +15,7 @@ from metaclip_spark.extraction import PAIR_COLUMNS, ExtractJob, FileStats, file_
 from metaclip_spark.manifest import ManifestFile
 from metaclip_spark.webarchive import ArchiveCounts, web_pages
 from metaclip_spark.webpage import html_image_pairs, page_metas
-from optout_archives import CASES, LATE_META, write_warc
+from optout_archives import ALT, CASES, LATE_META, write_warc
 
 SIGNALS = PAIR_COLUMNS.index(optout.SIGNALS_COLUMN)
 PAGE_URL = PAIR_COLUMNS.index("page_url")
@@ -63,6 +63,16 @@ def test_the_head_is_read_whole_when_the_parse_stopped_after_the_last_image():
     images = html_image_pairs(LATE_META, "https://late.example/")
     assert images.cut_at > 0 and len(images.pairs) == 1  # the fast path cut the parse after the image
     assert page_metas(images) == [("robots", "noimageai")]
+
+
+def test_a_page_nested_too_deep_still_gives_its_head_metas():
+    """A page nested past the parser's limit is parsed as its images alone; its meta tags are read the same way."""
+    page = (b'<html><head><meta name="robots" content="noai"><!-- <meta name="robots" content="noindex"> -->'
+            b"</head><body>" + b"<div>" * 5000 + f'<img src="/deep.jpg" alt="{ALT}">'.encode() + b"</div>" * 5000
+            + b"</body></html>")
+    images = html_image_pairs(page, "https://deep.example/")
+    assert images.too_deep and len(images.pairs) == 1
+    assert page_metas(images) == [("robots", "noai")]
 
 
 def test_headers_are_read_as_google_and_the_drafts_write_them():
