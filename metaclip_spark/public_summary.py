@@ -59,10 +59,10 @@ def _domains_of_hosts(batches):
                                           batch.column("pairs")], names=["domain", "pairs"])
 
 
-def top_domains(curated: DataFrame, url_column: str) -> tuple[int, DataFrame]:
-    """(registered domains of the curated pairs' pages, a frame of the top 10% of them by pairs: domain, pairs,
-    most first, ties by name). Pairs are first counted per host (a reduction), and only hosts are mapped to domains."""
-    column = "page_url" if "page_url" in curated.columns else url_column
+def top_domains(curated: DataFrame, column: str) -> tuple[int, DataFrame]:
+    """(registered domains of the URLs in `column` of the curated pairs, a frame of the top 10% of them by pairs:
+    domain, pairs, most first, ties by name). Pairs are first counted per host (a reduction), and only hosts are
+    mapped to domains."""
     hosts = curated.groupBy(page_host(column).alias("host")).agg(F.count(F.lit(1)).alias("pairs"))
     schema = T.StructType([T.StructField("domain", T.StringType()), T.StructField("pairs", T.LongType())])
     domains = hosts.mapInArrow(_domains_of_hosts, schema).groupBy("domain").agg(F.sum("pairs").alias("pairs"))
@@ -98,7 +98,9 @@ def compute_public_summary(spark: SparkSession, output: str) -> tuple[dict, str]
     url_column = next(((s.get("columns") or {}).get("url") for s in states.values() if s.get("columns")), "url")
     curated = read_table(spark, root.path("curated"))
     pairs_curated = int(run.get("pairs_curated") or 0)
-    total, top = top_domains(curated, url_column)
+    # the pages the pairs were found on (Common Crawl); a pool of pairs without page URLs: the images'
+    column = "page_url" if "page_url" in curated.columns else url_column
+    total, top = top_domains(curated, column)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["rank", "domain", "pairs", "share"])
@@ -128,8 +130,8 @@ def compute_public_summary(spark: SparkSession, output: str) -> tuple[dict, str]
                                      "This curation crawls nothing itself: it reads Common Crawl's archives."}
             if common_crawl else None,
             "collection_period": collection_period(curated),
-            "top_domains": {"rule": f"top {TOP_SHARE:.0%} of the registered domains of the curated pairs' pages, by "
-                                    "curated pairs", "public_suffix_list": f"publicsuffixlist {version('publicsuffixlist')}",
+            "top_domains": {"rule": f"top {TOP_SHARE:.0%} of the registered domains of the curated pairs' "
+                                    f"{'pages' if column == 'page_url' else 'images'}, by curated pairs", "public_suffix_list": f"publicsuffixlist {version('publicsuffixlist')}",
                             "domains_total": total, "domains_listed": math.ceil(total * TOP_SHARE),
                             "share_of_pairs": listed_pairs / pairs_curated if pairs_curated else 0.0,
                             "domains": listed, "file": "public-summary-domains.csv"},
