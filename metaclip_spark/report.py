@@ -147,10 +147,10 @@ def funnel(run: dict, pairs_matched: int, pairs_curated: int) -> list[dict]:
 
 
 def optout_steps(run: dict) -> list[tuple[str, int, dict[str, int], str]]:
-    """The funnel's opt-out step (Common Crawl input whose pages' signals were kept): the pairs left once those whose
-    page opts out of AI training are set apart, by kind of signal."""
+    """The funnel's opt-out step: the pairs left once those whose page opts out of AI training are set apart, by kind
+    of signal; none when no pair was (the funnel of a run without opt-outs is as it was)."""
     optout = run.get("optout")
-    if not optout:
+    if not optout or not optout["pairs_removed"]:
         return []
     kept = int((run.get("extract") or {}).get("pairs", 0)) - int(optout["pairs_removed"])
     return [("not opted out", kept, {f"optout_{kind}": int(n) for kind, n in optout["by_kind"].items()},
