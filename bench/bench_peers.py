@@ -38,7 +38,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-BASELINE_COMMIT = "c3245db"  # main before issue 18's extraction work: "today's" code
+# main before issue 18's extraction work: "today's" code; BENCH_PEER_BASELINE=<commit> measures a change side by side
+BASELINE_COMMIT = os.environ.get("BENCH_PEER_BASELINE", "c3245db")
 RUNS = int(os.environ.get("BENCH_PEER_RUNS", "5"))
 COLD_COPIES = int(os.environ.get("BENCH_PEER_COLD_COPIES", "40"))
 GOAL_WAT_VS_CC2DATASET = 2.0

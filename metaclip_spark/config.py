@@ -289,6 +289,29 @@ class ExportSettings(Section):
 
 
 @dataclass(frozen=True)
+class OptoutSettings(Section):
+    """[optout]: the AI-training opt-outs honoured (optout.py); pages' signals are stored whatever these say."""
+
+    name: typing.ClassVar[str] = "optout"
+    honour_page_signals: bool
+    directives: tuple[str, ...]
+    agents: tuple[str, ...]
+    tdm_reservation: bool
+    content_usage: tuple[str, ...]
+
+    def __post_init__(self):
+        from .optout import DIRECTIVES
+
+        unknown = [d for d in self.directives if d.lower() not in DIRECTIVES]
+        if unknown:
+            raise _fail("optout.directives", f"a list of robots directives among {', '.join(DIRECTIVES)} (the ones "
+                        "extraction records)", unknown[0])
+        for key in ("agents", "content_usage"):
+            if not all(v.strip() for v in getattr(self, key)):
+                raise _fail(f"optout.{key}", "a list of non-empty names", getattr(self, key))
+
+
+@dataclass(frozen=True)
 class SparkSettings(Section):
     name: typing.ClassVar[str] = "spark"
     master: str
@@ -312,6 +335,7 @@ class Settings:
     commoncrawl: CommonCrawlSettings
     root: RootSettings
     export: ExportSettings
+    optout: OptoutSettings
     spark: SparkSettings
     tables: dict = field(repr=False, compare=False)  # the merged TOML, for `updated`
 

@@ -36,13 +36,15 @@ from .records import EXTRACT_COUNTERS, FILE_FAILED, FILE_OK, FILE_PARTIAL, FileR
 from .config import ExtractSettings, RemoteSettings, Settings
 from .storage import ResumableReader, describe, open_archive
 from .tables import join_path, write_json_atomically, write_parquet_atomically
-from .webarchive import ArchiveCounts, HtmlPage, web_pages
+from .optout import SIGNALS_COLUMN, combined, header_signals, headers_by_name, meta_signals
+from .webarchive import ArchiveCounts, HtmlPage, html_header_values, web_pages
 from .wat import page_pairs
-from .webpage import html_image_pairs
+from .webpage import html_image_pairs, page_metas
 
 log = logging.getLogger("metaclip_spark")
 
-PAIR_COLUMNS = ("uuid", "url", "text", "text_source", "page_url", "lang", "lang_score", "crawl", "source_file")
+PAIR_COLUMNS = ("uuid", "url", "text", "text_source", "page_url", "lang", "lang_score", "crawl", "source_file",
+                SIGNALS_COLUMN)
 PAIRS_SCHEMA = T.StructType([
     T.StructField("uuid", T.StringType(), False),
     T.StructField("url", T.StringType(), False),
@@ -53,6 +55,8 @@ PAIRS_SCHEMA = T.StructType([
     T.StructField("lang_score", T.FloatType(), False),
     T.StructField("crawl", T.StringType(), True),
     T.StructField("source_file", T.StringType(), False),
+    # the AI-training opt-out signals of the pair's page (optout.py), null when it showed none
+    T.StructField(SIGNALS_COLUMN, T.ArrayType(T.StringType(), False), True),
 ])
 FILE_STATS = "_file_stats"
 FILE_STATS_TYPE = T.StructType(
@@ -114,6 +118,21 @@ def _add_archive_counts(stats: FileStats, archive: ArchiveCounts) -> None:
     c["bytes_skipped"] = archive.bytes_skipped
 
 
+_UNREAD = object()
+
+
+def page_signals(page, images) -> list[str] | None:
+    """The opt-out signals (optout.py) of a page: its response headers and its metas, from the WARC record's HTTP
+    headers and the tree html_image_pairs parsed, or from the WAT record's Headers and Head/Metas."""
+    if isinstance(page, HtmlPage):
+        headers = html_header_values(page)
+        metas = page_metas(images)
+    else:
+        headers = headers_by_name(page.optout_headers)
+        metas = [(m.get("name"), m.get("content")) for m in page.optout_metas if isinstance(m, dict)]
+    return combined(header_signals(*headers), meta_signals(metas))
+
+
 def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterator[tuple]:
     """The pairs of one file as tuples in PAIR_COLUMNS order (plus their sequence number), streamed.
 
@@ -153,18 +172,25 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
                 counts["dropped_non_http_url"] += images.non_http_url
                 counts["dropped_no_text"] += images.no_text
                 page_url = page.page_url
+                signals = _UNREAD  # read once per page, for a page with a pair kept
                 for url, text, attribute in images.pairs:
                     lang, score = identify_language(text)
                     if not keep_all and not keep.keeps(lang, score):
                         counts["dropped_language"] += 1
                         continue
                     counts["pairs"] += 1
+                    if signals is _UNREAD:
+                        try:
+                            signals = page_signals(page, images)
+                        except Exception:  # noqa: BLE001 - headers or metas that cannot be read show nothing
+                            signals = None
                     uuid = uuids.get(url)
                     if uuid is None:
                         if len(uuids) >= _UUID_CACHE_SIZE:
                             uuids.clear()
                         uuid = uuids[url] = image_uuid(url)
-                    yield (uuid, url, text, attribute, page_url, lang, score, crawl, source_file, file_index, sequence)
+                    yield (uuid, url, text, attribute, page_url, lang, score, crawl, source_file, signals, file_index,
+                           sequence)
                     sequence += 1
     except OSError as e:  # the stream failed while opening its first bytes (remote reads) or closing
         archive.read_error = archive.read_error or describe(e)

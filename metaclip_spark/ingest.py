@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from . import pair_keys, progress, sources
+from . import optout_tables, pair_keys, progress, sources
 from .config import Settings
 from .curation import (METADATA_LANG, PAIRS_BY_COLUMNS, count_entries, match_pool, pairs_by_group,
                        with_metadata_lang)
@@ -24,6 +24,7 @@ from .errors import ConfigError, InputError
 from .dedup import deduplicated_columns, stripped_texts
 from .extraction import extract_files, file_record, job_for, sum_file_counters
 from .manifest import ManifestFile, manifest_format, read_manifest, read_manifest_text
+from .optout import SIGNALS_COLUMN, Policy
 from .pool import SKIPPED, UUID_COMPUTED, infer_pool_format, input_read_errors, pairs_of, read_pool, read_pool_rows
 from .progress import stage
 from .project import OutputRoot, check_crawl_name, now, unit_id
@@ -151,6 +152,7 @@ def _run_unit(spark, root: OutputRoot, config: Settings, source: InputSpec, craw
             file_rows = extract_files(spark, files, job, fail_fast, pairs_path, keep_order=True)
             pool = read_table(spark, pairs_path)
             marker["files"] = [file_record(r) for r in sorted(file_rows, key=lambda r: r["source_file"])]
+            marker["optout_signals"] = True  # its pairs carry their pages' opt-out signals
             marker["pairs"] = pool.count()
             marker["pairs_matched"] = _match_unit(spark, root, marker, pool, metadata)
         else:
@@ -258,15 +260,27 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
     if len(kinds) > 1:
         raise ConfigError(f"crawl {crawl} mixes Common Crawl files and pools of pairs; give the pool another --crawl")
     columns = _crawl_columns(crawl, units)
+    policy = Policy.from_settings(config.optout)
     with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run, \
             pair_keys.CrawlOwnership(spark, root, crawl, dedup, columns["text"]) as owner:
-        matched = owner.owned(_union([read_table(spark, root.unit_matched(u)) for u in units]))
+        matched = _union([read_table(spark, root.unit_matched(u)) for u in units])
+        if kinds == {KIND_EXTRACT}:
+            matched = optout_tables.kept(matched, policy)  # pairs whose page opts out: set apart (see below)
+        matched = owner.owned(matched)
         already_in_pool = None  # pairs of the crawl another crawl owns (pool mode)
         pool_rows = None  # pool mode: the rows of a pool crawl's files, before de-duplication
+        optout_figures = None
         if kinds == {KIND_EXTRACT}:
             # Duplicates of (uuid, text) across the crawl's files are dropped here, keeping the same row however
             # the crawl's files were grouped into units and runs.
             pairs = _union([read_table(spark, root.unit_path(crawl, u["unit"], "pairs")) for u in units])
+            # Pairs whose page opts out are set apart first (kept in optout/), so that they are neither counted nor
+            # curated, and a copy of the pair on a page that does not opt out is the one de-duplication keeps.
+            if SIGNALS_COLUMN in pairs.columns:  # (units extracted before signals were kept have none)
+                optout_path = root.crawl_table(optout_tables.TABLE, crawl)
+                write_parquet_atomically(optout_tables.removed(pairs, policy), optout_path)
+                optout_figures = optout_tables.figures(read_table(spark, optout_path), policy)
+                pairs = optout_tables.kept(pairs, policy)
             write_parquet_atomically(owner.owned(pairs, count_candidates=dedup.pool).drop("_seq", "crawl"),
                                      root.crawl_table("pairs", crawl))
             crawl_pairs = _languages_known(read_table(spark, root.crawl_table("pairs", crawl)), columns, metadata)
@@ -295,14 +309,15 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         if _takes_unit(spark, root, units, dedup, pairs_total, pool_rows, already_in_pool, columns["text"]):
             root.take_unit_matched(units[0])  # a move: its rows are the crawl's, column for column
         else:
-            write_parquet_atomically(matched.drop("_seq", "crawl"), root.crawl_table("matched", crawl),
+            write_parquet_atomically(matched.drop("_seq", "crawl", SIGNALS_COLUMN), root.crawl_table("matched", crawl),
                                      before_replacing=lambda: root.give_back_unit_matched(crawl, units))
         crawl_matched = read_table(spark, root.crawl_table("matched", crawl))
         write_parquet_atomically(count_entries(crawl_matched, metadata), root.crawl_table("crawl_counts", crawl))
         tally = tally_files(OutputRoot.file_states(units).values())
         extracted = sum_file_counters([dict(f, counters=f.get("counters", {})) for u in units for f in u["files"]])
         if kinds == {KIND_EXTRACT}:  # over the whole crawl (copies of other crawls' pairs are counted apart)
-            extracted["dropped_duplicate"] = extracted["pairs"] - pairs_total - (already_in_pool or 0)
+            removed = optout_figures["pairs_removed"] if optout_figures else 0
+            extracted["dropped_duplicate"] = extracted["pairs"] - removed - pairs_total - (already_in_pool or 0)
         state: CrawlState = {
             "crawl": crawl, "kind": kinds.pop(), "units": sorted(u["unit"] for u in units),
             "units_digest": OutputRoot.units_digest(units),
@@ -310,6 +325,8 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             "dedup": dedup.mode, "pairs_already_in_pool": already_in_pool,
             "skipped": _summed_skips(units),
             "uuid_computed": sum(u.get("uuid_computed", 0) for u in units),
+            # pairs set apart because their page opts out (before de-duplication), and why; None: no signals kept
+            "optout": optout_figures,
             "pairs_matched": crawl_matched.count(),
             **({"matched_by_lang": _matched_by_lang(crawl_matched)} if metadata.worldwide else {}),
             "files_done": tally["files_done"],
@@ -321,6 +338,28 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         root.write_crawl_state(crawl, state)
         run.rows = state["pairs"]
     return state
+
+
+def _carries_signals(units: list[dict]) -> bool:
+    """Whether a crawl's pairs carry their pages' opt-out signals (Common Crawl units extracted since they do)."""
+    return any(u.get("optout_signals") for u in units)
+
+
+def optout_stale(state: dict | None, units: list[dict], policy: Policy) -> bool:
+    """Whether a crawl was built under another opt-out policy than `policy` (only a crawl with signals can be)."""
+    if state is None or not _carries_signals(units):
+        return False
+    return (state.get("optout") or {}).get("policy") != policy.digest()
+
+
+def optout_pending(root: OutputRoot, config: Settings) -> bool:
+    """Whether a crawl of the root was built under another opt-out policy than the configuration's: `curate` then
+    rebuilds it (from its units' stored signals) before counting."""
+    policy = Policy.from_settings(config.optout)
+    by_crawl: dict[str, list[dict]] = {}
+    for u in root.committed_units():
+        by_crawl.setdefault(u["crawl"], []).append(u)
+    return any(optout_stale(root.crawl_state(crawl), units, policy) for crawl, units in by_crawl.items())
 
 
 def _flag_columns(rows: DataFrame, columns: dict) -> DataFrame:
@@ -362,10 +401,12 @@ def _finalize_crawls(spark, root: OutputRoot, units: list[dict], metadata, confi
         by_crawl.setdefault(u["crawl"], []).append(u)
     pair_keys.retire_orphans(spark, root, dedup, set(by_crawl))
 
+    policy = Policy.from_settings(config.optout)
+
     def stale(crawl: str) -> bool:
         state = root.crawl_state(crawl)
         return state is None or state.get("units_digest") != OutputRoot.units_digest(by_crawl[crawl]) \
-            or state["metadata_digest"] != metadata.digest
+            or state["metadata_digest"] != metadata.digest or optout_stale(state, by_crawl[crawl], policy)
 
     while pending := [crawl for crawl in sorted(by_crawl) if stale(crawl)]:
         _finalize_crawl(spark, root, pending[0], by_crawl[pending[0]], metadata, config, dedup)

@@ -16,11 +16,11 @@ import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from . import __version__, balancing, pair_keys
+from . import __version__, balancing, optout_tables, pair_keys
 from .config import Settings
 from .curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count_vectors
 from .errors import ConfigError, FailedFilesError, InputError
-from .ingest import InputSpec, check_input, ingest, input_crawls
+from .ingest import InputSpec, check_input, ingest, input_crawls, optout_pending
 from .metadata import Metadata
 from .progress import stage, stage_timings
 from .project import OutputRoot, now
@@ -152,8 +152,11 @@ def _run_figures(states: dict, ingested: dict | None, config: Settings, started:
     return {
         "by_crawl": {c: {"pairs": s["pairs"], "pairs_matched": s["pairs_matched"], "files_done": s["files_done"],
                          "files_partial": s.get("files_partial", 0), "files_failed": s["files_failed"],
-                         "skipped": s.get("skipped"), **{key: s.get(key) for key in crawl_keys}}
+                         "skipped": s.get("skipped"), "optout": s.get("optout"),
+                         **{key: s.get(key) for key in crawl_keys}}
                      for c, s in states.items()},
+        # pairs set apart because their page opts out of AI training, summed over the crawls (optout_tables.py)
+        "optout": optout_tables.summed([s.get("optout") for s in states.values()]),
         "extract": _summed_extract(states),  # the ExtractCounters of records.py
         **({"ingest": ingested} if ingested else {}),
         "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
@@ -335,7 +338,8 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
         root.clear()
     ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast,
                       dedup=dedup, rebuild_dedup=rebuild_dedup) \
-        if source or dedup or rebuild_dedup or pair_keys.rebuild_pending(root) else None
+        if source or dedup or rebuild_dedup or pair_keys.rebuild_pending(root) or optout_pending(root, config) \
+        else None
     if ingested:
         check_failed_share(config, ingested)
     chosen = pool_crawls(root, metadata, crawls)

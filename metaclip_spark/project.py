@@ -10,6 +10,7 @@ ROOT/
   matched/crawl=C/           a crawl's pairs that match at least one entry, with entry_ids; when they are exactly
                              its one unit's matched/, that directory is moved here (no copy), tagged _UNIT_MATCHED.json
   crawl_counts/crawl=C/      a crawl's per-entry counts (entry_id, entry, count)
+  optout/crawl=C/            the crawl's pairs whose page opts out of AI training, set apart, with why (optout_tables.py)
   crawls/C.json              a crawl's state, written last when the three tables above are finished
   counts/                    per-entry counts summed over the crawls of the latest curated pool
   curated/                   the latest curated set; summary.json its summary; report/ its report

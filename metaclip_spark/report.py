@@ -120,6 +120,7 @@ def funnel(run: dict, pairs_matched: int, pairs_curated: int) -> list[dict]:
              "one per text attribute of an image with an http(s) src (up to three per image)"),
             ("in a kept language", int(extract.get("pairs", 0)), {"dropped_language": int(extract.get(
                 "dropped_language", 0))}, "language ID (lid.176) against extract.languages"),
+            *optout_steps(run),
             ("after de-duplication", pairs_in, {"dropped_duplicate": int(extract.get("dropped_duplicate", 0))},
              "exact (uuid, text) duplicates dropped"),
         ]
@@ -143,6 +144,31 @@ def funnel(run: dict, pairs_matched: int, pairs_curated: int) -> list[dict]:
                                                                                      if v}, "note": note})
         previous = count
     return rows
+
+
+def optout_steps(run: dict) -> list[tuple[str, int, dict[str, int], str]]:
+    """The funnel's opt-out step: the pairs left once those whose page opts out of AI training are set apart, by kind
+    of signal; none when no pair was (the funnel of a run without opt-outs is as it was)."""
+    optout = run.get("optout")
+    if not optout or not optout["pairs_removed"]:
+        return []
+    kept = int((run.get("extract") or {}).get("pairs", 0)) - int(optout["pairs_removed"])
+    return [("not opted out", kept, {f"optout_{kind}": int(n) for kind, n in optout["by_kind"].items()},
+             "pairs whose page refuses AI training ([optout]) set apart, kept in optout/")]
+
+
+def optout_section(run: dict) -> dict | None:
+    """The report's opt-out section: pairs set apart per kind of signal, per signal and per agent, and the hosts
+    with the most (from the run's summary, summed at ingest); None when no crawl kept its pages' signals."""
+    optout = run.get("optout")
+    if not optout:
+        return None
+    config = (run.get("config") or {}).get("optout") or {}
+    return {"pairs_removed": optout["pairs_removed"], "by_kind": optout["by_kind"], "by_signal": optout["by_signal"],
+            "by_agent": optout["by_agent"], "top_hosts": optout["top_hosts"],
+            "honoured": {key: config.get(key) for key in ("honour_page_signals", "directives", "tdm_reservation",
+                                                          "content_usage")},
+            "agents": len(config.get("agents") or ())}
 
 
 def sample_text(text) -> str:
@@ -676,6 +702,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
         "warnings": [WORLDWIDE_NOTE, *(run.get("warnings") or [])] if worldwide else thresholds.balance_warnings(
             before, t, run.get("t_mode") or "fixed", tail_share, pairs_matched, pairs_curated),
         "funnel": funnel(run, pairs_matched, pairs_curated),
+        "optout": optout_section(run),
         "languages": _languages(run) if worldwide else None,
         "plan": plan,
         "count_decades": {"before": thresholds.count_decades(before), "after": thresholds.count_decades(after)},
@@ -713,6 +740,7 @@ def write_report(spark: SparkSession, output: str) -> dict:
     """
     # Imported here, not at the top: executors unpickle this module's functions and need no matplotlib.
     from . import report_plots as plots
+    from .public_summary import public_summary_files
     from .report_html import render_html
 
     report_path = join_path(output, REPORT_DIR)
@@ -749,7 +777,8 @@ def write_report(spark: SparkSession, output: str) -> dict:
         report["stages"].append({"stage": "report", "runs": 1, "seconds": round(run.elapsed, 1), "rows": run.rows})
         summary_text = json.dumps(report, indent=2, sort_keys=True) + "\n"
         files = {"summary.json": summary_text.encode("utf-8"), **images,
-                 "index.html": render_html(report, images).encode("utf-8")}
+                 "index.html": render_html(report, images).encode("utf-8"),
+                 **public_summary_files(spark, output)}  # public-summary.json/.md (public_summary.py)
         write_directory_atomically(spark, report_path, files)
     log.info("report: %s/index.html", report_path)
     return report

@@ -29,6 +29,7 @@ td.text { max-width: 560px; overflow-wrap: anywhere; }
 SECTIONS = (
     ("overview", "Overview"),
     ("funnel", "From records to curated pairs"),
+    ("optout", "AI-training opt-outs"),
     ("sizes", "Sizes"),
     ("languages", "Languages"),
     ("files", "Input files"),
@@ -323,6 +324,29 @@ def _samples(report: dict) -> list[str]:
     return body
 
 
+def _optout(report: dict) -> list[str]:
+    optout = report.get("optout")
+    if not optout:
+        return ['<p class="note">No opt-out signals: the pool is not Common Crawl pages, or its pages were extracted '
+                "before their signals were kept.</p>"]
+    honoured = optout["honoured"]
+    parts = [f"<p>{_number(optout['pairs_removed'])} pairs set apart because their page refuses AI training "
+             f"(kept with the signal in optout/). Honoured: robots directives {escape(', '.join(honoured['directives'] or []))}"
+             f" for every crawler or one of {optout['agents']} AI-training agents; TDMRep "
+             f"{'yes' if honoured['tdm_reservation'] else 'no'}; Content-Usage refusals of "
+             f"{escape(', '.join(honoured['content_usage'] or []))}"
+             f"{'' if honoured['honour_page_signals'] else ' (page signals not honoured: honour_page_signals = false)'}"
+             ".</p>"]
+    for title, key in (("kind of signal", "by_kind"), ("signal", "by_signal"), ("agent (* = every crawler)", "by_agent")):
+        rows = sorted(optout[key].items(), key=lambda kv: (-kv[1], kv[0]))
+        if rows:
+            parts.append(_table([title, "pairs"], [[escape(k), _number(n)] for k, n in rows], text_columns=1))
+    if optout["top_hosts"]:
+        parts.append(_table(["page host", "pairs opted out"], [[escape(h or "(none)"), _number(n)]
+                                                               for h, n in optout["top_hosts"]], text_columns=1))
+    return parts
+
+
 def _hosts(report: dict) -> list[str]:
     hosts = report.get("hosts") or []
     if not hosts:
@@ -382,6 +406,7 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
     ]
     page.section("overview", _overview(report))
     page.section("funnel", _funnel(report))
+    page.section("optout", _optout(report))
     page.section("sizes", _sizes(report))
     page.section("languages", _languages(report))
     page.section("files", _files(report))

@@ -95,8 +95,9 @@ def wat_pairs(html_metadata: dict, page_url: str,
     return _pairs_of(fields, base, attributes)
 
 
-class _Head(msgspec.Struct, gc=False, rename={"base": "Base"}):
+class _Head(msgspec.Struct, gc=False, rename={"base": "Base", "metas": "Metas"}):
     base: Any = None
+    metas: msgspec.Raw = msgspec.Raw()  # read only for a page whose pairs are kept (optout.py)
 
 
 class _WarcHeaders(msgspec.Struct, gc=False, rename={"target_uri": "WARC-Target-URI"}):
@@ -111,8 +112,9 @@ def _record_decoder(attributes: tuple[str, ...]) -> msgspec.json.Decoder:
                              rename={f"a{i}": name for i, name in enumerate(attributes)}, gc=False)
     html = msgspec.defstruct("HtmlMetadata", [("head", _Head | None, None), ("links", list[link] | None, None)],
                              rename={"head": "Head", "links": "Links"})
-    response = msgspec.defstruct("HttpResponseMetadata", [("html", html | None, None)],
-                                 rename={"html": "HTML-Metadata"})
+    response = msgspec.defstruct("HttpResponseMetadata", [("html", html | None, None),
+                                                          ("headers", msgspec.Raw, msgspec.Raw())],
+                                 rename={"html": "HTML-Metadata", "headers": "Headers"})
     payload = msgspec.defstruct("PayloadMetadata", [("response", response | None, None)],
                                 rename={"response": "HTTP-Response-Metadata"})
     envelope = msgspec.defstruct("Envelope", [("warc_headers", _WarcHeaders | None, None),
@@ -152,6 +154,22 @@ def html_of(envelope):
     payload = envelope.payload
     response = payload.response if payload is not None else None
     return response.html if response is not None else None
+
+
+def headers_of(envelope) -> msgspec.Raw:
+    """HTTP-Response-Metadata's Headers of a typed Envelope, as raw JSON (empty when absent)."""
+    response = envelope.payload.response
+    return response.headers if response is not None else msgspec.Raw()
+
+
+def raw_json(raw: msgspec.Raw):
+    """The value of a raw JSON field (None when absent or unreadable)."""
+    if not len(raw):
+        return None
+    try:
+        return msgspec.json.decode(raw)
+    except Exception:  # noqa: BLE001 - it was read as JSON once: a value msgspec cannot build is no value
+        return None
 
 
 def target_uri_of(envelope):

@@ -25,7 +25,8 @@ import orjson
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from .gzip_members import MemberCounts, OneStreamFile, gzip_members
-from .wat import WatReader, html_of, target_uri_of
+from .optout import DIRECTIVES
+from .wat import WatReader, headers_of, html_of, raw_json, target_uri_of
 from .webpage import DEFAULT_TEXT_ATTRIBUTES
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -67,6 +68,21 @@ class HtmlPage:
     page_url: str
     html: bytes
     http_charset: str | None
+    http_headers: object = None  # FastWARC's HeaderMap of the response, read while the page is the current one
+
+
+def html_header_values(page: HtmlPage) -> tuple[list[str], list[str], list[str]]:
+    """(X-Robots-Tag, tdm-reservation, Content-Usage) values of an HTML page's response, repeated headers apart."""
+    headers = page.http_headers
+    if headers is None or _OPTOUT_HEADERS.isdisjoint(name.lower() for name in headers.keys_bytes()):
+        return [], [], []  # (names listed as bytes: about 30 times faster than looking each name up)
+    return (list(headers.get_multiple("X-Robots-Tag")), list(headers.get_multiple("tdm-reservation")),
+            list(headers.get_multiple("Content-Usage")))
+
+
+_OPTOUT_HEADERS = frozenset((b"x-robots-tag", b"tdm-reservation", b"content-usage"))
+# What a meta that may hold an opt-out holds (lower-cased): a directive optout.py records, or TDMRep's name.
+_OPTOUT_META_WORDS = tuple(word.encode() for word in DIRECTIVES) + (b"tdm-reservation",)
 
 
 class WatPage:
@@ -74,12 +90,40 @@ class WatPage:
     fast way (wat.WatReader) also typed (`typed`, for wat.page_pairs with `attributes`); the dict is then read from
     the record's JSON when first asked for."""
 
-    __slots__ = ("page_url", "_html_metadata", "payload", "typed", "attributes")
+    __slots__ = ("page_url", "_html_metadata", "payload", "typed", "attributes", "_headers")
 
     def __init__(self, page_url: str, html_metadata: dict | None = None, *, payload: bytes | None = None, typed=None,
-                 attributes: tuple[str, ...] = ()):
+                 attributes: tuple[str, ...] = (), headers=None):
         self.page_url, self._html_metadata = page_url, html_metadata
         self.payload, self.typed, self.attributes = payload, typed, attributes
+        self._headers = headers  # HTTP-Response-Metadata's Headers: a dict, or raw JSON (typed records)
+
+    @property
+    def optout_headers(self) -> dict:
+        """The response's headers as the WAT lists them, when one of them may be an opt-out (optout.py); else {}.
+        Raw JSON (typed records) is decoded only when it names one."""
+        headers = self._headers
+        if headers is not None and not isinstance(headers, dict):
+            lowered = bytes(headers).lower()
+            if not any(name in lowered for name in _OPTOUT_HEADERS):
+                return {}
+            headers = raw_json(headers)
+        return headers if isinstance(headers, dict) else {}
+
+    @property
+    def optout_metas(self) -> list:
+        """HTML-Metadata's Head/Metas, the page's metas as the WAT lists them; [] when none may hold an opt-out (raw
+        JSON of typed records naming no recorded directive nor tdm-reservation, in any case, is not decoded)."""
+        if self.typed is not None:
+            head = self.typed.head
+            lowered = bytes(head.metas).lower() if head is not None else b""
+            if not any(word in lowered for word in _OPTOUT_META_WORDS):
+                return []
+            metas = raw_json(head.metas)
+        else:
+            head = (self.html_metadata or {}).get("Head")
+            metas = head.get("Metas") if isinstance(head, dict) else None
+        return metas if isinstance(metas, list) else []
 
     @property
     def html_metadata(self) -> dict:
@@ -221,20 +265,21 @@ def _wat_page_of(headers, content_length: int, read_payload, counts: ArchiveCoun
             return None
         page_url = target_uri(target_uri_of(envelope) or headers.get("WARC-Target-URI"))
         counts.wat_pages += 1
-        return WatPage(page_url, payload=payload, typed=html, attributes=reader.attributes)
+        return WatPage(page_url, payload=payload, typed=html, attributes=reader.attributes,
+                       headers=headers_of(envelope))
     try:
         envelope = _json(payload)["Envelope"]
     except (ValueError, KeyError, TypeError):
         counts.decode_errors += 1
         return None
-    html_metadata = (((envelope.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {})
-                     .get("HTML-Metadata"))
+    response = (envelope.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {}
+    html_metadata = response.get("HTML-Metadata")
     if not isinstance(html_metadata, dict):
         return None  # metadata of a request or of a non-HTML response
     page_url = target_uri((envelope.get("WARC-Header-Metadata") or {}).get("WARC-Target-URI")
                           or headers.get("WARC-Target-URI"))
     counts.wat_pages += 1
-    return WatPage(page_url, html_metadata)
+    return WatPage(page_url, html_metadata, headers=response.get("Headers"))
 
 
 def _html_page(record, counts: ArchiveCounts, limit: int) -> HtmlPage | None:
@@ -256,7 +301,7 @@ def _html_page(record, counts: ArchiveCounts, limit: int) -> HtmlPage | None:
         counts.oversized_pages += 1  # small on the wire, over the cap once decompressed
         return None
     counts.html_pages += 1
-    return HtmlPage(target_uri(record.headers.get("WARC-Target-URI")), html, record.http_charset)
+    return HtmlPage(target_uri(record.headers.get("WARC-Target-URI")), html, record.http_charset, record.http_headers)
 
 
 class _PlainHeaders(dict):

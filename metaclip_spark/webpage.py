@@ -89,6 +89,11 @@ class PageImages:
     non_http_url: int = 0
     no_text: int = 0
     too_deep: bool = False  # nested past _NESTING_LIMIT: its <img> and <base> tags parsed without the nesting
+    # What page_metas reads, kept from the parse (HTML pages with an image tag): the tree, the markup parsed and
+    # where the tree was cut in its UTF-8 bytes (0: the whole page).
+    tree: LexborHTMLParser | None = field(default=None, repr=False)
+    markup: bytes | str | None = field(default=None, repr=False)
+    cut_at: int = 0
 
 
 def normalize_charset(label: str | None) -> str | None:
@@ -271,8 +276,14 @@ def _has_image_tag(markup: bytes | str) -> bool:
 
 
 def _parse_to_last_image(markup: bytes | str) -> LexborHTMLParser:
-    """The Lexbor tree of `markup`, parsed up to the end of its last <img>/<image>/<base> start tag when that gives the
-    same image and base elements, in the same order with the same attributes; else of the whole page.
+    """_parsed_to_last_image's tree."""
+    return _parsed_to_last_image(markup)[0]
+
+
+def _parsed_to_last_image(markup: bytes | str) -> tuple[LexborHTMLParser, int]:
+    """(tree, where it was cut in the UTF-8 bytes, or 0 when it holds the whole page): the Lexbor tree of `markup`,
+    parsed up to the end of its last <img>/<image>/<base> start tag when that gives the same image and base elements,
+    in the same order with the same attributes; else of the whole page.
 
     Why it is the same: (1) the sentinel is an element only when the tokenizer was in the data state at the cut, so the
     tokens before the cut are those of the whole page; (2) no start tag after the cut names an img, image or base
@@ -286,33 +297,33 @@ def _parse_to_last_image(markup: bytes | str) -> LexborHTMLParser:
     data = markup if isinstance(markup, bytes) else markup.encode("utf-8", "ignore")  # what selectolax parses
     size = len(data)
     if size < 2 * _CUT_MIN_SAVED:
-        return LexborHTMLParser(data)
+        return LexborHTMLParser(data), 0
     # The last "<im" or "<base" in any case: from the last "<im" (or "<IM", or the start), its tail lowered, so that the
     # search costs about the tail it may save from the parse.
     start = data.rfind(b"<im")
     if start < 0:
         start = max(data.rfind(b"<IM"), 0)
     if size - start < _CUT_MIN_SAVED:
-        return LexborHTMLParser(data)
+        return LexborHTMLParser(data), 0
     tail = data[start:].lower()
     last = max(tail.rfind(b"<im"), tail.rfind(b"<base"))
     if last < 0 or size - (start + last) < _CUT_MIN_SAVED:
-        return LexborHTMLParser(data)
+        return LexborHTMLParser(data), 0
     end = _TAG_END.match(data, start + last + 1)
     # a page that may name a tag with the sentinel's character (its first byte, looked for alone, is rare) is not cut
     if end is None or size - end.end() < _CUT_MIN_SAVED or data.find(_CUT_SENTINEL_CHAR[:1], 0, end.end()) >= 0:
-        return LexborHTMLParser(data)
+        return LexborHTMLParser(data), 0
     tree = LexborHTMLParser(b"".join((memoryview(data)[:end.end()], _CUT_SENTINEL)))
     node, formatting = tree.root, False
     while node is not None and (child := node.last_child) is not None:
         tag = node.tag
         if tag in _OPEN_AT_CUT_REFUSED or (formatting and tag not in _NOT_SPECIAL):
-            return LexborHTMLParser(data)
+            return LexborHTMLParser(data), 0
         formatting = formatting or tag in _FORMATTING
         node = child
     if node is not None and node.tag == _CUT_SENTINEL_TAG:
-        return tree
-    return LexborHTMLParser(data)
+        return tree, end.end()
+    return LexborHTMLParser(data), 0
 
 
 def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None = None,
@@ -326,8 +337,10 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
     if too_deep:
         text = markup if isinstance(markup, str) else markup.decode("utf-8", errors="replace")
         tree = LexborHTMLParser(_images_only(text))
+        page.markup = text  # (page_metas reads its meta tags as its images are read)
     else:
-        tree = _parse_to_last_image(markup)
+        tree, page.cut_at = _parsed_to_last_image(markup)
+        page.tree, page.markup = tree, markup
     # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere. Most
     # pages have none: a walk for the tag name says so without starting the CSS engine.
     base_element = None
@@ -365,6 +378,38 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
             pairs.append((url, text, attribute))
     page.img_tags, page.no_src, page.no_text, page.non_http_url = len(images), no_src, no_text, non_http
     return page
+
+
+# A meta start tag as the tokenizer reads it (quoted values may hold ">").
+_META_TAG = re.compile(r"""<meta\b(?:[^>"']|"[^"]*"|'[^']*')*+>""", re.IGNORECASE)
+
+
+def _metas_of(elements) -> list[tuple]:
+    found = []
+    for meta in elements:
+        attributes = meta.attributes
+        if attributes.get("content") is not None:
+            found.append((attributes.get("name"), attributes.get("content")))
+    return found
+
+
+def page_metas(page: PageImages) -> list[tuple]:
+    """(name, content) of the `<meta>` elements of the head of the page html_image_pairs read (those with a content),
+    in document order (None for a missing name).
+
+    The head, where the robots and TDMRep metas belong, is read from the tree already parsed, its children walked
+    (metas are children of the head): a few microseconds, where starting the tree's CSS engine, or walking a whole
+    page's tree, costs five to ten times more. A tree cut after the page's last image holds the whole head: an <img>
+    start tag ends the head (HTML standard, "in head" insertion mode), so the head was closed before the cut. A page
+    nested too deep (parsed as its images alone) gives the meta tags found outside comments and raw text, parsed
+    alone, as its images are."""
+    if page.markup is None:
+        return []
+    if page.too_deep:
+        tree = LexborHTMLParser("".join(_META_TAG.findall(_NOT_ELEMENTS.sub("", page.markup))))
+        return _metas_of(tree.tags("meta"))
+    head = page.tree.head
+    return _metas_of(node for node in head.iter() if node.tag == "meta") if head is not None else []
 
 
 def wat_image_pairs(html_metadata: dict, page_url: str,

@@ -220,7 +220,8 @@ def test_report_alone_on_an_output_replaces_the_old_one_and_logs_its_stage(spark
         assert again[section] == curated_run["report"][section]
     import os
 
-    assert sorted(os.listdir(curated_run["output"] + "/report")) == sorted([*PLOTS, "index.html", "summary.json"])
+    assert sorted(os.listdir(curated_run["output"] + "/report")) == sorted(
+        [*PLOTS, "index.html", "summary.json", "public-summary.json", "public-summary.md", "public-summary-domains.csv"])
     assert not [n for n in os.listdir(curated_run["output"]) if n.startswith(".report")]
     assert any(re.match(r"stage report\s+done in\s+[\d.]+ s, [\d,]+ rows", r.getMessage()) for r in caplog.records)
 
