@@ -486,6 +486,17 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _check_inputs(name: str, args: argparse.Namespace, config: Settings) -> None:
+    """The checks of --input (--manifest) that need no Spark (input_checks.py); the format told is kept, so Spark
+    is not asked again."""
+    from . import input_checks
+
+    if name == "extract":
+        input_checks.check_manifest(args.manifest, config, args.crawl)
+    elif getattr(args, "input", None):
+        args.input_format = input_checks.check_input(args.input, args.input_format, config, args.crawl)
+
+
 def _run(name: str, args: argparse.Namespace) -> int:
     """Prepare what the command needs, in this order (each step may stop the run), then call its handler."""
     command = COMMANDS[name]
@@ -494,6 +505,7 @@ def _run(name: str, args: argparse.Namespace) -> int:
         from .config import load_config
 
         prepared["config"] = load_config(args.profile, args.conf_file, _overrides(args))
+        _check_inputs(name, args, prepared["config"])  # before Spark and the root: a bad input costs a second
     if "metadata" in command.needs:
         from .metadata import Metadata
 
@@ -518,6 +530,21 @@ def _run(name: str, args: argparse.Namespace) -> int:
             return command.handler(args, **{need: prepared[need] for need in command.needs})
 
 
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def _was_interrupted() -> bool:
+    session = sys.modules.get("metaclip_spark.session")  # imported only by commands that start Spark
+    return bool(session and session.interrupted())
+
+
+def _interrupted(command: str) -> int:
+    """Ctrl-C: one line, no traceback (committed units are kept: the same command resumes)."""
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    print(f"metaclip-spark {command}: interrupted: rerun the same command to resume", file=sys.stderr)
+    return INTERRUPTED_EXIT_CODE
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import progress
 
@@ -525,10 +552,14 @@ def main(argv: list[str] | None = None) -> int:
     progress.configure(args.progress, args.log_level, args.quiet)
     try:
         return _run(args.command, args)
+    except KeyboardInterrupt:
+        return _interrupted(args.command)
     except CurationError as e:
         print(f"metaclip-spark {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except Exception as e:  # noqa: BLE001 - a crash must still exit with a code a scheduler can tell from bad input
+        if _was_interrupted():  # the cancelled job's own error, raised before the KeyboardInterrupt
+            return _interrupted(args.command)
         if is_out_of_space(e):
             print(f"metaclip-spark {args.command}: error: no space left on the device (of --output or Spark's local "
                   "directories); free some and run the same command again: committed work is kept", file=sys.stderr)
