@@ -497,6 +497,27 @@ def _check_inputs(name: str, args: argparse.Namespace, config: Settings) -> None
         args.input_format = input_checks.check_input(args.input, args.input_format, config, args.crawl)
 
 
+# Commands that read a root a run made: whether it is one is answered from its records, before Spark starts.
+_READS_ROOT = {"count": False, "balance": False, "report": True, "export": True}  # command: needs a finished run
+
+
+def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
+    """A root that is missing, not a root, or (report, export) holds no finished run: exit 3 before Spark starts.
+    Local roots, and export's wherever they are (export reads records through fsspec anyway); others are left to
+    the command's own checks."""
+    from .storage import is_local
+
+    if name not in _READS_ROOT or not (is_local(args.output) or name == "export"):
+        return
+    from .errors import InputError
+    from .project import OutputRoot
+
+    root = OutputRoot.records_only(args.output, config.remote)
+    root.check_exists()
+    if _READS_ROOT[name] and root.summary() is None:
+        raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
+
+
 def _run(name: str, args: argparse.Namespace) -> int:
     """Prepare what the command needs, in this order (each step may stop the run), then call its handler."""
     command = COMMANDS[name]
@@ -506,6 +527,7 @@ def _run(name: str, args: argparse.Namespace) -> int:
 
         prepared["config"] = load_config(args.profile, args.conf_file, _overrides(args))
         _check_inputs(name, args, prepared["config"])  # before Spark and the root: a bad input costs a second
+        _check_root(name, args, prepared["config"])
     if "metadata" in command.needs:
         from .metadata import Metadata
 
