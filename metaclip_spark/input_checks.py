@@ -39,11 +39,11 @@ _LOOKS = {
 class Head:
     """The first bytes of one file, decompressed, and what they look like."""
 
-    def __init__(self, name: str, raw: bytes, whole: bool):
+    def __init__(self, name: str, raw: bytes, whole: bool, limit: int = HEAD_BYTES * 8):
         self.name = name
         self.raw = raw
         self.whole = whole  # raw is the whole file (so its lines are all of them)
-        self.data, self.complete = _decompressed(raw, whole)
+        self.data, self.complete = _decompressed(raw, whole, limit)
         self.kind = _kind(self.raw, self.data)
 
     def lines(self) -> list[str]:
@@ -58,16 +58,17 @@ class Head:
         return _LOOKS[self.kind]
 
 
-def _decompressed(raw: bytes, whole: bool) -> tuple[bytes, bool]:
-    """(the head's bytes, decompressed as far as they go; whether that is the whole content)."""
+def _decompressed(raw: bytes, whole: bool, limit: int) -> tuple[bytes, bool]:
+    """(the head's bytes, decompressed as far as they go, up to `limit` bytes (0: all); whether that is the whole
+    content)."""
     try:
         if raw[:2] == b"\x1f\x8b":
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            data = inflater.decompress(raw, HEAD_BYTES * 8)
+            data = inflater.decompress(raw, limit)
             return data, whole and inflater.eof and not inflater.unconsumed_tail
         if raw[:3] == b"BZh":
             decompressor = bz2.BZ2Decompressor()
-            data = decompressor.decompress(raw, HEAD_BYTES * 8)
+            data = decompressor.decompress(raw, limit or -1)
             return data, whole and decompressor.eof
     except (OSError, EOFError, zlib.error, ValueError):
         return b"", False
@@ -122,17 +123,27 @@ def _local_head(path: str) -> Head:
     return Head(path, raw[:HEAD_BYTES], len(raw) <= HEAD_BYTES)
 
 
+def _local_listing(path: str) -> Head:
+    """A local listing whole (as the ingest reads it): every line is checked, its format told from all of them."""
+    with open(path, "rb") as f:
+        return Head(path, f.read(), True, limit=0)
+
+
 def _remote_head(location: str, settings) -> Head:
     """The first bytes of a remote file, through storage.py (its retries); a missing one is exit 3 now."""
-    from .storage import ResumableReader, check_readable, describe
+    from .storage import ResumableReader, _http_status, check_readable, describe
 
     check_readable(location)
     try:
         with ResumableReader(location, settings) as reader:
             raw = reader.read(HEAD_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(f"input path does not exist: {location}") from None
     except OSError as e:
+        causes, error = [], e
+        while error is not None and len(causes) < 10:
+            causes.append(error)
+            error = error.__cause__ or error.__context__
+        if any(isinstance(c, FileNotFoundError) or _http_status(c) == 404 for c in causes):
+            raise InputError(f"input path does not exist: {location}") from None
         raise InputError(f"cannot read {location}: {describe(e)}") from None
     return Head(location, raw[:HEAD_BYTES], len(raw) <= HEAD_BYTES)
 
@@ -183,7 +194,7 @@ def check_input(path: str, input_format: str | None, config, crawl: str | None =
             if chosen == "warc-manifest":
                 input_format = None  # told from the listed names (WARC or WAT) below
     if sources.source(chosen).is_listing:
-        return check_listing(path, config, crawl, input_format, head)
+        return check_listing(path, config, crawl, input_format, _local_listing(local) if head.kind == "listing" else head)
     check_pool(path, chosen, head, config)
     return chosen
 
@@ -204,7 +215,8 @@ def check_manifest(path: str, config, crawl: str | None = None) -> None:
     if not os.path.isfile(local):
         raise InputError(f"manifest {path} " + ("is a directory, not a listing of web archives" if os.path.isdir(local)
                                                  else "does not exist"))
-    check_listing(path, config, crawl, "warc-manifest", _local_head(local), False)
+    head = _local_head(local)
+    check_listing(path, config, crawl, "warc-manifest", _local_listing(local) if head.kind == "listing" else head, False)
 
 
 def check_listing(path: str, config, crawl: str | None, input_format: str | None, head: Head,
