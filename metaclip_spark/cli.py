@@ -72,8 +72,26 @@ def _add_input_base(parser: argparse.ArgumentParser) -> None:
                         "crawl-data/ listing crawl-data/ paths, the root above crawl-data/; else the listing's folder)")
 
 
+class _RootOption(argparse.Action):
+    """--root ROOT, the output root, in every command that has one; its old spelling --output still works, with a
+    one-line note on stderr (`--output` now only names what a command writes that is not a root: extract's
+    directory, build-metadata's file)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == "--output":
+            print(f"metaclip-spark {parser.prog.split()[-1]}: note: --output ROOT is now --root ROOT (the old "
+                  "spelling still works)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _add_root_option(parser: argparse.ArgumentParser, help: str, required: bool = True) -> None:
+    """--root (dest `output`, as every handler reads it), with --output as its deprecated spelling."""
+    parser.add_argument("--root", "--output", dest="output", metavar="ROOT", required=required, action=_RootOption,
+                        help=help + " (--output: the old spelling)")
+
+
 def _add_root(parser: argparse.ArgumentParser, ingest: bool = True, crawls: bool = True) -> None:
-    parser.add_argument("--output", required=True, help="the output root of the curation project")
+    _add_root_option(parser, "the output root of the curation project")
     if crawls:  # `match` ingests whatever its input brings: it takes no pool to choose
         parser.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl)")
     if ingest:
@@ -138,13 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="what an output root holds: crawls, files, matches, last run")
     _add_common(status)
-    status.add_argument("root", help="the output root")
+    _add_root_option(status, "the output root", required=False)
+    status.add_argument("root", nargs="?", help="the output root, as the old spelling `status ROOT` (use --root)")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
 
     plan = commands.add_parser("plan", help="for a list of thresholds t: entries over t, tail share, matches after "
                                "balancing and the expected curated pairs of the root's pool")
     _add_common(plan)
-    plan.add_argument("--output", required=True, help="the output root (after `match` or `curate`)")
+    _add_root_option(plan, "the output root (after `match` or `curate`)")
     plan.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl)")
     thresholds = plan.add_mutually_exclusive_group()
     thresholds.add_argument("--t", dest="t_list", metavar="A,B,C",
@@ -160,12 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="numbers, plots and an HTML page of a finished run: DIR/report")
     _add_common(report)
-    report.add_argument("--output", required=True, help="output directory of a finished `curate` run")
+    _add_root_option(report, "the output root of a finished `curate` run")
 
     export = commands.add_parser("export", help="the last run's pairs as flat Parquet/JSON lines files for training "
                                  "(img2dataset), or with --online every matched pair and the entry probabilities")
     _add_common(export)
-    export.add_argument("--output", required=True, help="the output root to export from (local, s3://, s3a://, gs://)")
+    _add_root_option(export, "the output root to export from (local, s3://, s3a://, gs://)")
     export.add_argument("--to", required=True, help="directory to write (replaced whole; local, s3://, gs://); "
                         "refused if it holds anything but an earlier export")
     export.add_argument("--format", choices=("parquet", "jsonl"), help="file format (default: export.format)")
@@ -294,7 +313,16 @@ def _status(args: argparse.Namespace, config: Settings) -> int:
     from .project import OutputRoot
     from .status import format_status, root_status
 
-    status = root_status(OutputRoot.records_only(args.root, config.remote))  # JSON records only: no Spark
+    from .errors import ConfigError
+
+    if args.output and args.root:
+        raise ConfigError(f"status: the root given twice ({args.root} and --root {args.output}): give --root only")
+    if not args.output and not args.root:
+        raise ConfigError("status needs the output root: status --root ROOT")
+    if args.root:
+        print(f"metaclip-spark status: note: `status ROOT` is now `status --root ROOT` (the old spelling still "
+              "works)", file=sys.stderr)
+    status = root_status(OutputRoot.records_only(args.output or args.root, config.remote))  # no Spark
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 

@@ -75,7 +75,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 def test_a_wrong_input_is_one_line_before_spark_and_leaves_no_root(inputs, tmp_path, argv, code, says, command):
     root = tmp_path / "root"
     argv = [str(inputs[a[1:]]) if a.startswith("@") else a for a in argv]
-    run = _command(command, *argv, "--output", str(root), "--metadata", SMALL_METADATA)
+    run = _command(command, *argv, "--root", str(root), "--metadata", SMALL_METADATA)
     assert says in _one_line_error(run, command, code)
     assert not root.exists()
 
@@ -102,9 +102,9 @@ def test_a_remote_listing_is_checked_by_its_first_bytes(inputs, tmp_path):
     shutil.copy(POOL, tmp_path / "pool.paths")
     server = ArchiveServer(tmp_path).start()
     try:
-        missing = _command("curate", "--input", server.url + "nothing.paths", "--output", str(tmp_path / "a"))
+        missing = _command("curate", "--input", server.url + "nothing.paths", "--root", str(tmp_path / "a"))
         assert "input path does not exist: " in _one_line_error(missing, "curate", 3)
-        wrong = _command("curate", "--input", server.url + "pool.paths", "--crawl", "x", "--output",
+        wrong = _command("curate", "--input", server.url + "pool.paths", "--crawl", "x", "--root",
                          str(tmp_path / "b"))
         assert "it looks like JSON lines" in _one_line_error(wrong, "curate", 3)
     finally:
@@ -118,7 +118,7 @@ def test_a_remote_listing_is_checked_by_its_first_bytes(inputs, tmp_path):
 def test_a_command_reading_a_missing_root_answers_before_spark(tmp_path, argv):
     root = tmp_path / "nowhere"
     argv = [a.format(x=tmp_path / "x") for a in argv]
-    run = _command(*argv, "--output", str(root), "--log-level", "DEBUG")
+    run = _command(*argv, "--root", str(root), "--log-level", "DEBUG")
     assert _one_line_error(run, argv[0], 3).endswith(f"output root {root} does not exist")  # no Spark UI line
     assert not root.exists() and not (tmp_path / "x").exists()
 
@@ -127,7 +127,7 @@ def test_report_of_a_root_without_a_finished_run_answers_before_spark(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     (root / "_METACLIP_ROOT.json").write_text("{}")
-    run = _command("report", "--output", str(root), "--log-level", "DEBUG")
+    run = _command("report", "--root", str(root), "--log-level", "DEBUG")
     assert "holds no finished curation run (summary.json)" in _one_line_error(run, "report", 3)
     assert sorted(p.name for p in root.iterdir()) == ["_METACLIP_ROOT.json"]
 
@@ -137,7 +137,7 @@ def test_ctrl_c_is_one_line_exit_130_and_quiet_shows_nothing_of_the_jvm(tmp_path
     root = tmp_path / "root"
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     process = subprocess.Popen([sys.executable, "-m", "metaclip_spark.cli", "curate", "--input", str(DEMO), "--crawl",
-                                "CC-MAIN-demo", "--output", str(root), "--quiet"],
+                                "CC-MAIN-demo", "--root", str(root), "--quiet"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
@@ -174,3 +174,25 @@ def test_the_jvms_lines_go_through_the_logger_at_their_level(caplog):
         ("metaclip_spark.spark", logging.INFO, "spark: 26/12/05 17:52:03 WARN TaskSetManager: Lost task"),
         ("metaclip_spark.spark", logging.DEBUG, "spark: \tat a.b(C.java:1)"),
     ]
+
+
+def test_the_root_is_root_in_every_command_and_the_old_spellings_still_work(tmp_path, capsys):
+    from metaclip_spark import cli
+
+    parser = cli.build_parser()
+    for command, extra in (("curate", []), ("match", ["--input", "x"]), ("count", []), ("balance", []), ("plan", []),
+                           ("report", []), ("export", ["--to", "d"]), ("status", [])):
+        assert parser.parse_args([command, "--root", "r", *extra]).output == "r"
+        assert "note" not in capsys.readouterr().err
+        assert parser.parse_args([command, "--output", "r", *extra]).output == "r"
+        assert capsys.readouterr().err == (f"metaclip-spark {command}: note: --output ROOT is now --root ROOT (the old "
+                                           "spelling still works)\n")
+    missing = tmp_path / "nowhere"
+    assert cli.main(["status", str(missing)]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["metaclip-spark status: note: `status ROOT` is now `status --root ROOT` (the old spelling still "
+                   "works)", f"metaclip-spark status: error: output root {missing} does not exist"]
+    assert cli.main(["status", "--root", str(missing), "--json"]) == 3
+    assert capsys.readouterr().err.splitlines() == [f"metaclip-spark status: error: output root {missing} does not exist"]
+    assert cli.main(["status"]) == 2
+    assert "status needs the output root: status --root ROOT" in capsys.readouterr().err
