@@ -183,7 +183,9 @@ def check_input(path: str, input_format: str | None, config, crawl: str | None =
                 looks = _local_head(files[0]).looks_like()
                 raise ConfigError(f"cannot tell the input format of {path} ({found}); its first file "
                                   f"{os.path.basename(files[0])} looks like {looks}")
-        head = _local_head(files[0])
+        # the first file named as the format says (a stray README.txt beside them is Spark's to report, naming it)
+        named = [f for f in files if sources.format_of_name(f, sources.POOL) == chosen]
+        head = _local_head((named or files)[0])
     else:
         head = _local_head(local)
         if chosen is None:  # a name that says nothing: the content tells, or the input is none of ours
