@@ -181,8 +181,8 @@ def check_input(path: str, input_format: str | None, config, crawl: str | None =
             else:
                 found = ", ".join(sorted(told)) or "no .parquet or .jsonl files"
                 looks = _local_head(files[0]).looks_like()
-                raise ConfigError(f"cannot tell the input format of {path} ({found}); its first file "
-                                  f"{os.path.basename(files[0])} looks like {looks}")
+                raise ConfigError(f"cannot tell the input format of {path} ({found}; its first file "
+                                  f"{os.path.basename(files[0])} looks like {looks}): pass --input-format")
         # the first file named as the format says (a stray README.txt beside them is Spark's to report, naming it)
         named = [f for f in files if sources.format_of_name(f, sources.POOL) == chosen]
         head = _local_head((named or files)[0])
