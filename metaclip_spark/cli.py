@@ -78,9 +78,9 @@ class _RootOption(argparse.Action):
     directory, build-metadata's file)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        if option_string == "--output":
-            print(f"metaclip-spark {parser.prog.split()[-1]}: note: --output ROOT is now --root ROOT (the old "
-                  "spelling still works)", file=sys.stderr)
+        if option_string == "--output":  # told once the console is set up (main), as a warning
+            namespace.deprecated = [*getattr(namespace, "deprecated", []), "--output ROOT is now --root ROOT (the old "
+                                    "spelling still works)"]
         setattr(namespace, self.dest, values)
 
 
@@ -320,8 +320,7 @@ def _status(args: argparse.Namespace, config: Settings) -> int:
     if not args.output and not args.root:
         raise ConfigError("status needs the output root: status --root ROOT")
     if args.root:
-        print(f"metaclip-spark status: note: `status ROOT` is now `status --root ROOT` (the old spelling still "
-              "works)", file=sys.stderr)
+        log.warning("note: `status ROOT` is now `status --root ROOT` (the old spelling still works)")
     status = root_status(OutputRoot.records_only(args.output or args.root, config.remote))  # no Spark
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
@@ -600,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     progress.configure(args.progress, args.log_level, args.quiet)
+    for note in getattr(args, "deprecated", []):
+        log.warning("note: %s", note)
     try:
         return _run(args.command, args)
     except KeyboardInterrupt:

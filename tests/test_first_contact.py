@@ -176,23 +176,31 @@ def test_the_jvms_lines_go_through_the_logger_at_their_level(caplog):
     ]
 
 
-def test_the_root_is_root_in_every_command_and_the_old_spellings_still_work(tmp_path, capsys):
+def test_the_root_is_root_in_every_command_and_the_old_spellings_still_work(tmp_path, caplog):
     from metaclip_spark import cli
 
     parser = cli.build_parser()
+    note = "note: --output ROOT is now --root ROOT (the old spelling still works)"
     for command, extra in (("curate", []), ("match", ["--input", "x"]), ("count", []), ("balance", []), ("plan", []),
                            ("report", []), ("export", ["--to", "d"]), ("status", [])):
         assert parser.parse_args([command, "--root", "r", *extra]).output == "r"
-        assert "note" not in capsys.readouterr().err
-        assert parser.parse_args([command, "--output", "r", *extra]).output == "r"
-        assert capsys.readouterr().err == (f"metaclip-spark {command}: note: --output ROOT is now --root ROOT (the old "
-                                           "spelling still works)\n")
+        old = parser.parse_args([command, "--output", "r", *extra])
+        assert old.output == "r" and old.deprecated == [note.removeprefix("note: ")]
     missing = tmp_path / "nowhere"
+    caplog.set_level(logging.WARNING, logger="metaclip_spark")
     assert cli.main(["status", str(missing)]) == 3
-    err = capsys.readouterr().err.splitlines()
-    assert err == ["metaclip-spark status: note: `status ROOT` is now `status --root ROOT` (the old spelling still "
-                   "works)", f"metaclip-spark status: error: output root {missing} does not exist"]
+    assert cli.main(["status", "--output", str(missing)]) == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "note: `status ROOT` is now `status --root ROOT` (the old spelling still works)", note]
+    caplog.clear()
     assert cli.main(["status", "--root", str(missing), "--json"]) == 3
-    assert capsys.readouterr().err.splitlines() == [f"metaclip-spark status: error: output root {missing} does not exist"]
     assert cli.main(["status"]) == 2
-    assert "status needs the output root: status --root ROOT" in capsys.readouterr().err
+    assert not caplog.records
+
+
+def test_an_old_spelling_is_one_warning_line_on_the_console(tmp_path):
+    run = _command("report", "--output", str(tmp_path / "nowhere"))
+    lines = run.stderr.splitlines()
+    assert run.returncode == 3 and len(lines) == 2, run.stderr
+    assert lines[0].endswith("metaclip_spark note: --output ROOT is now --root ROOT (the old spelling still works)")
+    assert lines[1] == f"metaclip-spark report: error: output root {tmp_path / 'nowhere'} does not exist"
