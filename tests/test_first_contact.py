@@ -204,3 +204,26 @@ def test_an_old_spelling_is_one_warning_line_on_the_console(tmp_path):
     assert run.returncode == 3 and len(lines) == 2, run.stderr
     assert lines[0].endswith("metaclip_spark note: --output ROOT is now --root ROOT (the old spelling still works)")
     assert lines[1] == f"metaclip-spark report: error: output root {tmp_path / 'nowhere'} does not exist"
+
+
+def test_the_docs_link_only_inside_the_repository_and_show_the_demo_as_make_runs_it():
+    import re
+
+    from metaclip_spark.metadata import Metadata
+
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "#", "mailto:")):
+                continue
+            resolved = (page.parent / target.split("#")[0]).resolve()
+            assert resolved.is_relative_to(REPO) and resolved.exists(), (page.name, target)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "(docs/curation-rules.md)" in readme
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    demo = re.search(r"^demo:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    demo = " ".join(demo.replace("\\\n", " ").split()).replace("$(VENV)/bin/", "").replace("$(DEMO_OUT)", "out/demo")
+    assert demo in " ".join(readme.split()), demo
+    entries = Metadata(None).entries  # what the README says of the embedded list
+    assert f"embedded list: {len(entries):,} entries" in " ".join(readme.split())
+    assert all(entry == entry.lower() for entry in entries) and "Paris" not in entries and "paris" in entries
