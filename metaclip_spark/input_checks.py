@@ -22,7 +22,7 @@ from .errors import ConfigError, InputError
 HEAD_BYTES = 1 << 16  # what is read of one file to tell what it holds
 JSON_LINES_LOOKED_AT = 100
 _LISTED_FILES = 1000
-_WEB_ARCHIVE = (".warc", ".wat", ".wet", ".arc")
+_WEB_ARCHIVE = (".warc", ".wat")  # what the extract stage reads (webarchive.py, wat.py)
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 _LOOKS = {
     "parquet": "a Parquet file (pass --input-format parquet)",
