@@ -536,9 +536,20 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
 
     if name not in _READS_ROOT or not (is_local(args.output) or name == "export"):
         return
-    from .errors import InputError
-    from .project import OutputRoot
+    import os
 
+    from .errors import ConfigError, InputError
+    from .project import OutputRoot
+    from .storage import local_path
+
+    if is_local(args.output):  # a file in the way: exit 2, as tables.check_output_directory says it
+        existing = os.path.abspath(local_path(args.output))
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if os.path.isfile(existing):
+            raise ConfigError(f"--output {args.output} is a file, not a directory"
+                              if existing == os.path.abspath(local_path(args.output))
+                              else f"--output {args.output}: {existing} is a file, not a directory")
     root = OutputRoot.records_only(args.output, config.remote)
     root.check_exists()
     if _READS_ROOT[name] and root.summary() is None:
