@@ -310,10 +310,9 @@ def _balance(args: argparse.Namespace, config: Settings, metadata: Metadata, spa
 
 
 def _status(args: argparse.Namespace, config: Settings) -> int:
+    from .errors import ConfigError
     from .project import OutputRoot
     from .status import format_status, root_status
-
-    from .errors import ConfigError
 
     if args.output and args.root:
         raise ConfigError(f"status: the root given twice ({args.root} and --root {args.output}): give --root only")
@@ -539,7 +538,7 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
     import os
 
     from .errors import ConfigError, InputError
-    from .project import OutputRoot
+    from .project import _STAGED_READY, RUN_STAGING, OutputRoot
     from .storage import local_path
 
     if is_local(args.output):  # a file in the way: exit 2, as tables.check_output_directory says it
@@ -552,7 +551,8 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
                               else f"--output {args.output}: {existing} is a file, not a directory")
     root = OutputRoot.records_only(args.output, config.remote)
     root.check_exists()
-    if _READS_ROOT[name] and root.summary() is None:
+    ready = root.files.exists(root.path(RUN_STAGING, _STAGED_READY))  # a killed run's switch: report finishes it
+    if _READS_ROOT[name] and root.summary() is None and not (ready and name == "report"):
         raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
 
 
