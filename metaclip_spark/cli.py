@@ -551,8 +551,8 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
                               else f"--output {args.output}: {existing} is a file, not a directory")
     root = OutputRoot.records_only(args.output, config.remote)
     root.check_exists()
-    ready = root.files.exists(root.path(RUN_STAGING, _STAGED_READY))  # a killed run's switch: report finishes it
-    if _READS_ROOT[name] and root.summary() is None and not (ready and name == "report"):
+    ready = root.files.exists(root.path(RUN_STAGING, _STAGED_READY))  # a killed switch: report finishes it
+    if _READS_ROOT[name] and root.summary() is None and not ready:  # export says 75 (busy) itself
         raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
 
 
