@@ -130,7 +130,8 @@ def _local_listing(path: str) -> Head:
 
 
 def _remote_head(location: str, settings) -> Head:
-    """The first bytes of a remote file, through storage.py (its retries); a missing one is exit 3 now."""
+    """The first bytes of a remote listing, through storage.py (its retries); a missing one is exit 3 now, in the
+    words manifest.py uses for a listing it cannot read."""
     from .storage import ResumableReader, _http_status, check_readable, describe
 
     check_readable(location)
@@ -143,8 +144,8 @@ def _remote_head(location: str, settings) -> Head:
             causes.append(error)
             error = error.__cause__ or error.__context__
         if any(isinstance(c, FileNotFoundError) or _http_status(c) == 404 for c in causes):
-            raise InputError(f"input path does not exist: {location}") from None
-        raise InputError(f"cannot read {location}: {describe(e)}") from None
+            raise InputError(f"cannot read manifest {location}: it does not exist") from None
+        raise InputError(f"cannot read manifest {location}: {describe(e)}") from None
     return Head(location, raw[:HEAD_BYTES], len(raw) <= HEAD_BYTES)
 
 

@@ -103,7 +103,8 @@ def test_a_remote_listing_is_checked_by_its_first_bytes(inputs, tmp_path):
     server = ArchiveServer(tmp_path).start()
     try:
         missing = _command("curate", "--input", server.url + "nothing.paths", "--root", str(tmp_path / "a"))
-        assert "input path does not exist: " in _one_line_error(missing, "curate", 3)
+        assert _one_line_error(missing, "curate", 3).endswith(f"cannot read manifest {server.url}nothing.paths: it "
+                                                              "does not exist")
         wrong = _command("curate", "--input", server.url + "pool.paths", "--crawl", "x", "--root",
                          str(tmp_path / "b"))
         assert "it looks like JSON lines" in _one_line_error(wrong, "curate", 3)
