@@ -564,12 +564,13 @@ def _run(name: str, args: argparse.Namespace) -> int:
         from .config import load_config
 
         prepared["config"] = load_config(args.profile, args.conf_file, _overrides(args))
-        _check_inputs(name, args, prepared["config"])  # before Spark and the root: a bad input costs a second
-        _check_root(name, args, prepared["config"])
     if "metadata" in command.needs:
         from .metadata import Metadata
 
         prepared["metadata"] = Metadata.from_config(prepared["config"])  # a bad file: no Spark start-up
+    if "config" in prepared:  # before Spark and the root: a bad input or root costs a second
+        _check_inputs(name, args, prepared["config"])
+        _check_root(name, args, prepared["config"])
     if "spark" not in command.needs:
         return command.handler(args, **{need: prepared[need] for need in command.needs})
     from .session import owned_session

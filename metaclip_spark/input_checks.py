@@ -289,6 +289,10 @@ def check_pool(path: str, input_format: str, head: Head, config) -> None:
     from .pool import RESERVED_COLUMNS
 
     columns: dict[str, str | None]  # name -> Spark type (None: only nulls seen)
+    if head.kind == "empty":
+        if head.name != path:
+            return  # one empty file of a directory: the others may hold rows (Spark reads them all)
+        raise InputError(f"input {path} holds no {input_format} rows: it is empty")
     if input_format == "parquet":
         if head.kind != "parquet":
             raise _mismatch(path, "Parquet", head)
