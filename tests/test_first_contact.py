@@ -27,10 +27,19 @@ DEMO = REPO / "samples" / "demo.warc.paths"
 SMALL_METADATA = str(DATA / "metadata" / "small.json")
 
 
-def _command(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _command(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The command in a session of its own: on a timeout its whole process group (a JVM it started included, which
+    would hold the pipes open) is killed and the test fails instead of hanging."""
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
-    return subprocess.run([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    process = subprocess.Popen([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"{' '.join(argv)} still running after {timeout} s: {err[-2000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def _one_line_error(run: subprocess.CompletedProcess, command: str, code: int) -> str:
