@@ -487,8 +487,8 @@ class Command:
 
     handler: Callable[..., int]
     needs: tuple[str, ...] = ()
-    writes_root: bool = False  # holds the --output root's lease (lease.py) while it runs
-    writes_output: bool = False  # writes into --output (checked to be a directory it can write before any work)
+    writes_root: bool = False  # holds the --root root's lease (lease.py) while it runs
+    writes_output: bool = False  # writes into extract's --output (checked to be a directory it can write before any work)
 
     def __post_init__(self):
         unknown = set(self.needs) - set(NEEDS)
@@ -624,8 +624,8 @@ def main(argv: list[str] | None = None) -> int:
         if _was_interrupted():  # the cancelled job's own error, raised before the KeyboardInterrupt
             return _interrupted(args.command)
         if is_out_of_space(e):
-            print(f"metaclip-spark {args.command}: error: no space left on the device (of --output or Spark's local "
-                  "directories); free some and run the same command again: committed work is kept", file=sys.stderr)
+            print(f"metaclip-spark {args.command}: error: no space left on the device (of the root, --output or "
+                  "Spark's local directories); free some and run the same command again: committed work is kept", file=sys.stderr)
             return NoSpaceError.exit_code
         traceback.print_exc()
         print(f"metaclip-spark {args.command}: internal error (see the traceback above)", file=sys.stderr)
