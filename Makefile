@@ -67,8 +67,8 @@ metadata-metaclip:
 
 # The whole pipeline on bundled real WARC excerpts with the embedded metadata: extract, match, count, balance, report.
 demo: install
-	$(VENV)/bin/metaclip-spark curate --input samples/demo.warc.paths --input-format warc-manifest \
-		--crawl CC-MAIN-demo --t auto --seed 0 --output $(DEMO_OUT) --overwrite
+	$(VENV)/bin/metaclip-spark curate --input samples/demo.warc.paths --crawl CC-MAIN-demo --t auto --seed 0 \
+		--root $(DEMO_OUT) --overwrite
 
 # Headless Chromium for the test that opens the report page (Debian's package and fonts); nothing to do when chromium
 # and the fonts are installed. Needs root or sudo. CI runs it before `make test`.

@@ -1,7 +1,7 @@
 """Case curate: the whole `metaclip-spark curate` on Parquet pools, run as a user runs it, against the bare loop.
 
 Issue 18's measure: pools of 300k and 900k short alt texts (bench/data.py's generator with 20-88 characters, mean
-~54) against the bench's 500k-entry metadata; `curate --input POOL --input-format parquet --output ROOT
+~54) against the bench's 500k-entry metadata; `curate --input POOL --input-format parquet --root ROOT
 --overwrite --metadata M --master local[N]` in a fresh process each time (session start, ingest and match, the crawl
 tables, count, balance, report: everything a user waits for). The marginal cost per text, (large - small) / 600k,
 cancels the fixed cost of a run (session, first jobs, automaton builds, report). It is compared with the bare loop
@@ -69,7 +69,7 @@ def curate_run(master: str, pool: str, metadata: str, output: Path, log_path: Pa
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
                PYSPARK_DRIVER_PYTHON=sys.executable)
     command = [sys.executable, "-m", "metaclip_spark.cli", "curate", "--input", pool, "--input-format", "parquet",
-               "--output", str(output), "--overwrite", "--metadata", metadata, "--master", master]
+               "--root", str(output), "--overwrite", "--metadata", metadata, "--master", master]
     shutil.rmtree(output, ignore_errors=True)
     started = time.monotonic()
     with open(log_path, "w") as log:

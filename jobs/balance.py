@@ -1,4 +1,4 @@
-"""spark-submit entry point: `spark-submit jobs/balance.py --output DIR ...` (same options as `metaclip-spark balance`)."""
+"""spark-submit entry point: `spark-submit jobs/balance.py --root DIR ...` (same options as `metaclip-spark balance`)."""
 
 import sys
 

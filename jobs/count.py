@@ -1,4 +1,4 @@
-"""spark-submit entry point: `spark-submit jobs/count.py --output DIR ...` (same options as `metaclip-spark count`)."""
+"""spark-submit entry point: `spark-submit jobs/count.py --root DIR ...` (same options as `metaclip-spark count`)."""
 
 import sys
 

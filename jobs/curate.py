@@ -1,4 +1,4 @@
-"""spark-submit entry point: `spark-submit jobs/curate.py --output DIR ...` (same options as `metaclip-spark curate`)."""
+"""spark-submit entry point: `spark-submit jobs/curate.py --root DIR ...` (same options as `metaclip-spark curate`)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""spark-submit entry point: `spark-submit jobs/export.py --output ROOT --to DIR ...` (same options as `metaclip-spark export`)."""
+"""spark-submit entry point: `spark-submit jobs/export.py --root ROOT --to DIR ...` (same options as `metaclip-spark export`)."""
 
 import sys
 

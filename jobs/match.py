@@ -1,4 +1,4 @@
-"""spark-submit entry point: `spark-submit jobs/match.py --output DIR ...` (same options as `metaclip-spark match`)."""
+"""spark-submit entry point: `spark-submit jobs/match.py --root DIR ...` (same options as `metaclip-spark match`)."""
 
 import sys
 

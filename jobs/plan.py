@@ -1,4 +1,4 @@
-"""spark-submit entry point: `spark-submit jobs/plan.py --output DIR ...` (same options as `metaclip-spark plan`)."""
+"""spark-submit entry point: `spark-submit jobs/plan.py --root DIR ...` (same options as `metaclip-spark plan`)."""
 
 import sys
 

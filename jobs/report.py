@@ -1,4 +1,4 @@
-"""spark-submit entry point: `spark-submit jobs/report.py --output DIR` (same options as `metaclip-spark report`)."""
+"""spark-submit entry point: `spark-submit jobs/report.py --root DIR` (same options as `metaclip-spark report`)."""
 
 import sys
 

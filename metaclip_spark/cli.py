@@ -86,9 +86,27 @@ def _add_common_crawl(parser: argparse.ArgumentParser) -> None:
                         "commoncrawl.data_url (https, default) or commoncrawl.s3_url (s3)")
 
 
+class _RootOption(argparse.Action):
+    """--root ROOT, the output root, in every command that has one; its old spelling --output still works, with a
+    one-line note on stderr (`--output` now only names what a command writes that is not a root: extract's
+    directory, build-metadata's file)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == "--output":  # told once the console is set up (main), as a warning
+            namespace.deprecated = [*getattr(namespace, "deprecated", []), "--output ROOT is now --root ROOT (the old "
+                                    "spelling still works)"]
+        setattr(namespace, self.dest, values)
+
+
+def _add_root_option(parser: argparse.ArgumentParser, help: str, required: bool = True) -> None:
+    """--root (dest `output`, as every handler reads it), with --output as its deprecated spelling."""
+    parser.add_argument("--root", "--output", dest="output", metavar="ROOT", required=required, action=_RootOption,
+                        help=help + " (--output: the old spelling)")
+
+
 def _add_root(parser: argparse.ArgumentParser, ingest: bool = True, crawls: bool = True,
               required: bool = True) -> None:
-    parser.add_argument("--output", required=required, help="the output root of the curation project")
+    _add_root_option(parser, "the output root of the curation project", required=required)
     if crawls:  # `match` ingests whatever its input brings: it takes no pool to choose
         parser.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl)")
     if ingest:
@@ -154,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="what an output root holds: crawls, files, matches, last run")
     _add_common(status)
-    status.add_argument("root", help="the output root")
+    _add_root_option(status, "the output root", required=False)
+    status.add_argument("root", nargs="?", help="the output root, as the old spelling `status ROOT` (use --root)")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
 
     crawls = commands.add_parser("crawls", help="Common Crawl's dumps as its index lists them, newest first, and "
@@ -165,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="for a list of thresholds t: entries over t, tail share, matches after "
                                "balancing and the expected curated pairs of the root's pool")
     _add_common(plan)
-    plan.add_argument("--output", required=True, help="the output root (after `match` or `curate`)")
+    _add_root_option(plan, "the output root (after `match` or `curate`)")
     plan.add_argument("--crawls", help="comma-separated crawls forming the pool (default: every crawl)")
     thresholds = plan.add_mutually_exclusive_group()
     thresholds.add_argument("--t", dest="t_list", metavar="A,B,C",
@@ -182,12 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="numbers, plots and an HTML page of a finished run: DIR/report")
     _add_common(report)
-    report.add_argument("--output", required=True, help="output directory of a finished `curate` run")
+    _add_root_option(report, "the output root of a finished `curate` run")
 
     export = commands.add_parser("export", help="the last run's pairs as flat Parquet/JSON lines files for training "
                                  "(img2dataset), or with --online every matched pair and the entry probabilities")
     _add_common(export)
-    export.add_argument("--output", required=True, help="the output root to export from (local, s3://, s3a://, gs://)")
+    _add_root_option(export, "the output root to export from (local, s3://, s3a://, gs://)")
     export.add_argument("--to", required=True, help="directory to write (replaced whole; local, s3://, gs://); "
                         "refused if it holds anything but an earlier export")
     export.add_argument("--format", choices=("parquet", "jsonl"), help="file format (default: export.format)")
@@ -314,10 +333,17 @@ def _balance(args: argparse.Namespace, config: Settings, metadata: Metadata, spa
 
 
 def _status(args: argparse.Namespace, config: Settings) -> int:
+    from .errors import ConfigError
     from .project import OutputRoot
     from .status import format_status, root_status
 
-    status = root_status(OutputRoot.records_only(args.root, config.remote))  # JSON records only: no Spark
+    if args.output and args.root:
+        raise ConfigError(f"status: the root given twice ({args.root} and --root {args.output}): give --root only")
+    if not args.output and not args.root:
+        raise ConfigError("status needs the output root: status --root ROOT")
+    if args.root:
+        log.warning("note: `status ROOT` is now `status --root ROOT` (the old spelling still works)")
+    status = root_status(OutputRoot.records_only(args.output or args.root, config.remote))  # no Spark
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 
@@ -512,8 +538,8 @@ class Command:
 
     handler: Callable[..., int]
     needs: tuple[str, ...] = ()
-    writes_root: bool = False  # holds the --output root's lease (lease.py) while it runs
-    writes_output: bool = False  # writes into --output (checked to be a directory it can write before any work)
+    writes_root: bool = False  # holds the --root root's lease (lease.py) while it runs
+    writes_output: bool = False  # writes into extract's --output (checked to be a directory it can write before any work)
     # after the config, before the metadata and Spark: may fill in options, or end the command with an exit code
     resolve: Callable[[argparse.Namespace, Settings], int | None] | None = None
 
@@ -540,6 +566,50 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _check_inputs(name: str, args: argparse.Namespace, config: Settings) -> None:
+    """The checks of --input (--manifest) that need no Spark (input_checks.py); the format told is kept, so Spark
+    is not asked again."""
+    from . import input_checks
+
+    if name == "extract":
+        input_checks.check_manifest(args.manifest, config, args.crawl)
+    elif getattr(args, "input", None):
+        args.input_format = input_checks.check_input(args.input, args.input_format, config, args.crawl)
+
+
+# Commands that read a root a run made: whether it is one is answered from its records, before Spark starts.
+_READS_ROOT = {"count": False, "balance": False, "report": True, "export": True}  # command: needs a finished run
+
+
+def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
+    """A root that is missing, not a root, or (report, export) holds no finished run: exit 3 before Spark starts.
+    Local roots, and export's wherever they are (export reads records through fsspec anyway); others are left to
+    the command's own checks."""
+    from .storage import is_local
+
+    if name not in _READS_ROOT or not (is_local(args.output) or name == "export"):
+        return
+    import os
+
+    from .errors import ConfigError, InputError
+    from .project import _STAGED_READY, RUN_STAGING, OutputRoot
+    from .storage import local_path
+
+    if is_local(args.output):  # a file in the way: exit 2, as tables.check_output_directory says it
+        existing = os.path.abspath(local_path(args.output))
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if os.path.isfile(existing):
+            raise ConfigError(f"--output {args.output} is a file, not a directory"
+                              if existing == os.path.abspath(local_path(args.output))
+                              else f"--output {args.output}: {existing} is a file, not a directory")
+    root = OutputRoot.records_only(args.output, config.remote)
+    root.check_exists()
+    ready = root.files.exists(root.path(RUN_STAGING, _STAGED_READY))  # a killed switch: report finishes it
+    if _READS_ROOT[name] and root.summary() is None and not ready:  # export says 75 (busy) itself
+        raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
+
+
 def _run(name: str, args: argparse.Namespace) -> int:
     """Prepare what the command needs, in this order (each step may stop the run), then call its handler."""
     command = COMMANDS[name]
@@ -554,6 +624,9 @@ def _run(name: str, args: argparse.Namespace) -> int:
         from .metadata import Metadata
 
         prepared["metadata"] = Metadata.from_config(prepared["config"])  # a bad file: no Spark start-up
+    if "config" in prepared:  # before Spark and the root: a bad input or root costs a second
+        _check_inputs(name, args, prepared["config"])
+        _check_root(name, args, prepared["config"])
     if "spark" not in command.needs:
         return command.handler(args, **{need: prepared[need] for need in command.needs})
     from .session import owned_session
@@ -574,20 +647,41 @@ def _run(name: str, args: argparse.Namespace) -> int:
             return command.handler(args, **{need: prepared[need] for need in command.needs})
 
 
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def _was_interrupted() -> bool:
+    session = sys.modules.get("metaclip_spark.session")  # imported only by commands that start Spark
+    return bool(session and session.interrupted())
+
+
+def _interrupted(command: str) -> int:
+    """Ctrl-C: one line, no traceback (committed units are kept: the same command resumes)."""
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    print(f"metaclip-spark {command}: interrupted: rerun the same command to resume", file=sys.stderr)
+    return INTERRUPTED_EXIT_CODE
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import progress
 
     args = build_parser().parse_args(argv)
     progress.configure(args.progress, args.log_level, args.quiet)
+    for note in getattr(args, "deprecated", []):
+        log.warning("note: %s", note)
     try:
         return _run(args.command, args)
+    except KeyboardInterrupt:
+        return _interrupted(args.command)
     except CurationError as e:
         print(f"metaclip-spark {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except Exception as e:  # noqa: BLE001 - a crash must still exit with a code a scheduler can tell from bad input
+        if _was_interrupted():  # the cancelled job's own error, raised before the KeyboardInterrupt
+            return _interrupted(args.command)
         if is_out_of_space(e):
-            print(f"metaclip-spark {args.command}: error: no space left on the device (of --output or Spark's local "
-                  "directories); free some and run the same command again: committed work is kept", file=sys.stderr)
+            print(f"metaclip-spark {args.command}: error: no space left on the device (of the root, --output or "
+                  "Spark's local directories); free some and run the same command again: committed work is kept", file=sys.stderr)
             return NoSpaceError.exit_code
         traceback.print_exc()
         print(f"metaclip-spark {args.command}: internal error (see the traceback above)", file=sys.stderr)

@@ -40,6 +40,7 @@ from .config import RemoteSettings, Settings
 from .curation import ENTRY_IDS, KEEP_PROB, METADATA_LANG, flattened_entry_ids
 from .errors import ConfigError, InputError, RootBusyError
 from .online import NO_LANGUAGE, PROBABILITIES_FILE
+from .progress import stage
 from .project import RUN_STAGING, OutputRoot, now
 from .storage import filesystem, is_local, local_path
 
@@ -458,16 +459,19 @@ def run_export(spark: SparkSession, config: Settings, spec: ExportSpec) -> dict:
     if spec.with_entries or ENTRIES in columns:
         counts_files = tables.counts_files()
         rows = with_entry_names(rows, tables.read(spark, counts_files, tables.schema(counts_files)))
-    n_files = spec.files or _files_for(rows, tables, spec)
-    record["files_requested"] = n_files
+    # One stage, as curate's are: its Spark jobs named and watched (progress.py), its time logged at the end.
+    with stage(spark, "export", f"{source}/ of {tables.location} to {spec.to}") as run:
+        n_files = spec.files or _files_for(rows, tables, spec)
+        record["files_requested"] = n_files
 
-    staging = staging_directory(to_fs, to_path)
-    data_dir = f"{staging}/{PAIRS}" if spec.online else staging
-    to_fs.makedirs(data_dir, exist_ok=True)
-    keep = columns + [c for c in ("uuid", "crawl", _EPOCH_SHARE) if c not in columns and c in rows.columns]
-    written = _write_files(_placed(rows.select(*keep, *([] if "text" in keep else ["text"])), n_files,
-                                   spec.shuffle_seed, images_together=per_epoch),
-                           spec.to, remote, data_dir, spec.format, columns)
+        staging = staging_directory(to_fs, to_path)
+        data_dir = f"{staging}/{PAIRS}" if spec.online else staging
+        to_fs.makedirs(data_dir, exist_ok=True)
+        keep = columns + [c for c in ("uuid", "crawl", _EPOCH_SHARE) if c not in columns and c in rows.columns]
+        written = _write_files(_placed(rows.select(*keep, *([] if "text" in keep else ["text"])), n_files,
+                                       spec.shuffle_seed, images_together=per_epoch),
+                               spec.to, remote, data_dir, spec.format, columns)
+        run.rows = sum(w["rows"] for w in written)
     written.sort(key=lambda w: w["file"])
     if spec.online:
         with to_fs.open(f"{staging}/{PROBABILITIES_FILE}", "wb") as f:

@@ -209,7 +209,7 @@ def _check_rematch_languages(units: list[dict], config: Settings, metadata) -> N
                 f"crawl {marker['crawl']} in this root was extracted keeping "
                 f"{'only ' + ', '.join(sorted(kept)) if kept else 'every language of its'} texts; "
                 f"{'a worldwide run needs every language' if not wanted else 'this run needs ' + ', '.join(sorted(wanted))}"
-                ": extract its files again with --force (or use another --output)")
+                ": extract its files again with --force (or use another --root)")
 
 
 def _rematch(spark, root: OutputRoot, units: list[dict], metadata, config: Settings, dedup: pair_keys.Dedup) -> None:

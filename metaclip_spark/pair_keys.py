@@ -129,7 +129,7 @@ def settle(root, requested: str | None, rebuild: bool, buckets: int) -> Dedup:
         if requested is not None and requested != dedup.mode:
             raise ConfigError(
                 f"{root.root} de-duplicates pairs {_described(dedup.mode)} (recorded in {RECORD}); it cannot take "
-                f"--dedup {requested}: use another --output, or pass --rebuild-dedup --dedup {requested} to rebuild "
+                f"--dedup {requested}: use another --root, or pass --rebuild-dedup --dedup {requested} to rebuild "
                 "every crawl's tables that way")
         if dedup.buckets != buckets and dedup.pool:
             log.info("dedup: %s keeps its %d key buckets (root.pair_key_buckets = %d applies to new roots and to "
@@ -167,12 +167,12 @@ def recorded_mode(root) -> str | None:
     record = _record(root)
     if record is None:
         if _holds_crawls(root):
-            raise _made_before(root, f"Run `metaclip-spark curate --output {root.root} --rebuild-dedup` to rebuild "
+            raise _made_before(root, f"Run `metaclip-spark curate --root {root.root} --rebuild-dedup` to rebuild "
                                      "its crawls' tables with (uuid, text) unique over the whole pool, or `--dedup "
                                      "crawl` to keep them as they are.")
         return None
     if record.get("rebuilding"):
-        raise ConfigError(f"a --rebuild-dedup of {root.root} was interrupted: run `curate --output {root.root}` "
+        raise ConfigError(f"a --rebuild-dedup of {root.root} was interrupted: run `curate --root {root.root}` "
                           "again (the rebuild starts over) before counting or balancing")
     return record["mode"]
 

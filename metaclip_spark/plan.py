@@ -1,4 +1,4 @@
-"""`metaclip-spark plan --output ROOT`: what balancing the root's pool with each of a list of thresholds gives.
+"""`metaclip-spark plan --root ROOT`: what balancing the root's pool with each of a list of thresholds gives.
 
 The counts are the chosen crawls' crawl_counts/ summed (every finished crawl by default: the pool `balance` would
 take), read as Parquet without Spark (local roots directly, s3:// and gs:// through fsspec, as `status` reads);

@@ -100,29 +100,34 @@ def length_bin_labels() -> list[str]:
 
 
 def funnel(run: dict, pairs_matched: int, pairs_curated: int) -> list[dict]:
-    """The steps from what was read to what was kept, each with its count, its share of the step before and of the
-    first step, and what was dropped on the way (by reason). Common Crawl input starts at the records read; a pool
-    of pairs at its rows. Counters come from the run's summary (summed at ingest, never recounted here)."""
+    """The steps from what was read to what was kept, each with its count, what was dropped on the way (by reason)
+    and how it compares with the step before: a step that only removes has its share of the step before
+    (`share_of_previous`); a step that can grow (`<img>` tags of a page, pairs of a tag) has instead so many per item
+    of the step before (`per_previous`, named by `per`). `share_of_first` is the share of the first count of pairs
+    (the image-text pairs of Common Crawl input, a pool's rows), None for the steps before it (records, pages, tags
+    are not pairs). Common Crawl input starts at the records read; a pool of pairs at its rows. Counters come from
+    the run's summary (summed at ingest, never recounted here)."""
     extract = run.get("extract") or {}
     pairs_in = int(run.get("pairs_in") or 0)
-    steps: list[tuple[str, int, dict[str, int], str]] = []
+    # (step, count, dropped by reason, what it counts, "per <item of the step before>" for a step that can grow)
+    steps: list[tuple[str, int, dict[str, int], str, str | None]] = []
     if extract:
         pages = int(extract.get("html_pages", 0)) + int(extract.get("wat_pages", 0))
         candidates = int(extract.get("pairs", 0)) + int(extract.get("dropped_language", 0))
         steps += [
-            ("records read", int(extract.get("records_read", 0)), {}, "WARC/WAT records of the files read"),
+            ("records read", int(extract.get("records_read", 0)), {}, "WARC/WAT records of the files read", None),
             ("HTML pages", pages, {k: int(extract.get(k, 0)) for k in (
                 "non_html", "dropped_oversized_page", "dropped_decode_error", "dropped_corrupt_member")},
-             "responses with an HTML payload (WAT: metadata records with links)"),
-            ("<img> tags", int(extract.get("img_tags", 0)), {}, "on those pages"),
+             "responses with an HTML payload (WAT: metadata records with links)", None),
+            ("<img> tags", int(extract.get("img_tags", 0)), {}, "on those pages", "per page"),
             ("image-text pairs", candidates, {k: int(extract.get(k, 0)) for k in (
                 "dropped_no_src", "dropped_non_http_url", "dropped_no_text")},
-             "one per text attribute of an image with an http(s) src (up to three per image)"),
+             "one per text attribute of an image with an http(s) src (up to three per image)", "per <img> tag"),
             ("in a kept language", int(extract.get("pairs", 0)), {"dropped_language": int(extract.get(
-                "dropped_language", 0))}, "language ID (lid.176) against extract.languages"),
+                "dropped_language", 0))}, "language ID (lid.176) against extract.languages", None),
             *optout_steps(run),
             ("after de-duplication", pairs_in, {"dropped_duplicate": int(extract.get("dropped_duplicate", 0))},
-             "exact (uuid, text) duplicates dropped"),
+             "exact (uuid, text) duplicates dropped", None),
         ]
     else:
         skipped = {}
@@ -130,23 +135,27 @@ def funnel(run: dict, pairs_matched: int, pairs_curated: int) -> list[dict]:
             for reason, n in (crawl.get("skipped") or {}).items():
                 skipped[reason] = skipped.get(reason, 0) + int(n)
         if any(skipped.values()):
-            steps.append(("rows read", pairs_in + sum(skipped.values()), {}, "rows of the pool files"))
-        steps.append(("pairs", pairs_in, skipped, "rows with a url and a text"))
+            steps.append(("rows read", pairs_in + sum(skipped.values()), {}, "rows of the pool files", None))
+        steps.append(("pairs", pairs_in, skipped, "rows with a url and a text", None))
     steps += [
-        ("matched", int(pairs_matched), {}, "texts matching at least one metadata entry"),
-        ("curated", int(pairs_curated), {}, "kept by the seeded draws of balancing"),
+        ("matched", int(pairs_matched), {}, "texts matching at least one metadata entry", None),
+        ("curated", int(pairs_curated), {}, "kept by the seeded draws of balancing", None),
     ]
-    first = steps[0][1]
+    first_pairs = next(i for i, step in enumerate(steps) if step[0] in ("image-text pairs", "rows read", "pairs"))
     rows, previous = [], None
-    for name, count, dropped, note in steps:
-        rows.append({"step": name, "count": count, "share_of_previous": _ratio(count, previous) if previous is not None
-                     else None, "share_of_first": _ratio(count, first), "dropped": {k: v for k, v in dropped.items()
-                                                                                     if v}, "note": note})
+    for index, (name, count, dropped, note, per) in enumerate(steps):
+        grows = per is not None and previous is not None
+        rows.append({"step": name, "count": count,
+                     "share_of_previous": _ratio(count, previous) if previous is not None and not grows else None,
+                     "per_previous": _ratio(count, previous) if grows else None, "per": per if grows else None,
+                     "share_of_first": _ratio(count, steps[first_pairs][1]) if index >= first_pairs else None,
+                     "first": steps[first_pairs][0],
+                     "dropped": {k: v for k, v in dropped.items() if v}, "note": note})
         previous = count
     return rows
 
 
-def optout_steps(run: dict) -> list[tuple[str, int, dict[str, int], str]]:
+def optout_steps(run: dict) -> list[tuple[str, int, dict[str, int], str, str | None]]:
     """The funnel's opt-out step: the pairs left once those whose page opts out of AI training are set apart, by kind
     of signal; none when no pair was (the funnel of a run without opt-outs is as it was)."""
     optout = run.get("optout")
@@ -154,7 +163,7 @@ def optout_steps(run: dict) -> list[tuple[str, int, dict[str, int], str]]:
         return []
     kept = int((run.get("extract") or {}).get("pairs", 0)) - int(optout["pairs_removed"])
     return [("not opted out", kept, {f"optout_{kind}": int(n) for kind, n in optout["by_kind"].items()},
-             "pairs whose page refuses AI training ([optout]) set apart, kept in optout/")]
+             "pairs whose page refuses AI training ([optout]) set apart, kept in optout/", None)]
 
 
 def optout_section(run: dict) -> dict | None:
@@ -755,6 +764,7 @@ def write_report(spark: SparkSession, output: str) -> dict:
                 report["balancing"]["keep_probability_histogram"]["pairs"]),
             "count_decades.png": plots.plot_count_decades(report["count_decades"]["before"],
                                                           report["count_decades"]["after"]),
+            "entries_per_text.png": plots.plot_entries_per_text(report["matching"]["entries_per_matched_text"]),
         }
         if report["plan"]:
             figures["plan.png"] = plots.plot_plan(report["plan"]["rows"], t, report["plan"]["auto_t"],

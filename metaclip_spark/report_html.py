@@ -132,16 +132,23 @@ def _overview(report: dict) -> list[str]:
 
 def _funnel(report: dict) -> list[str]:
     rows = []
-    for step in report.get("funnel") or []:
+    steps = report.get("funnel") or []
+    for step in steps:
         dropped = ", ".join(f"{reason.removeprefix('dropped_').replace('_', ' ')} {n:,}"
                             for reason, n in step["dropped"].items())
-        rows.append([escape(step["step"]), _number(step["count"]), _share(step["share_of_previous"]),
-                     _share(step["share_of_first"]), escape(dropped), escape(step["note"])])
+        # a step that can grow says how many per item of the step before: a share over 100% would read as an error
+        before = f"{step['per_previous']:,.2f} {escape(step['per'])}" if step.get("per_previous") is not None \
+            else _share(step["share_of_previous"])
+        of_first = _share(step["share_of_first"]) if step.get("share_of_first") is not None else ""
+        rows.append([escape(step["step"]), _number(step["count"]), before, of_first, escape(dropped),
+                     escape(step["note"])])
+    first = escape(steps[0].get("first", steps[0]["step"])) if steps else "pairs"
     return [
-        _table(["step", "count", "of the step before", "of the first", "dropped on the way", "what it counts"], rows,
-               text_columns={0, 4, 5}),
-        '<p class="note">An image gives up to three pairs (alt, title, data-image-title), so pairs can outnumber '
-        "&lt;img&gt; tags; every other step only removes.</p>",
+        _table(["step", "count", "of the step before", f"of the {first}", "dropped on the way", "what it counts"],
+               rows, text_columns={0, 4, 5}),
+        '<p class="note">A page holds any number of &lt;img&gt; tags and an image gives up to three pairs (alt, title, '
+        "data-image-title): those steps say how many per item of the step before. Every other step only removes, and "
+        f"its share of the {first} follows the pairs from there to the curated set.</p>",
     ]
 
 
@@ -229,10 +236,7 @@ def _matching(report: dict) -> list[str]:
             ("entries matched at least once", f"{_number(matching['entries_matched'])} of "
                                               f"{_number(matching['entries_total'])}"),
         ]),
-        "<h3>Entries per matched text</h3>",
-        _table(["entries", "pairs"], [[_number(d["entries"]), _number(d["pairs"])]
-                                      for d in matching["entries_per_matched_text"]]),
-    ]
+    ]  # pairs by entries per matched text: a plot (entries_per_text.png), the numbers in report/summary.json
 
 
 def _balancing(report: dict) -> list[str]:
@@ -410,7 +414,7 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
     page.section("sizes", _sizes(report))
     page.section("languages", _languages(report))
     page.section("files", _files(report))
-    page.section("matching", _matching(report))
+    page.section("matching", _matching(report), ("entries_per_text.png",))
     page.section("balancing", _balancing(report),
                  ("entry_counts.png", "cumulative_share.png", "keep_probabilities.png"))
     page.section("counts", _counts(report), ("count_decades.png",))

@@ -143,8 +143,30 @@ def plot_count_decades(before: list[dict], after: list[dict]) -> Figure:
     axes.set_xticks(np.arange(decades), labels, rotation=20 if decades > 5 else 0, fontsize=8)
     axes.set_xlabel("entries whose count lies in")
     axes.set_ylabel("share of all matches")
-    axes.set_title("Matches held by entries of each count decade")
-    axes.legend(loc="upper left")
+    # The legend above the axes, under the title: inside, wherever it goes, a bar can be that tall (a small pool's
+    # matches are nearly all in the first decade, a large one's in the high decades).
+    axes.set_title("Matches held by entries of each count decade", pad=24)
+    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize=8)
+    figure.subplots_adjust(top=0.86)
+    axes.grid(True, axis="y", alpha=0.3)
+    return figure
+
+
+def plot_entries_per_text(rows: list[dict]) -> Figure:
+    """Matched pairs by how many entries their text matches (1, 2, ...): most texts match a few entries; a long
+    right tail is captions that are lists of words."""
+    figure, axes = _figure()
+    entries = np.array([r["entries"] for r in rows], dtype=np.int64)
+    pairs = np.array([r["pairs"] for r in rows], dtype=np.float64)
+    if entries.size:
+        axes.bar(entries, pairs, width=0.8, color=BEFORE_STYLE["color"])
+        if pairs.max() / max(pairs.min(), 1.0) >= 100:  # a few pairs with many entries stay visible beside thousands
+            axes.set_yscale("log")
+    else:
+        _note_empty(axes, "matched pairs")
+    axes.set_xlabel("entries matched by the text")
+    axes.set_ylabel("matched pairs")
+    axes.set_title("Entries per matched text")
     axes.grid(True, axis="y", alpha=0.3)
     return figure
 
@@ -208,6 +230,8 @@ LOOK_FOR = {
                               "if nearly every pair is there, t is too large to balance anything.",
     "count_decades.png": "Look for weight moving from the high decades (frequent entries) to the low ones: the tail "
                          "gains share after balancing.",
+    "entries_per_text.png": "Look for most texts matching a few entries (MetaCLIP reports about 3.5 per matched "
+                            "English text): a long right tail is captions that are lists of keywords.",
     "caption_lengths.png": "Look for a shift between matched and curated: balancing favours rare entries, which "
                            "often come with longer, more specific captions.",
     "plan.png": "Look for where the expected pairs flatten: a larger t than that adds few pairs and more head; the "

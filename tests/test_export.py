@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip_spark import balancing, cli, pipeline
+from metaclip_spark import balancing, cli, pipeline, progress
 from metaclip_spark.ingest import InputSpec
 from metaclip_spark.metadata import Metadata, load_metadata
 from metaclip_spark.online import EntryProbabilities, OnlineBalancer
@@ -70,7 +71,10 @@ def _key(row: dict, columns=PAIR_COLUMNS) -> tuple:
 
 
 def test_curated_pairs_exported_as_flat_files_with_counts(root, tmp_path, capsys):
+    started = time.monotonic()
     assert _export(root, tmp_path / "out", "--rows-per-file", "100") == 0
+    # a watched stage of its own, as curate's are: its progress line, its time (progress.py)
+    assert [s["stage"] for s in progress.stage_timings(started)] == ["export"]
     out = tmp_path / "out"
     curated = pq.read_table(root / "curated").to_pylist()
     rows = _rows(out)

@@ -54,8 +54,8 @@ POOL = [
     ("dog blue", CRAWL_B, "en", "alt"),                    # dog blue       1
 ]
 EXPECTED_CURATED = 5 * 3 / 8 + 27 / 32 + 3 / 4 + 5 * 1  # 8.46875
-PLOTS = ["entry_counts.png", "cumulative_share.png", "keep_probabilities.png", "count_decades.png", "plan.png",
-         "caption_lengths.png"]
+PLOTS = ["entry_counts.png", "cumulative_share.png", "keep_probabilities.png", "count_decades.png",
+         "entries_per_text.png", "plan.png", "caption_lengths.png"]
 
 
 def _write_pool(path, rows, with_columns=True):
@@ -205,7 +205,7 @@ def test_html_page_holds_only_embedded_data(curated_run):
     with open(f"{output}/report/entry_counts.png", "rb") as f:
         entry_counts_png = f.read()
     assert all(s.startswith("data:image/png;base64,") for s in sources)
-    assert base64.b64decode(sources[0].removeprefix("data:image/png;base64,")) == entry_counts_png
+    assert base64.b64encode(entry_counts_png).decode() in {s.removeprefix("data:image/png;base64,") for s in sources}
     assert "8.469" in page or "8.47" in page  # the expected curated size
     assert "<td class=\"text\">cat</td>" in page
 
@@ -228,6 +228,10 @@ def test_report_alone_on_an_output_replaces_the_old_one_and_logs_its_stage(spark
 
 def test_report_of_an_unfinished_output_is_an_input_error(spark, tmp_path, capsys):
     assert main(["report", "--output", str(tmp_path / "nothing")]) == 3
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "_METACLIP_ROOT.json").write_text("{}")
+    assert main(["report", "--output", str(tmp_path / "root")]) == 3
     assert "summary.json" in capsys.readouterr().err
 
 
@@ -344,6 +348,38 @@ def test_funnel_of_a_pool_from_its_pairs_to_the_curated_set(curated_run):
     assert funnel == [("pairs", 16), ("matched", 12), ("curated", report["sizes"]["pairs_curated"])]
     assert report["funnel"][1]["share_of_previous"] == 12 / 16 and report["funnel"][0]["share_of_previous"] is None
     assert report["funnel"][2]["share_of_first"] == report["sizes"]["pairs_curated"] / 16
+
+
+def test_funnel_of_common_crawl_input_says_per_item_where_a_step_grows_and_shares_of_the_pairs():
+    from metaclip_spark.report import funnel
+    from metaclip_spark.report_html import _funnel
+
+    extract = {"records_read": 300, "html_pages": 100, "img_tags": 1066, "pairs": 900, "dropped_language": 300,
+               "dropped_no_text": 200, "dropped_duplicate": 100}
+    steps = {s["step"]: s for s in funnel({"extract": extract, "pairs_in": 800}, 400, 100)}
+    tags, pairs = steps["<img> tags"], steps["image-text pairs"]
+    assert (tags["share_of_previous"], tags["per_previous"], tags["per"]) == (None, 10.66, "per page")
+    assert (pairs["share_of_previous"], pairs["per_previous"], pairs["per"]) == (None, 1200 / 1066, "per <img> tag")
+    assert steps["HTML pages"]["share_of_previous"] == 100 / 300 and steps["matched"]["share_of_previous"] == 0.5
+    # shares of the first pairs, not of the records read (which made "<img> tags 1065.68%")
+    assert [steps[name]["share_of_first"] for name in steps] == [None, None, None, 1.0, 0.75, 800 / 1200,
+                                                                 400 / 1200, 100 / 1200]
+    html = "".join(_funnel({"funnel": list(steps.values())}))
+    assert "10.66 per page" in html and "of the image-text pairs" in html and "%" in html
+    assert not any(float(share) > 100 for share in re.findall(r"([\d.]+)%", html))
+
+
+def test_count_decades_legend_covers_no_bar():
+    from matplotlib.transforms import Bbox
+
+    from metaclip_spark.report_plots import plot_count_decades
+
+    for before, after in (([0.97, 0.03], [0.9, 0.1]), ([0.01, 0.04, 0.15, 0.8], [0.1, 0.2, 0.3, 0.4])):
+        figure = plot_count_decades([{"matches_share": x} for x in before], [{"matches_share": x} for x in after])
+        renderer = figure.canvas.get_renderer()
+        legend = figure.axes[0].get_legend().get_window_extent(renderer)
+        bars = [patch.get_window_extent(renderer) for patch in figure.axes[0].patches]
+        assert bars and not any(Bbox.intersection(legend, bar) for bar in bars), (before, after)
 
 
 def test_samples_split_the_matched_pairs_as_balancing_did(spark, curated_run):

@@ -88,9 +88,9 @@ def test_the_page_renders_every_section_in_a_browser_with_no_console_error(warc_
                        "captions", "stages", "configuration"):
         assert sections[section_id]["tables"] and sections[section_id]["rows"], (section_id, dump(visit))
     images = [image for s in page["sections"] for image in s["images"]]
-    assert len(images) == 6
+    assert len(images) == 7
     assert all(i["complete"] and (i["width"], i["height"]) == (750, 480) for i in images), images
-    for section_id, plots in (("balancing", 3), ("counts", 1), ("plan", 1), ("captions", 1)):
+    for section_id, plots in (("matching", 1), ("balancing", 3), ("counts", 1), ("plan", 1), ("captions", 1)):
         assert len(sections[section_id]["captions"]) == plots
         assert all(caption.startswith("Look ") for caption in sections[section_id]["captions"])
     assert page["links"] and all(link["target"] for link in page["links"])  # the contents lead to the sections
