@@ -255,7 +255,8 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         raise ConfigError(f"crawl {crawl} mixes Common Crawl files and pools of pairs; give the pool another --crawl")
     columns = _crawl_columns(crawl, units)
     with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run, \
-            pair_keys.CrawlOwnership(spark, root, crawl, dedup, columns["text"]) as owner:
+            pair_keys.CrawlOwnership(spark, root, crawl, dedup, columns["text"], _unit_rows(units),
+                                     config.root.pair_key_bucket_min_pairs) as owner:
         matched = owner.owned(_union([read_table(spark, root.unit_matched(u)) for u in units]))
         already_in_pool = None  # pairs of the crawl another crawl owns (pool mode)
         pool_rows = None  # pool mode: the rows of a pool crawl's files, before de-duplication
@@ -316,6 +317,12 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         root.write_crawl_state(crawl, state)
         run.rows = state["pairs"]
     return state
+
+
+def _unit_rows(units: list[dict]) -> int | None:
+    """The rows a crawl's rebuild reads (its units' pairs; None when a unit did not record them)."""
+    rows = [u.get("pairs") for u in units]
+    return None if None in rows else sum(rows)
 
 
 def _flag_columns(rows: DataFrame, columns: dict) -> DataFrame:
