@@ -261,7 +261,7 @@ def test_job_survives_a_worker_killed_mid_stage_with_the_same_output(cluster, jo
 
 
 @pytest.mark.skipif(not os.environ.get("METACLIP_TEST_ENV_ARCHIVE"),
-                    reason="set METACLIP_TEST_ENV_ARCHIVE=dist/metaclip-spark-env.tar.gz (make dist) to run")
+                    reason="make test / make test-cluster build dist/ and set METACLIP_TEST_ENV_ARCHIVE")
 def test_packed_environment_from_make_dist_runs_the_job_on_executors(cluster, job_inputs, local_run, tmp_path):
     """Executors run their Python from the archive shipped with --archives, as on a cluster without our venv.
 
