@@ -253,14 +253,15 @@ class CommonCrawlSettings(Section):
 
 @dataclass(frozen=True)
 class RootSettings(Section):
-    """[root]: the output root's lease (lease.py) that keeps two runs from writing one root, and the bucket count of
-    a new root's pair keys (pair_keys.py)."""
+    """[root]: the output root's lease (lease.py) that keeps two runs from writing one root, the bucket count of
+    a new root's pair keys, and the pairs per bucket from which a crawl's rebuild goes through them (pair_keys.py)."""
 
     name: typing.ClassVar[str] = "root"
     lease_timeout_seconds: float
     lease_heartbeat_seconds: float
     lease_wait_seconds: float
     pair_key_buckets: int
+    pair_key_bucket_min_pairs: int
 
     def __post_init__(self):
         if self.lease_heartbeat_seconds <= 0 or self.lease_timeout_seconds <= 2 * self.lease_heartbeat_seconds:
@@ -270,6 +271,8 @@ class RootSettings(Section):
             raise _fail("root.lease_wait_seconds", "0 or more", self.lease_wait_seconds)
         if self.pair_key_buckets < 1:
             raise _fail("root.pair_key_buckets", "a positive integer", self.pair_key_buckets)
+        if self.pair_key_bucket_min_pairs < 0:
+            raise _fail("root.pair_key_bucket_min_pairs", "0 or more", self.pair_key_bucket_min_pairs)
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,8 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
     columns = _crawl_columns(crawl, units)
     policy = Policy.from_settings(config.optout)
     with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run, \
-            pair_keys.CrawlOwnership(spark, root, crawl, dedup, columns["text"]) as owner:
+            pair_keys.CrawlOwnership(spark, root, crawl, dedup, columns["text"], _unit_rows(units),
+                                     config.root.pair_key_bucket_min_pairs) as owner:
         matched = _union([read_table(spark, root.unit_matched(u)) for u in units])
         if kinds == {KIND_EXTRACT}:
             matched = optout_tables.kept(matched, policy)  # pairs whose page opts out: set apart (see below)
@@ -360,6 +361,12 @@ def optout_pending(root: OutputRoot, config: Settings) -> bool:
     for u in root.committed_units():
         by_crawl.setdefault(u["crawl"], []).append(u)
     return any(optout_stale(root.crawl_state(crawl), units, policy) for crawl, units in by_crawl.items())
+
+
+def _unit_rows(units: list[dict]) -> int | None:
+    """The rows a crawl's rebuild reads (its units' pairs; None when a unit did not record them)."""
+    rows = [u.get("pairs") for u in units]
+    return None if None in rows else sum(rows)
 
 
 def _flag_columns(rows: DataFrame, columns: dict) -> DataFrame:

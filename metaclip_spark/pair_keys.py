@@ -15,6 +15,12 @@ needs anyway), so the anti-join against the other crawls' keys reads their bucke
 shuffles none of them. Collisions: n pairs collide with probability ~n^2 / 2^129; 10 billion pairs expect 1.5e-19
 colliding pairs (a 64-bit key alone would expect 2.7, each one a pair lost, so the key holds 128 bits).
 
+Going through the buckets costs one task per bucket, rows or not: a dump's 4096 buckets made a 65-pair job spend
+minutes scheduling empty tasks. So a rebuild goes through them only when its own rows and the other crawls' keys
+come to `root.pair_key_bucket_min_pairs` per bucket; a smaller one de-duplicates in as few partitions as adaptive
+execution makes of its rows, joins the other crawls' keys read unbucketed (few, by definition), and writes each key
+into the file of its bucket all the same. Both ways keep the same pairs and write the same key files.
+
 Invariants: the crawls' key sets are disjoint; a crawl's set only grows, unless its own candidates shrink (a crawl
 redone with --force from fewer files). When a rebuild drops keys a crawl held, every crawl that dropped copies of
 pool pairs is rebuilt too, so a pair no crawl holds any more is taken back by a crawl that has it.
@@ -49,9 +55,10 @@ RECORD = "dedup.json"
 KEYS_DIR = "pair_keys"
 KEY_COLUMNS = ("key_hi", "key_lo")
 STAGING = "staged"  # pair_keys/staged/C/<id>: a crawl's next keys, written whole before they replace its keys
-# A file Spark's Parquet writer names (part-<task>-<job>-c<file>.<extension>), and where its bucketed reader finds a
-# file's bucket: part-<task>-<job>_<bucket>.c<file>.<extension>.
-_PART_FILE = re.compile(r"^part-(\d+)-(.+)-(c\d+)(\..+)$")
+BUCKET = "bucket"  # a small rebuild's staged keys, by bucket (bucket=N/) before they are moved into the flat layout
+# A file Spark's Parquet writer names (part-<task>-<job>-c<file>.<extension>, or .c<file> in a partition directory),
+# and where its bucketed reader finds a file's bucket: part-<task>-<job>_<bucket>.c<file>.<extension>.
+_PART_FILE = re.compile(r"^part-(\d+)-(.+)[-.](c\d+)(\..+)$")
 _SALT = "metaclip-spark pair key"
 # Recorded with the keys: a root whose keys were computed otherwise is refused rather than silently mis-joined.
 KEY_DEFINITION = f"key_hi = xxhash64(uuid, text), key_lo = xxhash64('{_SALT}', uuid, text) (Spark SQL, seed 42)"
@@ -194,11 +201,12 @@ class KeyTable:
 
     Spark reads files as bucketed only through a catalog table, so each read registers a temporary external table
     over the files (the session's catalog: in memory unless the cluster's session uses Hive's) and drops it after;
-    dropping an external table leaves its files.
+    dropping an external table leaves its files. `bucketed`: read and write one task per bucket (a large rebuild),
+    else as few tasks as the keys need (the files are laid out the same).
     """
 
-    def __init__(self, spark: SparkSession, root, buckets: int):
-        self.spark, self.root, self.buckets = spark, root, buckets
+    def __init__(self, spark: SparkSession, root, buckets: int, bucketed: bool = True):
+        self.spark, self.root, self.buckets, self.bucketed = spark, root, buckets, bucketed
 
     def path(self, crawl: str) -> str:
         return self.root.path(KEYS_DIR, f"crawl={crawl}")
@@ -209,14 +217,16 @@ class KeyTable:
         return sorted(p.rstrip("/").rsplit("/", 1)[1].removeprefix("crawl=") for p in found)
 
     @contextmanager
-    def read(self, parts: dict[str, str]):
-        """The keys under each directory of `parts` ({label: directory}) as one bucketed DataFrame with a `part`
-        column, while the block runs (the temporary table is dropped after)."""
+    def read(self, parts: dict[str, str], bucketed: bool | None = None):
+        """The keys under each directory of `parts` ({label: directory}) as one DataFrame with a `part` column,
+        bucketed unless `bucketed` (default: the table's) is false, while the block runs (the temporary table is
+        dropped after)."""
         name = f"metaclip_pair_keys_{uuidlib.uuid4().hex[:16]}"
+        buckets = f"CLUSTERED BY ({', '.join(KEY_COLUMNS)}) INTO {self.buckets} BUCKETS " \
+            if (self.bucketed if bucketed is None else bucketed) else ""
         self.spark.sql(
             f"CREATE TABLE {name} ({KEY_COLUMNS[0]} BIGINT, {KEY_COLUMNS[1]} BIGINT, part STRING) USING parquet "
-            f"PARTITIONED BY (part) CLUSTERED BY ({', '.join(KEY_COLUMNS)}) INTO {self.buckets} BUCKETS "
-            f"LOCATION {_sql_string(self.root.path(KEYS_DIR))}")
+            f"PARTITIONED BY (part) {buckets}LOCATION {_sql_string(self.root.path(KEYS_DIR))}")
         try:
             for label, directory in parts.items():
                 self.spark.sql(f"ALTER TABLE {name} ADD PARTITION (part = {_sql_string(label)}) "
@@ -231,15 +241,29 @@ class KeyTable:
         staging = self.root.path(KEYS_DIR, STAGING, crawl)
         delete_path(self.spark, staging)  # what a killed run left
         staged = f"{staging}/{uuidlib.uuid4().hex[:12]}"
-        # repartition(n, keys) hashes as Spark's bucketing does (Murmur3 of the keys, modulo n), so the file task i
-        # writes holds exactly bucket i; its number then goes where the bucketed reader looks for it, the file name.
-        # (Spark's own bucketed write, saveAsTable, would need the catalog and fails on a root named with [ ] { }.)
-        keys.select(*KEY_COLUMNS).repartition(self.buckets, *KEY_COLUMNS).write.parquet(staged)
-        for path in glob_paths(self.spark, f"{glob_escape(staged)}/part-*"):
-            part = _PART_FILE.match(path.rsplit("/", 1)[1])
-            task, job, file, extension = part.groups()
-            rename_path(self.spark, path, f"{staged}/part-{task}-{job}_{int(task):05d}.{file}{extension}")
+        # A key's bucket is Murmur3 of the keys modulo n, as Spark's bucketing computes it; the bucket's number goes
+        # where the bucketed reader looks for it, the file name. (Spark's own bucketed write, saveAsTable, would
+        # need the catalog and fails on a root named with [ ] { }.)
+        if self.bucketed:
+            # repartition(n, keys) hashes as bucketing does, so the file task i writes holds exactly bucket i.
+            keys.select(*KEY_COLUMNS).repartition(self.buckets, *KEY_COLUMNS).write.parquet(staged)
+            for path in glob_paths(self.spark, f"{glob_escape(staged)}/part-*"):
+                self._move(path, staged, int(_PART_FILE.match(path.rsplit("/", 1)[1]).group(1)))
+            return staged
+        # Few keys: shuffled by bucket number into as few tasks as adaptive execution makes, each writing a file per
+        # bucket it holds (bucket=N/), moved into the flat layout; empty buckets get no task and no file.
+        bucket = F.pmod(F.hash(*KEY_COLUMNS), F.lit(self.buckets)).alias(BUCKET)
+        keys.select(*KEY_COLUMNS, bucket).repartition(BUCKET).write.partitionBy(BUCKET).parquet(staged)
+        for directory in glob_paths(self.spark, f"{glob_escape(staged)}/{BUCKET}=*"):
+            for path in glob_paths(self.spark, f"{glob_escape(directory)}/part-*"):
+                self._move(path, staged, int(directory.rsplit("=", 1)[1]))
+            delete_path(self.spark, directory)
         return staged
+
+    def _move(self, path: str, staged: str, bucket: int) -> None:
+        """A file Spark wrote, named into `staged` as a file of `bucket`."""
+        task, job, file, extension = _PART_FILE.match(path.rsplit("/", 1)[1]).groups()
+        rename_path(self.spark, path, f"{staged}/part-{task}-{job}_{bucket:05d}.{file}{extension}")
 
     def released(self, crawl: str, staged: str) -> int:
         """How many keys the crawl holds now and not in its staged next keys."""
@@ -256,7 +280,7 @@ class KeyTable:
         delete_path(self.spark, self.root.path(KEYS_DIR, STAGING, crawl))
 
     def count(self, crawl: str) -> int:
-        with self.read({"keys": self.path(crawl)}) as keys:
+        with self.read({"keys": self.path(crawl)}, bucketed=False) as keys:
             return keys.count()
 
     def drop(self, crawl: str) -> None:
@@ -296,10 +320,16 @@ def retire_orphans(spark: SparkSession, root, dedup: Dedup, crawls_with_units: s
 class CrawlOwnership:
     """Which pairs one crawl's rebuild keeps: its rows de-duplicated on (uuid, text) over the crawl and, in pool
     mode, without the pairs other crawls own; then its keys. A context manager: the other crawls' keys are read
-    through a temporary table while it is open."""
+    through a temporary table while it is open.
 
-    def __init__(self, spark: SparkSession, root, crawl: str, dedup: Dedup, text_column: str):
+    `rows`: how many rows the crawl's units hold (None: unknown); with the other crawls' keys (their states' pairs)
+    they decide whether the rebuild goes through the key buckets: at `min_pairs_per_bucket` pairs per bucket and
+    more, or when either is unknown."""
+
+    def __init__(self, spark: SparkSession, root, crawl: str, dedup: Dedup, text_column: str,
+                 rows: int | None = None, min_pairs_per_bucket: int = 0):
         self.spark, self.root, self.crawl, self.dedup, self.text_column = spark, root, crawl, dedup, text_column
+        self.rows, self.min_pairs_per_bucket = rows, min_pairs_per_bucket
         self.table = KeyTable(spark, root, dedup.buckets)
         self.others: DataFrame | None = None
         self._candidates = Observation(f"candidates of {crawl} {uuidlib.uuid4().hex[:8]}")  # names are unique
@@ -308,6 +338,7 @@ class CrawlOwnership:
     def __enter__(self) -> "CrawlOwnership":
         if self.dedup.pool:
             held = [c for c in self.table.crawls() if c != self.crawl]
+            self.table = KeyTable(self.spark, self.root, self.dedup.buckets, self._through_buckets(held))
             if held:
                 keys = self._stack.enter_context(self.table.read({c: self.table.path(c) for c in held}))
                 self.others = keys.select(*KEY_COLUMNS)
@@ -316,9 +347,28 @@ class CrawlOwnership:
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
+    def _through_buckets(self, held: list[str]) -> bool:
+        """Whether the crawl's rows and the keys of the crawls in `held` make pairs enough to fill the buckets."""
+        keys = [(self.root.crawl_state(c) or {}).get("pairs") for c in held]
+        if self.rows is None or None in keys:
+            return True
+        pairs = self.rows + sum(keys)
+        bucketed = pairs >= self.dedup.buckets * self.min_pairs_per_bucket
+        log.info("dedup: crawl %s, %d rows and %d keys of other crawls: %s", self.crawl, self.rows, sum(keys),
+                 f"through the {self.dedup.buckets} key buckets" if bucketed else
+                 f"fewer than {self.min_pairs_per_bucket} per key bucket, in as few tasks as they need")
+        return bucketed
+
+    @property
+    def bucketed(self) -> bool:
+        return self.table.bucketed
+
     def _unique(self, rows: DataFrame) -> DataFrame:
-        """The rows de-duplicated over the crawl, keyed and partitioned as the key buckets are."""
-        keyed = rows.select("*", *key_columns(self.text_column)).repartition(self.dedup.buckets, *KEY_COLUMNS)
+        """The rows de-duplicated over the crawl, keyed and partitioned by key: as the key buckets are (a large
+        rebuild), else into the partitions adaptive execution coalesces (spark.sql.shuffle.partitions at most)."""
+        keyed = rows.select("*", *key_columns(self.text_column))
+        keyed = keyed.repartition(self.dedup.buckets, *KEY_COLUMNS) if self.bucketed \
+            else keyed.repartition(*KEY_COLUMNS)
         return first_of_duplicates(keyed, self.text_column, KEY_COLUMNS)
 
     def owned(self, rows: DataFrame, count_candidates: bool = False) -> DataFrame:

@@ -135,7 +135,10 @@ class StandaloneCluster:
         self.master_webui = f"http://{HOST}:{self.master_webui_port}"
         self.master: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
+        self.worker_ports: list[int] = []
+        self.killed: set[int] = set()  # workers kill_worker stopped, launched again by relaunch_killed()
         self.others: list[subprocess.Popen] = []
+        self.retired: list[subprocess.Popen] = []  # killed workers' processes, stopped again with the rest
         self.logs: list[Path] = []
 
     @property
@@ -166,23 +169,44 @@ class StandaloneCluster:
             "--host", HOST, "--port", str(self.master_port), "--webui-port", str(self.master_webui_port),
         ])
         for index in range(self.workers_wanted):
-            work_dir = self.workdir / f"worker-{index}"
-            work_dir.mkdir(parents=True, exist_ok=True)
-            self.workers.append(self._spawn(f"worker-{index}", [
-                spark_class, "org.apache.spark.deploy.worker.Worker",
-                "--cores", str(self.cores), "--memory", self.memory, "--host", HOST,
-                "--port", str(free_port()), "--webui-port", str(free_port()), "--work-dir", str(work_dir),
-                self.master_url,
-            ]))
+            self.workers.append(None)
+            self.worker_ports.append(0)
+            self._launch_worker(index)
+        return self
+
+    def _launch_worker(self, index: int) -> None:
+        work_dir = self.workdir / f"worker-{index}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.worker_ports[index] = free_port()
+        again = sum(1 for name in self.logs if name.stem.startswith(f"worker-{index}"))  # a relaunch: a log of its own
+        self.workers[index] = self._spawn(f"worker-{index}" + (f"-again-{again}" if again else ""), [
+            str(SPARK_HOME / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
+            "--cores", str(self.cores), "--memory", self.memory, "--host", HOST,
+            "--port", str(self.worker_ports[index]), "--webui-port", str(free_port()), "--work-dir", str(work_dir),
+            self.master_url,
+        ])
+
+    def relaunch_killed(self) -> "StandaloneCluster":
+        """Launch again, without waiting, the workers kill_worker killed: a lost node back, for the next test."""
+        for index in sorted(self.killed):
+            self.retired.append(self.workers[index])
+            self._launch_worker(index)
+        self.killed.clear()
         return self
 
     def wait_ready(self, timeout: float = 300.0) -> "StandaloneCluster":
+        """Wait until every worker runs and has registered with the master. Workers an earlier test killed on
+        purpose are launched again first, so each test gets the whole cluster; any other daemon that exited is an
+        error (its log is shown)."""
+        self.relaunch_killed()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for process in [self.master, *self.workers]:
                 if process.poll() is not None:
                     raise RuntimeError(f"a Spark daemon exited with {process.returncode}:\n{self.log_tail()}")
-            if len(self.alive_workers()) == self.workers_wanted:
+            # By port: the master lists a killed worker as ALIVE until it notices, and as DEAD after.
+            alive = {w.get("port") for w in self.alive_workers()}
+            if all(port in alive for port in self.worker_ports):
                 return self
             time.sleep(0.5)
         raise TimeoutError(f"{self.workers_wanted} workers did not register within {timeout:.0f} s:\n{self.log_tail()}")
@@ -212,6 +236,7 @@ class StandaloneCluster:
             except ProcessLookupError:
                 pass
         worker.wait(timeout=30)
+        self.killed.add(index)
         return pids
 
     def executor_ids(self, index: int) -> list[str]:
@@ -234,7 +259,7 @@ class StandaloneCluster:
         return "\n".join(parts)
 
     def stop(self) -> None:
-        for process in [*self.others, *reversed(self.workers), *([self.master] if self.master else [])]:
+        for process in [*self.others, *self.retired, *reversed(self.workers), *([self.master] if self.master else [])]:
             kill_tree(process)
 
     def __enter__(self) -> "StandaloneCluster":

@@ -11,11 +11,13 @@ Run only these with `make test-cluster` (`pytest -m cluster`).
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,6 +26,7 @@ import pytest
 from metaclip_spark import cli
 
 from conftest import DATA, REPO
+from servers import ArchiveServer
 from standalone_cluster import HOST, StandaloneCluster, command_line, descendants, free_port, get_json
 
 pytestmark = pytest.mark.cluster
@@ -137,15 +140,80 @@ def _wait(cluster: StandaloneCluster, process, name: str) -> None:
     assert returncode == 0, f"{name} exited with {returncode}:\n{cluster.log_tail(80)}"
 
 
+def _log(cluster: StandaloneCluster, name: str) -> str:
+    return (cluster.workdir / "logs" / f"{name}.log").read_text(errors="replace")
+
+
 def test_spark_submit_on_a_standalone_cluster_writes_the_same_tables_as_local_mode(cluster, job_inputs, local_run,
                                                                                    tmp_path):
     output = tmp_path / "out"
-    job = _submit(cluster, job_inputs, output, "curate-on-cluster", free_port())
+    events = tmp_path / "events"
+    events.mkdir()
+    job = _submit(cluster, job_inputs, output, "curate-on-cluster", free_port(), [
+        "--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={events.as_uri()}",
+        "--conf", "spark.eventLog.compress=false", "--conf", "spark.eventLog.rolling.enabled=false"])
     finished_before = {app["id"] for app in (cluster.state() or {}).get("completedapps", [])}
     _wait(cluster, job, "spark-submit")
     finished = [app for app in (cluster.state() or {}).get("completedapps", []) if app["id"] not in finished_before]
     assert [app["state"] for app in finished] == ["FINISHED"], "the job did not run as one application on the cluster"
     _assert_same_output(output, local_run)
+    log = _log(cluster, "curate-on-cluster")
+    # The report's sums over many thresholds make a plan of more fields than Spark prints by default: no warning.
+    assert "Truncated the string representation of a plan" not in log
+    # 65 pairs in a root of 4096 key buckets (the cluster profile's): work in proportion to the input, not a task
+    # per bucket (each of the crawl stage's shuffles ran 4,096 tasks, 80-110 s on this cluster).
+    tasks = _stage_tasks(events)
+    assert tasks and max(tasks) < 100 and sum(tasks) < 1000, f"stages ran {sorted(tasks)[-5:]} tasks"
+
+
+def _stage_tasks(events: Path) -> list[int]:
+    """Tasks of each stage the application ran, from its Spark event log."""
+    tasks = []
+    for path in events.iterdir():
+        for line in path.read_text(errors="replace").splitlines():
+            event = json.loads(line)
+            if event.get("Event") == "SparkListenerStageCompleted":
+                tasks.append(event["Stage Info"]["Number of Tasks"])
+    return tasks
+
+
+TRIAL_CRAWL = "CC-MAIN-2099-01"
+
+
+def test_a_trial_of_a_dumps_first_two_files_checks_a_new_cluster(cluster, tmp_path, capsys):
+    """docs/cluster.md's check of a new cluster before a whole dump: the dump's listing cut to its first two files
+    (`curl -sf .../warc.paths.gz | gunzip | head -n 2 > trial.paths`), the files read by the executors over HTTP as
+    from https://data.commoncrawl.org/, the cluster profile and the embedded metadata, into a trial output root."""
+    served = tmp_path / "commoncrawl"
+    listing = [f"crawl-data/{TRIAL_CRAWL}/segments/1/warc/{name}" for name in WARC_FILES]
+    for path in listing:
+        (served / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(CRAWL_EXCERPTS / path.rsplit("/", 1)[1], served / path)
+    with gzip.open(served / "crawl-data" / TRIAL_CRAWL / "warc.paths.gz", "wt") as listed:
+        listed.write("\n".join(listing) + "\n")
+    server = ArchiveServer(served).start()
+    try:
+        with urllib.request.urlopen(f"{server.url}crawl-data/{TRIAL_CRAWL}/warc.paths.gz") as response:
+            trial = gzip.decompress(response.read()).decode().splitlines()[:2]
+        (tmp_path / "trial.paths").write_text("\n".join(trial) + "\n")
+        output = tmp_path / "trial"
+        cluster.wait_ready()
+        job = cluster.submit([
+            "--driver-memory", "512m", "--executor-memory", "512m", "--conf", f"spark.ui.port={free_port()}",
+            str(REPO / "jobs" / "curate.py"), "--profile", "cluster",
+            "--input", str(tmp_path / "trial.paths"), "--input-base", server.url, "--output", str(output),
+        ], "trial", cwd=REPO)
+        _wait(cluster, job, "the trial")
+        fetched = {path.lstrip("/") for method, path, _, status in server.log.entries if method == "GET"}
+    finally:
+        server.stop()
+    assert fetched == {f"crawl-data/{TRIAL_CRAWL}/warc.paths.gz", *trial}  # the executors read the two files
+    assert cli.main(["status", str(output)]) == 0
+    status = capsys.readouterr().out
+    assert f"crawl {TRIAL_CRAWL}: files 2 listed, 2 done, 0 failed;" in status
+    assert json.loads((output / "summary.json").read_text())["pairs_curated"] > 0
+    assert (output / "report" / "index.html").is_file()
+    assert "Truncated the string representation of a plan" not in _log(cluster, "trial")
 
 
 def _wait_for_running_tasks(job, ui: str, deadline: float) -> tuple[str, dict, dict]:
@@ -188,17 +256,18 @@ def test_job_survives_a_worker_killed_mid_stage_with_the_same_output(cluster, jo
 
     _wait(cluster, job, "spark-submit after losing a worker")
     assert len(cluster.alive_workers()) == 1
+    cluster.relaunch_killed()  # the node back for the next test (it boots while this one compares the tables)
     _assert_same_output(output, local_run)
 
 
 @pytest.mark.skipif(not os.environ.get("METACLIP_TEST_ENV_ARCHIVE"),
-                    reason="set METACLIP_TEST_ENV_ARCHIVE=dist/metaclip-spark-env.tar.gz (make dist) to run")
+                    reason="make test / make test-cluster build dist/ and set METACLIP_TEST_ENV_ARCHIVE")
 def test_packed_environment_from_make_dist_runs_the_job_on_executors(cluster, job_inputs, local_run, tmp_path):
     """Executors run their Python from the archive shipped with --archives, as on a cluster without our venv.
 
     The driver runs the same archive unpacked (as in YARN cluster mode), so driver and executors run the same
-    build, and it must find conf/ where the wheel installs it (sys.prefix/share/metaclip-spark/conf). Runs last:
-    the fault test above leaves one worker, enough for this job.
+    build, and it must find conf/ where the wheel installs it (sys.prefix/share/metaclip-spark/conf). `make test`
+    and `make test-cluster` build the archive (when the package changed) and set METACLIP_TEST_ENV_ARCHIVE.
     """
     archive = Path(os.environ["METACLIP_TEST_ENV_ARCHIVE"]).resolve()
     driver_env = tmp_path / "driver-env"

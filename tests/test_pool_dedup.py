@@ -8,14 +8,16 @@ import itertools
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip_spark import cli, pair_keys, pipeline
+from metaclip_spark import cli, pair_keys, pipeline, progress
 from metaclip_spark.dedup import PYTHON_WHITESPACE
 from metaclip_spark.errors import ConfigError
 from metaclip_spark.ingest import InputSpec, ingest
@@ -52,6 +54,9 @@ def test_key_buckets_are_configured_per_profile():
     assert load_config("cluster").root.pair_key_buckets == 4096
     with pytest.raises(ConfigError, match="root.pair_key_buckets"):
         load_config("local", overrides={"root": {"pair_key_buckets": 0}})
+    assert load_config("cluster").root.pair_key_bucket_min_pairs == 10_000
+    with pytest.raises(ConfigError, match="root.pair_key_bucket_min_pairs"):
+        load_config("local", overrides={"root": {"pair_key_bucket_min_pairs": -1}})
 
 
 def test_texts_are_stripped_of_what_python_strips():
@@ -502,8 +507,8 @@ def _uuid(url: str) -> str:
 BUCKETS = 3  # root.pair_key_buckets of the pool roots
 
 
-def _pool_run(spark, config, root, pools, order, **kwargs):
-    config = _config(config).updated({"root": {"pair_key_buckets": BUCKETS}})
+def _pool_run(spark, config, root, pools, order, root_settings=None, **kwargs):
+    config = _config(config).updated({"root": {"pair_key_buckets": BUCKETS, **(root_settings or {})}})
     for name in order[:-1]:
         path, kind, _ = pools[name]
         ingest(spark, config, OutputRoot(spark, str(root)), InputSpec(path, kind, None, name),
@@ -537,3 +542,54 @@ def test_pools_are_stripped_and_each_pair_kept_once_in_any_order(spark, config, 
     summary = _pool_run(spark, config, root, pools, ("pool-a", "pool-b", "pool-c"), dedup="crawl")
     assert summary["pairs_in"] == sum(len(pool) for _, _, pool in pools.values())
     assert any(text != text.strip() for _, text in _rows(root / "matched", "uuid", "text"))
+
+
+def _crawl_stage_tasks(spark, since: float) -> list[int]:
+    """Tasks of each Spark stage the crawl stages (the rebuilds) ran since `since` (time.monotonic())."""
+    tracker = spark.sparkContext.statusTracker()
+    tasks = []
+    for run in [r for r in list(progress._timings) if r.name == "crawl" and r.started >= since]:
+        for job_id in tracker.getJobIdsForGroup(run.group):
+            for stage_id in tracker.getJobInfo(job_id).stageIds:
+                info = tracker.getStageInfo(stage_id)
+                tasks.extend([info.numTasks] if info is not None else [])
+    return tasks
+
+
+def _keys_by_bucket(spark, root, buckets: int) -> set:
+    """(crawl, bucket, key_hi, key_lo) of every key in the root's key files, each file's keys checked to be of the
+    bucket its name gives (Murmur3 of the key columns modulo the buckets: what Spark's bucketed reader assumes)."""
+    from pyspark.sql import functions as F
+
+    keys = spark.read.parquet(str(root / "pair_keys")).select(
+        "crawl", "key_hi", "key_lo", F.input_file_name().alias("file"),
+        F.expr(f"pmod(hash(key_hi, key_lo), {buckets})").alias("bucket")).collect()
+    assert all(int(re.search(r"_(\d+)\.c\d+", row["file"]).group(1)) == row["bucket"] for row in keys)
+    return {(row["crawl"], row["bucket"], row["key_hi"], row["key_lo"]) for row in keys}
+
+
+MANY_BUCKETS = 64  # as a dump's 4096 to a pool of a few hundred pairs: most buckets empty
+
+
+def test_a_small_rebuild_runs_no_task_per_empty_bucket_and_keeps_what_the_buckets_keep(spark, config, pools, tmp_path):
+    """A pool of a few hundred pairs in a root of many key buckets: below root.pair_key_bucket_min_pairs per bucket the
+    rebuilds run as few tasks as the rows need, and keep the same pairs, counts, curated rows and key files as
+    rebuilds through every bucket (min 0), crawl by crawl with copies of other crawls' pairs dropped."""
+    order = ("pool-b", "pool-a", "pool-c")
+    found = {}
+    for name, min_pairs in (("small", 10_000), ("bucketed", 0)):
+        root = tmp_path / name
+        since = time.monotonic()
+        summary = _pool_run(spark, config, root, pools, order,
+                            {"pair_key_buckets": MANY_BUCKETS, "pair_key_bucket_min_pairs": min_pairs})
+        tasks = _crawl_stage_tasks(spark, since)
+        keys = _keys_by_bucket(spark, root, MANY_BUCKETS)
+        found[name] = (tasks, sorted(_pair_set(root, "matched")), _rows(root / "counts", "entry_id", "count"),
+                       _rows(root / "curated", "crawl", "uuid", "text", "keep_prob"), keys,
+                       {k: summary[k] for k in ("pairs_in", "pairs_already_in_pool", "t")})
+    small, bucketed = found["small"], found["bucketed"]
+    assert max(bucketed[0]) == MANY_BUCKETS  # what the test would see of a task per bucket
+    assert small[0] and max(small[0]) < MANY_BUCKETS / 4 and sum(small[0]) < sum(bucketed[0]) / 4, small[0]
+    assert small[1:] == bucketed[1:]
+    assert small[-1]["pairs_already_in_pool"] > 0  # copies were dropped, through the anti-join of each path
+
