@@ -333,6 +333,26 @@ def test_a_header_split_across_the_read_boundary_is_found_after_a_corrupt_member
     assert members == PAYLOADS[1:] and counts.members_skipped == 1 and counts.bytes_skipped == len(corrupt)
 
 
+class _OneByteReads(io.RawIOBase):
+    """A stream that returns one byte per read, as a socket or a remote file may when asked for more."""
+
+    def __init__(self, data: bytes):
+        self.data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        return self.data.read(1)
+
+
+def test_a_stream_returning_fewer_bytes_than_asked_loses_no_member():
+    data = b"".join(_member(p) for p in PAYLOADS)
+    counts = MemberCounts()
+    assert list(gzip_members(_OneByteReads(data), counts, limit=1 << 20)) == PAYLOADS
+    assert (counts.members, counts.bytes_skipped) == (3, 0)
+
+
 def test_a_member_of_exactly_the_limit_is_a_record_and_one_byte_more_is_not():
     exact, over = _member(b"x" * 5000), _member(b"y" * 5001)
     assert _read(exact + over + exact, limit=5000)[0] == [b"x" * 5000, b"x" * 5000]
