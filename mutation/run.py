@@ -30,14 +30,14 @@ MODULES = {
     "matching": ["tests/test_matching.py", "tests/test_worldwide_rules.py"],
     "balancing": ["tests/test_balancing.py", "tests/test_thresholds.py", "tests/test_worldwide_rules.py"],
     "thresholds": ["tests/test_thresholds.py", "tests/test_balancing.py"],
-    "dedup": ["tests/test_pool_dedup.py"],
-    "webpage": ["tests/test_webpage.py", "tests/test_wat.py"],
-    "wat": ["tests/test_wat.py", "tests/test_fast_paths.py"],
-    "lang_codes": ["tests/test_worldwide_rules.py", "tests/test_metadata.py"],
-    "records": ["tests/test_damaged_archives.py", "tests/test_fast_paths.py"],
+    "gzip_members": ["tests/test_damaged_archives.py"],
     "config": ["tests/test_config.py", "tests/test_user_mistakes.py"],
-    "gzip_members": ["tests/test_damaged_archives.py", "tests/test_fast_paths.py"],
     "online": ["tests/test_online.py"],
+    "lang_codes": ["tests/test_worldwide_rules.py"],
+    "records": ["tests/test_records.py"],
+    "wat": ["tests/test_wat.py"],
+    "webpage": ["tests/test_webpage.py", "tests/test_wat.py"],
+    "dedup": ["tests/test_pool_dedup.py"],
 }
 # Functions that need a SparkSession to run at all: not mutated (the Spark tests cover them, in `make test`).
 SPARK_ONLY = r"^def (first_of_duplicates|stripped_texts)\("
