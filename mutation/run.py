@@ -27,7 +27,7 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 # The pure modules and the test files that cover them without Spark (their Spark tests skip in these runs).
 PURE_TESTS = ["tests/test_golden.py", "tests/test_boundaries.py", "tests/test_properties.py"]
 MODULES = {
-    "matching": ["tests/test_matching.py", "tests/test_worldwide_rules.py"],
+    "matching": ["tests/test_matching.py", "tests/test_worldwide_rules.py", "tests/test_matching_workers.py"],
     "balancing": ["tests/test_balancing.py", "tests/test_thresholds.py", "tests/test_worldwide_rules.py"],
     "thresholds": ["tests/test_thresholds.py", "tests/test_balancing.py"],
     "gzip_members": ["tests/test_damaged_archives.py"],
