@@ -138,9 +138,10 @@ def test_auto_missing_its_tail_is_said_only_past_the_tolerance():
 
 
 def test_derived_t_takes_the_lower_position_on_a_tie():
-    # cumulative shares 0.25, 0.5, 1.0: p = 0.375 is as near the first as the second; the first (count 1) wins
-    assert balancing.derived_threshold(np.array([2, 1, 1]), 0.375) == 1
-    assert balancing.derived_threshold(np.array([2, 1, 1]), 0.376) == 1 + 0  # nearer 0.5: count 1 at position 1
+    # sorted [1, 3, 4], cumulative shares 0.125, 0.5, 1.0: p = 0.3125 is as near the first as the second, and the
+    # first (count 1) wins; a little nearer the second, its count
+    assert balancing.derived_threshold(np.array([4, 3, 1]), 0.3125) == 1
+    assert balancing.derived_threshold(np.array([4, 3, 1]), 0.3126) == 3
     assert balancing.derived_threshold(np.array([3, 1, 4]), 0.5) == 3  # shares 0.125, 0.5, 1.0: exactly at 0.5
     assert balancing.derived_threshold(np.array([0, 0, 5]), 0.1) == 1  # nearest position holds 0: never below 1
     assert balancing.derived_threshold(np.array([0, 0]), 0.1) == 1
