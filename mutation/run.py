@@ -39,6 +39,8 @@ MODULES = {
     "webpage": ["tests/test_webpage.py", "tests/test_wat.py"],
     "dedup": ["tests/test_pool_dedup.py"],
 }
+# Tests too slow to run once per mutant (they stay in `make test`): the fuzz test reads every real archive 60 times.
+SLOW_TESTS = ["tests/test_damaged_archives.py::test_fuzz_damaged_real_archives_never_crash_and_keep_every_undamaged_record"]
 # Functions that need a SparkSession to run at all: not mutated (the Spark tests cover them, in `make test`).
 SPARK_ONLY = r"^def (first_of_duplicates|stripped_texts)\("
 # What the copy's conftest gets: every test asking for a SparkSession skips.
@@ -71,14 +73,16 @@ def prepare(module: str, tests: list[str]) -> Path:
     with open(work / "tests" / "conftest.py", "a") as conftest:
         conftest.write(NO_SPARK)
     selected = [t for t in dict.fromkeys(tests + PURE_TESTS) if (REPO / t).exists()]
-    (work / "setup.cfg").write_text(
-        pytest_section() + "\n\n[mutmut]\n"
-        "source_paths = metaclip_spark\n"
-        f"only_mutate = metaclip_spark/{module}.py\n"
-        f"do_not_mutate_patterns = {SPARK_ONLY}\n"
-        "also_copy =\n    tests\n    conf\n"
-        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -m\n    not cluster and not roundtrip\n"
-        "pytest_add_cli_args_test_selection =\n" + "".join(f"    {t}\n" for t in selected))
+    pytest_args = ["-p", "no:cacheprovider", "-m", "not cluster and not roundtrip"]
+    pytest_args += [arg for test in SLOW_TESTS for arg in ("--deselect", test)]
+    (work / "setup.cfg").write_text("\n".join([
+        pytest_section(), "", "[mutmut]",
+        "source_paths = metaclip_spark",
+        f"only_mutate = metaclip_spark/{module}.py",
+        f"do_not_mutate_patterns = {SPARK_ONLY}",
+        "also_copy =\n    tests\n    conf",
+        "pytest_add_cli_args =" + "".join(f"\n    {arg}" for arg in pytest_args),
+        "pytest_add_cli_args_test_selection =" + "".join(f"\n    {test}" for test in selected), ""]))
     return work
 
 
