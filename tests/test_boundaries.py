@@ -363,6 +363,26 @@ def test_a_member_of_exactly_the_limit_is_a_record_and_one_byte_more_is_not():
         _read(over + exact, limit=5000)
 
 
+def test_a_member_over_the_limit_is_caught_however_its_output_arrives():
+    """Inflated output arrives capped at limit + 1 bytes per call, in pieces of up to a 64 KiB slice of input: a
+    member over the limit is caught when its first piece is (a run of one byte, the cap binding long before its end),
+    and when only its pieces summed are (stored, over two slices); the next members are found after either."""
+    small = _member(PAYLOADS[0])
+    runs = gzip.compress(b"y" * 50_000, mtime=0)
+    stored = _member(os.urandom(100_000))
+    members, counts = _read(small + runs + small + stored + small, limit=20_000)
+    assert members == [PAYLOADS[0]] * 3
+    assert (counts.members, counts.members_skipped, counts.oversized, counts.bytes_skipped) == (3, 2, 2, 0)
+    members, counts = _read(small + stored + small, limit=80_000)  # 64 KiB and 36 KiB pieces, each under 80,000
+    assert members == [PAYLOADS[0]] * 2 and (counts.members_skipped, counts.oversized) == (1, 1)
+
+
+def test_each_corrupt_member_is_counted():
+    corrupt = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\xff"
+    members, counts = _read(corrupt + _member(PAYLOADS[0]) + corrupt + _member(PAYLOADS[1]))
+    assert members == PAYLOADS[:2] and counts.members_skipped == 2 and counts.bytes_skipped == 2 * len(corrupt)
+
+
 # --- ties in orderings ------------------------------------------------------------------------------------------------
 
 def test_an_entry_listed_twice_is_matched_under_both_ids_in_order():
