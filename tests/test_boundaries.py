@@ -383,6 +383,31 @@ def test_each_corrupt_member_is_counted():
     assert members == PAYLOADS[:2] and counts.members_skipped == 2 and counts.bytes_skipped == 2 * len(corrupt)
 
 
+CORRUPT = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\xff"  # a gzip header, then an invalid block type
+
+
+def test_a_file_ending_inside_a_member_keeps_what_it_held():
+    payload = os.urandom(200_000)
+    whole = _member(payload)
+    members, counts = _read(_member(PAYLOADS[0]) + _member(PAYLOADS[1]) + whole[:150_000])
+    assert members[:2] == PAYLOADS[:2] and len(members) == 3
+    assert payload.startswith(members[2]) and len(members[2]) > 140_000  # several slices' pieces, in order
+    assert counts.members == 3 and counts.truncated_at_end
+    # ... unless that member was already over the limit: then nothing of it
+    members, counts = _read(_member(PAYLOADS[0]) + gzip.compress(b"y" * 50_000, mtime=0)[:-20], limit=20_000)
+    assert members == PAYLOADS[:1] and counts.members == 1 and counts.truncated_at_end
+
+
+def test_a_corrupt_last_member_is_counted_to_the_end_of_the_file():
+    members, counts = _read(_member(PAYLOADS[0]) + CORRUPT + b"rest")
+    assert members == PAYLOADS[:1] and counts.members_skipped == 1 and counts.bytes_skipped == len(CORRUPT) + 4
+
+
+def test_after_a_corrupt_first_member_an_oversized_one_is_skipped_not_taken_for_one_stream():
+    members, counts = _read(CORRUPT + gzip.compress(b"y" * 50_000, mtime=0) + _member(PAYLOADS[0]), limit=20_000)
+    assert members == PAYLOADS[:1] and (counts.members_skipped, counts.oversized) == (2, 1)
+
+
 # --- ties in orderings ------------------------------------------------------------------------------------------------
 
 def test_an_entry_listed_twice_is_matched_under_both_ids_in_order():
