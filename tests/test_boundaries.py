@@ -184,6 +184,40 @@ def test_an_entry_id_past_the_online_table_has_p_1():
     assert table.of("", np.array([0, 1, 2, 3])).tolist() == [0.5, 0.25, 1.0, 1.0]
 
 
+def test_an_entry_counted_once_at_t_1_keeps_its_pairs():
+    assert balancing.entry_probabilities(np.array([0, 1, 2]), 1).tolist() == [1.0, 1.0, 0.5]
+
+
+def test_p_1_entries_give_keep_probability_1_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log(0) must not warn on every batch of a run
+        assert balancing.keep_probability(np.array([1.0, 0.5])) == 1.0
+        assert balancing.keep_probabilities_flat(np.array([2, 1]), np.array([1.0, 0.5, 0.25])).tolist() == pytest.approx(
+            [1.0, 0.25])
+
+
+def test_pairs_without_entries_at_the_end_of_a_batch_are_decided_too():
+    keep, keep_prob = balancing.decide(0, ["a", "b", "c"], ["x", "y", "z"], np.array([1, 0, 0]), np.array([0]),
+                                       np.array([1.0]))
+    assert keep.tolist() == [True, False, False] and keep_prob.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_one_english_match_still_gives_english_s_tail_share():
+    thresholds, p = balancing.thresholds_by_language({"en": np.array([1, 0]), "de": np.array([5, 1])}, 1, 0.06)
+    assert p == 0.0 and thresholds == {"en": 1, "de": 1}
+    assert balancing.thresholds_by_language({"de": np.array([5, 1])}, 1, 0.06)[1] == 0.06
+
+
+PAIR_HASH_OF_SURROGATE = 0x728974417364260B
+
+
+def test_a_text_holding_a_lone_surrogate_is_hashed():
+    """A JSON pool may hold "\\ud800": such a text is hashed (its UTF-8 with the surrogate passed), not refused."""
+    assert balancing.pair_hash(0, "u", "\ud800 lone surrogate") == PAIR_HASH_OF_SURROGATE
+
+
 # --- sizes equal to each limit ----------------------------------------------------------------------------------------
 
 POSITIVE_INTEGERS = [("extract", "max_page_bytes"), ("extract", "files_per_task"), ("extract", "files_per_unit"),
