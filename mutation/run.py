@@ -29,7 +29,7 @@ PURE_TESTS = ["tests/test_golden.py", "tests/test_boundaries.py", "tests/test_pr
 MODULES = {
     "matching": ["tests/test_matching.py", "tests/test_worldwide_rules.py", "tests/test_matching_workers.py"],
     "balancing": ["tests/test_balancing.py", "tests/test_thresholds.py", "tests/test_worldwide_rules.py"],
-    "thresholds": ["tests/test_thresholds.py", "tests/test_balancing.py"],
+    "thresholds": ["tests/test_thresholds.py", "tests/test_balancing.py", "tests/test_plan_table.py"],
     "gzip_members": ["tests/test_damaged_archives.py"],
     "config": ["tests/test_config.py", "tests/test_user_mistakes.py"],
     "online": ["tests/test_online.py"],
