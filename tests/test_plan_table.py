@@ -41,3 +41,21 @@ def test_a_worldwide_plan_row_judges_each_language_at_its_own_t_and_sums_them():
     # en 1, 3, 9 at t = 3; de 2, 2, 5 at 2; ja 7 at 10 | en at 9; de at 1; ja at 7
     assert [(r["entries_over_t"], r["matches_after"], r["tail_share"]) for r in rows] == [
         (2, 7 + 6 + 7, (1 + 7) / 29), (3, 13 + 3 + 7, (1 + 3) / 29)]
+
+
+def test_a_pool_without_matches_has_shares_of_zero():
+    row, = thresholds.count_rows(np.array([0, 0]), [1])
+    assert (row["tail_share"], row["matches_after_share"], row["matches_after"]) == (0.0, 0.0, 0)
+
+
+def test_keep_probabilities_are_summed_as_integers_even_for_a_batch_of_one_pair():
+    """Fixed point (int64) makes the sum exact and the same in any order: a float sum of 2^30-unit values would
+    not be past 2^53, about 8 million pairs."""
+    assert thresholds.fixed_point(np.array([0.5, 1.0])).tolist() == [1 << 29, 1 << 30]
+    assert thresholds.fixed_point(np.array([0.5])).dtype == np.int64
+    sums, certain = thresholds.keep_probability_sums(np.array([2]), np.array([0, 1]), np.array([4, 2]), [1, 2])
+    assert sums.dtype == certain.dtype == np.int64
+    # p = 1/4, 1/2 at t = 1; 1/2, 1 at t = 2
+    assert sums.tolist() == [int(round((1 - 0.75 * 0.5) * (1 << 30))), 1 << 30] and certain.tolist() == [0, 1]
+    empty = thresholds.keep_probability_sums(np.array([], np.int64), np.array([], np.int64), np.array([4]), [1])
+    assert [a.tolist() for a in empty] == [[0], [0]]
