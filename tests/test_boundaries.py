@@ -231,15 +231,26 @@ def test_positive_integer_settings_take_1_and_refuse_0(section, key):
         load_config("local", overrides={section: {key: 0}})
 
 
-@pytest.mark.parametrize("section, key, lowest, below", [
-    ("extract", "max_failed_share", 0.0, -0.001), ("remote", "retries", 0, -1),
-    ("remote", "backoff_seconds", 0.0, -0.001), ("remote", "backoff_max_seconds", 0.0, -0.001),
-    ("remote", "timeout_seconds", 1.0, 0.999), ("remote", "block_bytes", 64 * 1024, 64 * 1024 - 1),
-    ("remote", "max_concurrent_downloads", 1, 0), ("root", "lease_wait_seconds", 0.0, -0.001)])
-def test_lower_limits_are_allowed_and_one_step_under_is_refused(section, key, lowest, below):
+@pytest.mark.parametrize("section, key, lowest, below, expected", [
+    ("extract", "max_failed_share", 0.0, -0.001, "a share between 0 and 1"), ("remote", "retries", 0, -1, "a number >= 0"),
+    ("remote", "backoff_seconds", 0.0, -0.001, "a number >= 0"),
+    ("remote", "backoff_max_seconds", 0.0, -0.001, "a number >= 0"),
+    ("remote", "timeout_seconds", 1.0, 0.999, "a number >= 1"),
+    ("remote", "block_bytes", 64 * 1024, 64 * 1024 - 1, "a number >= 65536"),
+    ("remote", "max_concurrent_downloads", 1, 0, "a number >= 1"), ("root", "lease_wait_seconds", 0.0, -0.001, "0 or more")])
+def test_lower_limits_are_allowed_and_one_step_under_is_refused(section, key, lowest, below, expected):
     assert getattr(getattr(load_config("local", overrides={section: {key: lowest}}), section), key) == lowest
-    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+    with pytest.raises(ConfigError) as refused:
         load_config("local", overrides={section: {key: below}})
+    assert str(refused.value) == f"{section}.{key} must be {expected}, got {below!r}"
+
+
+def test_s3_anonymous_takes_auto_true_and_false_only():
+    for value, read in (("auto", "auto"), (True, "true"), (False, "false")):
+        assert load_config("local", overrides={"remote": {"s3_anonymous": value}}).remote.s3_anonymous == read
+    with pytest.raises(ConfigError) as refused:
+        load_config("local", overrides={"remote": {"s3_anonymous": "yes"}})
+    assert str(refused.value) == """remote.s3_anonymous must be "auto", true or false, got 'yes'"""
 
 
 def test_upper_limits_are_allowed_and_one_step_over_is_refused():
@@ -253,8 +264,12 @@ def test_upper_limits_are_allowed_and_one_step_over_is_refused():
 
 
 def test_the_lease_timeout_must_be_more_than_twice_the_heartbeat():
-    with pytest.raises(ConfigError, match="root.lease_timeout_seconds"):
+    with pytest.raises(ConfigError) as refused:
         load_config("local", overrides={"root": {"lease_heartbeat_seconds": 10.0, "lease_timeout_seconds": 20.0}})
+    assert str(refused.value) == ("root.lease_timeout_seconds must be more than twice root.lease_heartbeat_seconds "
+                                  "(> 0), got 20.0")
+    short = load_config("local", overrides={"root": {"lease_heartbeat_seconds": 0.5, "lease_timeout_seconds": 1.5}})
+    assert short.root.lease_heartbeat_seconds == 0.5
     settings = load_config("local", overrides={"root": {"lease_heartbeat_seconds": 10.0,
                                                         "lease_timeout_seconds": 20.001}})
     assert settings.root.lease_timeout_seconds == 20.001
