@@ -31,7 +31,7 @@ MODULES = {
     "balancing": ["tests/test_balancing.py", "tests/test_thresholds.py", "tests/test_worldwide_rules.py"],
     "thresholds": ["tests/test_thresholds.py", "tests/test_balancing.py", "tests/test_plan_table.py"],
     "gzip_members": ["tests/test_damaged_archives.py"],
-    "config": ["tests/test_config.py", "tests/test_user_mistakes.py"],
+    "config": ["tests/test_config.py", "tests/test_user_mistakes.py", "tests/test_config_record.py"],
     "online": ["tests/test_online.py"],
     "lang_codes": ["tests/test_worldwide_rules.py"],
     "records": ["tests/test_records.py"],
