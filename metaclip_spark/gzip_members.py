@@ -85,8 +85,9 @@ def gzip_members(stream: BinaryIO, counts: MemberCounts, limit: int, initial: by
     start = 0  # where the current member starts in buffer.data
     first = True
     while True:
-        if len(buffer.data) - start < len(GZIP_HEADER):
-            buffer.fill()
+        # A stream may return fewer bytes than asked (a socket, a remote file): read on until a whole header is in.
+        while len(buffer.data) - start < len(GZIP_HEADER) and buffer.fill():
+            pass
         if start >= len(buffer.data):
             return
         if buffer.data[start:start + len(GZIP_HEADER)] != GZIP_HEADER:
