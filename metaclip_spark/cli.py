@@ -239,6 +239,14 @@ def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spar
     return 0
 
 
+def _check_curate(args: argparse.Namespace) -> None:
+    from .errors import ConfigError
+
+    if args.overwrite and not args.input:
+        raise ConfigError(f"--overwrite replaces {args.output} with what --input brings, and there is no --input: "
+                          "nothing was changed (to recount, rebalance or report the root, leave out --overwrite)")
+
+
 def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
     from .extraction import run_extract
     from .pipeline import check_failed_share
@@ -463,6 +471,8 @@ class Command:
     needs: tuple[str, ...] = ()
     writes_root: bool = False  # holds the --output root's lease (lease.py) while it runs
     writes_output: bool = False  # writes into --output (checked to be a directory it can write before any work)
+    creates_root: bool = False  # may make --output a new root (a directory that does not exist or is empty)
+    check: Callable[[argparse.Namespace], None] | None = None  # options checked before anything starts
 
     def __post_init__(self):
         unknown = set(self.needs) - set(NEEDS)
@@ -471,9 +481,10 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "curate": Command(_curate, ("config", "metadata", "spark"), writes_root=True),
+    "curate": Command(_curate, ("config", "metadata", "spark"), writes_root=True, creates_root=True,
+                      check=_check_curate),
     "extract": Command(_extract, ("config", "spark"), writes_output=True),
-    "match": Command(_match, ("config", "metadata", "spark"), writes_root=True),
+    "match": Command(_match, ("config", "metadata", "spark"), writes_root=True, creates_root=True),
     "count": Command(_count, ("metadata", "spark"), writes_root=True),
     "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
     "status": Command(_status, ("config",)),
@@ -489,6 +500,8 @@ COMMANDS: dict[str, Command] = {
 def _run(name: str, args: argparse.Namespace) -> int:
     """Prepare what the command needs, in this order (each step may stop the run), then call its handler."""
     command = COMMANDS[name]
+    if command.check is not None:
+        command.check(args)
     prepared: dict = {"started": time.monotonic()}
     if {"config", "metadata", "spark"} & set(command.needs):  # metadata's path and Spark's settings are config
         from .config import load_config
@@ -511,11 +524,22 @@ def _run(name: str, args: argparse.Namespace) -> int:
         if not command.writes_root:
             return command.handler(args, **{need: prepared[need] for need in command.needs})
         from .lease import root_lease
-        from .project import OutputRoot
+        from .project import OutputRoot, claim_root, remove_created_directory, unclaim_root
 
-        with root_lease(spark, args.output, prepared["config"].root, name):
-            OutputRoot(spark, args.output).finish_switch()  # what a run killed while switching its outputs left
-            return command.handler(args, **{need: prepared[need] for need in command.needs})
+        # Nothing, not even the lease, is written to --output before it is known to be a root or empty.
+        created = claim_root(spark, args.output, create=command.creates_root)
+        try:
+            with root_lease(spark, args.output, prepared["config"].root, name):
+                try:
+                    root = OutputRoot(spark, args.output)
+                    # what a run killed while switching its outputs, or swapping in its --overwrite, left
+                    root.finish_replacement(keep_unfinished=bool(getattr(args, "overwrite", False)))
+                    root.finish_switch()
+                    return command.handler(args, **{need: prepared[need] for need in command.needs})
+                finally:
+                    unclaim_root(spark, args.output, created)
+        finally:
+            remove_created_directory(spark, args.output, created)
 
 
 def main(argv: list[str] | None = None) -> int:

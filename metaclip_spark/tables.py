@@ -42,6 +42,16 @@ def delete_path(spark: SparkSession, path: str) -> None:
         fs.delete(p, True)
 
 
+def delete_empty_directory(spark: SparkSession, path: str) -> None:
+    """Delete the directory `path` only if it is empty (a non-recursive delete: never what another run just wrote)."""
+    fs, p = _fs_and_path(spark, path)
+    try:
+        if fs.exists(p) and not fs.listStatus(p):
+            fs.delete(p, False)
+    except Exception:  # noqa: BLE001 - Py4J wraps Hadoop's "directory is not empty": someone wrote there, keep it
+        pass
+
+
 def rename_path(spark: SparkSession, source: str, target: str) -> None:
     fs, src = _fs_and_path(spark, source)
     _, dst = _fs_and_path(spark, target)
