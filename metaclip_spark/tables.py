@@ -263,19 +263,6 @@ def staging_directory(fs, path: str) -> str:
     return f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
 
 
-def check_replaceable(fs, path: str, marker: str, what: str) -> None:
-    """Exit 2 unless `path` is absent, an empty directory, or a directory holding `marker` (one we wrote): a
-    directory of someone else's is never replaced."""
-    if not fs.exists(path):
-        return
-    if fs.isfile(path):
-        raise ConfigError(f"{path} is a file, not a directory")
-    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
-    if names and marker not in names:
-        raise ConfigError(f"refusing to replace {path}: it is not {what} (no {marker}); it holds "
-                          f"{', '.join(sorted(names)[:5])}")
-
-
 def publish_directory(fs, staging: str, path: str, marker: str, marker_text: str) -> None:
     """Make the directory built at `staging` the directory `path`, `marker` written last.
 
