@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     curate = commands.add_parser("curate", help="ingest new input into an output root, then count, balance, report")
     _add_common(curate), _add_input(curate, manifests=True, required=False), _add_metadata(curate)
     _add_balance(curate), _add_root(curate)
-    curate.add_argument("--overwrite", action="store_true", help="delete the output root first and start afresh")
+    curate.add_argument("--overwrite", action="store_true", help="replace the output root with what --input brings: built beside it, swapped in once its run has "
+                        "committed (the old root is kept whole until then)")
     curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
     extract = commands.add_parser("extract", help="Common Crawl WARC/WAT files to image-text pairs: DIR/pairs")
     _add_common(extract)
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(export)
     export.add_argument("--output", required=True, help="the output root to export from (local, s3://, s3a://, gs://)")
     export.add_argument("--to", required=True, help="directory to write (replaced whole; local, s3://, gs://); "
-                        "refused if it holds anything but an earlier export")
+                        "refused if it holds anything but an earlier export's own files; one export at a time")
     export.add_argument("--format", choices=("parquet", "jsonl"), help="file format (default: export.format)")
     size = export.add_mutually_exclusive_group()
     size.add_argument("--rows-per-file", type=int, help="about this many rows per file (default: export.rows_per_file)")

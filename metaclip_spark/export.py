@@ -144,7 +144,8 @@ def _this_machine() -> dict:
 
 class ExportLock:
     """One export per --to at a time: `.DIR.export-lock` beside DIR, created exclusively (O_EXCL locally, a
-    conditional PUT, If-None-Match, on S3), its heartbeat rewritten while the export runs. Another export finds it
+    conditional write on S3, If-None-Match, and GCS, ifGenerationMatch=0), its heartbeat rewritten while the
+    export runs. Another export finds it
     and exits 75, unless it is stale: silent past root.lease_timeout_seconds, or its holder's process is gone on
     this very machine (same host, boot and PID namespace). Only the holder deletes staging leftovers beside DIR."""
 
