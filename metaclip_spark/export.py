@@ -42,7 +42,7 @@ from .config import RemoteSettings, RootSettings, Settings
 from .curation import ENTRY_IDS, KEEP_PROB, METADATA_LANG, flattened_entry_ids
 from .errors import ConfigError, InputError, RootBusyError
 from .online import NO_LANGUAGE, PROBABILITIES_FILE
-from .project import RUN_STAGING, OutputRoot, now
+from .project import REPLACEMENT, RUN_STAGING, OutputRoot, now
 from .storage import filesystem, is_local, local_path
 
 log = logging.getLogger("metaclip_spark")
@@ -318,6 +318,9 @@ class RootTables:
             raise InputError(f"{self.location} holds no finished run (no summary.json): run `curate` or `balance` "
                              "first")
         self.summary = summary
+        if self.records.files.exists(self.records.path(REPLACEMENT, "_READY")):
+            raise RootBusyError(f"{self.location}: an --overwrite is swapping its new root in ({REPLACEMENT}/); run "
+                                "any writing command (e.g. `report`) to finish it, or wait for the run, then export")
         if self.records.files.exists(self.records.path(RUN_STAGING, "_READY")):
             raise RootBusyError(f"{self.location}: a run's outputs are being switched in ({RUN_STAGING}/); run any "
                                 "writing command (e.g. `report`) to finish it, or wait for the run, then export")

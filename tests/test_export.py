@@ -163,6 +163,10 @@ def test_bad_options_and_roots_exit_with_their_codes(root, tmp_path, capsys):
     (switching / ".next-run").mkdir()
     (switching / ".next-run" / "_READY").write_text("{}")
     fails(75, "being switched in", "--output", str(switching), "--to", str(tmp_path / "x"))
+    shutil.rmtree(switching / ".next-run")
+    (switching / ".replacement").mkdir()  # a curate --overwrite killed while swapping its new root in
+    (switching / ".replacement" / "_READY").write_text("{}")
+    fails(75, "an --overwrite is swapping its new root in", "--output", str(switching), "--to", str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
 
 
