@@ -24,6 +24,7 @@ import math
 import os
 import socket
 import threading
+import time
 import uuid as uuidlib
 from collections import Counter
 from dataclasses import dataclass
@@ -134,7 +135,10 @@ def _this_machine() -> dict:
     across containers or reboots)."""
     def read(path: str) -> str | None:
         try:
-            return os.readlink(path) if path.startswith("/proc/self/ns/") else open(path).read().strip()
+            if path.startswith("/proc/self/ns/"):
+                return os.readlink(path)
+            with open(path, encoding="ascii") as f:
+                return f.read().strip()
         except OSError:
             return None
 
@@ -145,21 +149,26 @@ def _this_machine() -> dict:
 class ExportLock:
     """One export per --to at a time: `.DIR.export-lock` beside DIR, created exclusively (O_EXCL locally, a
     conditional write on S3, If-None-Match, and GCS, ifGenerationMatch=0), its heartbeat rewritten while the
-    export runs. Another export finds it
-    and exits 75, unless it is stale: silent past root.lease_timeout_seconds, or its holder's process is gone on
-    this very machine (same host, boot and PID namespace). Only the holder deletes staging leftovers beside DIR."""
+    export runs. Another export finds it and exits 75, unless it is stale: silent past root.lease_timeout_seconds,
+    or its holder's process is gone on this very machine (same host, boot and PID namespace). Only the holder
+    deletes staging leftovers beside DIR."""
 
     def __init__(self, fs, path: str, settings: RootSettings):
         parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else (".", path.rstrip("/"))
         self.fs, self.path, self.target, self.settings = fs, f"{parent}/.{name}{LOCK_SUFFIX}", path, settings
         self.owner = {"token": uuidlib.uuid4().hex, "pid": os.getpid(), **_this_machine()}
+        self.parent = parent
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
     def _text(self) -> bytes:
-        return (json.dumps(dict(self.owner, heartbeat_at=now(), heartbeat_epoch=_epoch())) + "\n").encode()
+        return (json.dumps(dict(self.owner, heartbeat_at=now(), heartbeat_epoch=time.time())) + "\n").encode()
 
     def _create(self) -> bool:
+        from fsspec.implementations.local import LocalFileSystem
+
+        if isinstance(self.fs, LocalFileSystem):
+            os.makedirs(self.parent, exist_ok=True)  # --to's parent may not exist yet (an object store has no folders)
         try:
             with self.fs.open(self.path, "xb") as f:
                 f.write(self._text())
@@ -182,7 +191,7 @@ class ExportLock:
                 beat = self.fs.modified(self.path).timestamp()
             except (OSError, NotImplementedError):
                 beat = 0.0
-        if _epoch() - beat > self.settings.lease_timeout_seconds:
+        if time.time() - beat > self.settings.lease_timeout_seconds:
             return True
         here = _this_machine()
         if any(held.get(k) != here[k] for k in here) or not isinstance(held.get("pid"), int) or not here["boot_id"]:
@@ -202,7 +211,7 @@ class ExportLock:
                 continue  # released between our two looks
             if not self._stale(held):
                 raise RootBusyError(f"--to {self.target} is being exported to by pid {held.get('pid')} on "
-                                    f"{held.get('host')} (since {held.get('heartbeat_at')}, {self.path}); try again "
+                                    f"{held.get('host')} (alive at {held.get('heartbeat_at')}; its lock: {self.path}); try again "
                                     "when it ends")
             log.warning("export to %s: taking over the lock of pid %s on %s, which is gone or silent", self.target,
                         held.get("pid"), held.get("host"))
@@ -231,12 +240,6 @@ class ExportLock:
             self._beat.join(timeout=30)
         if self.holds():
             self.fs.rm(self.path)
-
-
-def _epoch() -> float:
-    import time
-
-    return time.time()
 
 
 # Reading the root through fsspec --------------------------------------------------------------------------------
