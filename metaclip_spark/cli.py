@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     curate = commands.add_parser("curate", help="ingest new input into an output root, then count, balance, report")
     _add_common(curate), _add_input(curate, manifests=True, required=False), _add_metadata(curate)
     _add_balance(curate), _add_root(curate)
-    curate.add_argument("--overwrite", action="store_true", help="replace the output root with what --input brings: built beside it, swapped in once its run has "
-                        "committed (the old root is kept whole until then)")
+    curate.add_argument("--overwrite", action="store_true",
+                        help="replace the output root with what --input brings: built beside it, swapped in once its "
+                             "run has committed (the old root is kept whole until then)")
     curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
     extract = commands.add_parser("extract", help="Common Crawl WARC/WAT files to image-text pairs: DIR/pairs")
     _add_common(extract)

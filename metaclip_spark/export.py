@@ -211,8 +211,8 @@ class ExportLock:
                 continue  # released between our two looks
             if not self._stale(held):
                 raise RootBusyError(f"--to {self.target} is being exported to by pid {held.get('pid')} on "
-                                    f"{held.get('host')} (alive at {held.get('heartbeat_at')}; its lock: {self.path}); try again "
-                                    "when it ends")
+                                    f"{held.get('host')} (alive at {held.get('heartbeat_at')}; its lock: {self.path}); "
+                                    "try again when it ends")
             log.warning("export to %s: taking over the lock of pid %s on %s, which is gone or silent", self.target,
                         held.get("pid"), held.get("host"))
             if self._held() == held:
