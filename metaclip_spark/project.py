@@ -14,6 +14,8 @@ ROOT/
   counts/                    per-entry counts summed over the crawls of the latest curated pool
   curated/                   the latest curated set; summary.json its summary; report/ its report
   runs/<run id>.json         the summary of every finished curation run
+  _METACLIP_ROOT.json        says "an output root": written first, into a directory that was absent or empty
+  .replacement/              curate --overwrite: the new root, built here and swapped in once it has committed
 """
 
 from __future__ import annotations
