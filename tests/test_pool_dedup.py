@@ -138,7 +138,8 @@ def _copy_units(source_root, root, crawl, names=None):
 
 
 def _new_root(spark, root, mode=None):
-    """A root as a first run leaves it before its first unit (units are then copied in)."""
+    """A root as a first run leaves it before its first unit (units are then copied in): its marker, its mode."""
+    OutputRoot(spark, str(root)).mark()
     pair_keys.settle(OutputRoot(spark, str(root)), mode, False, 8)
 
 
