@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(curate), _add_input(curate, manifests=True, required=False), _add_common_crawl(curate)
     _add_metadata(curate)
     _add_balance(curate), _add_root(curate)
-    curate.add_argument("--overwrite", action="store_true", help="delete the output root first and start afresh")
+    curate.add_argument("--overwrite", action="store_true",
+                        help="replace the output root with what --input brings: built beside it, swapped in once its "
+                             "run has committed (the old root is kept whole until then)")
     curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
     extract = commands.add_parser("extract", help="Common Crawl WARC/WAT files to image-text pairs: DIR/pairs")
     _add_common(extract)
@@ -208,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(export)
     _add_root_option(export, "the output root to export from (local, s3://, s3a://, gs://)")
     export.add_argument("--to", required=True, help="directory to write (replaced whole; local, s3://, gs://); "
-                        "refused if it holds anything but an earlier export")
+                        "refused if it holds anything but an earlier export's own files; one export at a time")
     export.add_argument("--format", choices=("parquet", "jsonl"), help="file format (default: export.format)")
     size = export.add_mutually_exclusive_group()
     size.add_argument("--rows-per-file", type=int, help="about this many rows per file (default: export.rows_per_file)")
@@ -279,6 +281,14 @@ def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spar
                               dedup=args.dedup, rebuild_dedup=args.rebuild_dedup)
     _print_summary(summary, args.output)
     return 0
+
+
+def _check_curate(args: argparse.Namespace) -> None:
+    from .errors import ConfigError
+
+    if args.overwrite and not args.input:
+        raise ConfigError(f"--overwrite replaces {args.output} with what --input brings, and there is no --input: "
+                          "nothing was changed (to recount, rebalance or report the root, leave out --overwrite)")
 
 
 def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
@@ -540,6 +550,8 @@ class Command:
     needs: tuple[str, ...] = ()
     writes_root: bool = False  # holds the --root root's lease (lease.py) while it runs
     writes_output: bool = False  # writes into extract's --output (checked to be a directory it can write before any work)
+    creates_root: bool = False  # may make --root a new root (a directory that does not exist or is empty)
+    check: Callable[[argparse.Namespace], None] | None = None  # options checked before anything starts
     # after the config, before the metadata and Spark: may fill in options, or end the command with an exit code
     resolve: Callable[[argparse.Namespace, Settings], int | None] | None = None
 
@@ -550,9 +562,10 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "curate": Command(_curate, ("config", "metadata", "spark"), writes_root=True, resolve=_resolve_common_crawl),
+    "curate": Command(_curate, ("config", "metadata", "spark"), writes_root=True, creates_root=True,
+                      check=_check_curate, resolve=_resolve_common_crawl),
     "extract": Command(_extract, ("config", "spark"), writes_output=True),
-    "match": Command(_match, ("config", "metadata", "spark"), writes_root=True),
+    "match": Command(_match, ("config", "metadata", "spark"), writes_root=True, creates_root=True),
     "count": Command(_count, ("metadata", "spark"), writes_root=True),
     "balance": Command(_balance, ("config", "metadata", "spark", "started"), writes_root=True),
     "status": Command(_status, ("config",)),
@@ -613,6 +626,8 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
 def _run(name: str, args: argparse.Namespace) -> int:
     """Prepare what the command needs, in this order (each step may stop the run), then call its handler."""
     command = COMMANDS[name]
+    if command.check is not None:
+        command.check(args)
     prepared: dict = {"started": time.monotonic()}
     if {"config", "metadata", "spark"} & set(command.needs):  # metadata's path and Spark's settings are config
         from .config import load_config
@@ -640,11 +655,22 @@ def _run(name: str, args: argparse.Namespace) -> int:
         if not command.writes_root:
             return command.handler(args, **{need: prepared[need] for need in command.needs})
         from .lease import root_lease
-        from .project import OutputRoot
+        from .project import OutputRoot, claim_root, remove_created_directory, unclaim_root
 
-        with root_lease(spark, args.output, prepared["config"].root, name, prepared["config"].remote):
-            OutputRoot(spark, args.output).finish_switch()  # what a run killed while switching its outputs left
-            return command.handler(args, **{need: prepared[need] for need in command.needs})
+        # Nothing, not even the lease, is written to --output before it is known to be a root or empty.
+        created = claim_root(spark, args.output, create=command.creates_root)
+        try:
+            with root_lease(spark, args.output, prepared["config"].root, name, prepared["config"].remote):
+                try:
+                    root = OutputRoot(spark, args.output)
+                    # what a run killed while switching its outputs, or swapping in its --overwrite, left
+                    root.finish_replacement(keep_unfinished=bool(getattr(args, "overwrite", False)))
+                    root.finish_switch()
+                    return command.handler(args, **{need: prepared[need] for need in command.needs})
+                finally:
+                    unclaim_root(spark, args.output, created)
+        finally:
+            remove_created_directory(spark, args.output, created)
 
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C

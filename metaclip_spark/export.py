@@ -23,6 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
+import threading
+import time
+import uuid as uuidlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -36,12 +41,12 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from . import __version__, balancing
-from .config import RemoteSettings, Settings
+from .config import RemoteSettings, RootSettings, Settings
 from .curation import ENTRY_IDS, KEEP_PROB, METADATA_LANG, flattened_entry_ids
 from .errors import ConfigError, InputError, RootBusyError
 from .online import NO_LANGUAGE, PROBABILITIES_FILE
 from .progress import stage
-from .project import RUN_STAGING, OutputRoot, now
+from .project import REPLACEMENT, RUN_STAGING, OutputRoot, now
 from .storage import filesystem, is_local, local_path
 
 log = logging.getLogger("metaclip_spark")
@@ -53,6 +58,9 @@ MARKER = "_EXPORT.json"
 PAIRS = "pairs"
 _FILE, _ORDER = "_export_file", "_export_order"
 _EPOCH_SHARE = "_export_epoch_share"  # a pair's part of an epoch's expected rows with a per-epoch text pick
+LOCK_SUFFIX = ".export-lock"  # beside --to: .DIR.export-lock, held by the one export writing DIR
+MAX_FILES = 1_000_000  # --files: one Spark partition per file
+SEED_RANGE = (-(2**63), 2**63 - 1)  # --shuffle-seed: a 64-bit integer (Spark's hash seed)
 
 
 @dataclass(frozen=True)
@@ -74,9 +82,168 @@ class ExportSpec:
             raise ConfigError(f"export format {self.format!r}: choose {' or '.join(FORMATS)}")
         if self.rows_per_file <= 0 or (self.files is not None and self.files <= 0):
             raise ConfigError("--rows-per-file and --files must be positive")
+        if self.files is not None and self.files > MAX_FILES:
+            raise ConfigError(f"--files {self.files}: at most {MAX_FILES:,} files (use --rows-per-file for fewer, "
+                              "larger ones)")
+        if not SEED_RANGE[0] <= self.shuffle_seed <= SEED_RANGE[1]:
+            raise ConfigError(f"--shuffle-seed {self.shuffle_seed}: a 64-bit integer, from {SEED_RANGE[0]} to "
+                              f"{SEED_RANGE[1]}")
         if self.t is not None and not self.online:
             raise ConfigError("--t chooses the threshold of the --online probability table; curated/ was balanced "
                               "with the root's t (rebalance with `balance --t` to change it)")
+
+
+# --to: only an earlier export's own files are replaced, by one export at a time -----------------------------------
+
+def _owned_files(record: dict) -> set[str]:
+    """The files an export wrote in its directory, relative to it: _EXPORT.json and the files it lists."""
+    names = [w["file"] for w in record.get("file_list", [])]
+    if record.get("source") == "matched":  # --online
+        return {MARKER, PROBABILITIES_FILE, *(f"{PAIRS}/{n}" for n in names)}
+    return {MARKER, *names}
+
+
+def check_export_directory(fs, path: str) -> None:
+    """Exit 2, writing nothing, unless --to is absent, empty, or an earlier export holding only the files it wrote
+    (as its _EXPORT.json lists them): a file someone added (a README, img2dataset's downloads) is never deleted."""
+    base = path.rstrip("/")
+    if not fs.exists(base):
+        return
+    if fs.isfile(base):
+        raise ConfigError(f"--to {path} is a file, not a directory")
+    found = {p.rstrip("/")[len(base) + 1:]: info["type"]
+             for p, info in fs.find(base, withdirs=True, detail=True).items() if p.rstrip("/") != base}
+    if not found:
+        return
+    if MARKER not in found:
+        raise ConfigError(f"refusing to replace --to {path}: it is not an export (no {MARKER}); it holds "
+                          f"{_shown(sorted(n for n in found if '/' not in n))}")
+    try:
+        owned = _owned_files(json.loads(fs.cat_file(f"{base}/{MARKER}")))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"refusing to replace --to {path}: its {MARKER} is unreadable ({e}), so which files are "
+                          "the export's is unknown; delete the directory yourself if it is all an export's") from None
+    folders = {f.rsplit("/", 1)[0] for f in owned if "/" in f}
+    foreign = sorted(n for n, kind in found.items() if n not in owned and not (kind == "directory" and n in folders))
+    if foreign:
+        raise ConfigError(f"refusing to replace --to {path}: it holds {_shown(foreign)}, which the export there did "
+                          "not write; move them out, or export to another directory (nothing was written)")
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _this_machine() -> dict:
+    """What tells a process on this machine from one elsewhere: host, boot and PID namespace (a pid means nothing
+    across containers or reboots)."""
+    def read(path: str) -> str | None:
+        try:
+            if path.startswith("/proc/self/ns/"):
+                return os.readlink(path)
+            with open(path, encoding="ascii") as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    return {"host": socket.gethostname(), "boot_id": read("/proc/sys/kernel/random/boot_id"),
+            "pid_namespace": read("/proc/self/ns/pid")}
+
+
+class ExportLock:
+    """One export per --to at a time: `.DIR.export-lock` beside DIR, created exclusively (O_EXCL locally, a
+    conditional write on S3, If-None-Match, and GCS, ifGenerationMatch=0), its heartbeat rewritten while the
+    export runs. Another export finds it and exits 75, unless it is stale: silent past root.lease_timeout_seconds,
+    or its holder's process is gone on this very machine (same host, boot and PID namespace). Only the holder
+    deletes staging leftovers beside DIR."""
+
+    def __init__(self, fs, path: str, settings: RootSettings):
+        parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else (".", path.rstrip("/"))
+        self.fs, self.path, self.target, self.settings = fs, f"{parent}/.{name}{LOCK_SUFFIX}", path, settings
+        self.owner = {"token": uuidlib.uuid4().hex, "pid": os.getpid(), **_this_machine()}
+        self.parent = parent
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _text(self) -> bytes:
+        return (json.dumps(dict(self.owner, heartbeat_at=now(), heartbeat_epoch=time.time())) + "\n").encode()
+
+    def _create(self) -> bool:
+        from fsspec.implementations.local import LocalFileSystem
+
+        if isinstance(self.fs, LocalFileSystem):
+            os.makedirs(self.parent, exist_ok=True)  # --to's parent may not exist yet (an object store has no folders)
+        try:
+            with self.fs.open(self.path, "xb") as f:
+                f.write(self._text())
+            return True
+        except FileExistsError:
+            return False
+
+    def _held(self) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(self.path))
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {}  # unreadable (a full disk): stale after the timeout, from its file's age
+
+    def _stale(self, held: dict) -> bool:
+        beat = held.get("heartbeat_epoch")
+        if not isinstance(beat, (int, float)):
+            try:
+                beat = self.fs.modified(self.path).timestamp()
+            except (OSError, NotImplementedError):
+                beat = 0.0
+        if time.time() - beat > self.settings.lease_timeout_seconds:
+            return True
+        here = _this_machine()
+        if any(held.get(k) != here[k] for k in here) or not isinstance(held.get("pid"), int) or not here["boot_id"]:
+            return False
+        try:
+            os.kill(held["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def __enter__(self) -> "ExportLock":
+        while not self._create():
+            held = self._held()
+            if held is None:
+                continue  # released between our two looks
+            if not self._stale(held):
+                raise RootBusyError(f"--to {self.target} is being exported to by pid {held.get('pid')} on "
+                                    f"{held.get('host')} (alive at {held.get('heartbeat_at')}; its lock: {self.path}); "
+                                    "try again when it ends")
+            log.warning("export to %s: taking over the lock of pid %s on %s, which is gone or silent", self.target,
+                        held.get("pid"), held.get("host"))
+            if self._held() == held:
+                self.fs.rm(self.path)
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="metaclip-spark-export-lock")
+        self._beat.start()
+        return self
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.settings.lease_heartbeat_seconds):
+            try:
+                if (self._held() or {}).get("token") != self.owner["token"]:
+                    log.error("export to %s: lost its lock to another export", self.target)
+                    return
+                self.fs.pipe(self.path, self._text())
+            except Exception as e:  # noqa: BLE001 - a missed beat is retried at the next one
+                log.warning("export to %s: lock heartbeat failed: %s", self.target, e)
+
+    def holds(self) -> bool:
+        return (self._held() or {}).get("token") == self.owner["token"]
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=30)
+        if self.holds():
+            self.fs.rm(self.path)
 
 
 # Reading the root through fsspec --------------------------------------------------------------------------------
@@ -158,6 +325,9 @@ class RootTables:
             raise InputError(f"{self.location} holds no finished run (no summary.json): run `curate` or `balance` "
                              "first")
         self.summary = summary
+        if self.records.files.exists(self.records.path(REPLACEMENT, "_READY")):
+            raise RootBusyError(f"{self.location}: an --overwrite is swapping its new root in ({REPLACEMENT}/); run "
+                                "any writing command (e.g. `report`) to finish it, or wait for the run, then export")
         if self.records.files.exists(self.records.path(RUN_STAGING, "_READY")):
             raise RootBusyError(f"{self.location}: a run's outputs are being switched in ({RUN_STAGING}/); run any "
                                 "writing command (e.g. `report`) to finish it, or wait for the run, then export")
@@ -406,11 +576,16 @@ def _placed(rows: DataFrame, files: int, seed: int, images_together: bool = Fals
 
 def run_export(spark: SparkSession, config: Settings, spec: ExportSpec) -> dict:
     """Export the root's last run to spec.to; returns the record written as _EXPORT.json."""
-    from .tables import check_replaceable, publish_directory, staging_directory
+    to_fs, to_path = _fs(spec.to, config.remote)
+    check_export_directory(to_fs, to_path)  # before any work, and before anything is written
+    with ExportLock(to_fs, to_path, config.root) as lock:
+        return _export(spark, config, spec, to_fs, to_path, lock)
+
+
+def _export(spark: SparkSession, config: Settings, spec: ExportSpec, to_fs, to_path: str, lock: ExportLock) -> dict:
+    from .tables import publish_directory, staging_directory
 
     remote = config.remote
-    to_fs, to_path = _fs(spec.to, remote)
-    check_replaceable(to_fs, to_path, MARKER, "an export")  # before any work
     tables = RootTables(spec.root, remote)
     run_id = tables.summary.get("run_id")
     files = tables.matched_files() if spec.online else tables.curated_files()
@@ -498,6 +673,15 @@ def run_export(spark: SparkSession, config: Settings, spec: ExportSpec) -> dict:
         raise RootBusyError(f"{tables.location} was curated again while exporting (run {run_id} became "
                             f"{tables.run_id()}): nothing was written to {spec.to}; export again")
     record.update({"version": __version__, "exported_at": now()})
+    if not lock.holds():
+        to_fs.rm(staging, recursive=True)
+        raise RootBusyError(f"export to {spec.to} lost its lock to another export (it was silent for longer than "
+                            "root.lease_timeout_seconds): nothing was written; export again")
+    try:
+        check_export_directory(to_fs, to_path)  # still only an export's files: someone may have added one meanwhile
+    except ConfigError:
+        to_fs.rm(staging, recursive=True)
+        raise
     publish_directory(to_fs, staging, to_path, MARKER, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
 

@@ -327,26 +327,35 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
     """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls.
     `dedup`, `rebuild_dedup`: the root's de-duplication mode (pair_keys.py), which an ingest settles."""
     started = time.monotonic()
-    root = OutputRoot(spark, output)
+    root = target = OutputRoot(spark, output)
     if crawls:  # a crawl that will not be there fails now, not after the ingest (nor after --overwrite)
         check_named_crawls(root, crawls, source, config, overwrite)
+    kept = "done files are kept and a rerun retries the failed ones"
     if overwrite:
-        # Nothing is deleted before the input is known to be readable (metadata and configuration were checked
-        # before Spark started), and nothing but an output root is ever deleted.
-        if source is not None:
-            check_input(spark, config, source)
-        root.clear()
+        # The new root is built beside the old one (ROOT/.replacement/) and swapped in only once it has committed:
+        # a failed, killed or empty replacement leaves the old root as it was.
+        if source is None:
+            raise ConfigError(f"--overwrite replaces {output} with what --input brings, and there is no --input")
+        check_input(spark, config, source)
+        root = target.replacement({"input": source.path, "format": source.format, "input_base": source.input_base,
+                                   "crawl": source.crawl, "metadata_digest": metadata.digest, "dedup": dedup})
+        kept = (f"{output} is kept as it was (--overwrite swaps in only a finished run); the replacement's done "
+                "files are kept for a rerun of this command, which retries the failed ones")
     ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast,
                       dedup=dedup, rebuild_dedup=rebuild_dedup) \
         if source or dedup or rebuild_dedup or pair_keys.rebuild_pending(root) or optout_pending(root, config) \
         else None
     if ingested:
-        check_failed_share(config, ingested)
+        check_failed_share(config, ingested, kept)
     chosen = pool_crawls(root, metadata, crawls)
+    if overwrite and not sum(root.crawl_state(c)["pairs"] for c in chosen):
+        raise InputError(f"--overwrite: the input {source.path} gave no pairs; {output} is kept as it was")
     staging = root.run_staging()  # counts/, curated/ and summary.json switch in together, or not at all
     counts = run_count(spark, root, metadata, chosen, into=staging)
     summary = run_balance(spark, config, root, metadata, chosen, counts, started, ingested, into=staging)
     root.switch_run()
+    if overwrite:
+        target.replace_with(root)
     if report:
         from .report import write_report
 

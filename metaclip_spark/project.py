@@ -15,6 +15,8 @@ ROOT/
   counts/                    per-entry counts summed over the crawls of the latest curated pool
   curated/                   the latest curated set; summary.json its summary; report/ its report
   runs/<run id>.json         the summary of every finished curation run
+  _METACLIP_ROOT.json        says "an output root": written first, into a directory that was absent or empty
+  .replacement/              curate --overwrite: the new root, built here and swapped in once it has committed
 """
 
 from __future__ import annotations
@@ -29,15 +31,20 @@ from pyspark.sql import DataFrame, SparkSession
 from .errors import ConfigError, InputError
 from .lease import LEASE_FILE
 from .records import is_done
-from .tables import (child_names, delete_path, glob_escape, glob_paths, path_exists, read_json, rename_path,
-                     write_json_atomically)
+from .tables import (child_names, create_exclusively, delete_empty_directory, delete_path, glob_escape, glob_paths,
+                     join_path, path_exists, read_json, rename_path, write_json_atomically)
 
 UNIT_MARKER = "_COMMITTED.json"
 # In a crawl's matched/ that is a unit's matched/ moved there (a hidden name: Spark's readers skip it): which unit.
 TAKEN_MARKER = "_UNIT_MATCHED.json"
-ROOT_MARKER = "_METACLIP_ROOT.json"  # says "an output root": the only kind of directory --overwrite deletes
-# Any of these says "an output root" (a root made before ROOT_MARKER existed holds the others).
+ROOT_MARKER = "_METACLIP_ROOT.json"  # says "an output root": the only kind of directory a command writes into
+# A root made before ROOT_MARKER existed holds the others: readers still read it, writers ask for the marker.
 _ROOT_CONTENTS = (ROOT_MARKER, "units", "crawls", "summary.json")
+# --overwrite builds the new root here, inside the old one, and swaps it in once it has committed (replace_with).
+REPLACEMENT = ".replacement"
+_REPLACEMENT_INPUT = "_OVERWRITE.json"  # what the replacement is built from: a rerun of the same command resumes it
+_REPLACEMENT_READY = "_READY"  # the replacement is complete: from here on the swap is rolled forward, never back
+_REPLACEMENT_CLEARED = "_CLEARED"  # the old root's entries are deleted: the rest of the swap only moves entries in
 # A run's outputs (counts/, curated/, summary.json) are written here first, then switched in together.
 RUN_STAGING = ".next-run"
 _STAGED_READY = "_READY"
@@ -61,6 +68,56 @@ def unit_id(crawl: str, sources: Iterable[str]) -> str:
     for source in sources:
         h.update(b"\n" + source.encode())
     return h.hexdigest()[:16]
+
+
+def _lease_file(name: str) -> bool:
+    """The lease of a run (lease.py) or what its atomic rewrite leaves: the only names a run writes before it
+    knows the directory is a root or empty, so a directory holding only them is still empty."""
+    return name == LEASE_FILE or name.startswith(LEASE_FILE + ".")
+
+
+CREATED_DIRECTORY, CREATED_MARKER = "directory", "marker"
+
+
+def claim_root(spark: SparkSession, root: str, create: bool) -> str | None:
+    """Before a writing command writes anything to `root` (its lease first): `root` must be an output root (it holds
+    ROOT_MARKER), or, when `create`, a directory that does not exist or is empty, made one here by writing the
+    marker. Any other directory is refused (exit 2) with nothing written. Returns what was created (CREATED_DIRECTORY
+    or CREATED_MARKER, for `unclaim_root`), or None."""
+    names = child_names(spark, root)
+    if names is not None and ROOT_MARKER in names:
+        return None
+    if names is None or all(_lease_file(n) for n in names):
+        if not create:
+            raise InputError(f"output root {root} does not exist" if names is None else
+                             f"{root} is not an output root (it holds no {ROOT_MARKER})")
+        if not create_exclusively(spark, join_path(root, ROOT_MARKER), {"created_at": now()}):
+            return None  # another run made it a root a moment ago: its lease decides who goes on
+        return CREATED_DIRECTORY if names is None else CREATED_MARKER
+    others = sorted(n for n in names if not _lease_file(n))
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    if set(others) & set(_ROOT_CONTENTS):
+        raise ConfigError(f"--output {root} holds {shown} but no {ROOT_MARKER}: if it is an output root made by an "
+                          f"older metaclip-spark, mark it as one (echo '{{}}' > {join_path(root, ROOT_MARKER)}) and "
+                          "run again; else choose a new or empty directory")
+    raise ConfigError(f"--output {root} is not a metaclip-spark output root (no {ROOT_MARKER}) and not empty: it holds "
+                      f"{shown}; choose a new or empty directory (nothing was written)")
+
+
+def unclaim_root(spark: SparkSession, root: str, created: str | None) -> None:
+    """Undo `claim_root` when the run wrote nothing else: the marker goes (while the run still holds the lease), so a
+    failed first run leaves the directory as it found it."""
+    if created is None:
+        return
+    if all(name == ROOT_MARKER or _lease_file(name) for name in child_names(spark, root) or []):
+        delete_path(spark, join_path(root, ROOT_MARKER))
+
+
+def remove_created_directory(spark: SparkSession, root: str, created: str | None) -> None:
+    """After the lease is released: the directory `claim_root` created, if it is empty (never a non-empty one: a
+    run that came in meanwhile keeps it)."""
+    if created == CREATED_DIRECTORY:
+        delete_empty_directory(spark, root)
 
 
 class _HadoopFiles:
@@ -142,19 +199,6 @@ class OutputRoot:
         """Write ROOT_MARKER once, when a run first writes to the root."""
         if not path_exists(self.spark, self.path(ROOT_MARKER)):
             write_json_atomically(self.spark, self.path(ROOT_MARKER), {"created_at": now()})
-
-    def clear(self) -> None:
-        """Delete what the root holds (for --overwrite), keeping the lease of the run doing it; refuse, exit 2, if
-        the directory is not an output root."""
-        names = child_names(self.spark, self.root)
-        if names is None:
-            return  # nothing there yet
-        others = set(names) - {LEASE_FILE}
-        if others and not others & set(_ROOT_CONTENTS):
-            raise ConfigError(f"refusing to delete {self.root} for --overwrite: it is not a metaclip-spark output "
-                              f"root (no {ROOT_MARKER}); it holds {', '.join(sorted(others)[:5])}")
-        for name in others:
-            delete_path(self.spark, self.path(name))
 
     def unit_path(self, crawl: str, unit: str, table: str | None = None) -> str:
         return self.path("units", f"crawl={crawl}", f"unit={unit}", *([table] if table else []))
@@ -307,3 +351,43 @@ class OutputRoot:
             write_json_atomically(self.spark, self.path("runs", f"{summary['run_id']}.json"), summary)
             write_json_atomically(self.spark, self.path("summary.json"), summary)
         delete_path(self.spark, staging)
+
+    # --overwrite ---------------------------------------------------------------------------------------------
+    def replacement(self, built_from: dict) -> "OutputRoot":
+        """The root --overwrite builds in ROOT/.replacement/, beside the old root's tables, which stay as they are
+        until it has committed (replace_with). One left by a killed or failed --overwrite is resumed when it is
+        built from the same input (`built_from`: input, metadata, mode), else started afresh."""
+        path = self.path(REPLACEMENT)
+        if read_json(self.spark, join_path(path, _REPLACEMENT_INPUT)) != built_from:
+            delete_path(self.spark, path)
+            write_json_atomically(self.spark, join_path(path, _REPLACEMENT_INPUT), built_from)
+        return OutputRoot(self.spark, path)
+
+    def replace_with(self, replacement: "OutputRoot") -> None:
+        """Swap a committed replacement in: marked ready first (the commit point), then the old entries deleted and
+        the new ones moved in. A kill anywhere after the mark is finished by the next writing command."""
+        assert replacement.root == self.path(REPLACEMENT)
+        write_json_atomically(self.spark, join_path(replacement.root, _REPLACEMENT_READY), {"ready_at": now()})
+        self.finish_replacement()
+
+    def finish_replacement(self, keep_unfinished: bool = False) -> None:
+        """Roll a ready replacement forward into the root; drop an unfinished one (a killed or failed --overwrite's:
+        the old root stays whole) unless `keep_unfinished` (a rerun of --overwrite may resume it). Each step can be
+        redone: entries are deleted from the root only before _CLEARED, and after it only moved in, each one
+        (a rename: atomic on a local disk and HDFS, a copy then a delete on an object store) redone whole."""
+        path = self.path(REPLACEMENT)
+        if not path_exists(self.spark, join_path(path, _REPLACEMENT_READY)):
+            if not keep_unfinished:
+                delete_path(self.spark, path)
+            return
+        own = {REPLACEMENT, ROOT_MARKER}
+        if not path_exists(self.spark, join_path(path, _REPLACEMENT_CLEARED)):
+            for name in child_names(self.spark, self.root) or []:
+                if name not in own and not _lease_file(name):
+                    delete_path(self.spark, self.path(name))
+            write_json_atomically(self.spark, join_path(path, _REPLACEMENT_CLEARED), {"cleared_at": now()})
+        for name in child_names(self.spark, path) or []:
+            if not name.startswith("_"):  # not its marker, nor the bookkeeping above
+                delete_path(self.spark, self.path(name))  # a half-copied entry of an object store's killed rename
+                rename_path(self.spark, join_path(path, name), self.path(name))
+        delete_path(self.spark, path)

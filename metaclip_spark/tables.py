@@ -64,6 +64,16 @@ def delete_path(spark: SparkSession, path: str) -> None:
         fs.delete(p, True)
 
 
+def delete_empty_directory(spark: SparkSession, path: str) -> None:
+    """Delete the directory `path` only if it is empty (a non-recursive delete: never what another run just wrote)."""
+    fs, p = _fs_and_path(spark, path)
+    try:
+        if fs.exists(p) and not fs.listStatus(p):
+            fs.delete(p, False)
+    except Exception:  # noqa: BLE001 - Py4J wraps Hadoop's "directory is not empty": someone wrote there, keep it
+        pass
+
+
 def rename_path(spark: SparkSession, source: str, target: str) -> None:
     fence(source)
     fence(target)
@@ -280,19 +290,6 @@ def staging_directory(fs, path: str) -> str:
     for leftover in fs.glob(f"{globbing.escape(parent)}/.{globbing.escape(name)}.tmp-*"):
         fs.rm(leftover, recursive=True)
     return f"{parent}/.{name}.tmp-{uuidlib.uuid4().hex[:12]}"
-
-
-def check_replaceable(fs, path: str, marker: str, what: str) -> None:
-    """Exit 2 unless `path` is absent, an empty directory, or a directory holding `marker` (one we wrote): a
-    directory of someone else's is never replaced."""
-    if not fs.exists(path):
-        return
-    if fs.isfile(path):
-        raise ConfigError(f"{path} is a file, not a directory")
-    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
-    if names and marker not in names:
-        raise ConfigError(f"refusing to replace {path}: it is not {what} (no {marker}); it holds "
-                          f"{', '.join(sorted(names)[:5])}")
 
 
 def publish_directory(fs, staging: str, path: str, marker: str, marker_text: str) -> None:

@@ -167,6 +167,10 @@ def test_bad_options_and_roots_exit_with_their_codes(root, tmp_path, capsys):
     (switching / ".next-run").mkdir()
     (switching / ".next-run" / "_READY").write_text("{}")
     fails(75, "being switched in", "--output", str(switching), "--to", str(tmp_path / "x"))
+    shutil.rmtree(switching / ".next-run")
+    (switching / ".replacement").mkdir()  # a curate --overwrite killed while swapping its new root in
+    (switching / ".replacement" / "_READY").write_text("{}")
+    fails(75, "an --overwrite is swapping its new root in", "--output", str(switching), "--to", str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
 
 
@@ -336,3 +340,84 @@ def test_worldwide_online_table_is_keyed_by_language_and_entry(worldwide_root, t
         balancer = OnlineBalancer(EntryProbabilities.from_parquet(str(out)), seed=1)
         assert balancer.keep_probability(pairs[0]["entry_ids"], pairs[0]["metadata_lang"]) == \
             pytest.approx(pairs[0]["keep_prob"])
+
+
+# Export writes only what it owns, one export per --to at a time ---------------------------------------------------
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "online"])
+def test_an_earlier_export_holding_files_it_did_not_write_is_refused_and_kept(root, tmp_path, capsys, online):
+    to = tmp_path / "export"
+    options = ("--online",) if online else ()
+    assert _export(root, to, *options) == 0
+    assert _export(root, to, *options, "--shuffle-seed", "1") == 0  # an export alone is replaced whole
+    (to / "README.txt").write_text("downloaded on Monday\n")  # what people add to a directory of theirs
+    (to / "images").mkdir()  # img2dataset's output folder inside the export
+    (to / "images" / "00000.tar").write_bytes(b"tar of images")
+    (to / "images" / "00000.parquet").write_bytes(b"img2dataset's own parquet")
+    before = _tree(to)
+    capsys.readouterr()
+    assert _export(root, to, *options, "--shuffle-seed", "2") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "refusing to replace" in err and "README.txt" in err and "images" in err
+    assert _tree(to) == before
+    assert not list(tmp_path.glob(".export.*"))  # no staging, no lock left beside it
+
+
+def test_two_exports_to_one_directory_one_waits_its_turn(root, tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    to = tmp_path / "export"
+    argv = ["export", "--output", str(root), "--to", str(to), "--files", "3", "--shuffle-seed", "5"]
+    with open(tmp_path / "first.log", "wb") as log:
+        first = subprocess.Popen([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True,
+                                 env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1"))
+        try:
+            deadline = time.monotonic() + 300
+            while not list(tmp_path.glob(".export.tmp-*")):  # the first export is writing its files
+                assert first.poll() is None, (tmp_path / "first.log").read_text()
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            capsys.readouterr()
+            assert cli.main([*argv[:-1], "6"]) == 75  # a second export to the same --to
+            assert "is being exported to by pid" in capsys.readouterr().err.strip().splitlines()[-1]
+            assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+    record = json.loads((to / "_EXPORT.json").read_text())
+    assert record["shuffle_seed"] == 5 and record["rows"] == len(_rows(to))
+    assert not list(tmp_path.glob(".export.*"))
+    # an export killed with -9 on this machine leaves its lock: the next export takes it over at once
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    from metaclip_spark.export import _this_machine
+
+    (tmp_path / ".export.export-lock").write_text(json.dumps(dict(_this_machine(), token="x", pid=gone.pid,
+                                                                  heartbeat_epoch=time.time())))
+    assert cli.main([*argv[:-1], "6"]) == 0
+    assert json.loads((to / "_EXPORT.json").read_text())["shuffle_seed"] == 6
+    assert not (tmp_path / ".export.export-lock").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--shuffle-seed", str(2**64), "--shuffle-seed 18446744073709551616: a 64-bit integer"),
+    ("--shuffle-seed", str(-(2**63) - 1), "a 64-bit integer"),
+    ("--files", str(10**12), "--files 1000000000000: at most 1,000,000 files"),
+])
+def test_numbers_out_of_range_exit_2_with_one_line(root, tmp_path, capsys, option, value, message):
+    capsys.readouterr()
+    assert _export(root, tmp_path / "x", option, value) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err.strip().splitlines()[-1], err
+    assert not (tmp_path / "x").exists()

@@ -228,10 +228,11 @@ def test_report_alone_on_an_output_replaces_the_old_one_and_logs_its_stage(spark
 
 def test_report_of_an_unfinished_output_is_an_input_error(spark, tmp_path, capsys):
     assert main(["report", "--output", str(tmp_path / "nothing")]) == 3
-    assert "does not exist" in capsys.readouterr().err
-    (tmp_path / "root").mkdir()
-    (tmp_path / "root" / "_METACLIP_ROOT.json").write_text("{}")
-    assert main(["report", "--output", str(tmp_path / "root")]) == 3
+    assert f"output root {tmp_path / 'nothing'} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nothing").exists()  # nothing written, not even a lease
+    (tmp_path / "begun").mkdir()
+    (tmp_path / "begun" / "_METACLIP_ROOT.json").write_text("{}")  # a root whose first run has not finished
+    assert main(["report", "--output", str(tmp_path / "begun")]) == 3
     assert "summary.json" in capsys.readouterr().err
 
 

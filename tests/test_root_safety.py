@@ -108,7 +108,7 @@ def test_overwrite_refuses_a_directory_that_is_not_an_output_root(spark, tmp_pat
     folder.mkdir()
     (folder / "holiday.jpg").write_bytes(b"\xff\xd8 not really")
     assert _curate(folder, "--overwrite") == 2
-    assert "refusing to delete" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is not a metaclip-spark output root" in capsys.readouterr().err.strip().splitlines()[-1]
     assert sorted(p.name for p in folder.iterdir()) == ["holiday.jpg"]
 
 
@@ -207,3 +207,176 @@ def test_roots_named_with_glob_characters_read_only_themselves(spark, tmp_path, 
         assert rows(root, table) == rows(clean, table), table
     assert json.loads((root / "summary.json").read_text())["pairs_in"] == \
         json.loads((clean / "summary.json").read_text())["pairs_in"]
+
+
+# A directory is a root only by its marker; nothing is written into one before it is known to be a root or empty ---
+
+def _tree(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _someones_folder(tmp_path, *root_like: str):
+    folder = tmp_path / "mine"
+    (folder / "thesis").mkdir(parents=True)
+    (folder / "thesis" / "ch1.tex").write_text("\\chapter{One}\n")
+    for name in root_like:  # names an output root also holds
+        if name.endswith(".json"):
+            (folder / name).write_text('{"mine": true}\n')
+        else:
+            (folder / name).mkdir()
+            (folder / name / "notes.txt").write_text("my notes\n")
+    return folder
+
+
+@pytest.mark.parametrize("root_like", [(), ("summary.json", "units", "crawls")], ids=["plain", "root-like names"])
+@pytest.mark.parametrize("extra", [(), ("--overwrite",)], ids=["curate", "overwrite"])
+def test_a_directory_that_is_not_a_root_is_refused_and_left_untouched(spark, tmp_path, capsys, root_like, extra):
+    folder = _someones_folder(tmp_path, *root_like)
+    before, stamp = _tree(folder), folder.stat().st_mtime_ns
+    assert _curate(folder, *extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--output {folder} " in err and ROOT_MARKER in err
+    assert _tree(folder) == before
+    assert folder.stat().st_mtime_ns == stamp  # not even a lease was written and deleted again
+
+
+@pytest.mark.parametrize("command", ["match", "count", "balance", "report"])
+def test_other_writing_commands_write_nothing_into_a_directory_that_is_not_a_root(spark, tmp_path, capsys, command):
+    folder = _someones_folder(tmp_path, "summary.json")
+    before, stamp = _tree(folder), folder.stat().st_mtime_ns
+    argv = [command, "--output", str(folder)]
+    argv += ["--input", POOL] if command == "match" else []
+    argv += ["--metadata", SMALL_METADATA] if command != "report" else []
+    assert cli.main(argv) == 2
+    assert ROOT_MARKER in capsys.readouterr().err.strip().splitlines()[-1]
+    assert _tree(folder) == before and folder.stat().st_mtime_ns == stamp
+
+
+def test_an_empty_directory_becomes_a_root_and_a_failed_first_run_leaves_it_empty(spark, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _curate(empty, input_path=POOL + ".typo") == 3  # a first run that fails writes nothing that stays
+    assert empty.is_dir() and list(empty.iterdir()) == []
+    assert cli.main(["count", "--output", str(empty), "--metadata", SMALL_METADATA]) == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"{empty} is not an output root (it holds no "
+                                                                      f"{ROOT_MARKER})")
+    assert list(empty.iterdir()) == []
+    assert _curate(empty) == 0
+    assert (empty / ROOT_MARKER).exists() and (empty / "summary.json").exists()
+
+
+# --overwrite never loses a root before its replacement is complete ------------------------------------------------
+
+def _copy(root, to):
+    import shutil
+
+    shutil.copytree(root, to)
+    return to
+
+
+def test_overwrite_without_an_input_is_refused_keeping_the_root(spark, finished_root, tmp_path, capsys):
+    root = _copy(finished_root, tmp_path / "root")
+    before = _files(root)
+    assert cli.main(["curate", "--output", str(root), "--metadata", SMALL_METADATA, "--overwrite"]) == 2
+    assert "--overwrite replaces" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert _files(root) == before
+
+
+@pytest.mark.parametrize("failed_share", [None, 1.0], ids=["failed-files", "empty-replacement"])
+def test_overwrite_with_an_input_whose_files_all_fail_keeps_the_old_root(spark, finished_root, tmp_path, capsys,
+                                                                          failed_share):
+    from servers import ArchiveServer
+
+    root = _copy(finished_root, tmp_path / "root")
+    before = _tree(root)
+    listing = tmp_path / "warc.paths"
+    listing.write_text("".join(f"crawl-data/CC-MAIN-2024-17/segments/1/warc/gone-{i}.warc.gz\n" for i in range(3)))
+    (tmp_path / "served").mkdir()
+    server = ArchiveServer(tmp_path / "served").start()  # answers 404 to every file
+    argv = ["--input-format", "warc-manifest", "--input-base", server.url, "--overwrite"]
+    if failed_share is not None:
+        conf = tmp_path / "conf.toml"
+        conf.write_text(f"[extract]\nmax_failed_share = {failed_share}\n")
+        argv += ["--conf", str(conf)]
+    try:
+        code = _curate(root, *argv, input_path=str(listing))
+    finally:
+        server.stop()
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == (4 if failed_share is None else 3), err
+    assert f"{root} is kept as it was" in err
+    assert {k: v for k, v in _tree(root).items() if not k.startswith(".replacement")} == before
+    assert _curate(root) == 0  # the next run on the root drops the failed replacement and reads the old tables
+    assert not (root / ".replacement").exists()
+    assert json.loads((root / "summary.json").read_text())["pairs_in"] == \
+        json.loads(before["summary.json"])["pairs_in"]
+
+
+def test_overwrite_killed_mid_ingest_keeps_the_old_root_and_the_rerun_replaces_it(spark, finished_root, tmp_path):
+    import glob
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    root = _copy(finished_root, tmp_path / "root")
+    before = _tree(root)
+    pool = tmp_path / "other.jsonl"  # another input: the replacement's rows differ from the old root's
+    lines = (DATA / "pool" / "sample_pairs.jsonl").read_text().splitlines()
+    pool.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    argv = ["curate", "--input", str(pool), "--output", str(root), "--metadata", SMALL_METADATA, "--t", "5",
+            "--no-report", "--overwrite"]
+    with open(tmp_path / "run.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1"))
+        deadline = time.monotonic() + 300
+        while not glob.glob(f"{root}/.replacement/units/*/*/_COMMITTED.json"):
+            assert process.poll() is None, (tmp_path / "run.log").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and its JVM
+        process.wait()
+    now = _tree(root)
+    assert {k: v for k, v in now.items() if not k.startswith((".replacement", LEASE_FILE))} == before
+    assert cli.main(argv) == 0  # the same command again: takes over the dead run's lease, resumes the replacement
+    fresh = tmp_path / "fresh"
+    assert cli.main([*argv[:4], str(fresh), *argv[5:-1]]) == 0
+    assert not (root / ".replacement").exists() and not (root / LEASE_FILE).exists()
+    for table in ("matched", "counts", "curated"):
+        assert _rows(root, table) == _rows(fresh, table), table
+    assert sorted(p.name for p in (root / "crawls").iterdir()) == sorted(p.name for p in (fresh / "crawls").iterdir())
+
+
+def _rows(root, table) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return sorted(map(str, pq.read_table(str(root / table)).to_pylist()))
+
+
+def test_overwrite_killed_while_swapping_in_is_finished_by_the_next_command(spark, finished_root, tmp_path,
+                                                                            monkeypatch):
+    from metaclip_spark import project
+
+    root = _copy(finished_root, tmp_path / "root")
+    fresh = tmp_path / "fresh"
+    assert _curate(fresh, "--t", "3") == 0
+    real_rename, moved = project.rename_path, []
+
+    def rename_then_die(spark, source, target):
+        if "/.replacement/" in source and "/.replacement" not in target:  # the swap, not the replacement's own
+            moved.append(target)
+            if len(moved) == 3:  # some of the new root's entries moved in, not all
+                raise RuntimeError("killed while swapping in")
+        real_rename(spark, source, target)
+
+    monkeypatch.setattr(project, "rename_path", rename_then_die)
+    assert _curate(root, "--overwrite", "--t", "3") == 70
+    monkeypatch.undo()
+    assert (root / ".replacement" / "_READY").exists()
+    assert cli.main(["report", "--output", str(root)]) == 0  # any writing command rolls the swap forward
+    assert not (root / ".replacement").exists()
+    for table in ("matched", "counts", "curated"):
+        assert _rows(root, table) == _rows(fresh, table), table
+    assert _consistent(root)["t"] == 3

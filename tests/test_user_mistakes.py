@@ -235,8 +235,14 @@ def test_crawls_naming_a_crawl_that_overwrite_would_delete_exits_2_keeping_the_r
                                                                                     capsys):
     root = tmp_path / "root"
     shutil.copytree(clean_root, root)
-    assert _curate(root, "--crawls", "pool", "--overwrite") == 2
-    assert _error(capsys, "curate").endswith(f"crawl 'pool' is not in {root} (emptied by --overwrite)")
+    assert _curate(root, "--crawls", "pool", "--overwrite") == 2  # no --input: nothing to overwrite with
+    assert f"error: --overwrite replaces {root} with what --input brings" in _error(capsys, "curate")
+    listing = tmp_path / "warc.paths"  # its crawls are read from its paths; the files are never opened
+    listing.write_text("crawl-data/CC-MAIN-2024-17/segments/1/warc/a.warc.gz\n", encoding="utf-8")
+    assert _curate(root, "--crawls", "pool", "--overwrite", "--input", str(listing), "--input-base",
+                   str(tmp_path)) == 2
+    assert _error(capsys, "curate").endswith(f"crawl 'pool' is neither in {root} (emptied by --overwrite) nor in "
+                                             f"the input {listing} (it brings: CC-MAIN-2024-17)")
     assert _rows(root / "curated") == _rows(clean_root / "curated") and (root / "summary.json").exists()
 
 
