@@ -26,16 +26,18 @@ from metaclip_spark.matching import (KANA_RANGES, REFERENCE_NO_SPACE_RANGES, Ent
 
 # --- no-space ranges ------------------------------------------------------------------------------------------------
 
-# Each range of the spec (curation spec, section 3) with its first and last code point written out, so a table
+# Each range of the reference's (MetaCLIP 2's substr_matching.py, block by block; curation spec, section 3) with its first and last code point written out, so a table
 # edited by mistake fails here too, and the code point on each side of it with whether it is no-space itself
 # (a neighbour range, or not).
 REFERENCE_EDGES = [
     # (first, last, before first: no-space?, after last: no-space?)
     (0x4E00, 0x9FFF, False, False),   # CJK Unified Ideographs
     (0x3400, 0x4DBF, False, False),   # CJK Extension A
-    (0x20000, 0x2EBEF, False, False),  # CJK Extensions B-F
+    (0x20000, 0x2A6DF, False, False),  # CJK Extension B (the reference skips 2A6E0-2A6FF)
+    (0x2A700, 0x2EBEF, False, False),  # CJK Extensions C-F
     (0xF900, 0xFAFF, False, False),   # CJK Compatibility Ideographs
-    (0x2E80, 0x2FFF, False, False),   # CJK Radicals .. Ideographic Description (0x3000 is the ideographic space)
+    (0x2E80, 0x2FDF, False, False),   # CJK Radicals .. Kangxi Radicals (the reference skips 2FE0-2FEF)
+    (0x2FF0, 0x2FFF, False, False),   # Ideographic Description (0x3000 is the ideographic space)
     (0x0E00, 0x0E7F, False, True),    # Thai; Lao follows at once
     (0x0E80, 0x0EFF, True, True),     # Lao; Thai before, Tibetan after
     (0x1000, 0x109F, True, False),    # Myanmar; Tibetan before
