@@ -605,7 +605,7 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
     import os
 
     from .errors import ConfigError, InputError
-    from .project import _STAGED_READY, RUN_STAGING, OutputRoot
+    from .project import _REPLACEMENT_READY, _STAGED_READY, REPLACEMENT, RUN_STAGING, OutputRoot
     from .storage import local_path
 
     if is_local(args.output):  # a file in the way: exit 2, as tables.check_output_directory says it
@@ -618,7 +618,9 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
                               else f"--output {args.output}: {existing} is a file, not a directory")
     root = OutputRoot.records_only(args.output, config.remote)
     root.check_exists()
-    ready = root.files.exists(root.path(RUN_STAGING, _STAGED_READY))  # a killed switch: report finishes it
+    # a killed switch, or a killed swap of an --overwrite's replacement: the command finishes it (cli._run)
+    ready = (root.files.exists(root.path(RUN_STAGING, _STAGED_READY))
+             or root.files.exists(root.path(REPLACEMENT, _REPLACEMENT_READY)))
     if _READS_ROOT[name] and root.summary() is None and not ready:  # export says 75 (busy) itself
         raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
 

@@ -191,8 +191,7 @@ class OutputRoot:
         if not self.files.exists(self.root):
             raise InputError(f"output root {self.root} does not exist")
         if not any(self.files.exists(self.path(name)) for name in _ROOT_CONTENTS):
-            raise InputError(f"{self.root} is not an output root (it holds no {ROOT_MARKER}, units/, crawls/ or "
-                             "summary.json)")
+            raise InputError(f"{self.root} is not an output root (it holds no {ROOT_MARKER})")
 
     # Units ---------------------------------------------------------------------------------------------------
     def mark(self) -> None:

@@ -202,7 +202,7 @@ def test_status_of_a_missing_root_or_of_another_directory_exits_3(spark, tmp_pat
     assert not missing.exists()
     assert cli.main(["status", str(POOL.parent)]) == 3
     assert _error(capsys, "status").endswith(f"{POOL.parent} is not an output root "
-                                             "(it holds no _METACLIP_ROOT.json, units/, crawls/ or summary.json)")
+                                             "(it holds no _METACLIP_ROOT.json)")
 
 
 # 6. --crawls naming no crawl, or a crawl that will not be there ------------------------------------------------
