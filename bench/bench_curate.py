@@ -91,7 +91,7 @@ def curate_run(master: str, pool: str, metadata: str, output: Path, log_path: Pa
 def bare(metadata: str, pool: str) -> dict:
     import bench_matching
     import data
-    from metaclip_spark.metadata import load_metadata
+    from metaclip_spark.metadata.lists import load_metadata
 
     record, _ = bench_matching.bare_loop(load_metadata(metadata), data.read_texts(pool))
     return record

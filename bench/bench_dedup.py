@@ -1,10 +1,10 @@
-"""Case 7, one pool across dumps (metaclip_spark/pair_keys.py): the size of the pair key table and what checking a
+"""Case 7, one pool across dumps (metaclip_spark/ingestion/pair_keys.py): the size of the pair key table and what checking a
 new crawl against it costs, per billion pairs, projected to 10 dumps.
 
 One child process in local[2]. Input: a new crawl's unit pairs (NEW_PAIRS rows with the extract stage's columns;
 DUPLICATES more rows repeat pairs of the crawl itself) and the keys of the pairs an earlier crawl brought to the
 pool, of which OVERLAP of the new crawl's pairs are copies. Pairs are synthetic (a uuid for every two texts, texts of
-26-75 characters), keys are computed from them exactly as pair_keys.py does, so copies are found as in a real run.
+26-75 characters), keys are computed from them exactly as ingestion/pair_keys.py does, so copies are found as in a real run.
 
 The new crawl's rebuild of pairs/ is run side by side, ROUNDS times each, interleaved, after a warm-up run that is
 not counted; the lowest figures are kept:
@@ -65,8 +65,8 @@ def _pairs(spark, first: int, count: int):
 def _inputs(spark, directory: Path, new_pairs: int) -> dict:
     from pyspark.sql import functions as F
 
-    from metaclip_spark import pair_keys
-    from metaclip_spark.project import OutputRoot
+    from metaclip_spark.ingestion import pair_keys
+    from metaclip_spark.root.layout import OutputRoot
 
     unit = str(directory / "unit-pairs")
     copies = int(new_pairs * DUPLICATES)
@@ -88,8 +88,8 @@ def _inputs(spark, directory: Path, new_pairs: int) -> dict:
 
 def _plain_owned(spark, rows, keys_directory: str, buckets: int):
     """CrawlOwnership.owned with the pool's keys read as plain Parquet (no bucketing): for comparison only."""
-    from metaclip_spark import pair_keys
-    from metaclip_spark.dedup import first_of_duplicates
+    from metaclip_spark.ingestion import pair_keys
+    from metaclip_spark.ingestion.dedup import first_of_duplicates
 
     keyed = rows.select("*", *pair_keys.key_columns("text")).repartition(buckets, *pair_keys.KEY_COLUMNS)
     unique = first_of_duplicates(keyed, "text", pair_keys.KEY_COLUMNS)
@@ -98,9 +98,9 @@ def _plain_owned(spark, rows, keys_directory: str, buckets: int):
 
 
 def measure_in_child(directory: Path, new_pairs: int) -> dict:
-    from metaclip_spark import pair_keys
+    from metaclip_spark.ingestion import pair_keys
     from metaclip_spark.progress import stage
-    from metaclip_spark.tables import read_table, write_parquet_atomically
+    from metaclip_spark.root.tables import read_table, write_parquet_atomically
 
     # The UI's REST API (on 127.0.0.1) is where the shuffle volumes are read from. No broadcast joins: a dump's
     # keys are far beyond any broadcast threshold, so the sort-merge join is the plan to measure.

@@ -7,7 +7,7 @@ one gzip member per record as Common Crawl writes them. Each repetition puts its
 - bare loop: one Python process, no Spark, no library code of ours: FastWARC (non-strict, quirks mode), the
   charset from the HTTP header, selectolax's Lexbor parser, urljoin, SHA-224 and fastText lid.176 on every text.
 - library loop: our extraction.file_pairs over the same files in one process (what a Spark task runs per file).
-- stage: metaclip_spark.extraction.run_extract in a child process with master local[1] (one Python worker):
+- stage: metaclip_spark.extraction.job.run_extract in a child process with master local[1] (one Python worker):
   manifest, tasks, Arrow batches, per-file counters, the crawl-wide (uuid, text) de-duplication and the Parquet
   write. A cold run over the same file first pays Spark's fixed costs (first jobs, Python worker fork, model
   load, JIT), reported apart; then the timed runs.
@@ -103,7 +103,7 @@ def bare_loop(paths: list[Path]) -> dict:
     from fastwarc.warc import ArchiveIterator, WarcRecordType
     from selectolax.lexbor import LexborHTMLParser
 
-    from metaclip_spark.language import model_path
+    from metaclip_spark.extraction.language import model_path
 
     model = fasttext.load_model(model_path())
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -141,9 +141,9 @@ def bare_loop(paths: list[Path]) -> dict:
 def library_loop(directory: Path, files: list[str]) -> dict:
     """Our per-file code (what one Spark task runs), in this process, without Spark."""
     from metaclip_spark.config import load_config
-    from metaclip_spark.extraction import ExtractJob, FileStats, file_pairs
-    from metaclip_spark.language import identify_language
-    from metaclip_spark.manifest import ManifestFile
+    from metaclip_spark.extraction.job import ExtractJob, FileStats, file_pairs
+    from metaclip_spark.extraction.language import identify_language
+    from metaclip_spark.ingestion.manifest import ManifestFile
 
     settings = ExtractJob.from_config(load_config("local"))
     identify_language("warm up the model")
@@ -161,7 +161,7 @@ def stage_child(directory: str, output: str, result_path: str) -> None:
     """In a fresh process: a warm-up extract, then the timed extract over the whole manifest, master local[1]."""
     import harness
 
-    from metaclip_spark.extraction import run_extract
+    from metaclip_spark.extraction.job import run_extract
 
     config, spark = harness.bench_session("local[1]", "bench extract")
     # The cold run pays the fixed costs (first jobs, forking the Python worker, loading the model, the JVM's JIT

@@ -28,14 +28,14 @@ ROUNDS = 2  # runs of each master, best kept
 def textbook_loop(automaton, texts: list[str]) -> list[list[int]]:
     """The bare pyahocorasick loop, written as anyone would: MetaCLIP's spacing, every match's id, as a sorted set.
     It stays the yardstick whatever the library does to go faster (EntryMatcher.match_many is timed beside it)."""
-    from metaclip_spark.matching import space_text
+    from metaclip_spark.matching.substrings import space_text
 
     return [sorted({entry_id for _, entry_id in automaton.iter(space_text(text))}) if text else [] for text in texts]
 
 
 def bare_loop(entries: list[str], texts: list[str]) -> dict:
     """One Python process, no Spark: build the automaton, then match every text, collecting the id sets."""
-    from metaclip_spark.matching import EntryMatcher
+    from metaclip_spark.matching.substrings import EntryMatcher
 
     started = time.perf_counter()
     matcher = EntryMatcher(entries)
@@ -66,7 +66,7 @@ def bare_loop(entries: list[str], texts: list[str]) -> dict:
 
 def reference_sample(entries: list[str], texts: list[str], matcher) -> dict:
     """The spec's literal rule (" entry " in spaced text, for every entry) on a few texts; also checks the automaton."""
-    from metaclip_spark.matching import reference_match
+    from metaclip_spark.matching.substrings import reference_match
 
     started = time.perf_counter()
     expected = [reference_match(text, entries) for text in texts]
@@ -123,7 +123,7 @@ def stage_in_child(master: str, manifest: dict, out_dir: Path) -> dict:
 
 def run(work_dir: Path, manifest: dict, log=print) -> dict:
     import data
-    from metaclip_spark.metadata import load_metadata
+    from metaclip_spark.metadata.lists import load_metadata
 
     entries = load_metadata(manifest["metadata"])
     texts = data.read_texts(manifest["pool"])

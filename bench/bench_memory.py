@@ -27,8 +27,8 @@ def automaton_in_child(metadata_path: str) -> dict:
     import numpy  # noqa: F401
     import pyarrow  # noqa: F401
 
-    from metaclip_spark.matching import EntryMatcher
-    from metaclip_spark.metadata import load_metadata
+    from metaclip_spark.matching.substrings import EntryMatcher
+    from metaclip_spark.metadata.lists import load_metadata
 
     gc.collect()
     baseline = harness.rss_mb()

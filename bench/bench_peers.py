@@ -13,7 +13,7 @@ other load on a shared machine falls on all of them; each keeps its best CPU tim
 side yields are hashed, to compare sides, after its clock stops):
 - the floor: inflating the file alone (zlib, ISA-L, zlib-ng), FastWARC's bare record loop, and our reader's member by
   member record loop;
-- ours: metaclip_spark.extraction.file_pairs (what a Spark task runs per file) of this tree, and of the baseline
+- ours: metaclip_spark.extraction.job.file_pairs (what a Spark task runs per file) of this tree, and of the baseline
   commit (today's code before issue 18) for the same files: their pairs must be identical;
 - cc2dataset (PyPI, in its own virtualenv bench/work/peer-venv, made by `make bench`) on the WAT file;
 - ours with language ID left out (every text labelled "en" without fastText) on the one-copy files: what language

@@ -81,8 +81,8 @@ class ServerProcess:
 # ---- one side, once --------------------------------------------------------------------------------------------------
 
 def _pairs(location: str, settings) -> tuple[list[tuple], dict]:
-    from metaclip_spark.extraction import FileStats, file_pairs
-    from metaclip_spark.manifest import ManifestFile
+    from metaclip_spark.extraction.job import FileStats, file_pairs
+    from metaclip_spark.ingestion.manifest import ManifestFile
 
     # The same source_file name on every side: it is part of each pair, the location is not.
     stats = FileStats(WARC, location)
@@ -128,8 +128,8 @@ def run(work_dir) -> dict:
     import bench_extract
 
     from metaclip_spark.config import load_config
-    from metaclip_spark.extraction import ExtractJob
-    from metaclip_spark.language import identify_language
+    from metaclip_spark.extraction.job import ExtractJob
+    from metaclip_spark.extraction.language import identify_language
 
     work_dir = Path(work_dir)
     scale = float(os.environ.get("BENCH_SCALE", "1") or 1)

@@ -76,7 +76,7 @@ def language_texts(code: str, words: list[str], count: int, seed: int) -> list[s
 
 def bare_loop(automaton, texts: list[str]) -> list[list[int]]:
     """The bare pyahocorasick loop of MetaCLIP 2's rule: stripped, spaced text, every match's id, as a sorted set."""
-    from metaclip_spark.matching import prepared_text
+    from metaclip_spark.matching.substrings import prepared_text
 
     return [sorted({entry_id for _, entry_id in automaton.iter(prepared_text(text, True))}) if text else []
             for text in texts]
@@ -101,7 +101,7 @@ def measure(entries_per_language: int, texts_per_language: int) -> dict:
     import numpy as np
     import pyarrow  # noqa: F401
 
-    from metaclip_spark.matching import LanguageMatchers
+    from metaclip_spark.matching.substrings import LanguageMatchers
 
     lists = {code: language_entries(code, entries_per_language) for code in LANGUAGES}
     texts = {code: language_texts(code, words, texts_per_language, SEED) for code, words in lists.items()}

@@ -1,6 +1,6 @@
 """Benchmark inputs, generated reproducibly (fixed seeds) from offline sources and cached under bench/work/.
 
-- Metadata: the embedded default list (metaclip_spark.metadata.load_metadata(None)), kept first and in its order,
+- Metadata: the embedded default list (metaclip_spark.metadata.lists.load_metadata(None)), kept first and in its order,
   then bigrams and multi-word titles made of real English words until the list has 500k entries.
 - Alt texts: 30-120 characters of real English words (wordfreq's list), drawn with Zipf-like weights so that,
   as real alt texts do, most of them match several entries. A few are file-name-like and match nothing.
@@ -83,7 +83,7 @@ def _title_case(words: list[str]) -> str:
 
 def metadata_entries(size: int) -> tuple[list[str], dict]:
     """The default list first (ids kept), then bigrams, then multi-word titles, all distinct, until `size`."""
-    from metaclip_spark.metadata import load_metadata, metadata_digest
+    from metaclip_spark.metadata.lists import load_metadata, metadata_digest
 
     default = load_metadata(None)
     entries = list(default[:size])
@@ -194,7 +194,7 @@ def ensure_inputs(factor: float | None = None, log=print) -> dict:
     directory = work_dir(factor)
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path = directory / "manifest.json"
-    from metaclip_spark.metadata import default_metadata_path
+    from metaclip_spark.metadata.lists import default_metadata_path
 
     default_stamp = hashlib.sha256(default_metadata_path().read_bytes()).hexdigest()[:16]
     key = {"generator": GENERATOR_VERSION, "scale": factor, "sizes": size, "default_metadata_sha256": default_stamp}

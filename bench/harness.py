@@ -200,16 +200,16 @@ def write_result(path: str, result: dict) -> None:
 
 def bench_metadata(path: str):
     """The run's metadata as the pipeline loads it (a file: one v1 list; a directory: a worldwide set)."""
-    from metaclip_spark.metadata import Metadata
+    from metaclip_spark.metadata.lists import Metadata
 
     return Metadata(path)
 
 
 def match_stage(spark, config: dict, pool_path: str, metadata, output: str) -> dict:
     from metaclip_spark.curation import match_pool
-    from metaclip_spark.pool import read_pool
+    from metaclip_spark.ingestion.pool import read_pool
     from metaclip_spark.progress import stage
-    from metaclip_spark.tables import write_parquet_atomically
+    from metaclip_spark.root.tables import write_parquet_atomically
 
     with stage(spark, "match", f"bench: {pool_path}"):
         pool = read_pool(spark, pool_path, "parquet", config)
@@ -223,7 +223,7 @@ def match_stage(spark, config: dict, pool_path: str, metadata, output: str) -> d
 def count_stage(spark, output: str, metadata) -> dict:
     from metaclip_spark.curation import count_entries
     from metaclip_spark.progress import stage
-    from metaclip_spark.tables import write_parquet_atomically
+    from metaclip_spark.root.tables import write_parquet_atomically
 
     with stage(spark, "count", "bench"):
         write_parquet_atomically(count_entries(spark.read.parquet(f"{output}/matched"), metadata),
@@ -235,15 +235,15 @@ def count_stage(spark, output: str, metadata) -> dict:
 def balance_stage(spark, config: dict, output: str, metadata) -> dict:
     from pyspark.sql import functions as F
 
-    from metaclip_spark import balancing
+    from metaclip_spark.balancing import draws
     from metaclip_spark.curation import KEEP_PROB, balance_pool, count_vector
     from metaclip_spark.progress import stage
-    from metaclip_spark.tables import write_parquet_atomically
+    from metaclip_spark.root.tables import write_parquet_atomically
 
     with stage(spark, "balance", "bench"):
         counts = count_vector(spark.read.parquet(f"{output}/counts"), len(metadata.entries))
-        t = balancing.auto_threshold(counts, config.curation.tail_share)
-        curated = balance_pool(spark.read.parquet(f"{output}/matched"), balancing.entry_probabilities(counts, t),
+        t = draws.auto_threshold(counts, config.curation.tail_share)
+        curated = balance_pool(spark.read.parquet(f"{output}/matched"), draws.entry_probabilities(counts, t),
                                config.curation.seed, config.input.text_column)
         write_parquet_atomically(curated, f"{output}/curated")
         totals = spark.read.parquet(f"{output}/curated").agg(F.count("*"), F.sum(KEEP_PROB)).first()

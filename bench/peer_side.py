@@ -11,7 +11,7 @@ Sides (what runs in this process; the driver picks the interpreter and PYTHONPAT
 - records: FastWARC over the whole file (its own inflate), every record's bytes read: the bare record loop;
 - members: the same records read member by member, as metaclip-spark's reader does (gzip_members + FastWARC), no
   page work;
-- ours: metaclip_spark.extraction.file_pairs over the file (what a Spark task runs per file), every language kept,
+- ours: metaclip_spark.extraction.job.file_pairs over the file (what a Spark task runs per file), every language kept,
   the module on PYTHONPATH (this tree's, or the baseline commit's);
 - ours-no-language-id: the same with every text labelled "en" without fastText: what language ID costs (cc2dataset
   identifies no language);
@@ -62,7 +62,7 @@ def members(path: str) -> dict:
 
     from fastwarc.warc import ArchiveIterator
 
-    from metaclip_spark.gzip_members import MemberCounts, gzip_members
+    from metaclip_spark.extraction.gzip_members import MemberCounts, gzip_members
 
     count = size = 0
     with open(path, "rb") as stream:
@@ -77,16 +77,18 @@ class Ours:
     def __init__(self, identify: bool = True):
         import dataclasses
 
-        from metaclip_spark import extraction, language, webpage
+        from metaclip_spark.extraction import job as extraction
+        from metaclip_spark.extraction import language
+        from metaclip_spark.extraction import webpage
         from metaclip_spark.config import load_config
-        from metaclip_spark.extraction import ExtractJob
+        from metaclip_spark.extraction.job import ExtractJob
 
         job = ExtractJob.from_config(load_config("local"))
         self.job = dataclasses.replace(job, extract=dataclasses.replace(job.extract, languages=()))
         self.language, self.webpage, self.extraction = language, webpage, extraction
         language.identify_language("the model is loaded before the clock starts")
         if not identify:
-            extraction.identify_language = lambda text: ("en", 1.0)
+            job.identify_language = lambda text: ("en", 1.0)
 
     def forget(self) -> None:
         clear = getattr(self.language.identify_language, "cache_clear", None)
@@ -94,15 +96,15 @@ class Ours:
             clear()
         getattr(self.webpage, "_site_urls", {}).clear()
         getattr(self.extraction, "_uuids", {}).clear()
-        try:  # the WAT path's URL cache (metaclip_spark.wat; the baseline commit has none)
-            from metaclip_spark import wat
+        try:  # the WAT path's URL cache (metaclip_spark.extraction.wat; the baseline commit has none)
+            from metaclip_spark.extraction import wat
         except ImportError:
             return
         wat.clear_caches()
 
     def __call__(self, path: str) -> dict:
-        from metaclip_spark.extraction import FileStats, file_pairs
-        from metaclip_spark.manifest import ManifestFile
+        from metaclip_spark.extraction.job import FileStats, file_pairs
+        from metaclip_spark.ingestion.manifest import ManifestFile
 
         stats = FileStats("bench", path)
         rows = list(file_pairs(ManifestFile(0, "bench", path, "bench"), self.job, stats))

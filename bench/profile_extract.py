@@ -18,12 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from metaclip_spark import extraction, webpage
+from metaclip_spark.extraction import job as extraction
+from metaclip_spark.extraction import webpage
 from metaclip_spark.config import load_config
-from metaclip_spark.extraction import ExtractJob, FileStats, file_pairs
-from metaclip_spark.language import identify_language
-from metaclip_spark.manifest import ManifestFile
-from metaclip_spark.webarchive import ArchiveCounts, web_pages
+from metaclip_spark.extraction.job import ExtractJob, FileStats, file_pairs
+from metaclip_spark.extraction.language import identify_language
+from metaclip_spark.ingestion.manifest import ManifestFile
+from metaclip_spark.extraction.webarchive import ArchiveCounts, web_pages
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "work" / "scale-1" / "extract-warc" / "part-00000.warc.gz"
 STEPS = {  # webpage's function: the step it is

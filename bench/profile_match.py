@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import data
 from bench_matching import textbook_loop
 from metaclip_spark.curation import entry_ids_array, matched_batch
-from metaclip_spark.matching import EntryMatcher, space_text
-from metaclip_spark.metadata import load_metadata
+from metaclip_spark.matching.substrings import EntryMatcher, space_text
+from metaclip_spark.metadata.lists import load_metadata
 
 
 def batch_function(matcher: EntryMatcher, text_column: str = "text"):

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 import fsspec
 import pyarrow.parquet as pq
 
-from metaclip_spark.online import EntryProbabilities, OnlineBalancer
+from metaclip_spark.export.online import EntryProbabilities, OnlineBalancer
 
 
 class OnlineCuratedPairs:

@@ -22,15 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import sources
-from .errors import INTERNAL_ERROR_EXIT_CODE, CurationError, NoSpaceError, is_out_of_space
+from metaclip_spark.ingestion import sources
+from metaclip_spark.errors import INTERNAL_ERROR_EXIT_CODE, CurationError, NoSpaceError, is_out_of_space
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from .config import Settings
-    from .ingest import InputSpec
-    from .metadata import Metadata
+    from metaclip_spark.config import Settings
+    from metaclip_spark.ingestion.ingest import InputSpec
+    from metaclip_spark.metadata.lists import Metadata
 
 log = logging.getLogger("metaclip_spark")
 
@@ -73,7 +73,7 @@ def _add_input_base(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_common_crawl(parser: argparse.ArgumentParser) -> None:
-    from .crawl_index import ARCHIVE_TYPES, ORIGINS
+    from metaclip_spark.ingestion.crawl_index import ARCHIVE_TYPES, ORIGINS
 
     parser.add_argument("--common-crawl", metavar="ID|latest|next",
                         help="instead of --input: a dump of Common Crawl's index (commoncrawl.index_url), by id; "
@@ -129,7 +129,7 @@ def _add_balance(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_console(parser: argparse.ArgumentParser) -> None:
-    from .progress import MODES
+    from metaclip_spark.progress import MODES
 
     parser.add_argument("--progress", choices=MODES,
                         help="progress of the running stage on stderr: a bar rewritten in place (the default on a "
@@ -141,7 +141,7 @@ def _add_console(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from metaclip_spark import __version__
 
     parser = argparse.ArgumentParser(prog="metaclip-spark", description="MetaCLIP data curation on Apache Spark")
     parser.add_argument("--version", action="version", version=f"metaclip-spark {__version__}")
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--columns", help="comma-separated columns to write, in order (default: url, text, uuid, "
                         "keep_prob, crawl, lang, those the root has)")
     export.add_argument("--online", action="store_true", help="every matched pair with its entry_ids, and "
-                        "entry_probabilities.parquet for a data loader's per-epoch draws (metaclip_spark.online)")
+                        "entry_probabilities.parquet for a data loader's per-epoch draws (metaclip_spark.export.online)")
     export.add_argument("--t", help="with --online: t of the probability table, an integer or 'auto' "
                         "(default: the root's last run's)")
 
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "ranges, as worldwide.kana_no_space)")
     explain.add_argument("text", help="the caption")
 
-    from .metadata_build import add_build_arguments
+    from metaclip_spark.metadata.build import add_build_arguments
 
     build = commands.add_parser("build-metadata", help="build the metadata: numbers, WordNet, Wikipedia, pageviews")
     _add_common(build), add_build_arguments(build)
@@ -273,7 +273,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 # Handlers: one per command, called as handler(args, **what its Command needs) -----------------------------------
 
 def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spark: SparkSession) -> int:
-    from . import pipeline
+    from metaclip_spark import pipeline
 
     summary = pipeline.curate(spark, config, _source(args, config, spark), metadata, args.output,
                               crawls=_crawls(args), overwrite=args.overwrite, force=args.force,
@@ -284,7 +284,7 @@ def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spar
 
 
 def _check_curate(args: argparse.Namespace) -> None:
-    from .errors import ConfigError
+    from metaclip_spark.errors import ConfigError
 
     if args.overwrite and not args.input:
         raise ConfigError(f"--overwrite replaces {args.output} with what --input brings, and there is no --input: "
@@ -292,8 +292,8 @@ def _check_curate(args: argparse.Namespace) -> None:
 
 
 def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
-    from .extraction import run_extract
-    from .pipeline import check_failed_share
+    from metaclip_spark.extraction.job import run_extract
+    from metaclip_spark.pipeline import check_failed_share
 
     record = run_extract(spark, config, args.manifest, args.input_base, args.output, args.crawl, args.fail_fast)
     print(
@@ -308,9 +308,9 @@ def _extract(args: argparse.Namespace, config: Settings, spark: SparkSession) ->
 
 
 def _match(args: argparse.Namespace, config: Settings, metadata: Metadata, spark: SparkSession) -> int:
-    from .ingest import ingest
-    from .pipeline import check_failed_share
-    from .project import OutputRoot
+    from metaclip_spark.ingestion.ingest import ingest
+    from metaclip_spark.pipeline import check_failed_share
+    from metaclip_spark.root.layout import OutputRoot
 
     source = _source(args, config, spark)
     ingested = ingest(spark, config, OutputRoot(spark, args.output), source, metadata, force=args.force,
@@ -322,8 +322,8 @@ def _match(args: argparse.Namespace, config: Settings, metadata: Metadata, spark
 
 
 def _count(args: argparse.Namespace, metadata: Metadata, spark: SparkSession) -> int:
-    from .pipeline import pool_crawls, run_count
-    from .project import OutputRoot
+    from metaclip_spark.pipeline import pool_crawls, run_count
+    from metaclip_spark.root.layout import OutputRoot
 
     root = OutputRoot(spark, args.output)
     run_count(spark, root, metadata, pool_crawls(root, metadata, _crawls(args)))
@@ -332,8 +332,8 @@ def _count(args: argparse.Namespace, metadata: Metadata, spark: SparkSession) ->
 
 def _balance(args: argparse.Namespace, config: Settings, metadata: Metadata, spark: SparkSession,
              started: float) -> int:
-    from .pipeline import pool_crawls, run_balance
-    from .project import OutputRoot
+    from metaclip_spark.pipeline import pool_crawls, run_balance
+    from metaclip_spark.root.layout import OutputRoot
 
     root = OutputRoot(spark, args.output)
     summary = run_balance(spark, config, root, metadata, pool_crawls(root, metadata, _crawls(args)),
@@ -343,9 +343,9 @@ def _balance(args: argparse.Namespace, config: Settings, metadata: Metadata, spa
 
 
 def _status(args: argparse.Namespace, config: Settings) -> int:
-    from .errors import ConfigError
-    from .project import OutputRoot
-    from .status import format_status, root_status
+    from metaclip_spark.errors import ConfigError
+    from metaclip_spark.root.layout import OutputRoot
+    from metaclip_spark.report.status import format_status, root_status
 
     if args.output and args.root:
         raise ConfigError(f"status: the root given twice ({args.root} and --root {args.output}): give --root only")
@@ -359,7 +359,7 @@ def _status(args: argparse.Namespace, config: Settings) -> int:
 
 
 def _crawl_index(args: argparse.Namespace, config: Settings) -> int:
-    from .crawl_index import crawls_listing, format_crawls
+    from metaclip_spark.ingestion.crawl_index import crawls_listing, format_crawls
 
     listing = crawls_listing(config, args.output)
     print(json.dumps(listing, indent=2) if args.json else format_crawls(listing))
@@ -367,7 +367,7 @@ def _crawl_index(args: argparse.Namespace, config: Settings) -> int:
 
 
 def _plan(args: argparse.Namespace, config: Settings) -> int:
-    from .plan import format_languages_plan, format_plan, languages_plan, parse_thresholds, run_plan
+    from metaclip_spark.report.plan import format_languages_plan, format_plan, languages_plan, parse_thresholds, run_plan
 
     if args.plan_lang is None and not args.t_list and _crawls(args) is None \
             and (languages := languages_plan(config, args.output)):
@@ -381,7 +381,7 @@ def _plan(args: argparse.Namespace, config: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, spark: SparkSession) -> int:
-    from .report import write_report
+    from metaclip_spark.report.build import write_report
 
     write_report(spark, args.output)
     print(f"Report: {args.output.rstrip('/')}/report/index.html (numbers in report/summary.json)")
@@ -389,10 +389,10 @@ def _report(args: argparse.Namespace, spark: SparkSession) -> int:
 
 
 def _export(args: argparse.Namespace, config: Settings, spark: SparkSession) -> int:
-    from .config import parse_threshold
-    from .export import ExportSpec, run_export
-    from .storage import is_local
-    from .tables import check_output_directory
+    from metaclip_spark.config import parse_threshold
+    from metaclip_spark.export.files import ExportSpec, run_export
+    from metaclip_spark.storage import is_local
+    from metaclip_spark.root.tables import check_output_directory
 
     if is_local(args.to):
         check_output_directory(spark, args.to)  # a read-only place stops now (exit 2), not after the work
@@ -415,15 +415,15 @@ def _export(args: argparse.Namespace, config: Settings, spark: SparkSession) -> 
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
-    from .matching import EntryMatcher, prepared_text
-    from .metadata import Metadata
+    from metaclip_spark.errors import ConfigError
+    from metaclip_spark.matching.substrings import EntryMatcher, prepared_text
+    from metaclip_spark.metadata.lists import Metadata
 
     metadata = Metadata(args.metadata, kana=args.kana_no_space == "true")  # explain has no profile or --conf
     entries = metadata.entries
     if metadata.worldwide:
-        from .lang_codes import list_code, metadata_code
-        from .language import identify_language
+        from metaclip_spark.matching.lang_codes import list_code, metadata_code
+        from metaclip_spark.extraction.language import identify_language
 
         label, score = identify_language(args.text)
         code = list_code(args.lang) if args.lang else metadata_code(label)
@@ -442,13 +442,13 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _build_metadata(args: argparse.Namespace, config: Settings) -> int:
-    from .metadata_build import run_build_command
+    from metaclip_spark.metadata.build import run_build_command
 
     return run_build_command(args, config)  # starts Spark itself, and only to read Wikipedia or pageview files
 
 
 def _metadata_info(args: argparse.Namespace) -> int:
-    from .metadata import Metadata, default_metadata_path, format_validation, metadata_digest, validate_entries
+    from metaclip_spark.metadata.lists import Metadata, default_metadata_path, format_validation, metadata_digest, validate_entries
 
     metadata = Metadata(args.metadata)
     if not metadata.worldwide:
@@ -473,7 +473,7 @@ def _metadata_info(args: argparse.Namespace) -> int:
 
 def _crawls(args: argparse.Namespace) -> list[str] | None:
     """--crawls as a list; None (every crawl of the root) when not given."""
-    from .errors import ConfigError
+    from metaclip_spark.errors import ConfigError
 
     if getattr(args, "crawls", None) is None:
         return None
@@ -486,7 +486,7 @@ def _crawls(args: argparse.Namespace) -> list[str] | None:
 
 def _source(args: argparse.Namespace, config: Settings, spark: SparkSession) -> InputSpec | None:
     """The --input to ingest, its format inferred when not given; None when there is no --input."""
-    from .ingest import InputSpec, infer_input_format
+    from metaclip_spark.ingestion.ingest import InputSpec, infer_input_format
 
     if not args.input:
         return None
@@ -495,8 +495,8 @@ def _source(args: argparse.Namespace, config: Settings, spark: SparkSession) -> 
 
 
 def _resolve_common_crawl(args: argparse.Namespace, config: Settings) -> int | None:
-    """curate --common-crawl: the dump's listing as --input (crawl_index.py), or 0 when there is nothing new."""
-    from .crawl_index import resolve_curate_input
+    """curate --common-crawl: the dump's listing as --input (ingestion/crawl_index.py), or 0 when there is nothing new."""
+    from metaclip_spark.ingestion.crawl_index import resolve_curate_input
 
     return resolve_curate_input(args, config)
 
@@ -548,7 +548,7 @@ class Command:
 
     handler: Callable[..., int]
     needs: tuple[str, ...] = ()
-    writes_root: bool = False  # holds the --root root's lease (lease.py) while it runs
+    writes_root: bool = False  # holds the --root root's lease (root/lease.py) while it runs
     writes_output: bool = False  # writes into extract's --output (checked to be a directory it can write before any work)
     creates_root: bool = False  # may make --root a new root (a directory that does not exist or is empty)
     check: Callable[[argparse.Namespace], None] | None = None  # options checked before anything starts
@@ -580,9 +580,9 @@ COMMANDS: dict[str, Command] = {
 
 
 def _check_inputs(name: str, args: argparse.Namespace, config: Settings) -> None:
-    """The checks of --input (--manifest) that need no Spark (input_checks.py); the format told is kept, so Spark
+    """The checks of --input (--manifest) that need no Spark (ingestion/input_checks.py); the format told is kept, so Spark
     is not asked again."""
-    from . import input_checks
+    from metaclip_spark.ingestion import input_checks
 
     if name == "extract":
         input_checks.check_manifest(args.manifest, config, args.crawl)
@@ -598,15 +598,15 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
     """A root that is missing, not a root, or (report, export) holds no finished run: exit 3 before Spark starts.
     Local roots, and export's wherever they are (export reads records through fsspec anyway); others are left to
     the command's own checks."""
-    from .storage import is_local
+    from metaclip_spark.storage import is_local
 
     if name not in _READS_ROOT or not (is_local(args.output) or name == "export"):
         return
     import os
 
-    from .errors import ConfigError, InputError
-    from .project import _REPLACEMENT_READY, _STAGED_READY, REPLACEMENT, RUN_STAGING, OutputRoot
-    from .storage import local_path
+    from metaclip_spark.errors import ConfigError, InputError
+    from metaclip_spark.root.layout import _REPLACEMENT_READY, _STAGED_READY, REPLACEMENT, RUN_STAGING, OutputRoot
+    from metaclip_spark.storage import local_path
 
     if is_local(args.output):  # a file in the way: exit 2, as tables.check_output_directory says it
         existing = os.path.abspath(local_path(args.output))
@@ -632,13 +632,13 @@ def _run(name: str, args: argparse.Namespace) -> int:
         command.check(args)
     prepared: dict = {"started": time.monotonic()}
     if {"config", "metadata", "spark"} & set(command.needs):  # metadata's path and Spark's settings are config
-        from .config import load_config
+        from metaclip_spark.config import load_config
 
         prepared["config"] = load_config(args.profile, args.conf_file, _overrides(args))
         if command.resolve and (code := command.resolve(args, prepared["config"])) is not None:
             return code
     if "metadata" in command.needs:
-        from .metadata import Metadata
+        from metaclip_spark.metadata.lists import Metadata
 
         prepared["metadata"] = Metadata.from_config(prepared["config"])  # a bad file: no Spark start-up
     if "config" in prepared:  # before Spark and the root: a bad input or root costs a second
@@ -646,18 +646,18 @@ def _run(name: str, args: argparse.Namespace) -> int:
         _check_root(name, args, prepared["config"])
     if "spark" not in command.needs:
         return command.handler(args, **{need: prepared[need] for need in command.needs})
-    from .session import owned_session
+    from metaclip_spark.session import owned_session
 
     with owned_session(prepared["config"], f"metaclip-spark {name}", args.master) as spark:
         prepared["spark"] = spark
         if command.writes_root or command.writes_output:
-            from .tables import check_output_directory
+            from metaclip_spark.root.tables import check_output_directory
 
             check_output_directory(spark, args.output)
         if not command.writes_root:
             return command.handler(args, **{need: prepared[need] for need in command.needs})
-        from .lease import root_lease
-        from .project import OutputRoot, claim_root, remove_created_directory, unclaim_root
+        from metaclip_spark.root.lease import root_lease
+        from metaclip_spark.root.layout import OutputRoot, claim_root, remove_created_directory, unclaim_root
 
         # Nothing, not even the lease, is written to --output before it is known to be a root or empty.
         created = claim_root(spark, args.output, create=command.creates_root)
@@ -691,7 +691,7 @@ def _interrupted(command: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import progress
+    from metaclip_spark import progress
 
     args = build_parser().parse_args(argv)
     progress.configure(args.progress, args.log_level, args.quiet)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from metaclip_spark.errors import ConfigError
 
 PROFILES = ("local", "cluster")
 
@@ -238,7 +238,7 @@ class RemoteSettings(Section):
 
 @dataclass(frozen=True)
 class CommonCrawlSettings(Section):
-    """[commoncrawl]: where Common Crawl's index of dumps and its data are (crawl_index.py)."""
+    """[commoncrawl]: where Common Crawl's index of dumps and its data are (ingestion/crawl_index.py)."""
 
     name: typing.ClassVar[str] = "commoncrawl"
     index_url: str
@@ -253,8 +253,8 @@ class CommonCrawlSettings(Section):
 
 @dataclass(frozen=True)
 class RootSettings(Section):
-    """[root]: the output root's lease (lease.py) that keeps two runs from writing one root, the bucket count of
-    a new root's pair keys, and the pairs per bucket from which a crawl's rebuild goes through them (pair_keys.py)."""
+    """[root]: the output root's lease (root/lease.py) that keeps two runs from writing one root, the bucket count of
+    a new root's pair keys, and the pairs per bucket from which a crawl's rebuild goes through them (ingestion/pair_keys.py)."""
 
     name: typing.ClassVar[str] = "root"
     lease_timeout_seconds: float
@@ -277,7 +277,7 @@ class RootSettings(Section):
 
 @dataclass(frozen=True)
 class ExportSettings(Section):
-    """[export]: the files `export` writes for training tools (export.py)."""
+    """[export]: the files `export` writes for training tools (export/files.py)."""
 
     name: typing.ClassVar[str] = "export"
     format: str
@@ -293,7 +293,7 @@ class ExportSettings(Section):
 
 @dataclass(frozen=True)
 class OptoutSettings(Section):
-    """[optout]: the AI-training opt-outs honoured (optout.py); pages' signals are stored whatever these say."""
+    """[optout]: the AI-training opt-outs honoured (optout/signals.py); pages' signals are stored whatever these say."""
 
     name: typing.ClassVar[str] = "optout"
     honour_page_signals: bool
@@ -303,7 +303,7 @@ class OptoutSettings(Section):
     content_usage: tuple[str, ...]
 
     def __post_init__(self):
-        from .optout import DIRECTIVES
+        from metaclip_spark.optout.signals import DIRECTIVES
 
         unknown = [d for d in self.directives if d.lower() not in DIRECTIVES]
         if unknown:

@@ -11,7 +11,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from . import balancing, lang_codes, matching
+from metaclip_spark.balancing import draws
+from metaclip_spark.matching import lang_codes
+from metaclip_spark.matching import substrings
 
 ENTRY_IDS = "entry_ids"
 KEEP_PROB = "keep_prob"
@@ -44,7 +46,7 @@ def match_pool(pool: DataFrame, metadata, text_column: str) -> DataFrame:
     digest = metadata.digest
 
     def match_batches(batches):
-        matcher = matching.cached_matcher(digest, lambda: entries_broadcast.value)
+        matcher = substrings.cached_matcher(digest, lambda: entries_broadcast.value)
         for batch in batches:
             yield matched_batch(matcher, batch, text_column)
 
@@ -61,15 +63,15 @@ def _match_pool_worldwide(pool: DataFrame, metadata, text_column: str) -> DataFr
     digest, kana, max_bytes = metadata.digest, metadata.kana, metadata.automata_max_bytes
 
     def match_batches(batches):
-        matchers = matching.cached_language_matchers(
-            digest, lambda: matching.LanguageMatchers(lists, lambda code: lists[code].value, max_bytes, kana))
+        matchers = substrings.cached_language_matchers(
+            digest, lambda: substrings.LanguageMatchers(lists, lambda code: lists[code].value, max_bytes, kana))
         for batch in batches:
             yield matched_batch_worldwide(matchers, batch, text_column)
 
     return pool.mapInArrow(match_batches, matched_schema(pool.schema))
 
 
-def matched_batch_worldwide(matchers: matching.LanguageMatchers, batch: pa.RecordBatch,
+def matched_batch_worldwide(matchers: substrings.LanguageMatchers, batch: pa.RecordBatch,
                             text_column: str) -> pa.RecordBatch:
     """`matched_batch` with each text matched against its own language's list (the METADATA_LANG column)."""
     ids = matchers.match_many(batch.column(METADATA_LANG).to_pylist(), batch.column(text_column).to_pylist())
@@ -83,7 +85,7 @@ def with_metadata_lang(pairs: DataFrame, lang_column: str | None, text_column: s
     `lang` column (Common Crawl pairs) mapped to its code; else lid.176 run on the texts (adding `lang` and
     `lang_score`, as extraction does)."""
     if lang_column and lang_column in pairs.columns:
-        # A variant code goes to its prefix's list (zh-yue -> zh), an empty one to `other` (lang_codes.py).
+        # A variant code goes to its prefix's list (zh-yue -> zh), an empty one to `other` (matching/lang_codes.py).
         code = F.col(lang_column).cast("string")
         merged = F.split(F.regexp_replace(code, "_", "-"), "-").getItem(0)
         return pairs.withColumn(METADATA_LANG, F.when(F.coalesce(code, F.lit("")) == "", F.lit(lang_codes.OTHER))
@@ -97,7 +99,7 @@ def with_metadata_lang(pairs: DataFrame, lang_column: str | None, text_column: s
         T.StructField(METADATA_LANG, T.StringType())])
 
     def identify(batches):
-        from .language import identify_language
+        from metaclip_spark.extraction.language import identify_language
 
         for batch in batches:
             found = [identify_language(text) if text else ("", 0.0) for text in batch.column(text_column).to_pylist()]
@@ -113,7 +115,7 @@ def with_metadata_lang(pairs: DataFrame, lang_column: str | None, text_column: s
 _ENTRY_IDS_TYPE = pa.list_(pa.field("element", pa.int32(), nullable=False))
 
 
-def matched_batch(matcher: matching.EntryMatcher, batch: pa.RecordBatch, text_column: str) -> pa.RecordBatch:
+def matched_batch(matcher: substrings.EntryMatcher, batch: pa.RecordBatch, text_column: str) -> pa.RecordBatch:
     """The rows of one Arrow batch that match at least one entry, with their `entry_ids` column added."""
     return _with_entry_ids(batch, matcher.match_many(batch.column(text_column).to_pylist()))
 
@@ -245,7 +247,7 @@ def balance_pool(matched: DataFrame, probabilities, seed: int, text_column: str)
         probs = probabilities_broadcast.value
         for batch in batches:
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
-            keep, keep_prob = balancing.decide(
+            keep, keep_prob = draws.decide(
                 seed, batch.column("uuid").to_pylist(), batch.column(text_column).to_pylist(), lengths, flat, probs
             )
             mask = pa.array(keep)
@@ -279,7 +281,7 @@ def _balance_pool_worldwide(matched: DataFrame, probabilities: dict[str, np.ndar
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
             flat_probs = language_entry_probabilities(batch.column(METADATA_LANG).to_pylist(), lengths, flat,
                                                       lambda code: broadcasts[code].value)
-            keep, keep_prob = balancing.decide_flat(seed, batch.column("uuid").to_pylist(),
+            keep, keep_prob = draws.decide_flat(seed, batch.column("uuid").to_pylist(),
                                                     batch.column(text_column).to_pylist(), lengths, flat, flat_probs)
             mask = pa.array(keep)
             yield pa.RecordBatch.from_arrays(

@@ -1,4 +1,4 @@
-"""The curation run over an output root (layout in project.py): ingest new input, count, balance, report.
+"""The curation run over an output root (layout in root/layout.py): ingest new input, count, balance, report.
 
 `curate` = ingest (extract + match new files in committed units, rebuild touched crawls) + count (sum the chosen
 crawls' per-entry counts) + balance (seeded draws over the chosen crawls' matched pairs) + report. Each table is
@@ -16,17 +16,20 @@ import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from . import __version__, balancing, optout_tables, pair_keys
-from .config import Settings
-from .curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count_vectors
-from .errors import ConfigError, FailedFilesError, InputError
-from .ingest import InputSpec, check_input, ingest, input_crawls, optout_pending
-from .metadata import Metadata
-from .progress import stage, stage_timings
-from .project import OutputRoot, now
-from .records import KIND_EXTRACT, sum_counters
-from .tables import join_path, read_table, write_json_atomically, write_parquet_atomically
-from .thresholds import balance_warnings
+from metaclip_spark import __version__
+from metaclip_spark.balancing import draws
+from metaclip_spark.optout import tables as optout_tables
+from metaclip_spark.ingestion import pair_keys
+from metaclip_spark.config import Settings
+from metaclip_spark.curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count_vectors
+from metaclip_spark.errors import ConfigError, FailedFilesError, InputError
+from metaclip_spark.ingestion.ingest import InputSpec, check_input, ingest, input_crawls, optout_pending
+from metaclip_spark.metadata.lists import Metadata
+from metaclip_spark.progress import stage, stage_timings
+from metaclip_spark.root.layout import OutputRoot, now
+from metaclip_spark.root.records import KIND_EXTRACT, sum_counters
+from metaclip_spark.root.tables import join_path, read_table, write_json_atomically, write_parquet_atomically
+from metaclip_spark.balancing.thresholds import balance_warnings
 
 log = logging.getLogger("metaclip_spark")
 
@@ -92,7 +95,7 @@ def _read_counts(spark: SparkSession, path: str, metadata: Metadata) -> np.ndarr
 
 def _threshold(config: Settings, counts: np.ndarray) -> int:
     curation = config.curation
-    return balancing.auto_threshold(counts, curation.tail_share) if curation.t == "auto" else curation.t
+    return draws.auto_threshold(counts, curation.tail_share) if curation.t == "auto" else curation.t
 
 
 def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadata: Metadata, crawls: list[str],
@@ -117,7 +120,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
     pairs_matched = sum(s["pairs_matched"] for s in states.values())
     with stage(spark, "balance", f"t {t}, seed {seed}, crawls {', '.join(crawls)}") as run:
         matched = root.read_crawls("matched", crawls)
-        curated = balance_pool(matched, balancing.entry_probabilities(counts, t), seed, text_column)
+        curated = balance_pool(matched, draws.entry_probabilities(counts, t), seed, text_column)
         write_parquet_atomically(curated, join_path(into, "curated"))
         pairs_curated = read_table(spark, join_path(into, "curated")).count()
         run.rows = pairs_matched
@@ -137,7 +140,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         "entries_matched": int((counts > 0).sum()),
         "entries_over_t": int((counts > t).sum()),
         "matches_total": matches_total,
-        "tail_proportion": balancing.tail_proportion(counts, t),
+        "tail_proportion": draws.tail_proportion(counts, t),
         "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
         "warnings": balance_warnings(counts, t, "auto" if config.curation.t == "auto" else "fixed",
                                      config.curation.tail_share, pairs_matched, pairs_curated),
@@ -155,9 +158,9 @@ def _run_figures(states: dict, ingested: dict | None, config: Settings, started:
                          "skipped": s.get("skipped"), "optout": s.get("optout"),
                          **{key: s.get(key) for key in crawl_keys}}
                      for c, s in states.items()},
-        # pairs set apart because their page opts out of AI training, summed over the crawls (optout_tables.py)
+        # pairs set apart because their page opts out of AI training, summed over the crawls (root/tables.py)
         "optout": optout_tables.summed([s.get("optout") for s in states.values()]),
-        "extract": _summed_extract(states),  # the ExtractCounters of records.py
+        "extract": _summed_extract(states),  # the ExtractCounters of root/records.py
         **({"ingest": ingested} if ingested else {}),
         "stages": stage_timings(started),  # this run's stages: runs, seconds, rows
         "config": config.record(),
@@ -188,7 +191,7 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
     unknown = sorted(set(config.worldwide.t_by_lang) - set(counts))
     if unknown:
         log.warning("worldwide.t_by_lang sets t for %s, which the metadata has no list for: ignored", ", ".join(unknown))
-    thresholds, p = balancing.thresholds_by_language(counts, config.curation.t, config.curation.tail_share,
+    thresholds, p = draws.thresholds_by_language(counts, config.curation.t, config.curation.tail_share,
                                                      config.worldwide.t_by_lang)
     states = {crawl: root.crawl_state(crawl) for crawl in crawls}
     text_column = _text_column(states, config)
@@ -196,7 +199,7 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
     shown = ", ".join(f"{code} {t}" for code, t in sorted(thresholds.items()))
     with stage(spark, "balance", f"t {shown}; seed {seed}, crawls {', '.join(crawls)}") as run:
         matched = root.read_crawls("matched", crawls)
-        probabilities = {code: balancing.entry_probabilities(counts[code], t) for code, t in thresholds.items()}
+        probabilities = {code: draws.entry_probabilities(counts[code], t) for code, t in thresholds.items()}
         write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column), join_path(into, "curated"))
         curated = read_table(spark, join_path(into, "curated"))
         curated_by_lang = {row[METADATA_LANG]: int(row["count"])
@@ -216,7 +219,7 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
             "entries_matched": int((vector > 0).sum()),
             "entries_over_t": int((vector > t).sum()),
             "matches_total": int(vector.sum()),
-            "tail_proportion": balancing.tail_proportion(vector, t),
+            "tail_proportion": draws.tail_proportion(vector, t),
             "top_entries": _top_entries(vector, metadata.lists[code]),
         }
     matches_total = sum(v["matches_total"] for v in by_lang.values())
@@ -227,7 +230,7 @@ def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, 
         "pairs_in": sum(s["pairs"] for s in states.values()),
         "pairs_matched": pairs_matched,
         "pairs_curated": sum(curated_by_lang.values()),
-        "t": int(thresholds.get(balancing.ENGLISH, 0)) or None,
+        "t": int(thresholds.get(draws.ENGLISH, 0)) or None,
         "t_mode": "auto" if config.curation.t == "auto" else "fixed",
         "t_by_lang": thresholds,
         "t_overrides": dict(config.worldwide.t_by_lang),
@@ -260,14 +263,14 @@ def _worldwide_warnings(config: Settings, by_lang: dict, counts: dict[str, np.nd
     """balance_warnings of each language that has matched pairs, named by its code: English's `t = auto` against
     its tail share, a derived t against English's tail share p; every language's "nothing over t, every pair kept"
     and "kept every matched pair"."""
-    from .thresholds import auto_misses_tail
+    from metaclip_spark.balancing.thresholds import auto_misses_tail
 
     warnings = []
     for code, v in by_lang.items():
         if not v["pairs_matched"]:
             continue
-        mode = ("auto" if config.curation.t == "auto" else "fixed") if code == balancing.ENGLISH else "fixed"
-        if code != balancing.ENGLISH and code not in config.worldwide.t_by_lang and counts[code].any() \
+        mode = ("auto" if config.curation.t == "auto" else "fixed") if code == draws.ENGLISH else "fixed"
+        if code != draws.ENGLISH and code not in config.worldwide.t_by_lang and counts[code].any() \
                 and (achieved := auto_misses_tail(counts[code], v["t"], p)) is not None:
             warnings.append(f"{code}: its t = {v['t']:,}, derived from English's tail share {p:.1%}, leaves "
                             f"{achieved:.1%} of its matches under t (its counts are too coarse to come nearer); set "
@@ -325,7 +328,7 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
            crawls: list[str] | None = None, overwrite: bool = False, force: bool = False, rematch: bool = False,
            fail_fast: bool = False, report: bool = True, dedup: str | None = None, rebuild_dedup: bool = False) -> dict:
     """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls.
-    `dedup`, `rebuild_dedup`: the root's de-duplication mode (pair_keys.py), which an ingest settles."""
+    `dedup`, `rebuild_dedup`: the root's de-duplication mode (ingestion/pair_keys.py), which an ingest settles."""
     started = time.monotonic()
     root = target = OutputRoot(spark, output)
     if crawls:  # a crawl that will not be there fails now, not after the ingest (nor after --overwrite)
@@ -357,7 +360,7 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
     if overwrite:
         target.replace_with(root)
     if report:
-        from .report import write_report
+        from metaclip_spark.report.build import write_report
 
         write_report(spark, output)
     return summary

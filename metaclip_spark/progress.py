@@ -92,7 +92,7 @@ class UnitTally:
     pairs_matched: int = 0
 
     def add(self, marker: dict) -> None:
-        """A committed unit marker (ingest.py): its files by status, its pairs and matched pairs."""
+        """A committed unit marker (ingestion/ingest.py): its files by status, its pairs and matched pairs."""
         statuses = [f.get("status") for f in marker.get("files", [])]
         self.units_done += 1
         self.files_failed += sum(s == "failed" for s in statuses)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
-from .config import Settings
+from metaclip_spark.config import Settings
 
 log = logging.getLogger("metaclip_spark")
 spark_log = logging.getLogger("metaclip_spark.spark")

@@ -23,8 +23,8 @@ import time
 from functools import lru_cache
 from typing import BinaryIO, Callable, TypeVar
 
-from .config import RemoteSettings
-from .errors import ConfigError
+from metaclip_spark.config import RemoteSettings
+from metaclip_spark.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ class EarlyEndOfData(ConnectionError):
 @lru_cache(maxsize=1)
 def default_settings() -> RemoteSettings:
     """The [remote] settings of the local profile (for callers that were given none)."""
-    from .config import load_config
+    from metaclip_spark.config import load_config
 
     return load_config("local").remote
 

@@ -8,7 +8,7 @@ The last line printed is `mutation score: K/N killed (P%)` over the modules run;
 mutation/work/<module>/survivors.txt. mutation/README.md lists the survivors found and why each is left.
 
     python mutation/run.py                 # every module below
-    python mutation/run.py matching wat    # these only
+    python mutation/run.py matching/substrings extraction/wat    # these only
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 # The pure modules and the test files that cover them without Spark (their Spark tests skip in these runs).
 PURE_TESTS = ["tests/test_golden.py", "tests/test_boundaries.py", "tests/test_properties.py"]
 MODULES = {
-    "matching": ["tests/test_matching.py", "tests/test_worldwide_rules.py", "tests/test_matching_workers.py"],
-    "balancing": ["tests/test_balancing.py", "tests/test_thresholds.py", "tests/test_worldwide_rules.py"],
-    "thresholds": ["tests/test_thresholds.py", "tests/test_balancing.py", "tests/test_plan_table.py"],
-    "gzip_members": ["tests/test_damaged_archives.py"],
+    "matching/substrings": ["tests/test_matching.py", "tests/test_worldwide_rules.py", "tests/test_matching_workers.py"],
+    "balancing/draws": ["tests/test_balancing.py", "tests/test_thresholds.py", "tests/test_worldwide_rules.py"],
+    "balancing/thresholds": ["tests/test_thresholds.py", "tests/test_balancing.py", "tests/test_plan_table.py"],
+    "extraction/gzip_members": ["tests/test_damaged_archives.py"],
     "config": ["tests/test_config.py", "tests/test_user_mistakes.py", "tests/test_config_record.py"],
-    "online": ["tests/test_online.py"],
-    "lang_codes": ["tests/test_worldwide_rules.py"],
-    "records": ["tests/test_records.py"],
-    "wat": ["tests/test_wat.py"],
-    "webpage": ["tests/test_webpage.py", "tests/test_wat.py"],
-    "dedup": ["tests/test_pool_dedup.py"],
+    "export/online": ["tests/test_online.py"],
+    "matching/lang_codes": ["tests/test_worldwide_rules.py"],
+    "root/records": ["tests/test_records.py"],
+    "extraction/wat": ["tests/test_wat.py"],
+    "extraction/webpage": ["tests/test_webpage.py", "tests/test_wat.py"],
+    "ingestion/dedup": ["tests/test_pool_dedup.py"],
 }
 # Tests too slow to run once per mutant (they stay in `make test`): the fuzz test reads every real archive 60 times.
 SLOW_TESTS = ["tests/test_damaged_archives.py::test_fuzz_damaged_real_archives_never_crash_and_keep_every_undamaged_record"]
@@ -63,7 +63,7 @@ def pytest_section() -> str:
 
 
 def prepare(module: str, tests: list[str]) -> Path:
-    work = WORK / module
+    work = WORK / module.replace("/", ".")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -1,4 +1,4 @@
-"""Web archives of the real opt-out pages in tests/data/optout (tests of optout.py on both extraction paths).
+"""Web archives of the real opt-out pages in tests/data/optout (tests of optout/signals.py on both extraction paths).
 
 Each page becomes a WARC `response` record (gzipped, one member per record, as Common Crawl writes them) with the
 HTTP headers given here, and an image with an English alt text after the page's own markup (most of the pages are

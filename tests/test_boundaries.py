@@ -17,11 +17,14 @@ import zlib
 import numpy as np
 import pytest
 
-from metaclip_spark import balancing, thresholds, wat, webpage
+from metaclip_spark.balancing import draws
+from metaclip_spark.balancing import thresholds
+from metaclip_spark.extraction import wat
+from metaclip_spark.extraction import webpage
 from metaclip_spark.config import load_config, parse_threshold
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.gzip_members import READ_BYTES, MemberCounts, OneStreamFile, gzip_members
-from metaclip_spark.matching import (KANA_RANGES, REFERENCE_NO_SPACE_RANGES, EntryMatcher, LanguageMatchers,
+from metaclip_spark.extraction.gzip_members import READ_BYTES, MemberCounts, OneStreamFile, gzip_members
+from metaclip_spark.matching.substrings import (KANA_RANGES, REFERENCE_NO_SPACE_RANGES, EntryMatcher, LanguageMatchers,
                                      is_no_space, padded_entry, reference_match)
 
 # --- no-space ranges ------------------------------------------------------------------------------------------------
@@ -94,13 +97,13 @@ def test_an_entry_edge_is_judged_by_its_own_first_and_last_character():
 # --- counts equal to t ----------------------------------------------------------------------------------------------
 
 def test_an_entry_whose_count_equals_t_keeps_every_pair():
-    assert balancing.entry_probabilities(np.array([2, 3, 4, 6]), 3).tolist() == [1.0, 1.0, 0.75, 0.5]
+    assert draws.entry_probabilities(np.array([2, 3, 4, 6]), 3).tolist() == [1.0, 1.0, 0.75, 0.5]
 
 
 def test_tail_share_counts_entries_strictly_under_t():
-    assert balancing.tail_proportion(np.array([3, 3, 3]), 3) == 0.0
-    assert balancing.tail_proportion(np.array([2, 3, 5]), 3) == 0.2
-    assert balancing.tail_proportion(np.array([3, 3, 3]), 4) == 1.0
+    assert draws.tail_proportion(np.array([3, 3, 3]), 3) == 0.0
+    assert draws.tail_proportion(np.array([2, 3, 5]), 3) == 0.2
+    assert draws.tail_proportion(np.array([3, 3, 3]), 4) == 1.0
 
 
 def test_counts_equal_to_t_in_the_plan_table():
@@ -122,11 +125,11 @@ def test_counts_equal_to_t_balance_nothing_and_say_so():
 
 def test_auto_t_stops_where_the_tail_reaches_its_share_exactly():
     # entries under t = 3 hold 1 + 1 + 2 = 4 of 8 matches: exactly the 50% asked for
-    assert balancing.auto_threshold(np.array([4, 2, 1, 1]), 0.5) == 3
-    assert balancing.auto_threshold(np.array([4, 2, 1, 1, 0, 0]), 0.5) == 3  # zero counts hold no matches
-    assert balancing.auto_threshold(np.array([4, 2, 1, 1]), 0.5000001) == 5
-    assert balancing.auto_threshold(np.array([0, 0]), 0.5) == 1
-    assert balancing.auto_threshold(np.array([7]), 0.06) == 8
+    assert draws.auto_threshold(np.array([4, 2, 1, 1]), 0.5) == 3
+    assert draws.auto_threshold(np.array([4, 2, 1, 1, 0, 0]), 0.5) == 3  # zero counts hold no matches
+    assert draws.auto_threshold(np.array([4, 2, 1, 1]), 0.5000001) == 5
+    assert draws.auto_threshold(np.array([0, 0]), 0.5) == 1
+    assert draws.auto_threshold(np.array([7]), 0.06) == 8
 
 
 def test_auto_missing_its_tail_is_said_only_past_the_tolerance():
@@ -142,11 +145,11 @@ def test_auto_missing_its_tail_is_said_only_past_the_tolerance():
 def test_derived_t_takes_the_lower_position_on_a_tie():
     # sorted [1, 3, 4], cumulative shares 0.125, 0.5, 1.0: p = 0.3125 is as near the first as the second, and the
     # first (count 1) wins; a little nearer the second, its count
-    assert balancing.derived_threshold(np.array([4, 3, 1]), 0.3125) == 1
-    assert balancing.derived_threshold(np.array([4, 3, 1]), 0.3126) == 3
-    assert balancing.derived_threshold(np.array([3, 1, 4]), 0.5) == 3  # shares 0.125, 0.5, 1.0: exactly at 0.5
-    assert balancing.derived_threshold(np.array([0, 0, 5]), 0.1) == 1  # nearest position holds 0: never below 1
-    assert balancing.derived_threshold(np.array([0, 0]), 0.1) == 1
+    assert draws.derived_threshold(np.array([4, 3, 1]), 0.3125) == 1
+    assert draws.derived_threshold(np.array([4, 3, 1]), 0.3126) == 3
+    assert draws.derived_threshold(np.array([3, 1, 4]), 0.5) == 3  # shares 0.125, 0.5, 1.0: exactly at 0.5
+    assert draws.derived_threshold(np.array([0, 0, 5]), 0.1) == 1  # nearest position holds 0: never below 1
+    assert draws.derived_threshold(np.array([0, 0]), 0.1) == 1
 
 
 def test_the_t_series_stops_at_the_first_t_at_or_over_the_largest_count():
@@ -165,14 +168,14 @@ def test_count_decades_at_each_power_of_ten():
 
 def test_a_draw_equal_to_p_is_not_a_keep():
     """Kept when u < p_e: p_e equal to the draw drops the pair, the next float up keeps it (offline and online)."""
-    from metaclip_spark.online import EntryProbabilities, OnlineBalancer, epoch_seed
+    from metaclip_spark.export.online import EntryProbabilities, OnlineBalancer, epoch_seed
 
-    u = balancing.keep_draw(5, "uuid", "text", 2)
+    u = draws.keep_draw(5, "uuid", "text", 2)
     for p, kept in ((u, False), (np.nextafter(u, 1.0), True)):
         probs = np.array([1.0, 1.0, p])
-        keep, _ = balancing.decide(5, ["uuid"], ["text"], np.array([1]), np.array([2]), probs)
+        keep, _ = draws.decide(5, ["uuid"], ["text"], np.array([1]), np.array([2]), probs)
         assert keep.tolist() == [kept]
-        online_u = balancing.keep_draw(epoch_seed(5, 0), "uuid", "text", 2)
+        online_u = draws.keep_draw(epoch_seed(5, 0), "uuid", "text", 2)
         balancer = OnlineBalancer(EntryProbabilities({"": np.array([1.0, 1.0, online_u if not kept else
                                                                    np.nextafter(online_u, 1.0)])}), seed=5)
         assert balancer.keep("uuid", "text", [2], epoch=0) is kept
@@ -180,14 +183,14 @@ def test_a_draw_equal_to_p_is_not_a_keep():
 
 
 def test_an_entry_id_past_the_online_table_has_p_1():
-    from metaclip_spark.online import EntryProbabilities
+    from metaclip_spark.export.online import EntryProbabilities
 
     table = EntryProbabilities({"": np.array([0.5, 0.25])})
     assert table.of("", np.array([0, 1, 2, 3])).tolist() == [0.5, 0.25, 1.0, 1.0]
 
 
 def test_an_entry_counted_once_at_t_1_keeps_its_pairs():
-    assert balancing.entry_probabilities(np.array([0, 1, 2]), 1).tolist() == [1.0, 1.0, 0.5]
+    assert draws.entry_probabilities(np.array([0, 1, 2]), 1).tolist() == [1.0, 1.0, 0.5]
 
 
 def test_p_1_entries_give_keep_probability_1_without_a_warning():
@@ -195,21 +198,21 @@ def test_p_1_entries_give_keep_probability_1_without_a_warning():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # log(0) must not warn on every batch of a run
-        assert balancing.keep_probability(np.array([1.0, 0.5])) == 1.0
-        assert balancing.keep_probabilities_flat(np.array([2, 1]), np.array([1.0, 0.5, 0.25])).tolist() == pytest.approx(
+        assert draws.keep_probability(np.array([1.0, 0.5])) == 1.0
+        assert draws.keep_probabilities_flat(np.array([2, 1]), np.array([1.0, 0.5, 0.25])).tolist() == pytest.approx(
             [1.0, 0.25])
 
 
 def test_pairs_without_entries_at_the_end_of_a_batch_are_decided_too():
-    keep, keep_prob = balancing.decide(0, ["a", "b", "c"], ["x", "y", "z"], np.array([1, 0, 0]), np.array([0]),
+    keep, keep_prob = draws.decide(0, ["a", "b", "c"], ["x", "y", "z"], np.array([1, 0, 0]), np.array([0]),
                                        np.array([1.0]))
     assert keep.tolist() == [True, False, False] and keep_prob.tolist() == [1.0, 0.0, 0.0]
 
 
 def test_one_english_match_still_gives_english_s_tail_share():
-    thresholds, p = balancing.thresholds_by_language({"en": np.array([1, 0]), "de": np.array([5, 1])}, 1, 0.06)
+    thresholds, p = draws.thresholds_by_language({"en": np.array([1, 0]), "de": np.array([5, 1])}, 1, 0.06)
     assert p == 0.0 and thresholds == {"en": 1, "de": 1}
-    assert balancing.thresholds_by_language({"de": np.array([5, 1])}, 1, 0.06)[1] == 0.06
+    assert draws.thresholds_by_language({"de": np.array([5, 1])}, 1, 0.06)[1] == 0.06
 
 
 PAIR_HASH_OF_SURROGATE = 0x728974417364260B
@@ -217,7 +220,7 @@ PAIR_HASH_OF_SURROGATE = 0x728974417364260B
 
 def test_a_text_holding_a_lone_surrogate_is_hashed():
     """A JSON pool may hold "\\ud800": such a text is hashed (its UTF-8 with the surrogate passed), not refused."""
-    assert balancing.pair_hash(0, "u", "\ud800 lone surrogate") == PAIR_HASH_OF_SURROGATE
+    assert draws.pair_hash(0, "u", "\ud800 lone surrogate") == PAIR_HASH_OF_SURROGATE
 
 
 # --- sizes equal to each limit ----------------------------------------------------------------------------------------
@@ -321,7 +324,7 @@ def _records(name: str) -> list[bytes]:
 
 
 def test_a_page_of_exactly_max_page_bytes_is_kept_and_one_byte_more_is_not():
-    from metaclip_spark.webarchive import ArchiveCounts, web_pages
+    from metaclip_spark.extraction.webarchive import ArchiveCounts, web_pages
 
     record = next(m for m in _records("warcfile.warc.gz") if b"WARC-Type: response" in m and b"text/html" in m)
     data = gzip.compress(record, mtime=0)
@@ -470,7 +473,7 @@ def test_an_entry_listed_twice_is_matched_under_both_ids_in_order():
 def test_a_duplicate_pair_keeps_the_row_of_the_first_file_by_path_then_the_first_in_that_file(spark):
     """One (uuid, text) in two differently named files at different positions: the row of the file first by path
     is kept, even though its position in that file is later."""
-    from metaclip_spark.dedup import first_of_duplicates
+    from metaclip_spark.ingestion.dedup import first_of_duplicates
 
     rows = spark.createDataFrame([
         ("u1", "a dog", "b.warc.gz", 1, "from b"), ("u1", "a dog", "a.warc.gz", 7, "from a, later"),

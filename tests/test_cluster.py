@@ -42,7 +42,7 @@ WARC_FILES = ["sample-0000.warc.gz", "warcfile.warc.gz", "clueweb-quirk.warc.gz"
 # dropped in favour of the first file listed, on the cluster as in local mode).
 COPIES = 4
 JOB_TIMEOUT = 900
-# The output root's tables (metaclip_spark/project.py): per-crawl pairs and matched pairs, summed counts, the set.
+# The output root's tables (metaclip_spark/root/layout.py): per-crawl pairs and matched pairs, summed counts, the set.
 TABLES = ("pairs", "matched", "counts", "curated")
 SUMMARY_KEYS = ("pairs_in", "pairs_matched", "pairs_curated", "t", "seed", "metadata_digest",
                 "entries_matched", "entries_over_t", "matches_total", "by_crawl")

@@ -20,10 +20,10 @@ import pytest
 
 from metaclip_spark import cli
 from metaclip_spark.config import load_config
-from metaclip_spark.crawl_index import (DONE, NOT_IN_ROOT, PARTLY_DONE, choose, crawl_progress, parse_index,
+from metaclip_spark.ingestion.crawl_index import (DONE, NOT_IN_ROOT, PARTLY_DONE, choose, crawl_progress, parse_index,
                                         resolve_curate_input)
 from metaclip_spark.errors import InputError
-from metaclip_spark.lease import root_lease
+from metaclip_spark.root.lease import root_lease
 
 from conftest import DATA, REPO
 from servers import ArchiveServer, Faults, s3_server

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from metaclip_spark import cli, pipeline
-from metaclip_spark.balancing import entry_probabilities, keep_probability
-from metaclip_spark.ids import image_uuid
-from metaclip_spark.ingest import InputSpec
-from metaclip_spark.matching import reference_match
-from metaclip_spark.metadata import Metadata, load_metadata
-from metaclip_spark.project import TAKEN_MARKER
+from metaclip_spark.balancing.draws import entry_probabilities, keep_probability
+from metaclip_spark.extraction.ids import image_uuid
+from metaclip_spark.ingestion.ingest import InputSpec
+from metaclip_spark.matching.substrings import reference_match
+from metaclip_spark.metadata.lists import Metadata, load_metadata
+from metaclip_spark.root.layout import TAKEN_MARKER
 
 from conftest import DATA
 

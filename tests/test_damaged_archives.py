@@ -17,8 +17,8 @@ import zlib
 import pytest
 
 from metaclip_spark import cli
-from metaclip_spark.gzip_members import MemberCounts, OneStreamFile, gzip_members
-from metaclip_spark.webarchive import ArchiveCounts, web_pages
+from metaclip_spark.extraction.gzip_members import MemberCounts, OneStreamFile, gzip_members
+from metaclip_spark.extraction.webarchive import ArchiveCounts, web_pages
 
 from conftest import DATA
 

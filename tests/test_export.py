@@ -15,10 +15,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip_spark import balancing, cli, pipeline, progress
-from metaclip_spark.ingest import InputSpec
-from metaclip_spark.metadata import Metadata, load_metadata
-from metaclip_spark.online import EntryProbabilities, OnlineBalancer
+from metaclip_spark import cli, pipeline, progress
+from metaclip_spark.balancing import draws
+from metaclip_spark.ingestion.ingest import InputSpec
+from metaclip_spark.metadata.lists import Metadata, load_metadata
+from metaclip_spark.export.online import EntryProbabilities, OnlineBalancer
 
 from conftest import DATA, REPO
 from servers import s3_server, upload_tree
@@ -185,9 +186,9 @@ def test_online_export_has_every_matched_pair_and_the_probability_table(root, tm
     table = pq.read_table(out / "entry_probabilities.parquet").to_pylist()
     assert {r["entry_id"]: (r["count"], r["p"], r["t"]) for r in table} == \
         {e: (c, min(1.0, 5 / c), 5) for e, c in counts.items()}
-    probs = balancing.entry_probabilities(np.array([counts.get(i, 0) for i in range(max(counts) + 1)]), 5)
+    probs = draws.entry_probabilities(np.array([counts.get(i, 0) for i in range(max(counts) + 1)]), 5)
     for r in pairs:  # keep_prob is P at the chosen t, not the curated run's
-        assert r["keep_prob"] == pytest.approx(balancing.keep_probability(probs[r["entry_ids"]]))
+        assert r["keep_prob"] == pytest.approx(draws.keep_probability(probs[r["entry_ids"]]))
     record = json.loads((out / "_EXPORT.json").read_text())
     assert record["t"] == 5 and record["rows"] == len(matched) == record["rows_in_source"]
     assert record["expected_rows_per_epoch"] == pytest.approx(sum(r["keep_prob"] for r in pairs), abs=1e-2)
@@ -324,7 +325,7 @@ def test_worldwide_online_table_is_keyed_by_language_and_entry(worldwide_root, t
     vectors = {code: np.zeros(len(entries), np.int64) for code, entries in lists.items()}
     for r in pq.read_table(root / "counts").to_pylist():
         vectors[r["metadata_lang"]][r["entry_id"]] = r["count"]
-    for t, expected in ((None, summary["t_by_lang"]), ("3", balancing.thresholds_by_language(vectors, 3, 0.06)[0])):
+    for t, expected in ((None, summary["t_by_lang"]), ("3", draws.thresholds_by_language(vectors, 3, 0.06)[0])):
         out = tmp_path / f"online-{t}"
         assert _export(root, out, "--online", *(["--t", t] if t else [])) == 0
         table = pq.read_table(out / "entry_probabilities.parquet").to_pylist()
@@ -335,8 +336,8 @@ def test_worldwide_online_table_is_keyed_by_language_and_entry(worldwide_root, t
         pairs = _rows(out / "pairs")
         assert len(pairs) == summary["pairs_matched"]
         for r in pairs:
-            probs = balancing.entry_probabilities(vectors[r["metadata_lang"]], expected[r["metadata_lang"]])
-            assert r["keep_prob"] == pytest.approx(balancing.keep_probability(probs[r["entry_ids"]]))
+            probs = draws.entry_probabilities(vectors[r["metadata_lang"]], expected[r["metadata_lang"]])
+            assert r["keep_prob"] == pytest.approx(draws.keep_probability(probs[r["entry_ids"]]))
         balancer = OnlineBalancer(EntryProbabilities.from_parquet(str(out)), seed=1)
         assert balancer.keep_probability(pairs[0]["entry_ids"], pairs[0]["metadata_lang"]) == \
             pytest.approx(pairs[0]["keep_prob"])
@@ -401,7 +402,7 @@ def test_two_exports_to_one_directory_one_waits_its_turn(root, tmp_path, capsys)
     # an export killed with -9 on this machine leaves its lock: the next export takes it over at once
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    from metaclip_spark.export import _this_machine
+    from metaclip_spark.export.files import _this_machine
 
     (tmp_path / ".export.export-lock").write_text(json.dumps(dict(_this_machine(), token="x", pid=gone.pid,
                                                                   heartbeat_epoch=time.time())))

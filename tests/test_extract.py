@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from metaclip_spark import cli
-from metaclip_spark.extraction import PAIR_COLUMNS, run_extract
-from metaclip_spark.ids import image_uuid
-from metaclip_spark.language import identify_language
-from metaclip_spark.webarchive import ArchiveCounts, HtmlPage, web_pages
-from metaclip_spark.webpage import html_image_pairs, wat_image_pairs
+from metaclip_spark.extraction.job import PAIR_COLUMNS, run_extract
+from metaclip_spark.extraction.ids import image_uuid
+from metaclip_spark.extraction.language import identify_language
+from metaclip_spark.extraction.webarchive import ArchiveCounts, HtmlPage, web_pages
+from metaclip_spark.extraction.webpage import html_image_pairs, wat_image_pairs
 
 from conftest import DATA
 

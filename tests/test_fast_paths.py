@@ -20,10 +20,11 @@ import pytest
 from fastwarc.warc import ArchiveIterator
 from selectolax.lexbor import LexborHTMLParser
 
-from metaclip_spark import webarchive, webpage
-from metaclip_spark.language import identify_language
-from metaclip_spark.webarchive import ArchiveCounts, HtmlPage, web_pages
-from metaclip_spark.webpage import html_image_pairs, nested_too_deep, wat_image_pairs
+from metaclip_spark.extraction import webarchive
+from metaclip_spark.extraction import webpage
+from metaclip_spark.extraction.language import identify_language
+from metaclip_spark.extraction.webarchive import ArchiveCounts, HtmlPage, web_pages
+from metaclip_spark.extraction.webpage import html_image_pairs, nested_too_deep, wat_image_pairs
 from wat_writer import write_wat
 
 from conftest import DATA

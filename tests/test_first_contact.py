@@ -90,7 +90,7 @@ def test_a_wrong_input_is_one_line_before_spark_and_leaves_no_root(inputs, tmp_p
 
 
 def test_an_input_whose_name_says_nothing_is_told_by_its_content(inputs, tmp_path):
-    from metaclip_spark import input_checks
+    from metaclip_spark.ingestion import input_checks
     from metaclip_spark.config import load_config
 
     config = load_config("local")
@@ -219,7 +219,7 @@ def test_an_old_spelling_is_one_warning_line_on_the_console(tmp_path):
 def test_the_docs_link_only_inside_the_repository_and_show_the_demo_as_make_runs_it():
     import re
 
-    from metaclip_spark.metadata import Metadata
+    from metaclip_spark.metadata.lists import Metadata
 
     pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
     for page in pages:

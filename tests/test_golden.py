@@ -12,9 +12,10 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 
-from metaclip_spark import balancing, online
-from metaclip_spark.ids import image_uuid
-from metaclip_spark.matching import EntryMatcher
+from metaclip_spark.balancing import draws
+from metaclip_spark.export import online
+from metaclip_spark.extraction.ids import image_uuid
+from metaclip_spark.matching.substrings import EntryMatcher
 
 from conftest import DATA
 
@@ -31,17 +32,17 @@ def test_image_uuid_is_sha224_of_the_url_cut_to_24_hex_digits():
 
 def test_pair_hash_is_pinned():
     """blake2b-64 of "seed\\x1fuuid\\x1ftext", little-endian: the per-pair half of every draw."""
-    assert balancing.pair_hash(0, UUID, TEXT) == 0x94E1A65BF9BF21EB
-    assert balancing.pair_hash(7, UUID, TEXT) == 0x202E78BF176C55FA
-    assert balancing.pair_hash(0, "u", "猫\U0001F431 é") == 0xB9124DE29685C64C
+    assert draws.pair_hash(0, UUID, TEXT) == 0x94E1A65BF9BF21EB
+    assert draws.pair_hash(7, UUID, TEXT) == 0x202E78BF176C55FA
+    assert draws.pair_hash(0, "u", "猫\U0001F431 é") == 0xB9124DE29685C64C
 
 
 def test_keep_draws_are_pinned():
-    assert balancing.keep_draw(0, UUID, TEXT, 0) == 0.5748482798766438
-    assert balancing.keep_draw(0, UUID, TEXT, 41) == 0.9433562869557146
-    assert balancing.keep_draw(1, UUID, TEXT, 0) == 0.4552451459063249
-    draws = balancing.entry_draws(np.array([0, 2**64 - 1], np.uint64), np.array([0, 5]))
-    assert draws.tolist() == [0.8833108082136426, 0.5590772812040817]
+    assert draws.keep_draw(0, UUID, TEXT, 0) == 0.5748482798766438
+    assert draws.keep_draw(0, UUID, TEXT, 41) == 0.9433562869557146
+    assert draws.keep_draw(1, UUID, TEXT, 0) == 0.4552451459063249
+    values = draws.entry_draws(np.array([0, 2**64 - 1], np.uint64), np.array([0, 5]))
+    assert values.tolist() == [0.8833108082136426, 0.5590772812040817]
 
 
 def test_online_epoch_seeds_are_pinned():
@@ -90,10 +91,10 @@ def test_the_sample_pool_keeps_the_pinned_subset_at_seed_0():
     counts = np.zeros(len(entries), np.int64)
     for ids in found:
         counts[ids] += 1
-    assert balancing.auto_threshold(counts) == T
-    keep, _ = balancing.decide(0, uuids, texts, np.array([len(ids) for ids in found]),
+    assert draws.auto_threshold(counts) == T
+    keep, _ = draws.decide(0, uuids, texts, np.array([len(ids) for ids in found]),
                                np.array([e for ids in found for e in ids], np.int64),
-                               balancing.entry_probabilities(counts, T))
+                               draws.entry_probabilities(counts, T))
     kept = [(u, x) for u, x, k in zip(uuids, texts, keep) if k]
     dropped = sorted((u, x) for u, x, k, ids in zip(uuids, texts, keep, found) if ids and not k)
     assert dropped == DROPPED_AT_SEED_0
@@ -104,9 +105,9 @@ def test_curate_keeps_the_pinned_subset_and_pair_keys(spark, config, tmp_path):
     """The Spark path end to end: `curate` of the sample pool at t = 4, seed 0 keeps exactly the pinned pairs, and
     the pool's pair keys (pair_keys/, compared across crawls and runs) are the pinned xxhash64 values."""
     from metaclip_spark import pipeline
-    from metaclip_spark.ingest import InputSpec
-    from metaclip_spark.metadata import Metadata
-    from metaclip_spark.pair_keys import key_columns
+    from metaclip_spark.ingestion.ingest import InputSpec
+    from metaclip_spark.metadata.lists import Metadata
+    from metaclip_spark.ingestion.pair_keys import key_columns
 
     output = str(tmp_path / "out")
     settings = config.updated({"curation": {"t": T, "seed": 0}})

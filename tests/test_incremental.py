@@ -1,4 +1,4 @@
-"""Reruns on new crawl dumps: incremental, resumable, nothing lost or doubled (output root of project.py)."""
+"""Reruns on new crawl dumps: incremental, resumable, nothing lost or doubled (output root of root/layout.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 
 from metaclip_spark import cli, pipeline
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.ingest import InputSpec
-from metaclip_spark.metadata import Metadata
+from metaclip_spark.ingestion.ingest import InputSpec
+from metaclip_spark.metadata.lists import Metadata
 
 from conftest import DATA, REPO
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from metaclip_spark import cli
-from metaclip_spark.ingest import infer_input_format
+from metaclip_spark.ingestion.ingest import infer_input_format
 
 from conftest import DATA
 

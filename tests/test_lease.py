@@ -1,4 +1,4 @@
-"""One writer per output root, proven (lease.py): taking over a stale lease is a compare-and-swap, a holder is judged
+"""One writer per output root, proven (root/lease.py): taking over a stale lease is a compare-and-swap, a holder is judged
 by what it can prove (its heartbeat; its pid only within its own boot and PID namespace), and a run that can no
 longer prove it holds the lease stops before its next write. Real processes throughout: a curate paused with SIGSTOP
 past the timeout, a holder in another PID namespace (unshare), many takers of one stale lease, and moto's S3 server
@@ -20,8 +20,8 @@ import pytest
 
 from metaclip_spark.config import load_config
 from metaclip_spark.errors import LeaseLostError, RootBusyError
-from metaclip_spark.lease import LEASE_FILE, RootLease, lease_store, process_identity
-from metaclip_spark import tables
+from metaclip_spark.root.lease import LEASE_FILE, RootLease, lease_store, process_identity
+from metaclip_spark.root import tables
 
 from conftest import DATA, REPO
 
@@ -114,7 +114,7 @@ def test_takers_of_a_stale_lease_on_s3_are_one_conditional_put(tmp_path):
 def test_the_hadoop_store_takes_and_keeps_a_lease(spark, tmp_path):
     # HDFS's create(overwrite=false) is atomic at its NameNode; no HDFS runs here, so Hadoop's local file system
     # stands in for the calls (one taker at a time: its create is a look, then a write).
-    from metaclip_spark.lease import _HadoopStore
+    from metaclip_spark.root.lease import _HadoopStore
 
     root = f"file://{tmp_path}/root"
     lease = RootLease(spark, root, _settings(), "curate", store=_HadoopStore(spark, f"{root}/{LEASE_FILE}"))
@@ -170,7 +170,7 @@ def test_a_full_disk_leaves_no_empty_lease_record(tmp_path):
 _HOLDER = """
 import sys, time
 from metaclip_spark.config import load_config
-from metaclip_spark.lease import RootLease
+from metaclip_spark.root.lease import RootLease
 settings = load_config("local", overrides={"root": {"lease_heartbeat_seconds": 0.3,
                                                     "lease_timeout_seconds": 60.0}}).root
 RootLease(None, sys.argv[1], settings, "curate").acquire()

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from metaclip_spark.matching import EntryMatcher, reference_match, space_text
+from metaclip_spark.matching.substrings import EntryMatcher, reference_match, space_text
 
 SPACING_CASES = [
     # (text, spaced text)

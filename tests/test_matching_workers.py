@@ -3,8 +3,8 @@ budget, built once and counted; and the v1 / worldwide difference in how a text 
 
 from __future__ import annotations
 
-from metaclip_spark import matching
-from metaclip_spark.matching import EntryMatcher, LanguageMatchers, cached_language_matchers, cached_matcher
+from metaclip_spark.matching import substrings
+from metaclip_spark.matching.substrings import EntryMatcher, LanguageMatchers, cached_language_matchers, cached_matcher
 
 
 def test_a_worker_builds_one_matcher_per_metadata_digest():
@@ -18,7 +18,7 @@ def test_a_worker_builds_one_matcher_per_metadata_digest():
     assert first.match("a dog") == [0]
     other = cached_matcher("digest-2", load(["cat"]))
     assert other is not first and other.match("a cat") == [0] and loads == [["dog", "cat"], ["cat"]]
-    assert set(matching._MATCHERS) == {"digest-2"}  # the old automaton is freed
+    assert set(substrings._MATCHERS) == {"digest-2"}  # the old automaton is freed
 
 
 def test_a_worker_keeps_one_set_of_language_matchers_per_digest():
@@ -31,7 +31,7 @@ def test_a_worker_keeps_one_set_of_language_matchers_per_digest():
     assert cached_language_matchers("set-1", make("again")) is first and made == ["first"]
     assert first.match("en", "a dog") == [0]
     assert cached_language_matchers("set-2", make("second")) is not first and made == ["first", "second"]
-    assert set(matching._LANGUAGE_MATCHERS) == {"set-2"}
+    assert set(substrings._LANGUAGE_MATCHERS) == {"set-2"}
 
 
 def test_entries_total_counts_every_entry_repeats_included():
@@ -72,7 +72,7 @@ def test_only_worldwide_texts_are_stripped_before_matching():
     """v1 matches the text as MetaCLIP's v1 does, unstripped: an ideographic space before a word is not a space to
     it; MetaCLIP 2 strips every text first (curation spec, section 3)."""
     text = "\u3000dog"
-    assert matching.prepared_text(text) == " \u3000dog "
-    assert matching.reference_match(text, ["dog"]) == EntryMatcher(["dog"]).match(text) == []
-    assert matching.reference_match(text, ["dog"], worldwide=True) == [0]
+    assert substrings.prepared_text(text) == " \u3000dog "
+    assert substrings.reference_match(text, ["dog"]) == EntryMatcher(["dog"]).match(text) == []
+    assert substrings.reference_match(text, ["dog"], worldwide=True) == [0]
     assert EntryMatcher(["dog"], worldwide=True).match(text) == [0]

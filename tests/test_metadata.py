@@ -6,7 +6,7 @@ import json
 import pytest
 
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.metadata import load_metadata, metadata_digest
+from metaclip_spark.metadata.lists import load_metadata, metadata_digest
 
 
 def test_json_array_keeps_file_order_and_exact_strings(tmp_path):

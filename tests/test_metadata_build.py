@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from metaclip_spark import wikipedia
+from metaclip_spark.metadata import wikipedia
 from metaclip_spark.cli import main
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.matching import reference_match, space_text
-from metaclip_spark.metadata import load_metadata, never_matches, validate_entries
-from metaclip_spark.metadata_build import (BuildThresholds, build_metadata, merge_sources, wordfreq_languages,
+from metaclip_spark.matching.substrings import reference_match, space_text
+from metaclip_spark.metadata.lists import load_metadata, never_matches, validate_entries
+from metaclip_spark.metadata.build import (BuildThresholds, build_metadata, merge_sources, wordfreq_languages,
                                            wordfreq_unigrams, write_metadata)
-from metaclip_spark.pageviews import pageview_titles
-from metaclip_spark.segmentation import segmenter_for
-from metaclip_spark.wordnet import WORDNET_SYNSETS, find_wordnet, install_wordnet, omw_lemmas, synset_names
+from metaclip_spark.metadata.pageviews import pageview_titles
+from metaclip_spark.metadata.segmentation import segmenter_for
+from metaclip_spark.metadata.wordnet import WORDNET_SYNSETS, find_wordnet, install_wordnet, omw_lemmas, synset_names
 
 DATA = Path(__file__).resolve().parent / "data"
 DUMP = DATA / "wiki" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -569,7 +569,7 @@ def test_never_matches_holds_under_the_worldwide_edge_rule_too():
     # prepared_text): every entry of up to 4 characters over a Latin letter, a Han character, space, two wrapped
     # characters and a tab is found in a text of up to 5 characters, or in "x,<entry>,x" (stripping needs the
     # commas to give an entry's outer spaces), exactly when never_matches says it can be.
-    from metaclip_spark.matching import padded_entry, prepared_text
+    from metaclip_spark.matching.substrings import padded_entry, prepared_text
 
     alphabet = ["a", "京", " ", ",", ".", "\t"]
     strings = [""] + ["".join(p) for n in range(1, 6) for p in itertools.product(alphabet, repeat=n)]

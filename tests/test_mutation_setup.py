@@ -26,9 +26,9 @@ def test_every_module_and_test_file_named_exists():
 
 def test_the_scratch_copy_mutates_one_module_and_skips_spark(tmp_path, monkeypatch):
     monkeypatch.setattr(mutation_run, "WORK", tmp_path)
-    work = mutation_run.prepare("records", ["tests/test_records.py"])
+    work = mutation_run.prepare("root/records", ["tests/test_records.py"])
     config = (work / "setup.cfg").read_text()
-    assert "only_mutate = metaclip_spark/records.py" in config and "\n    tests/test_records.py" in config
+    assert "only_mutate = metaclip_spark/root/records.py" in config and "\n    tests/test_records.py" in config
     assert "--deselect" in config and "[tool:pytest]" in config
     assert (work / "tests" / "conftest.py").read_text().endswith(mutation_run.NO_SPARK)
 

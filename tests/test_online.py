@@ -1,4 +1,4 @@
-"""Online balancing (metaclip_spark.online): the keep decision of (pair, epoch, seed), without Spark.
+"""Online balancing (metaclip_spark.export.online): the keep decision of (pair, epoch, seed), without Spark.
 
 The statistical tests draw a pool once from a seeded generator (the pool is test data; the decisions under test
 are the module's hashes) and hold every epoch's kept count within 4 sigma of its expectation, the sum of P.
@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip_spark import balancing
-from metaclip_spark.online import NO_LANGUAGE, EntryProbabilities, OnlineBalancer, epoch_seed
+from metaclip_spark.balancing import draws
+from metaclip_spark.export.online import NO_LANGUAGE, EntryProbabilities, OnlineBalancer, epoch_seed
 
 from conftest import REPO
 
@@ -35,7 +35,7 @@ def pool():
     weights /= weights.sum()
     entry_ids = [np.unique(rng.choice(ENTRIES, size=rng.integers(1, 5), p=weights)) for _ in range(20_000)]
     counts = np.bincount(np.concatenate(entry_ids), minlength=ENTRIES)
-    probs = balancing.entry_probabilities(counts, T)
+    probs = draws.entry_probabilities(counts, T)
     uuids = [f"{i:024x}" for i in rng.integers(0, 2**62, size=len(entry_ids))]
     texts = [f"caption {i} of an image" for i in range(len(entry_ids))]
     return SimpleNamespace(uuids=uuids, texts=texts, entry_ids=entry_ids, counts=counts, probs=probs,
@@ -91,7 +91,7 @@ def test_the_same_subset_for_the_same_epoch_in_any_process_and_batch_split(pool,
     pq.write_table(table, tmp_path / "entry_probabilities.parquet")
     pairs = tmp_path / "pairs.json"
     pairs.write_text(json.dumps([pool.uuids[:n], pool.texts[:n], [ids.tolist() for ids in pool.entry_ids[:n]]]))
-    script = ("import json, sys; from metaclip_spark.online import EntryProbabilities, OnlineBalancer; "
+    script = ("import json, sys; from metaclip_spark.export.online import EntryProbabilities, OnlineBalancer; "
               "u, x, e = json.load(open(sys.argv[2])); "
               "b = OnlineBalancer(EntryProbabilities.from_parquet(sys.argv[1]), seed=11); "
               "print(json.dumps(b.keep_batch(u, x, e, epoch=4).tolist())); "
@@ -111,7 +111,7 @@ def test_draws_depend_on_the_epoch_and_seed_and_differ_from_the_offline_draws(po
     by_seed = [OnlineBalancer(pool.table, seed=s).keep_batch(*args, epoch=0) for s in (0, 1)]
     assert (by_seed[0] != by_seed[1]).sum() > 100
     lengths = np.array([ids.size for ids in pool.entry_ids[:n]])
-    offline, _ = balancing.decide(0, pool.uuids[:n], pool.texts[:n], lengths, np.concatenate(pool.entry_ids[:n]),
+    offline, _ = draws.decide(0, pool.uuids[:n], pool.texts[:n], lengths, np.concatenate(pool.entry_ids[:n]),
                                   pool.probs)
     assert (offline != by_seed[0]).sum() > 100  # epoch 0 is not the offline subset of the same seed
 
@@ -119,7 +119,7 @@ def test_draws_depend_on_the_epoch_and_seed_and_differ_from_the_offline_draws(po
 def test_keep_probability_is_one_minus_the_product_of_misses(pool):
     balancer = OnlineBalancer(pool.table, seed=0)
     ids = pool.entry_ids[0]
-    assert balancer.keep_probability(ids) == pytest.approx(balancing.keep_probability(pool.probs[ids]))
+    assert balancer.keep_probability(ids) == pytest.approx(draws.keep_probability(pool.probs[ids]))
     assert not balancer.keep("u", "a text with no entries", [], epoch=0)
 
 

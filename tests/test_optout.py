@@ -1,5 +1,5 @@
 """AI-training opt-outs: the signals a page shows, read the same on the WARC and the WAT path, and the verdict of a
-configuration on them (optout.py). Real pages of tests/data/optout in real web archives (tests/optout_archives.py)."""
+configuration on them (optout/signals.py). Real pages of tests/data/optout in real web archives (tests/optout_archives.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from wat_writer import write_wat
 
-from metaclip_spark import optout
+from metaclip_spark.optout import signals
 from metaclip_spark.config import load_config
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.extraction import PAIR_COLUMNS, ExtractJob, FileStats, file_pairs
-from metaclip_spark.manifest import ManifestFile
-from metaclip_spark.webarchive import ArchiveCounts, web_pages
-from metaclip_spark.webpage import html_image_pairs, page_metas
+from metaclip_spark.extraction.job import PAIR_COLUMNS, ExtractJob, FileStats, file_pairs
+from metaclip_spark.ingestion.manifest import ManifestFile
+from metaclip_spark.extraction.webarchive import ArchiveCounts, web_pages
+from metaclip_spark.extraction.webpage import html_image_pairs, page_metas
 from optout_archives import ALT, CASES, LATE_META, write_warc
 
-SIGNALS = PAIR_COLUMNS.index(optout.SIGNALS_COLUMN)
+SIGNALS = PAIR_COLUMNS.index(signals.SIGNALS_COLUMN)
 PAGE_URL = PAIR_COLUMNS.index("page_url")
 
 
@@ -47,8 +47,8 @@ def test_each_real_page_gives_its_signals_on_the_warc_and_the_wat_path(archives)
 
 def test_the_plain_wat_reading_gives_the_same_signals(archives):
     """A WAT record read the plain way (its JSON as a dict: the fallback of records the fast reader refuses)."""
-    from metaclip_spark.extraction import page_signals
-    from metaclip_spark.wat import page_pairs
+    from metaclip_spark.extraction.job import page_signals
+    from metaclip_spark.extraction.wat import page_pairs
 
     _, wat = archives
     found = {}
@@ -76,18 +76,18 @@ def test_a_page_nested_too_deep_still_gives_its_head_metas():
 
 
 def test_headers_are_read_as_google_and_the_drafts_write_them():
-    assert optout.x_robots_tag_signals("noindex, GPTBot: noai, noimageai, unavailable_after: 25 Jun 2030") == [
+    assert signals.x_robots_tag_signals("noindex, GPTBot: noai, noimageai, unavailable_after: 25 Jun 2030") == [
         "x-robots-tag:noindex", "x-robots-tag@gptbot:noai", "x-robots-tag@gptbot:noimageai"]
-    assert optout.x_robots_tag_signals("max-image-preview: large, NOAI") == ["x-robots-tag:noai"]
-    assert optout.content_usage_signals('train-ai=n;exp="x", search=y, train-genai=N') == [
+    assert signals.x_robots_tag_signals("max-image-preview: large, NOAI") == ["x-robots-tag:noai"]
+    assert signals.content_usage_signals('train-ai=n;exp="x", search=y, train-genai=N') == [
         "content-usage:train-ai=n", "content-usage:train-genai=n"]
-    assert optout.header_signals(tdm_reservations=["0"]) == []
-    assert optout.meta_signals([("ROBOTS", "NoAI NoImageAI"), ("tdm-reservation", " 1 "), (None, "noai")]) == [
+    assert signals.header_signals(tdm_reservations=["0"]) == []
+    assert signals.meta_signals([("ROBOTS", "NoAI NoImageAI"), ("tdm-reservation", " 1 "), (None, "noai")]) == [
         "robots:noai", "robots:noimageai", "tdm-reservation:meta"]
 
 
-def _policy(**optout_settings) -> optout.Policy:
-    return optout.Policy.from_settings(load_config(overrides={"optout": optout_settings}).optout)
+def _policy(**optout_settings) -> signals.Policy:
+    return signals.Policy.from_settings(load_config(overrides={"optout": optout_settings}).optout)
 
 
 def test_the_default_configuration_refuses_ai_opt_outs_only():
@@ -114,9 +114,9 @@ def test_the_default_configuration_refuses_ai_opt_outs_only():
         "https://headers.example/content-usage": "content-usage:train-ai=n",
         "https://headers.example/late-meta": "robots:noimageai",
     }
-    assert optout.signal_kind("x-robots-tag@gptbot:noimageai") == "x-robots-tag"
-    assert optout.signal_agent("x-robots-tag@gptbot:noimageai") == "gptbot"
-    assert optout.signal_agent("robots:noai") == "*" and optout.signal_kind("robots:noai") == "robots-meta"
+    assert signals.signal_kind("x-robots-tag@gptbot:noimageai") == "x-robots-tag"
+    assert signals.signal_agent("x-robots-tag@gptbot:noimageai") == "gptbot"
+    assert signals.signal_agent("robots:noai") == "*" and signals.signal_kind("robots:noai") == "robots-meta"
 
 
 def test_the_configuration_chooses_directives_agents_and_protocols():

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from metaclip_spark import pipeline
-from metaclip_spark.ingest import InputSpec
-from metaclip_spark.metadata import Metadata
-from metaclip_spark.optout import SIGNALS_COLUMN
-from metaclip_spark.report import write_report
+from metaclip_spark.ingestion.ingest import InputSpec
+from metaclip_spark.metadata.lists import Metadata
+from metaclip_spark.optout.signals import SIGNALS_COLUMN
+from metaclip_spark.report.build import write_report
 
 from conftest import DATA
 from optout_archives import CASES, write_warc
@@ -131,21 +131,21 @@ def test_opted_out_pairs_are_never_counted_nor_curated_and_the_root_keeps_why(sp
 
 def test_pairs_of_a_root_made_before_signals_were_kept_are_all_kept(spark):
     """A unit's pairs without the signals column (extracted before it existed) showed no opt-out."""
-    from metaclip_spark import optout_tables
+    from metaclip_spark.optout import tables
     from metaclip_spark.config import load_config
-    from metaclip_spark.optout import Policy
+    from metaclip_spark.optout.signals import Policy
 
     policy = Policy.from_settings(load_config().optout)
     old = spark.createDataFrame([("u1", "a photo", "https://x.example/")], "uuid string, text string, page_url string")
     new = spark.createDataFrame([("u2", "a photo", "https://y.example/", ["robots:noai"])],
                                 f"uuid string, text string, page_url string, {SIGNALS_COLUMN} array<string>")
-    assert optout_tables.kept(old, policy).count() == 1
+    assert tables.kept(old, policy).count() == 1
     both = old.unionByName(new, allowMissingColumns=True)
-    assert [r["uuid"] for r in optout_tables.kept(both, policy).collect()] == ["u1"]
+    assert [r["uuid"] for r in tables.kept(both, policy).collect()] == ["u1"]
 
 
 def test_registered_domains_follow_the_public_suffix_list_bundled():
-    from metaclip_spark.public_summary import registered_domain
+    from metaclip_spark.report.public_summary import registered_domain
 
     assert registered_domain("www.bbc.co.uk") == "bbc.co.uk"
     assert registered_domain("images.example.com") == "example.com"

@@ -1,10 +1,10 @@
-"""The plan table's columns (thresholds.py) as `plan` and the report show them, v1 and per language."""
+"""The plan table's columns (balancing/thresholds.py) as `plan` and the report show them, v1 and per language."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from metaclip_spark import thresholds
+from metaclip_spark.balancing import thresholds
 
 
 def test_plan_rows_carry_expected_pairs_and_the_pairs_kept_for_sure_when_summed():

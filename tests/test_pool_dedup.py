@@ -1,5 +1,5 @@
 """One pool across dumps: (uuid, text) unique over the whole output root, crawls checked against the pair keys of the
-pairs already in the pool (pair_keys.py), in any arrival order, through kills, --force, --rematch and rebuilds."""
+pairs already in the pool (ingestion/pair_keys.py), in any arrival order, through kills, --force, --rematch and rebuilds."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip_spark import cli, pair_keys, pipeline, progress
-from metaclip_spark.dedup import PYTHON_WHITESPACE
+from metaclip_spark import cli, pipeline, progress
+from metaclip_spark.ingestion import pair_keys
+from metaclip_spark.ingestion.dedup import PYTHON_WHITESPACE
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.ingest import InputSpec, ingest
-from metaclip_spark.metadata import Metadata
-from metaclip_spark.project import OutputRoot
+from metaclip_spark.ingestion.ingest import InputSpec, ingest
+from metaclip_spark.metadata.lists import Metadata
+from metaclip_spark.root.layout import OutputRoot
 
 from conftest import DATA, REPO
 from test_incremental import _kill_when, _rows, _start, common_crawl_layout, write_listing

@@ -21,9 +21,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metaclip_spark import balancing, gzip_members as gzip_members_module
-from metaclip_spark.gzip_members import MemberCounts, gzip_members
-from metaclip_spark.matching import EntryMatcher, reference_match
+from metaclip_spark.balancing import draws
+from metaclip_spark.extraction import gzip_members as gzip_members_module
+from metaclip_spark.extraction.gzip_members import MemberCounts, gzip_members
+from metaclip_spark.matching.substrings import EntryMatcher, reference_match
 
 settings.register_profile("project", max_examples=60, derandomize=True, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -172,23 +173,23 @@ def _plain_derived(counts, p) -> int:
 
 @given(counts_vectors, st.floats(0.0, 1.0))
 def test_auto_t_is_the_tail_rule(counts, tail_share):
-    assert balancing.auto_threshold(counts, tail_share) == _plain_auto(counts, tail_share)
+    assert draws.auto_threshold(counts, tail_share) == _plain_auto(counts, tail_share)
 
 
 @given(counts_vectors, st.integers(1, 70))
 def test_tail_share_is_the_share_held_under_t(counts, t):
-    assert balancing.tail_proportion(counts, t) == _plain_tail(counts, t)
+    assert draws.tail_proportion(counts, t) == _plain_tail(counts, t)
 
 
 @given(counts_vectors, shares)
 def test_derived_t_is_the_count_at_the_nearest_cumulative_share(counts, p):
-    assert balancing.derived_threshold(counts, p) == _plain_derived(counts, p)
+    assert draws.derived_threshold(counts, p) == _plain_derived(counts, p)
 
 
 @given(st.dictionaries(st.sampled_from(["en", "de", "ja", "th"]), counts_vectors, min_size=1),
        st.integers(1, 70) | st.just("auto"), st.floats(0.01, 0.5))
 def test_every_language_s_t_is_derived_from_english_s_tail(counts_by_lang, t_en, tail_share):
-    found, p = balancing.thresholds_by_language(counts_by_lang, t_en, tail_share)
+    found, p = draws.thresholds_by_language(counts_by_lang, t_en, tail_share)
     english = counts_by_lang.get("en", np.zeros(0, np.int64))
     t = _plain_auto(english, tail_share) if t_en == "auto" else t_en
     expected_p = _plain_tail(english, t) if english.sum() > 0 else tail_share
@@ -201,7 +202,7 @@ def test_keep_probability_is_one_minus_the_product_of_misses(pairs):
     lengths = np.array([len(p) for p in pairs], np.int64)
     flat = np.array([x for p in pairs for x in p], np.float64)
     expected = [1 - float(np.prod([1 - x for x in p])) if p else 0.0 for p in pairs]
-    assert np.allclose(balancing.keep_probabilities_flat(lengths, flat), expected, rtol=1e-9, atol=1e-12)
+    assert np.allclose(draws.keep_probabilities_flat(lengths, flat), expected, rtol=1e-9, atol=1e-12)
 
 
 # --- dedup: independent of order and partitioning -------------------------------------------------------------------
@@ -214,7 +215,7 @@ rows = st.lists(st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from([
 @settings(max_examples=6)
 @given(rows, st.integers(1, 5), st.randoms(use_true_random=False))
 def test_dedup_keeps_the_same_row_whatever_the_order_and_partitioning(spark, candidates, partitions, rng):
-    from metaclip_spark.dedup import first_of_duplicates
+    from metaclip_spark.ingestion.dedup import first_of_duplicates
 
     shuffled = list(candidates)
     rng.shuffle(shuffled)

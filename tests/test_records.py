@@ -1,8 +1,8 @@
-"""records.py: the one file tally behind extract.json, crawl states and status, and counters summed."""
+"""root/records.py: the one file tally behind extract.json, crawl states and status, and counters summed."""
 
 from __future__ import annotations
 
-from metaclip_spark.records import (FILE_FAILED, FILE_OK, FILE_PARTIAL, FILE_PENDING, is_done, sum_counters,
+from metaclip_spark.root.records import (FILE_FAILED, FILE_OK, FILE_PARTIAL, FILE_PENDING, is_done, sum_counters,
                                     tally_files)
 
 

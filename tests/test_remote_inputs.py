@@ -198,7 +198,7 @@ def test_s3_listing_gives_the_rows_on_disk(spark, tree, on_disk, tmp_path, capsy
 def test_private_s3_bucket_is_read_with_the_usual_aws_variables(tree, monkeypatch):
     from metaclip_spark.config import load_config
     from metaclip_spark.errors import InputError
-    from metaclip_spark.manifest import read_manifest
+    from metaclip_spark.ingestion.manifest import read_manifest
 
     with s3_server(tree, bucket="private-crawl", public=False) as endpoint:
         settings = load_config("local", overrides={"remote": {"s3_endpoint_url": endpoint}}).remote

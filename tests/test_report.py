@@ -20,16 +20,17 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from metaclip_spark import balancing, pipeline
-from metaclip_spark.balancing import keep_probabilities, tail_proportion
+from metaclip_spark import pipeline
+from metaclip_spark.balancing import draws
+from metaclip_spark.balancing.draws import keep_probabilities, tail_proportion
 from metaclip_spark.cli import main
 from metaclip_spark.cli import main as cli_main
 from metaclip_spark.config import load_config
-from metaclip_spark.ingest import InputSpec, ingest
-from metaclip_spark.metadata import Metadata
-from metaclip_spark.project import OutputRoot
-from metaclip_spark.report import GROUP_COLUMNS, PROBABILITY_BINS, top_entries, write_report
-from metaclip_spark.report_plots import LOOK_FOR
+from metaclip_spark.ingestion.ingest import InputSpec, ingest
+from metaclip_spark.metadata.lists import Metadata
+from metaclip_spark.root.layout import OutputRoot
+from metaclip_spark.report.build import GROUP_COLUMNS, PROBABILITY_BINS, top_entries, write_report
+from metaclip_spark.report.plots import LOOK_FOR
 
 ENTRIES = ["cat", "dog", "red", "blue", "tree", "never"]
 T = 3
@@ -261,7 +262,7 @@ def test_keep_probabilities_are_the_curated_tables_values():
     lengths = rng.integers(0, 5, 200)
     flat = rng.integers(0, probs.size, int(lengths.sum()))
     uuids = [f"u{i}" for i in range(lengths.size)]
-    _, expected = balancing.decide(0, uuids, uuids, lengths, flat, probs)
+    _, expected = draws.decide(0, uuids, uuids, lengths, flat, probs)
     assert np.array_equal(keep_probabilities(lengths, flat, probs), expected)
 
 
@@ -275,7 +276,7 @@ def test_tail_proportion_and_top_entries():
 def test_grouped_numbers_of_an_empty_table_are_zero_totals(spark):
     from pyspark.sql import functions as F
 
-    from metaclip_spark.report import grouped_counts  # the empty pool: no row, yet one total
+    from metaclip_spark.report.build import grouped_counts  # the empty pool: no row, yet one total
 
     empty = spark.createDataFrame([], "crawl string, entry_ids array<int>")
     results = grouped_counts(empty, ["crawl"], [], [F.count("*").alias("pairs"), F.sum(F.size("entry_ids")).alias("n")])
@@ -285,8 +286,8 @@ def test_grouped_numbers_of_an_empty_table_are_zero_totals(spark):
 def test_matched_pass_equals_a_plain_count_on_any_partitioning(spark):
     """The matched pass sums each Arrow batch on its executor: its sets and sums, and the plan's, are those of a plain
     count over the rows (null group values included), on one partition or many, and zero totals on no rows."""
-    from metaclip_spark.plan import expected_sums
-    from metaclip_spark.report import length_bins, matched_pass, probability_bins
+    from metaclip_spark.report.plan import expected_sums
+    from metaclip_spark.report.build import length_bins, matched_pass, probability_bins
 
     rng = np.random.default_rng(11)
     counts = rng.integers(0, 40, 30)
@@ -294,7 +295,7 @@ def test_matched_pass_equals_a_plain_count_on_any_partitioning(spark):
              sorted({int(e) for e in rng.integers(0, 30, int(rng.integers(1, 6)))}), "x" * int(rng.integers(0, 120)))
             for i in range(3000)]
     frame = spark.createDataFrame(rows, "crawl string, lang string, entry_ids array<int>, text string")
-    probs = balancing.entry_probabilities(counts, 9)
+    probs = draws.entry_probabilities(counts, 9)
     lengths = np.array([len(r[2]) for r in rows])
     keep = keep_probabilities(lengths, np.concatenate([r[2] for r in rows]), probs)
     wanted = collections.defaultdict(lambda: [0, 0.0, 0])
@@ -333,7 +334,7 @@ def test_spark_jobs_inside_a_stage_carry_its_name(spark, caplog):
 
 
 def test_report_directory_on_a_hadoop_file_system_is_replaced_whole(spark, tmp_path):
-    from metaclip_spark.tables import write_directory_through_hadoop
+    from metaclip_spark.root.tables import write_directory_through_hadoop
 
     target = f"file://{tmp_path}/report"
     old, new = {"a.txt": b"old", "b.txt": b"old"}, {"a.txt": b"new"}
@@ -355,8 +356,8 @@ def test_funnel_of_a_pool_from_its_pairs_to_the_curated_set(curated_run):
 
 
 def test_funnel_of_common_crawl_input_says_per_item_where_a_step_grows_and_shares_of_the_pairs():
-    from metaclip_spark.report import funnel
-    from metaclip_spark.report_html import _funnel
+    from metaclip_spark.report.build import funnel
+    from metaclip_spark.report.html import _funnel
 
     extract = {"records_read": 300, "html_pages": 100, "img_tags": 1066, "pairs": 900, "dropped_language": 300,
                "dropped_no_text": 200, "dropped_duplicate": 100}
@@ -376,7 +377,7 @@ def test_funnel_of_common_crawl_input_says_per_item_where_a_step_grows_and_share
 def test_count_decades_legend_covers_no_bar():
     from matplotlib.transforms import Bbox
 
-    from metaclip_spark.report_plots import plot_count_decades
+    from metaclip_spark.report.plots import plot_count_decades
 
     for before, after in (([0.97, 0.03], [0.9, 0.1]), ([0.01, 0.04, 0.15, 0.8], [0.1, 0.2, 0.3, 0.4])):
         figure = plot_count_decades([{"matches_share": x} for x in before], [{"matches_share": x} for x in after])
@@ -406,7 +407,7 @@ def test_samples_split_the_matched_pairs_as_balancing_did(spark, curated_run):
 def test_top_hosts_match_a_plain_count_of_lower_cased_hosts(spark):
     """Hosts are counted as the URL writes them, then merged by lower case: the same counts as lower-casing every
     pair's host (mixed case, user info, ports, no host, not a URL), ties by name, matched counts for the top ones."""
-    from metaclip_spark.report import _HOST_PATTERN, top_hosts
+    from metaclip_spark.report.build import _HOST_PATTERN, top_hosts
 
     curated_urls = ["http://Example.COM/a.jpg", "https://example.com:8080/b", "http://user:pw@EXAMPLE.com/c",
                     "HTTP://img.Example.org?x=1", "http://img.example.org#f", "https://a@b@c.net/x", "file:///tmp/x",

@@ -13,7 +13,7 @@ import pytest
 from browser import GLYPHS_EXPRESSION, SECTIONS_EXPRESSION, dump, open_page
 from conftest import DATA
 from metaclip_spark import cli
-from metaclip_spark.report_html import SECTIONS
+from metaclip_spark.report.html import SECTIONS
 
 FILES = ["sample-0000.warc.gz", "sample-0001.warc.gz", "clipped.warc.gz", "warcfile.warc.gz"]
 SMALL_METADATA = str(DATA / "metadata" / "small.json")

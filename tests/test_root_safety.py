@@ -15,13 +15,13 @@ import pytest
 from metaclip_spark import cli
 from metaclip_spark.config import load_config
 from metaclip_spark.errors import RootBusyError
-from metaclip_spark.lease import LEASE_FILE, process_identity, root_lease
-from metaclip_spark.project import ROOT_MARKER
+from metaclip_spark.root.lease import LEASE_FILE, process_identity, root_lease
+from metaclip_spark.root.layout import ROOT_MARKER
 
 from conftest import DATA
 
 SMALL_METADATA = str(DATA / "metadata" / "small.json")
-LEASE_RECORD = "000000000001.json"  # the first generation of a root's lease (lease.py)
+LEASE_RECORD = "000000000001.json"  # the first generation of a root's lease (root/lease.py)
 POOL = str(DATA / "pool" / "sample_pairs.jsonl")
 
 
@@ -164,14 +164,14 @@ def test_a_run_killed_before_its_outputs_switch_leaves_the_last_run_whole(spark,
 
 
 def test_a_run_killed_while_switching_is_finished_by_the_next_one(spark, tmp_path, monkeypatch):
-    from metaclip_spark import project
+    from metaclip_spark.root import layout
 
     root = tmp_path / "root"
     assert cli.main(["curate", "--input", POOL, "--output", str(root), "--metadata", SMALL_METADATA,
                      "--t", "5"]) == 0  # with its report
     _consistent(root)
     renames = []
-    real_rename = project.rename_path
+    real_rename = layout.rename_path
 
     def rename_then_die(spark, source, target):
         renames.append(target)
@@ -179,7 +179,7 @@ def test_a_run_killed_while_switching_is_finished_by_the_next_one(spark, tmp_pat
             raise RuntimeError("killed while switching")
         real_rename(spark, source, target)
 
-    monkeypatch.setattr(project, "rename_path", rename_then_die)
+    monkeypatch.setattr(layout, "rename_path", rename_then_die)
     assert _curate(root, "--t", "2") == 70
     monkeypatch.undo()
     assert not (root / "report").exists()  # the old report went first: it never sits beside the new counts
@@ -357,12 +357,12 @@ def _rows(root, table) -> list[str]:
 
 def test_overwrite_killed_while_swapping_in_is_finished_by_the_next_command(spark, finished_root, tmp_path,
                                                                             monkeypatch):
-    from metaclip_spark import project
+    from metaclip_spark.root import layout
 
     root = _copy(finished_root, tmp_path / "root")
     fresh = tmp_path / "fresh"
     assert _curate(fresh, "--t", "3") == 0
-    real_rename, moved = project.rename_path, []
+    real_rename, moved = layout.rename_path, []
 
     def rename_then_die(spark, source, target):
         if "/.replacement/" in source and "/.replacement" not in target:  # the swap, not the replacement's own
@@ -371,7 +371,7 @@ def test_overwrite_killed_while_swapping_in_is_finished_by_the_next_command(spar
                 raise RuntimeError("killed while swapping in")
         real_rename(spark, source, target)
 
-    monkeypatch.setattr(project, "rename_path", rename_then_die)
+    monkeypatch.setattr(layout, "rename_path", rename_then_die)
     assert _curate(root, "--overwrite", "--t", "3") == 70
     monkeypatch.undo()
     assert (root / ".replacement" / "_READY").exists()

@@ -17,12 +17,12 @@ import pytest
 
 from metaclip_spark.config import load_config
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.extraction import ExtractJob, FileStats, file_pairs
-from metaclip_spark.manifest import ManifestFile, manifest_format
+from metaclip_spark.extraction.job import ExtractJob, FileStats, file_pairs
+from metaclip_spark.ingestion.manifest import ManifestFile, manifest_format
 from metaclip_spark.config import RemoteSettings
 from metaclip_spark.storage import (DownloadSlot, RemoteReadError, ResumableReader, backoff_seconds, check_readable,
                                     is_transient, open_archive, s3_is_anonymous)
-from metaclip_spark.webarchive import ArchiveCounts, web_pages
+from metaclip_spark.extraction.webarchive import ArchiveCounts, web_pages
 
 from conftest import DATA
 from servers import ArchiveServer, Faults

@@ -1,13 +1,14 @@
-"""Choosing t (thresholds.py, pure numpy): the plan table against brute force and against the paper's figures."""
+"""Choosing t (balancing/thresholds.py, pure numpy): the plan table against brute force and against the paper's figures."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from metaclip_spark import balancing, thresholds
+from metaclip_spark.balancing import draws
+from metaclip_spark.balancing import thresholds
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.plan import parse_thresholds, resolve_thresholds
+from metaclip_spark.report.plan import parse_thresholds, resolve_thresholds
 
 
 def _random_pairs(rng, pairs: int, entries: int):
@@ -32,7 +33,7 @@ def test_count_rows_equal_brute_force():
     for row, t in zip(thresholds.count_rows(counts, ts), ts):
         assert row["t"] == t
         assert row["entries_over_t"] == int((counts > t).sum())
-        assert row["tail_share"] == pytest.approx(balancing.tail_proportion(counts, t), abs=1e-15)
+        assert row["tail_share"] == pytest.approx(draws.tail_proportion(counts, t), abs=1e-15)
         assert row["matches_after"] == int(np.minimum(counts, t).sum())
         assert row["matches_after_share"] == pytest.approx(np.minimum(counts, t).sum() / counts.sum())
 
@@ -55,8 +56,8 @@ def test_keep_probability_sums_equal_per_pair_probabilities():
     ts = [1, 20, 100, 499, 500]
     sums, certain = thresholds.keep_probability_sums(lengths, flat, counts, ts)
     for i, t in enumerate(ts):
-        probs = balancing.entry_probabilities(counts, t)
-        per_pair = balancing.keep_probabilities(lengths, flat, probs)
+        probs = draws.entry_probabilities(counts, t)
+        per_pair = draws.keep_probabilities(lengths, flat, probs)
         assert sums[i] / thresholds.FIXED_POINT == pytest.approx(per_pair.sum(), abs=lengths.size / 2**31)
         assert certain[i] == int((per_pair >= 1.0).sum())
     assert sums[-1] == lengths.size * thresholds.FIXED_POINT  # t over every count: every pair kept
@@ -97,12 +98,12 @@ def test_plan_rows_bound_the_expected_pairs_from_above():
 def test_warning_when_auto_overshoots_its_tail_share():
     # The demo's shape: few entries, small counts: the smallest t reaching 6% gives a 41% tail.
     counts = np.array([1] * 30 + [2] * 40 + [5] * 10 + [21])
-    t = balancing.auto_threshold(counts, 0.06)
+    t = draws.auto_threshold(counts, 0.06)
     [warning] = thresholds.balance_warnings(counts, t, "auto", 0.06, pairs_matched=60, pairs_curated=50)
     assert "t = auto could not reach its tail share of 6.0%" in warning and "metaclip-spark plan" in warning
     assert thresholds.balance_warnings(counts, t, "fixed", 0.06, 60, 50) == []  # a fixed t is the user's choice
     smooth = np.arange(1, 10_001)  # many distinct counts: the rule lands close to its target
-    t = balancing.auto_threshold(smooth, 0.06)
+    t = draws.auto_threshold(smooth, 0.06)
     assert thresholds.balance_warnings(smooth, t, "auto", 0.06, 10_000, 5_000) == []
 
 
@@ -110,7 +111,7 @@ def test_warning_when_balancing_keeps_everything():
     counts = np.array([3, 3, 3])
     [warning] = thresholds.balance_warnings(counts, 4, "fixed", 0.06, pairs_matched=9, pairs_curated=9)
     assert warning.startswith("balancing keeps everything: no entry's count is over t = 4")
-    auto = thresholds.balance_warnings(counts, balancing.auto_threshold(counts, 0.06), "auto", 0.06, 9, 9)
+    auto = thresholds.balance_warnings(counts, draws.auto_threshold(counts, 0.06), "auto", 0.06, 9, 9)
     assert [w.split(":")[0] for w in auto] == ["t = auto could not reach its tail share of 6.0%",
                                                "balancing keeps everything"]
     [warning] = thresholds.balance_warnings(np.array([1, 9]), 2, "fixed", 0.06, pairs_matched=9, pairs_curated=9)

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from metaclip_spark import cli
-from metaclip_spark.matching import reference_match
-from metaclip_spark.metadata import validate_entries
+from metaclip_spark.matching.substrings import reference_match
+from metaclip_spark.metadata.lists import validate_entries
 
 from conftest import DATA
 
@@ -153,7 +153,7 @@ def test_a_pool_with_its_own_uuid_keeps_it(spark, tmp_path):
 
 
 def test_null_or_empty_uuids_are_computed_from_the_url_and_counted(spark, tmp_path, capsys):
-    from metaclip_spark.ids import image_uuid
+    from metaclip_spark.extraction.ids import image_uuid
 
     # Three images with one text and no uuid of their own: used as given (null), they were one pair, silently.
     text = "Semantic Scholar"

@@ -10,10 +10,11 @@ import random
 
 import pytest
 
-from metaclip_spark import wat, webpage
-from metaclip_spark.wat import wat_pairs
-from metaclip_spark.webarchive import ArchiveCounts, web_pages
-from metaclip_spark.webpage import wat_image_pairs
+from metaclip_spark.extraction import wat
+from metaclip_spark.extraction import webpage
+from metaclip_spark.extraction.wat import wat_pairs
+from metaclip_spark.extraction.webarchive import ArchiveCounts, web_pages
+from metaclip_spark.extraction.webpage import wat_image_pairs
 from wat_writer import write_wat
 
 from conftest import DATA
@@ -155,8 +156,8 @@ def test_a_site_s_images_resolve_on_each_of_its_pages():
 import json  # noqa: E402
 import zlib  # noqa: E402
 
-from metaclip_spark import webarchive  # noqa: E402
-from metaclip_spark.wat import WatReader, page_pairs  # noqa: E402
+from metaclip_spark.extraction import webarchive  # noqa: E402
+from metaclip_spark.extraction.wat import WatReader, page_pairs  # noqa: E402
 
 HEADERS = webarchive._PlainHeaders({"content-type": "application/json", "warc-target-uri": "http://header.example/"})
 

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from metaclip_spark.language import LanguageFilter, identify_language
-from metaclip_spark.manifest import crawl_id, read_manifest, resolve
-from metaclip_spark.webarchive import ArchiveCounts, HtmlPage, WatPage, decode_content, dechunk, target_uri, web_pages
-from metaclip_spark.webpage import html_image_pairs, sniff_charset, wat_image_pairs
+from metaclip_spark.extraction.language import LanguageFilter, identify_language
+from metaclip_spark.ingestion.manifest import crawl_id, read_manifest, resolve
+from metaclip_spark.extraction.webarchive import ArchiveCounts, HtmlPage, WatPage, decode_content, dechunk, target_uri, web_pages
+from metaclip_spark.extraction.webpage import html_image_pairs, sniff_charset, wat_image_pairs
 
 from conftest import DATA
 

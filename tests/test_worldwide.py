@@ -17,14 +17,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip_spark import balancing, cli, pipeline
+from metaclip_spark import cli, pipeline
+from metaclip_spark.balancing import draws
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.ids import image_uuid
-from metaclip_spark.ingest import InputSpec
-from metaclip_spark.lang_codes import metadata_code
-from metaclip_spark.language import identify_language
-from metaclip_spark.matching import reference_match
-from metaclip_spark.metadata import Metadata
+from metaclip_spark.extraction.ids import image_uuid
+from metaclip_spark.ingestion.ingest import InputSpec
+from metaclip_spark.matching.lang_codes import metadata_code
+from metaclip_spark.extraction.language import identify_language
+from metaclip_spark.matching.substrings import reference_match
+from metaclip_spark.metadata.lists import Metadata
 
 from conftest import DATA
 
@@ -120,10 +121,10 @@ def _count_vectors(output, metadata) -> dict[str, np.ndarray]:
 def test_t_of_every_language_is_derived_from_englishs_tail_share(run, metadata):
     output, summary = run
     vectors = _count_vectors(output, metadata)
-    thresholds, p = balancing.thresholds_by_language(vectors, T, 0.06)
+    thresholds, p = draws.thresholds_by_language(vectors, T, 0.06)
     assert summary["t_by_lang"] == thresholds and summary["t"] == T
     assert summary["english_tail_share"] == pytest.approx(p)
-    assert p == pytest.approx(balancing.tail_proportion(vectors["en"], T))
+    assert p == pytest.approx(draws.tail_proportion(vectors["en"], T))
     for code, numbers in summary["by_lang"].items():
         assert numbers["t"] == thresholds[code] >= 1
         assert numbers["entries_over_t"] == int((vectors[code] > thresholds[code]).sum())
@@ -134,9 +135,9 @@ def _expected_curated(output, metadata, thresholds) -> list[tuple]:
     vectors = _count_vectors(output, metadata)
     kept = []
     for code, uuid, text, ids in _table(f"{output}/matched", "metadata_lang", "uuid", "text", "entry_ids"):
-        probs = balancing.entry_probabilities(vectors[code], thresholds[code])
-        if any(balancing.keep_draw(SEED, uuid, text, e) < probs[e] for e in ids):
-            kept.append((code, uuid, text, round(balancing.keep_probability(probs[ids]), 12)))
+        probs = draws.entry_probabilities(vectors[code], thresholds[code])
+        if any(draws.keep_draw(SEED, uuid, text, e) < probs[e] for e in ids):
+            kept.append((code, uuid, text, round(draws.keep_probability(probs[ids]), 12)))
     return sorted(kept)
 
 
@@ -185,14 +186,14 @@ def test_status_and_summary_show_each_language(run, capsys):
 
 
 def test_the_report_has_a_row_per_language(spark, run, metadata):
-    from metaclip_spark.report import write_report
+    from metaclip_spark.report.build import write_report
 
     output, summary = run
     report = write_report(spark, output)
     # The pair numbers take each pair's own language's p_e (its counts and t), as balancing did.
     vectors = _count_vectors(output, metadata)
-    probs = {code: balancing.entry_probabilities(vectors[code], summary["t_by_lang"][code]) for code in vectors}
-    keep = [balancing.keep_probability(probs[code][ids])
+    probs = {code: draws.entry_probabilities(vectors[code], summary["t_by_lang"][code]) for code in vectors}
+    keep = [draws.keep_probability(probs[code][ids])
             for code, ids in _table(f"{output}/matched", "metadata_lang", "entry_ids")]
     assert report["sizes"]["expected_curated"] == pytest.approx(sum(keep), abs=1e-6)
     assert report["balancing"]["pairs_always_kept"] == sum(p >= 1.0 for p in keep) < len(keep)
@@ -221,12 +222,12 @@ def test_the_report_has_a_row_per_language(spark, run, metadata):
     assert [row["t"] for row in rows if row["this_run"]] == [T] and len(rows) > 2
     matched_rows = _table(f"{output}/matched", "metadata_lang", "entry_ids")
     for row in rows:
-        derived, _ = balancing.thresholds_by_language(vectors, row["t"], 0.06)
+        derived, _ = draws.thresholds_by_language(vectors, row["t"], 0.06)
         assert row["t_by_lang"] == {code: derived[code] for code in row["t_by_lang"]}
         assert set(row["t_by_lang"]) == {code for code, _ in matched_rows}
-        at = {code: balancing.entry_probabilities(vectors[code], derived[code]) for code in row["t_by_lang"]}
+        at = {code: draws.entry_probabilities(vectors[code], derived[code]) for code in row["t_by_lang"]}
         assert row["expected_pairs"] == pytest.approx(
-            sum(balancing.keep_probability(at[code][ids]) for code, ids in matched_rows), abs=1e-6)
+            sum(draws.keep_probability(at[code][ids]) for code, ids in matched_rows), abs=1e-6)
         assert row["entries_over_t"] == sum(n > derived[c] for (c, _), n in counted.items())
         assert row["matches_after"] == sum(min(n, derived[c]) for (c, _), n in counted.items())
     assert next(row for row in rows if row["this_run"])["expected_pairs"] == pytest.approx(sum(keep), abs=1e-6)
@@ -272,8 +273,8 @@ def test_plan_of_one_language_sums_its_own_pairs_keep_probabilities(spark, run, 
         at_t, above = plan["rows"]
         assert at_t["this_run"] and not above["this_run"]
         assert at_t["entries_over_t"] == summary["by_lang"][code]["entries_over_t"]
-        probs = balancing.entry_probabilities(vectors[code], t)
-        expected = sum(balancing.keep_probability(probs[ids]) for lang, ids in matched if lang == code)
+        probs = draws.entry_probabilities(vectors[code], t)
+        expected = sum(draws.keep_probability(probs[ids]) for lang, ids in matched if lang == code)
         assert at_t["expected_pairs"] == pytest.approx(expected, abs=1e-6) and at_t["expected_pairs"] < plan["pairs_matched"]
         assert above["expected_pairs"] == plan["pairs_matched"]                  # 10 t keeps every pair
     # Without --lang, plan prints the root's per-language table (from summary.json) and how to plan one language;
@@ -408,7 +409,7 @@ def test_cli_names_a_bad_list_and_the_unbuilt_default(tmp_path, capsys, monkeypa
     (bad / "zh.json").write_text('["苹果", 1]')
     assert cli.main(["explain", "--metadata", str(bad), "苹果"]) == 2
     assert "zh.json: entry 1 is int" in capsys.readouterr().err
-    monkeypatch.setattr("metaclip_spark.metadata.default_worldwide_path", lambda: tmp_path / "missing")
+    monkeypatch.setattr("metaclip_spark.metadata.lists.default_worldwide_path", lambda: tmp_path / "missing")
     assert cli.main(["explain", "--metadata", "worldwide", "苹果"]) == 2
     assert "make metadata-worldwide" in capsys.readouterr().err
 

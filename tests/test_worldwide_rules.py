@@ -8,10 +8,12 @@ import random
 import numpy as np
 import pytest
 
-from metaclip_spark import balancing, lang_codes, language
+from metaclip_spark.balancing import draws
+from metaclip_spark.matching import lang_codes
+from metaclip_spark.extraction import language
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.matching import EntryMatcher, LanguageMatchers, padded_entry, reference_match
-from metaclip_spark.metadata import Metadata, load_metadata_set, metadata_digest
+from metaclip_spark.matching.substrings import EntryMatcher, LanguageMatchers, padded_entry, reference_match
+from metaclip_spark.metadata.lists import Metadata, load_metadata_set, metadata_digest
 
 
 # Language codes -------------------------------------------------------------------------------------------------
@@ -106,29 +108,29 @@ def test_the_automaton_equals_the_literal_rule_on_random_multilingual_texts():
 def test_derived_threshold_is_the_count_where_the_cumulative_share_is_nearest_p():
     # sorted counts 1, 2, 3, 4, 90 (total 100): cumulative shares .01 .03 .06 .10 1.0
     counts = np.array([90, 3, 1, 4, 2])
-    assert balancing.derived_threshold(counts, 0.06) == 3   # exactly at .06
-    assert balancing.derived_threshold(counts, 0.07) == 3   # .06 is nearer than .10 (below p)
-    assert balancing.derived_threshold(counts, 0.09) == 4   # .10 is nearer than .06 (above p)
-    assert balancing.derived_threshold(counts, 0.5) == 4    # .10 vs 1.0
-    assert balancing.derived_threshold(counts, 0.9) == 90
+    assert draws.derived_threshold(counts, 0.06) == 3   # exactly at .06
+    assert draws.derived_threshold(counts, 0.07) == 3   # .06 is nearer than .10 (below p)
+    assert draws.derived_threshold(counts, 0.09) == 4   # .10 is nearer than .06 (above p)
+    assert draws.derived_threshold(counts, 0.5) == 4    # .10 vs 1.0
+    assert draws.derived_threshold(counts, 0.9) == 90
 
 
 def test_derived_threshold_tie_takes_the_lower_position():
     counts = np.array([2, 2, 4])  # shares .25 .5 1.0; p = .75 is .25 from both .5 and 1.0
-    assert balancing.derived_threshold(counts, 0.75) == 2
+    assert draws.derived_threshold(counts, 0.75) == 2
 
 
 def test_derived_threshold_is_never_below_one():
     # zero counts sort first with a cumulative share of 0: nearest to a tiny p, so the derived t would be 0
-    assert balancing.derived_threshold(np.array([0, 0, 0, 50, 50]), 0.001) == 1
-    assert balancing.derived_threshold(np.zeros(4, np.int64), 0.06) == 1   # no matches at all
-    assert balancing.derived_threshold(np.array([], np.int64), 0.06) == 1
+    assert draws.derived_threshold(np.array([0, 0, 0, 50, 50]), 0.001) == 1
+    assert draws.derived_threshold(np.zeros(4, np.int64), 0.06) == 1   # no matches at all
+    assert draws.derived_threshold(np.array([], np.int64), 0.06) == 1
 
 
 def test_thresholds_by_language_derive_from_english():
     english = np.array([1, 1, 2, 6, 10, 80])        # t_en = 7: entries under 7 hold 10 of 100 matches, p = .10
     german = np.array([5, 5, 10, 30, 50, 900])       # shares .005 .01 .02 .05 .1 1.0: nearest to .10 is .1 -> 50
-    thresholds, p = balancing.thresholds_by_language({"en": english, "de": german, "ja": np.zeros(3, np.int64)},
+    thresholds, p = draws.thresholds_by_language({"en": english, "de": german, "ja": np.zeros(3, np.int64)},
                                                      7, 0.06)
     assert p == pytest.approx(0.10)
     assert thresholds == {"en": 7, "de": 50, "ja": 1}
@@ -137,13 +139,13 @@ def test_thresholds_by_language_derive_from_english():
 def test_thresholds_auto_applies_the_tail_rule_to_english_then_derives():
     english = np.array([80, 0, 10, 1, 6, 2, 1, 0])   # auto at 6% gives 7 (test_balancing), so p = .10
     german = np.array([5, 5, 10, 30, 50, 900])
-    thresholds, p = balancing.thresholds_by_language({"en": english, "de": german}, "auto", 0.06)
+    thresholds, p = draws.thresholds_by_language({"en": english, "de": german}, "auto", 0.06)
     assert thresholds == {"en": 7, "de": 50} and p == pytest.approx(0.10)
 
 
 def test_thresholds_without_english_use_the_tail_share_and_overrides_win():
     german = np.array([5, 5, 10, 30, 50, 900])       # nearest to .06 is .05 -> 30
-    thresholds, p = balancing.thresholds_by_language({"de": german, "fr": german}, 20_000, 0.06, {"fr": 7})
+    thresholds, p = draws.thresholds_by_language({"de": german, "fr": german}, 20_000, 0.06, {"fr": 7})
     assert p == 0.06 and thresholds == {"de": 30, "fr": 7}
 
 
@@ -263,7 +265,7 @@ def test_a_batch_of_mixed_languages_matches_each_text_in_its_own_list():
 
 def _real_tokens(lang: str) -> list[str]:
     """The words lid-labelled `lang` texts of the real worldwide pool segment into (punctuation among them)."""
-    from metaclip_spark.segmentation import segmenter_for
+    from metaclip_spark.metadata.segmentation import segmenter_for
 
     from conftest import DATA
 
@@ -273,8 +275,8 @@ def _real_tokens(lang: str) -> list[str]:
 
 
 def test_a_worldwide_build_drops_entries_made_only_of_punctuation_at_any_length():
-    from metaclip_spark.metadata import is_pure_punctuation
-    from metaclip_spark.metadata_build import merge_sources
+    from metaclip_spark.metadata.lists import is_pure_punctuation
+    from metaclip_spark.metadata.build import merge_sources
 
     tokens, texts = _real_tokens("zh")
     punctuation = {t for t in tokens if is_pure_punctuation(t)}
@@ -310,10 +312,10 @@ def test_kana_edges_flood_japanese_matches_on_real_text_so_the_reference_ranges_
     with the built default ja.json (wordfreq words, kana-only particles and fragments among them)."""
     import bz2
 
-    from metaclip_spark import wikipedia
+    from metaclip_spark.metadata import wikipedia
     from metaclip_spark.config import load_config
-    from metaclip_spark.matching import KANA_RANGES
-    from metaclip_spark.metadata import default_worldwide_path, load_metadata
+    from metaclip_spark.matching.substrings import KANA_RANGES
+    from metaclip_spark.metadata.lists import default_worldwide_path, load_metadata
 
     from conftest import DATA
 
@@ -362,7 +364,7 @@ def test_a_root_matched_under_the_old_kana_default_is_told_how_to_rematch(tmp_pa
 
 
 def test_the_report_lists_languages_with_pairs_and_folds_the_empty_ones_into_one_line():
-    from metaclip_spark.report_html import _languages
+    from metaclip_spark.report.html import _languages
 
     def row(pairs):
         return {"entries": 10, "pairs": pairs, "pairs_matched": pairs, "pairs_curated": pairs, "t": 1,

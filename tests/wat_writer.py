@@ -38,8 +38,8 @@ from pathlib import Path
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-from metaclip_spark.webarchive import PayloadDecodeError, _http_payload, _is_html, target_uri
-from metaclip_spark.webpage import decode_html
+from metaclip_spark.extraction.webarchive import PayloadDecodeError, _http_payload, _is_html, target_uri
+from metaclip_spark.extraction.webpage import decode_html
 
 MAX_TEXT_LEN = 128  # ia-web-commons clips anchor texts to 128 characters
 _NAMESPACE = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")

@@ -1,0 +1,1 @@
+"""The metadata: loading entry lists (lists) and building them from WordNet, Wikipedia and pageviews (build)."""
