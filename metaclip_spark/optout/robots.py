@@ -53,6 +53,7 @@ class Robots:
         self.status = status or 0
         self.parser = None
         self.groups: frozenset = frozenset()
+        self._plans: dict = {}
         if 200 <= self.status < 300:
             self.parser = Protego.parse(body if isinstance(body, str) else decode(body))
             # protego keeps one rule set per lower-cased user-agent value (groups naming one agent merged, as
@@ -74,11 +75,27 @@ class Robots:
         return True
 
     def refusing_agent(self, url: str, agents: tuple[str, ...], apply_star_group: bool = True) -> str | None:
-        """The first of `agents` (as given) this capture disallows `url` for, lower-cased, or None."""
-        for agent in agents:
-            if not self.allowed(url, agent, apply_star_group):
-                return agent.strip().lower()
-        return None
+        """The first of `agents` (sorted, lower-cased) this capture disallows `url` for, or None. Agents that no
+        group names share one verdict (the `*` group's, or allowed): each group present is matched once."""
+        if not 200 <= self.status < 300:
+            return None if self.allowed(url, "", apply_star_group) else min(a.strip().lower() for a in agents)
+        refusing = None
+        for token, first in self._plan(agents, apply_star_group):
+            if (refusing is None or first < refusing) and not self.parser.can_fetch(url, token):
+                refusing = first
+        return refusing
+
+    def _plan(self, agents: tuple[str, ...], apply_star_group: bool) -> list[tuple[str, str]]:
+        """(group token to match, the first agent it rules) for the groups that rule one of `agents`."""
+        key = (agents, apply_star_group)
+        if self._plans.get(key) is None:
+            named: dict[str, str] = {}
+            for agent in sorted(a.strip().lower() for a in agents):
+                token = agent if agent in self.groups else "*" if apply_star_group and "*" in self.groups else None
+                if token is not None and token not in named:
+                    named[token] = agent
+            self._plans[key] = sorted(named.items(), key=lambda item: item[1])
+        return self._plans[key]
 
 
 class Judge:
