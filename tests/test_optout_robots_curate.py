@@ -2,8 +2,8 @@
 and from a directory) judge every crawl of the root, past and future, by the newest capture of each host; a pair
 refused is neither counted nor curated, the root keeps why; new captures and options re-judge the crawl.
 
-Two curates share one root (module fixture): the first reads a crawl and a robots listing, the second only newer
-captures, with apply_star_group = false and a blocked domain."""
+Two curates share one root (module fixture): the first reads a crawl and a robots listing, the second (the command
+line's `curate --robots`) only newer captures, with apply_star_group = false and a blocked domain."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip_spark import pipeline
+from metaclip_spark import cli, pipeline
 from metaclip_spark.ingestion.ingest import InputSpec
 from metaclip_spark.metadata.lists import Metadata
 from metaclip_spark.optout.captures import hosts as host_table
@@ -94,8 +94,14 @@ def curated(spark, config, tmp_path_factory):
     matched_first = _pages(root / "matched" / f"crawl={CRAWL}")
     counts_first = {r["entry"]: r["count"] for r in pq.read_table(root / "counts").to_pylist()}
     units_before = sorted((str(p), p.read_text()) for p in (root / "units").rglob("*.json"))
+    # the second through the command line: `curate --robots DIRECTORY`, the options in a --conf file
+    conf = later / "conf.toml"
+    conf.write_text(f'[curation]\nt = 3\nseed = 5\n[extract]\nlanguages = []\n'
+                    f'[optout]\napply_star_group = false\nblocked_domains = "{blocked}"\n')
+    assert cli.main(["curate", "--root", str(root), "--metadata", SMALL_METADATA, "--conf", str(conf),
+                     "--robots", str(later), "--no-report"]) == 0
+    second = json.loads((root / "summary.json").read_text())
     second_config = config.updated({"optout": {"apply_star_group": False, "blocked_domains": str(blocked)}})
-    second = pipeline.curate(spark, second_config, None, metadata, str(root), report=False, robots=[str(later)])
     return {"root": root, "first": first, "second": second, "state_first": state_first,
             "removed_first": removed_first, "matched_first": matched_first, "counts_first": counts_first,
             "units_before": units_before, "config": second_config}

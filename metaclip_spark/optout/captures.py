@@ -106,7 +106,8 @@ def hosts_table(root: OutputRoot) -> str:
 def read_robots(spark: SparkSession, root: OutputRoot, listing: str, remote) -> dict:
     """Read the robots.txt captures of `listing`'s files not read before into the root, and rebuild the host table
     when they brought any. Returns what was read."""
-    files = robots_files(listing, remote)
+    files = robots_files(listing, remote)  # a listing that cannot be read stops the run before the root is touched
+    root.mark()
     state = _state(root)
     done = set(state["files_done"])
     pending = [f for f in dict.fromkeys(files) if f not in done]
@@ -115,7 +116,6 @@ def read_robots(spark: SparkSession, root: OutputRoot, listing: str, remote) -> 
     read = {"listing": listing, "files_listed": len(files), "files_read": 0, "files_failed": 0, "captures": 0,
             "failed_files": []}
     if pending:
-        root.mark()
         run = f"{now().replace(':', '').replace('-', '')[:15]}-{uuidlib.uuid4().hex[:8]}"
         path = root.path(DIRECTORY, "captures", f"run={run}")
         rdd = spark.sparkContext.parallelize(pending, max(1, min(len(pending), spark.sparkContext.defaultParallelism
