@@ -160,6 +160,9 @@ def test_the_report_shows_agents_and_hosts_with_a_capture(spark, curated):
     robots = public["opt_out_measures"]["robots_txt"]
     assert robots["applied"] and robots["pairs_removed"] == 3 and robots["hosts_with_capture"] == 6
     assert public["opt_out_measures"]["blocked_domains"]["pairs_removed"] == 1
+    text = (curated["root"] / "report" / "public-summary.md").read_text()
+    assert "- robots.txt (RFC 9309" in text and "3 pairs removed; 6 page hosts with a capture, 3 without" in text
+    assert "- Blocked domains: 1 pairs removed." in text
 
 
 def test_the_robots_join_shuffles_the_pairs_once(spark, curated):
