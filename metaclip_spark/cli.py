@@ -157,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
     curate.add_argument("--robots", metavar="LISTING", action="append",
                         help="robots.txt captures to judge every crawl of the root by (docs/optout.md): a crawl's "
-                             "robotstxt.paths.gz, a directory of web archives or one archive; local, https://, "
-                             "s3://, gs://; repeatable. Kept in the root: the newest capture of each host applies")
+                             "robotstxt.paths.gz or one archive (local, https://, s3://, gs://), or a local "
+                             "directory of web archives; repeatable. Kept in the root: the newest capture of each host applies")
     extract = commands.add_parser("extract", help="Common Crawl WARC/WAT files to image-text pairs: DIR/pairs")
     _add_common(extract)
     extract.add_argument("--manifest", required=True, help="warc.paths.gz or wat.paths.gz (gzipped or plain)")

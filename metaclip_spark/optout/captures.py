@@ -7,7 +7,7 @@ ROOT/robots/
   state.json        the listings read, the files done, the runs, and the host table's digest
 
 A listing is read like `--input`'s (a crawl's `robotstxt.paths.gz`, resolved against the root above crawl-data/
-or its folder; https/s3/gs as storage.py reads them), or given as a directory of web archives or one archive.
+or its folder; https/s3/gs as storage.py reads them), or given as a local directory of web archives or one archive.
 Files already done are skipped; a failed file is retried by the next run. The host table is rebuilt from every
 run's captures whenever a run adds some: the newest capture of a host wins (ties: the URL, then the status, then
 the body, so the choice does not depend on the order files were read in). Its digest changes with the runs, and
@@ -30,7 +30,7 @@ from metaclip_spark.ingestion.manifest import read_manifest
 from metaclip_spark.optout.robots import PARSE_LIMIT, url_host
 from metaclip_spark.root.layout import OutputRoot, now
 from metaclip_spark.root.tables import path_exists, read_table, write_json_atomically, write_parquet_atomically
-from metaclip_spark.storage import describe, filesystem, is_local, local_path, open_archive
+from metaclip_spark.storage import describe, is_local, local_path, open_archive
 
 log = logging.getLogger("metaclip_spark")
 
@@ -45,27 +45,16 @@ SCHEMA = T.StructType([
 
 
 def robots_files(listing: str, remote) -> list[str]:
-    """Where the web archives of `listing` are: one archive, the archives of a directory (sorted), or the files a
-    listing names (Common Crawl's robotstxt.paths.gz)."""
-    name = listing.rstrip("/")
-    if name.lower().endswith(ARCHIVE_SUFFIXES):
+    """Where the web archives of `listing` are: one archive (wherever it lives), the archives of a local directory
+    (sorted), or the files a listing names (Common Crawl's robotstxt.paths.gz, read as --input's)."""
+    if listing.rstrip("/").lower().endswith(ARCHIVE_SUFFIXES):
         return [listing]
-    if is_local(listing):
-        if os.path.isdir(local_path(listing)):
-            found = sorted(os.path.join(local_path(listing), n) for n in os.listdir(local_path(listing))
-                           if n.lower().endswith(ARCHIVE_SUFFIXES))
-            if not found:
-                raise InputError(f"--robots {listing}: a directory without web archives (*.warc.gz, *.warc)")
-            return found
-    else:
-        fs, path = filesystem(listing, remote)
-        if fs.isdir(path):
-            scheme = listing.split("://", 1)[0]
-            found = sorted(f"{scheme}://{p.split('://', 1)[-1]}" for p in fs.ls(path, detail=False)
-                           if p.lower().endswith(ARCHIVE_SUFFIXES))
-            if not found:
-                raise InputError(f"--robots {listing}: a directory without web archives (*.warc.gz, *.warc)")
-            return found
+    if is_local(listing) and os.path.isdir(local_path(listing)):
+        found = sorted(os.path.join(local_path(listing), n) for n in os.listdir(local_path(listing))
+                       if n.lower().endswith(ARCHIVE_SUFFIXES))
+        if not found:
+            raise InputError(f"--robots {listing}: a directory without web archives (*.warc.gz, *.warc)")
+        return found
     return [f.location for f in read_manifest(listing, crawl="robots", remote=remote)]
 
 
