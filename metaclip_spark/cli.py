@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replace the output root with what --input brings: built beside it, swapped in once its "
                              "run has committed (the old root is kept whole until then)")
     curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
+    curate.add_argument("--robots", metavar="LISTING", action="append",
+                        help="robots.txt captures to judge every crawl of the root by (docs/optout.md): a crawl's "
+                             "robotstxt.paths.gz or one archive (local, https://, s3://, gs://), or a local "
+                             "directory of web archives; repeatable. Kept in the root: the newest capture of each host applies")
     extract = commands.add_parser("extract", help="Common Crawl WARC/WAT files to image-text pairs: DIR/pairs")
     _add_common(extract)
     extract.add_argument("--manifest", required=True, help="warc.paths.gz or wat.paths.gz (gzipped or plain)")
@@ -278,7 +282,7 @@ def _curate(args: argparse.Namespace, config: Settings, metadata: Metadata, spar
     summary = pipeline.curate(spark, config, _source(args, config, spark), metadata, args.output,
                               crawls=_crawls(args), overwrite=args.overwrite, force=args.force,
                               rematch=args.rematch, fail_fast=args.fail_fast, report=args.report,
-                              dedup=args.dedup, rebuild_dedup=args.rebuild_dedup)
+                              dedup=args.dedup, rebuild_dedup=args.rebuild_dedup, robots=args.robots)
     _print_summary(summary, args.output)
     return 0
 

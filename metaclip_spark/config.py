@@ -301,6 +301,8 @@ class OptoutSettings(Section):
     agents: tuple[str, ...]
     tdm_reservation: bool
     content_usage: tuple[str, ...]
+    apply_star_group: bool
+    blocked_domains: str
 
     def __post_init__(self):
         from metaclip_spark.optout.signals import DIRECTIVES
@@ -312,6 +314,9 @@ class OptoutSettings(Section):
         for key in ("agents", "content_usage"):
             if not all(v.strip() for v in getattr(self, key)):
                 raise _fail(f"optout.{key}", "a list of non-empty names", getattr(self, key))
+        if self.blocked_domains and not os.path.isfile(self.blocked_domains):
+            raise _fail("optout.blocked_domains", "a file of registered domains, one a line (or \"\" for none)",
+                        self.blocked_domains)
 
 
 @dataclass(frozen=True)

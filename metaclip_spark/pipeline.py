@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from metaclip_spark import __version__
 from metaclip_spark.balancing import draws
+from metaclip_spark.optout import captures as robots_captures
 from metaclip_spark.optout import tables as optout_tables
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.config import Settings
@@ -326,9 +327,12 @@ def check_failed_share(config: Settings, ingested: dict,
 
 def curate(spark: SparkSession, config: Settings, source: InputSpec | None, metadata: Metadata, output: str, *,
            crawls: list[str] | None = None, overwrite: bool = False, force: bool = False, rematch: bool = False,
-           fail_fast: bool = False, report: bool = True, dedup: str | None = None, rebuild_dedup: bool = False) -> dict:
+           fail_fast: bool = False, report: bool = True, dedup: str | None = None, rebuild_dedup: bool = False,
+           robots: list[str] | None = None) -> dict:
     """Ingest `source` (if any) into the root `output`, then count, balance and report over the chosen crawls.
-    `dedup`, `rebuild_dedup`: the root's de-duplication mode (ingestion/pair_keys.py), which an ingest settles."""
+    `dedup`, `rebuild_dedup`: the root's de-duplication mode (ingestion/pair_keys.py), which an ingest settles.
+    `robots`: listings of robots.txt captures read into the root first (optout/captures.py); new captures rebuild
+    every crawl they judge."""
     started = time.monotonic()
     root = target = OutputRoot(spark, output)
     if crawls:  # a crawl that will not be there fails now, not after the ingest (nor after --overwrite)
@@ -344,6 +348,8 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
                                    "crawl": source.crawl, "metadata_digest": metadata.digest, "dedup": dedup})
         kept = (f"{output} is kept as it was (--overwrite swaps in only a finished run); the replacement's done "
                 "files are kept for a rerun of this command, which retries the failed ones")
+    for listing in robots or ():
+        robots_captures.read_robots(spark, root, listing, config.remote)
     ingested = ingest(spark, config, root, source, metadata, force=force, rematch=rematch, fail_fast=fail_fast,
                       dedup=dedup, rebuild_dedup=rebuild_dedup) \
         if source or dedup or rebuild_dedup or pair_keys.rebuild_pending(root) or optout_pending(root, config) \

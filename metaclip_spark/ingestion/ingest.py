@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
 from metaclip_spark import progress
+from metaclip_spark.optout import captures as robots_captures
 from metaclip_spark.optout import tables as optout_tables
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.ingestion import sources
@@ -33,7 +34,7 @@ from metaclip_spark.progress import stage
 from metaclip_spark.root.layout import OutputRoot, check_crawl_name, now, unit_id
 from metaclip_spark.root.records import (FILE_OK, FILE_PENDING, KIND_EXTRACT, KIND_POOL, SKIP_REASONS, CrawlState, is_done,
                       sum_counters, tally_files)
-from metaclip_spark.root.tables import read_table, write_parquet_atomically
+from metaclip_spark.root.tables import delete_path, read_table, write_parquet_atomically
 
 log = logging.getLogger("metaclip_spark")
 
@@ -264,12 +265,18 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         raise ConfigError(f"crawl {crawl} mixes Common Crawl files and pools of pairs; give the pool another --crawl")
     columns = _crawl_columns(crawl, units)
     policy = Policy.from_settings(config.optout)
+    extract = kinds == {KIND_EXTRACT}
+    unit_pairs = _union([read_table(spark, root.unit_path(crawl, u["unit"], "pairs")) for u in units]) \
+        if extract else None
+    # robots.txt captures of the root and blocked domains judge Common Crawl pairs (optout/tables.py's SiteJudge)
+    hosts = robots_captures.hosts(spark, root) if extract else None
     with stage(spark, "crawl", f"{crawl}: {len(units)} unit(s)") as run, \
             pair_keys.CrawlOwnership(spark, root, crawl, dedup, columns["text"], _unit_rows(units),
-                                     config.root.pair_key_bucket_min_pairs) as owner:
+                                     config.root.pair_key_bucket_min_pairs) as owner, \
+            optout_tables.SiteJudge(policy, hosts, unit_pairs) as site:
         matched = _union([read_table(spark, root.unit_matched(u)) for u in units])
-        if kinds == {KIND_EXTRACT}:
-            matched = optout_tables.kept(matched, policy)  # pairs whose page opts out: set apart (see below)
+        if extract:
+            matched = site.kept(matched)  # pairs whose page or site opts out: set apart (see below)
         matched = owner.owned(matched)
         already_in_pool = None  # pairs of the crawl another crawl owns (pool mode)
         pool_rows = None  # pool mode: the rows of a pool crawl's files, before de-duplication
@@ -277,14 +284,23 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
         if kinds == {KIND_EXTRACT}:
             # Duplicates of (uuid, text) across the crawl's files are dropped here, keeping the same row however
             # the crawl's files were grouped into units and runs.
-            pairs = _union([read_table(spark, root.unit_path(crawl, u["unit"], "pairs")) for u in units])
+            pairs = unit_pairs
             # Pairs whose page opts out are set apart first (kept in optout/), so that they are neither counted nor
             # curated, and a copy of the pair on a page that does not opt out is the one de-duplication keeps.
-            if SIGNALS_COLUMN in pairs.columns:  # (units extracted before signals were kept have none)
-                optout_path = root.crawl_table(optout_tables.TABLE, crawl)
+            optout_path = root.crawl_table(optout_tables.TABLE, crawl)
+            if site.applies:  # judged once (one join), both halves written from it
+                pairs, removed_rows = site.split(pairs)
+                write_parquet_atomically(removed_rows, optout_path)
+                optout_figures = optout_tables.figures(read_table(spark, optout_path), policy)
+                if hosts is not None:
+                    optout_figures["robots"] = {"hosts_digest": robots_captures.hosts_digest(root),
+                                                **optout_tables.host_coverage(unit_pairs, hosts)}
+            elif SIGNALS_COLUMN in pairs.columns:  # (units extracted before signals were kept have none)
                 write_parquet_atomically(optout_tables.removed(pairs, policy), optout_path)
                 optout_figures = optout_tables.figures(read_table(spark, optout_path), policy)
                 pairs = optout_tables.kept(pairs, policy)
+            else:
+                delete_path(spark, optout_path)  # a table of an earlier build does not describe this one
             write_parquet_atomically(owner.owned(pairs, count_candidates=dedup.pool).drop("_seq", "crawl"),
                                      root.crawl_table("pairs", crawl))
             crawl_pairs = _languages_known(read_table(spark, root.crawl_table("pairs", crawl)), columns, metadata)
@@ -349,11 +365,17 @@ def _carries_signals(units: list[dict]) -> bool:
     return any(u.get("optout_signals") for u in units)
 
 
-def optout_stale(state: dict | None, units: list[dict], policy: Policy) -> bool:
-    """Whether a crawl was built under another opt-out policy than `policy` (only a crawl with signals can be)."""
-    if state is None or not _carries_signals(units):
+def optout_stale(state: dict | None, units: list[dict], policy: Policy, robots_digest: str | None = None) -> bool:
+    """Whether a Common Crawl crawl was judged under another opt-out policy than `policy`, or other robots.txt
+    captures than the root's host table's (`robots_digest`; None: none). Only a crawl something can refuse in (its
+    pairs carry signals, the root has captures or blocked domains) or that was judged before can be."""
+    if state is None or any(u["kind"] != KIND_EXTRACT for u in units):
         return False
-    return (state.get("optout") or {}).get("policy") != policy.digest()
+    recorded = state.get("optout") or {}
+    if not (_carries_signals(units) or robots_digest or policy.blocked or recorded):
+        return False
+    return recorded.get("policy") != policy.digest() or (recorded.get("robots") or {}).get("hosts_digest") \
+        != robots_digest
 
 
 def optout_pending(root: OutputRoot, config: Settings) -> bool:
@@ -363,7 +385,8 @@ def optout_pending(root: OutputRoot, config: Settings) -> bool:
     by_crawl: dict[str, list[dict]] = {}
     for u in root.committed_units():
         by_crawl.setdefault(u["crawl"], []).append(u)
-    return any(optout_stale(root.crawl_state(crawl), units, policy) for crawl, units in by_crawl.items())
+    digest = robots_captures.hosts_digest(root)
+    return any(optout_stale(root.crawl_state(crawl), units, policy, digest) for crawl, units in by_crawl.items())
 
 
 def _unit_rows(units: list[dict]) -> int | None:
@@ -412,11 +435,13 @@ def _finalize_crawls(spark, root: OutputRoot, units: list[dict], metadata, confi
     pair_keys.retire_orphans(spark, root, dedup, set(by_crawl))
 
     policy = Policy.from_settings(config.optout)
+    robots_digest = robots_captures.hosts_digest(root)
 
     def stale(crawl: str) -> bool:
         state = root.crawl_state(crawl)
         return state is None or state.get("units_digest") != OutputRoot.units_digest(by_crawl[crawl]) \
-            or state["metadata_digest"] != metadata.digest or optout_stale(state, by_crawl[crawl], policy)
+            or state["metadata_digest"] != metadata.digest \
+            or optout_stale(state, by_crawl[crawl], policy, robots_digest)
 
     while pending := [crawl for crawl in sorted(by_crawl) if stale(crawl)]:
         _finalize_crawl(spark, root, pending[0], by_crawl[pending[0]], metadata, config, dedup)

@@ -32,9 +32,10 @@ _VALUED = frozenset(("unavailable_after", "max-snippet", "max-image-preview", "m
 _WORDS = re.compile(r"[^,\s]+")
 MAX_SIGNALS = 32  # per page: a page listing more is refused on what it shows first (kept sorted)
 # Kinds of signal, as counted in the funnel and report.
-KINDS = ("robots-meta", "x-robots-tag", "tdm-reservation", "content-usage")
+# robots-txt and blocked-domain are verdicts of the site (optout/robots.py), not signals of the page.
+KINDS = ("robots-meta", "x-robots-tag", "tdm-reservation", "content-usage", "robots-txt", "blocked-domain")
 _KIND_OF = {"robots": "robots-meta", "x-robots-tag": "x-robots-tag", "tdm-reservation": "tdm-reservation",
-            "content-usage": "content-usage"}
+            "content-usage": "content-usage", "robots-txt": "robots-txt", "blocked-domain": "blocked-domain"}
 
 
 def _directives(text: str) -> list[str]:
@@ -132,12 +133,27 @@ def signal_agent(signal: str) -> str:
     return head.split("@", 1)[1] if "@" in head else "*"
 
 
+def read_blocked_domains(path: str) -> frozenset:
+    """The registered domains of a `blocked_domains` file: one a line, lower-cased, `#` comments and blank lines
+    skipped."""
+    if not path:
+        return frozenset()
+    with open(path, encoding="utf-8-sig") as f:
+        lines = (line.split("#", 1)[0].strip().lower().rstrip(".") for line in f)
+        return frozenset(line for line in lines if line)
+
+
 @dataclass(frozen=True)
 class Policy:
-    """What the `[optout]` configuration refuses on: a signal refuses when it is in `refusing`."""
+    """What the `[optout]` configuration refuses on: a signal refuses when it is in `refusing`; robots.txt captures
+    (when the root has some) are judged for `agents`, obeying `*` groups when `apply_star_group`; pages and
+    images on a registered domain of `blocked` are refused."""
 
     enabled: bool
     refusing: frozenset
+    agents: tuple = ()
+    apply_star_group: bool = True
+    blocked: frozenset = frozenset()
 
     @classmethod
     def from_settings(cls, optout) -> "Policy":
@@ -151,7 +167,8 @@ class Policy:
             if optout.tdm_reservation:
                 refusing.update(("tdm-reservation:header", "tdm-reservation:meta"))
             refusing.update(f"content-usage:{category.lower()}=n" for category in optout.content_usage)
-        return cls(bool(refusing), frozenset(refusing))
+        return cls(bool(refusing), frozenset(refusing), tuple(sorted({a.strip().lower() for a in optout.agents})),
+                   optout.apply_star_group, read_blocked_domains(optout.blocked_domains))
 
     def verdict(self, signals: list[str] | None) -> str | None:
         """The signal a page is refused on (the first, in sorted order), or None when it is not."""
@@ -164,4 +181,6 @@ class Policy:
         """Names this policy in a crawl's state: a crawl built under another one is rebuilt."""
         import hashlib
 
-        return hashlib.sha256("\n".join(sorted(self.refusing)).encode()).hexdigest()[:16]
+        named = sorted(self.refusing) + [f"robots-txt@{a}" for a in self.agents] \
+            + [f"apply_star_group={self.apply_star_group}"] + [f"blocked-domain:{d}" for d in sorted(self.blocked)]
+        return hashlib.sha256("\n".join(named).encode()).hexdigest()[:16]

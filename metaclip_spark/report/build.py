@@ -166,7 +166,8 @@ def optout_steps(run: dict) -> list[tuple[str, int, dict[str, int], str, str | N
         return []
     kept = int((run.get("extract") or {}).get("pairs", 0)) - int(optout["pairs_removed"])
     return [("not opted out", kept, {f"optout_{kind}": int(n) for kind, n in optout["by_kind"].items()},
-             "pairs whose page refuses AI training ([optout]) set apart, kept in optout/", None)]
+             "pairs whose page or site (robots.txt, blocked domain) refuses AI training ([optout]) set apart, kept "
+             "in optout/", None)]
 
 
 def optout_section(run: dict) -> dict | None:
@@ -178,8 +179,10 @@ def optout_section(run: dict) -> dict | None:
     config = (run.get("config") or {}).get("optout") or {}
     return {"pairs_removed": optout["pairs_removed"], "by_kind": optout["by_kind"], "by_signal": optout["by_signal"],
             "by_agent": optout["by_agent"], "top_hosts": optout["top_hosts"],
+            # page hosts with and without a robots.txt capture (curate --robots), summed over the crawls
+            "robots": optout.get("robots"),
             "honoured": {key: config.get(key) for key in ("honour_page_signals", "directives", "tdm_reservation",
-                                                          "content_usage")},
+                                                          "content_usage", "apply_star_group", "blocked_domains")},
             "agents": len(config.get("agents") or ())}
 
 

@@ -334,13 +334,19 @@ def _optout(report: dict) -> list[str]:
         return ['<p class="note">No opt-out signals: the pool is not Common Crawl pages, or its pages were extracted '
                 "before their signals were kept.</p>"]
     honoured = optout["honoured"]
-    parts = [f"<p>{_number(optout['pairs_removed'])} pairs set apart because their page refuses AI training "
+    robots = optout.get("robots")
+    parts = [f"<p>{_number(optout['pairs_removed'])} pairs set apart because their page or site refuses AI training "
              f"(kept with the signal in optout/). Honoured: robots directives {escape(', '.join(honoured['directives'] or []))}"
              f" for every crawler or one of {optout['agents']} AI-training agents; TDMRep "
              f"{'yes' if honoured['tdm_reservation'] else 'no'}; Content-Usage refusals of "
              f"{escape(', '.join(honoured['content_usage'] or []))}"
              f"{'' if honoured['honour_page_signals'] else ' (page signals not honoured: honour_page_signals = false)'}"
              ".</p>"]
+    if robots:
+        parts.append(f"<p>robots.txt (curate --robots, newest capture per host; the `*` group "
+                     f"{'obeyed' if honoured.get('apply_star_group', True) else 'not obeyed'} by an agent no group "
+                     f"names): {_number(robots['hosts_with_capture'])} page hosts with a robots.txt capture, "
+                     f"{_number(robots['hosts_without_capture'])} without (summed over the crawls).</p>")
     for title, key in (("kind of signal", "by_kind"), ("signal", "by_signal"), ("agent (* = every crawler)", "by_agent")):
         rows = sorted(optout[key].items(), key=lambda kv: (-kv[1], kv[0]))
         if rows:

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from metaclip_spark.optout.signals import signal_agent, signal_kind
 from metaclip_spark.optout.tables import page_host
 from metaclip_spark.root.layout import OutputRoot
 from metaclip_spark.root.tables import read_table
@@ -114,6 +115,17 @@ def compute_public_summary(spark: SparkSession, output: str) -> tuple[dict, str]
     common_crawl = any(s.get("kind") == "extract" for s in states.values())
     optout = run.get("optout")
     config = (run.get("config") or {}).get("optout") or {}
+    by_kind = (optout or {}).get("by_kind", {})
+    site_kinds = ("robots-txt", "blocked-domain")  # the site's verdicts; the other kinds are the page's signals
+    robots = (optout or {}).get("robots")
+    robots_by_agent: dict[str, int] = {}
+    page_by_agent: dict[str, int] = {}
+    for signal, n in ((optout or {}).get("by_signal") or {}).items():
+        agent = signal_agent(signal)
+        if signal.startswith("robots-txt@"):
+            robots_by_agent[agent] = robots_by_agent.get(agent, 0) + n
+        elif signal_kind(signal) not in site_kinds:
+            page_by_agent[agent] = page_by_agent.get(agent, 0) + n
     summary = {
         "template": TEMPLATE,
         "dataset": {"pairs_curated": pairs_curated, "crawls": run.get("crawls", []), "run_id": run.get("run_id"),
@@ -140,10 +152,18 @@ def compute_public_summary(spark: SparkSession, output: str) -> tuple[dict, str]
             "page_signals": {"applied": bool(optout) and bool(config.get("honour_page_signals")),
                              "honoured": {k: config.get(k) for k in ("directives", "agents", "tdm_reservation",
                                                                      "content_usage")},
-                             "pairs_removed": (optout or {}).get("pairs_removed", 0),
-                             "by_kind": (optout or {}).get("by_kind", {}),
-                             "by_agent": (optout or {}).get("by_agent", {})},
-            "robots_txt": "not checked by this curation beyond Common Crawl's own crawl (CCBot obeys robots.txt)",
+                             "pairs_removed": sum(n for k, n in by_kind.items() if k not in site_kinds),
+                             "by_kind": {k: n for k, n in by_kind.items() if k not in site_kinds},
+                             "by_agent": dict(sorted(page_by_agent.items()))},
+            # robots.txt of every page's and image's host, from Common Crawl's captures (curate --robots)
+            "robots_txt": {"applied": bool(robots), "rule": "RFC 9309, the newest capture of each host; 4xx allows, "
+                                                            "5xx disallows",
+                           "agents": config.get("agents"), "apply_star_group": config.get("apply_star_group", True),
+                           "pairs_removed": by_kind.get("robots-txt", 0),
+                           "by_agent": dict(sorted(robots_by_agent.items())),
+                           **(robots or {"hosts_with_capture": 0, "hosts_without_capture": 0})},
+            "blocked_domains": {"applied": bool(config.get("blocked_domains")),
+                                "pairs_removed": by_kind.get("blocked-domain", 0)},
         },
     }
     return summary, text.getvalue()
@@ -177,8 +197,20 @@ def markdown(summary: dict) -> str:
               f"{'honoured' if honoured['tdm_reservation'] else 'not honoured'}, Content-Usage refusals of "
               f"{', '.join(honoured['content_usage'] or [])}: {signals['pairs_removed']:,} pairs removed.",
               *[f"  - {kind}: {n:,}" for kind, n in signals["by_kind"].items()],
-              f"- robots.txt: {measures['robots_txt']}.", ""]
+              _robots_line(measures["robots_txt"]),
+              f"- Blocked domains: {measures['blocked_domains']['pairs_removed']:,} pairs removed."
+              if measures["blocked_domains"]["applied"] else "- Blocked domains: none configured.", ""]
     return "\n".join(lines)
+
+
+def _robots_line(robots: dict) -> str:
+    if not robots["applied"]:
+        return ("- robots.txt: not checked by this curation beyond Common Crawl's own crawl (CCBot obeys robots.txt "
+                "for CCBot only).")
+    return (f"- robots.txt ({robots['rule']}; {len(robots['agents'] or [])} AI-training agents, the `*` group "
+            f"{'obeyed' if robots['apply_star_group'] else 'not obeyed'} by an agent no group names): "
+            f"{robots['pairs_removed']:,} pairs removed; {robots['hosts_with_capture']:,} page hosts with a capture, "
+            f"{robots['hosts_without_capture']:,} without.")
 
 
 def public_summary_files(spark: SparkSession, output: str) -> dict[str, bytes]:

@@ -10,7 +10,9 @@ ROOT/
   matched/crawl=C/           a crawl's pairs that match at least one entry, with entry_ids; when they are exactly
                              its one unit's matched/, that directory is moved here (no copy), tagged _UNIT_MATCHED.json
   crawl_counts/crawl=C/      a crawl's per-entry counts (entry_id, entry, count)
-  optout/crawl=C/            the crawl's pairs whose page opts out of AI training, set apart, with why (optout/tables.py)
+  optout/crawl=C/            the crawl's pairs whose page or site opts out of AI training, set apart, with why
+                             (optout/tables.py)
+  robots/                    robots.txt captures read by curate --robots, and the newest per host (optout/captures.py)
   crawls/C.json              a crawl's state, written last when the three tables above are finished
   counts/                    per-entry counts summed over the crawls of the latest curated pool
   curated/                   the latest curated set; summary.json its summary; report/ its report
@@ -255,6 +257,7 @@ class OutputRoot:
     def drop_units(self, crawl: str) -> None:
         delete_path(self.spark, self.path("units", f"crawl={crawl}"))
         delete_path(self.spark, self.path("crawls", f"{crawl}.json"))
+        delete_path(self.spark, self.crawl_table("optout", crawl))  # its pairs set apart describe the units dropped
 
     @staticmethod
     def units_digest(units: list[dict]) -> str:

@@ -1,0 +1,189 @@
+"""`curate --robots`: robots.txt captures (real files in a real WARC file, read over HTTP from a server on 127.0.0.1
+and from a directory) judge every crawl of the root, past and future, by the newest capture of each host; a pair
+refused is neither counted nor curated, the root keeps why; new captures and options re-judge the crawl.
+
+Two curates share one root (module fixture): the first reads a crawl and a robots listing, the second (the command
+line's `curate --robots`) only newer captures, with apply_star_group = false and a blocked domain."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from metaclip_spark import cli, pipeline
+from metaclip_spark.ingestion.ingest import InputSpec
+from metaclip_spark.metadata.lists import Metadata
+from metaclip_spark.optout.captures import hosts as host_table
+from metaclip_spark.optout.signals import Policy
+from metaclip_spark.optout.tables import SiteJudge
+from metaclip_spark.report.build import write_report
+from metaclip_spark.root.layout import OutputRoot
+from metaclip_spark.root.tables import read_table
+
+from conftest import DATA
+from robots_archives import write_captures, write_pages
+from servers import ArchiveServer
+
+CRAWL = "CC-MAIN-2025-13"
+SMALL_METADATA = str(DATA / "metadata" / "small.json")
+KAPANLAGI = "https://www.kapanlagi.example/news/1"  # 002.txt: CCBot's group disallows /
+BLOG = "https://blog.byeong.example/blog/post"  # 027.txt: the AI crawlers' group disallows /blog/
+PAPERS = "https://blog.byeong.example/papers/x"
+CLOSED = "https://closed.example/a"  # 024.txt: only `User-agent: *` / Disallow: /
+GONE = "https://gone.example/a"  # 404
+DOWN = "https://down.example/a"  # 503
+CHANGED = "https://changed.example/a"  # 018.txt (CCBot disallowed) in January, 029.txt (all allowed) in February
+SHOP = "https://shop.example/p"  # its image on cdn.images.example, whose 018.txt disallows CCBot
+NOCAPTURE = "https://nocapture.example/a"
+BLOCKED = "https://news.blocked.co.uk/a"
+PAGES = [(KAPANLAGI, "/img/1.jpg"), (BLOG, "/img/2.jpg"), (PAPERS, "/img/3.jpg"), (CLOSED, "/img/4.jpg"),
+         (GONE, "/img/5.jpg"), (DOWN, "/img/6.jpg"), (CHANGED, "/img/7.jpg"),
+         (SHOP, "https://cdn.images.example/img/8.jpg"), (NOCAPTURE, "/img/9.jpg"), (BLOCKED, "/img/10.jpg")]
+EVERY = {url for url, _ in PAGES}
+
+
+def _pages(path) -> set[str]:
+    return set(pq.read_table(path).column("page_url").to_pylist())
+
+
+def _removed(root) -> dict:
+    return {r["page_url"]: (r["optout_signal"], r["robots_host"], r["robots_fetched"])
+            for r in pq.read_table(root / "optout" / f"crawl={CRAWL}").to_pylist()}
+
+
+@pytest.fixture(scope="module")
+def curated(spark, config, tmp_path_factory):
+    base = tmp_path_factory.mktemp("cc")
+    segment = base / "crawl-data" / CRAWL / "segments" / "1"
+    (segment / "warc").mkdir(parents=True)
+    (segment / "robotstxt").mkdir(parents=True)
+    warc = "crawl-data/CC-MAIN-2025-13/segments/1/warc/CC-MAIN-20250301000000-20250301235959-00000.warc.gz"
+    write_pages(base / warc, PAGES)
+    (base / "warc.paths").write_text(warc + "\n")
+    robots = "crawl-data/CC-MAIN-2025-13/segments/1/robotstxt/CC-MAIN-20250301-00000.warc.gz"
+    write_captures(base / robots, [
+        ("www.kapanlagi.example", "200 OK", "002.txt", "2025-03-01T01:00:00Z"),
+        ("blog.byeong.example", "200 OK", "027.txt", "2025-03-01T02:00:00Z"),
+        ("closed.example", "200 OK", "024.txt", "2025-03-01T03:00:00Z"),
+        ("gone.example", "404 Not Found", None, "2025-03-01T04:00:00Z"),
+        ("down.example", "503 Service Unavailable", None, "2025-03-01T05:00:00Z"),
+        ("changed.example", "200 OK", "029.txt", "2025-02-01T00:00:00Z"),  # the newer one first in the file
+        ("changed.example", "200 OK", "018.txt", "2025-01-01T00:00:00Z"),
+        ("cdn.images.example", "200 OK", "018.txt", "2025-03-01T06:00:00Z")])
+    (base / "crawl-data" / CRAWL / "robotstxt.paths").write_text(robots + "\n")
+    later = tmp_path_factory.mktemp("later")
+    write_captures(later / "robots-april.warc.gz", [
+        ("www.kapanlagi.example", "200 OK", "029.txt", "2025-04-01T00:00:00Z")])
+    blocked = later / "blocked.txt"
+    blocked.write_text("# registered domains that asked to be left out\nblocked.co.uk\n")
+
+    root = tmp_path_factory.mktemp("root") / "root"
+    config = config.updated({"curation": {"t": 3, "seed": 5}, "extract": {"languages": []}})
+    metadata = Metadata(SMALL_METADATA)
+    server = ArchiveServer(base).start()
+    try:
+        first = pipeline.curate(spark, config, InputSpec(str(base / "warc.paths"), "warc-manifest", str(base)),
+                                metadata, str(root), report=False,
+                                robots=[f"{server.url}/crawl-data/{CRAWL}/robotstxt.paths"])
+    finally:
+        server.stop()
+    state_first = json.loads((root / "crawls" / f"{CRAWL}.json").read_text())
+    removed_first = _removed(root)
+    matched_first = _pages(root / "matched" / f"crawl={CRAWL}")
+    counts_first = {r["entry"]: r["count"] for r in pq.read_table(root / "counts").to_pylist()}
+    units_before = sorted((str(p), p.read_text()) for p in (root / "units").rglob("*.json"))
+    # the second through the command line: `curate --robots DIRECTORY`, the options in a --conf file
+    conf = later / "conf.toml"
+    conf.write_text(f'[curation]\nt = 3\nseed = 5\n[extract]\nlanguages = []\n'
+                    f'[optout]\napply_star_group = false\nblocked_domains = "{blocked}"\n')
+    assert cli.main(["curate", "--root", str(root), "--metadata", SMALL_METADATA, "--conf", str(conf),
+                     "--robots", str(later), "--no-report"]) == 0
+    second = json.loads((root / "summary.json").read_text())
+    second_config = config.updated({"optout": {"apply_star_group": False, "blocked_domains": str(blocked)}})
+    return {"root": root, "first": first, "second": second, "state_first": state_first,
+            "removed_first": removed_first, "matched_first": matched_first, "counts_first": counts_first,
+            "units_before": units_before, "config": second_config}
+
+
+def test_robots_txt_refuses_by_the_newest_capture_of_the_page_and_image_hosts(curated):
+    root = curated["root"]
+    assert curated["removed_first"] == {
+        KAPANLAGI: ("robots-txt@ccbot:page", "www.kapanlagi.example", "2025-03-01T01:00:00Z"),
+        BLOG: ("robots-txt@ai2bot:page", "blog.byeong.example", "2025-03-01T02:00:00Z"),
+        CLOSED: ("robots-txt@ai2bot:page", "closed.example", "2025-03-01T03:00:00Z"),  # the `*` group
+        DOWN: ("robots-txt@ai2bot:page", "down.example", "2025-03-01T05:00:00Z"),  # 5xx: complete disallow
+        SHOP: ("robots-txt@ccbot:image", "cdn.images.example", "2025-03-01T06:00:00Z")}
+    kept_first = EVERY - set(curated["removed_first"])  # 404 and the newest of two captures allow
+    assert curated["matched_first"] == kept_first
+    assert curated["counts_first"]["the"] == len(kept_first)  # neither counted...
+    first = curated["first"]
+    optout = first["optout"]
+    assert optout["pairs_removed"] == 5 and optout["by_kind"] == {"robots-txt": 5}
+    assert optout["by_agent"] == {"ai2bot": 3, "ccbot": 2}
+    assert optout["robots"] == {"hosts_with_capture": 6, "hosts_without_capture": 3}
+    assert first["by_crawl"][CRAWL]["optout"]["robots"]["hosts_with_capture"] == 6
+    assert curated["state_first"]["optout"]["robots"]["hosts_digest"]
+
+
+def test_new_captures_and_options_rejudge_the_crawl_without_reading_it_again(curated):
+    root, second = curated["root"], curated["second"]
+    # April's capture of kapanlagi allows; apply_star_group = false frees closed.example (no group names an agent);
+    # 5xx still disallows; blocked.co.uk is refused as a blocked domain
+    assert {url: why[0] for url, why in _removed(root).items()} == {
+        BLOG: "robots-txt@ai2bot:page", DOWN: "robots-txt@ai2bot:page", SHOP: "robots-txt@ccbot:image",
+        BLOCKED: "blocked-domain:page"}
+    kept = EVERY - {BLOG, DOWN, SHOP, BLOCKED}
+    assert _pages(root / "pairs" / f"crawl={CRAWL}") == kept == _pages(root / "matched" / f"crawl={CRAWL}")
+    assert {r["entry"]: r["count"] for r in pq.read_table(root / "counts").to_pylist()}["the"] == len(kept)
+    assert _pages(root / "curated") <= kept
+    assert second["optout"]["by_kind"] == {"blocked-domain": 1, "robots-txt": 3}
+    assert second["ingest"]["files_processed_now"] == 0
+    assert sorted((str(p), p.read_text()) for p in (root / "units").rglob("*.json")) == curated["units_before"]
+    # the audit: what did kapanlagi's robots.txt say when (every capture is kept, by run)
+    captures = pq.read_table(root / "robots" / "captures").to_pylist()
+    kapanlagi = sorted((c["fetched"], c["status"], len(c["body"])) for c in captures
+                       if c["host"] == "www.kapanlagi.example")
+    assert kapanlagi == [("2025-03-01T01:00:00Z", 200, 324), ("2025-04-01T00:00:00Z", 200, 223)]
+    state = json.loads((root / "robots" / "state.json").read_text())
+    assert [entry["captures"] for entry in state["listings"]] == [8, 1] and len(state["runs"]) == 2
+
+
+def test_the_report_shows_agents_and_hosts_with_a_capture(spark, curated):
+    report = write_report(spark, str(curated["root"]))
+    assert report["optout"]["by_agent"] == {"*": 1, "ai2bot": 2, "ccbot": 1}
+    assert report["optout"]["robots"] == {"hosts_with_capture": 6, "hosts_without_capture": 3}
+    page = (curated["root"] / "report" / "index.html").read_text()
+    assert "hosts with a robots.txt capture" in page and "robots-txt@ccbot:image" in page
+    public = json.loads((curated["root"] / "report" / "public-summary.json").read_text())
+    robots = public["opt_out_measures"]["robots_txt"]
+    assert robots["applied"] and robots["pairs_removed"] == 3 and robots["hosts_with_capture"] == 6
+    assert public["opt_out_measures"]["blocked_domains"]["pairs_removed"] == 1
+    text = (curated["root"] / "report" / "public-summary.md").read_text()
+    assert "- robots.txt (RFC 9309" in text and "3 pairs removed; 6 page hosts with a capture, 3 without" in text
+    assert "- Blocked domains: 1 pairs removed." in text
+
+
+def test_the_robots_join_shuffles_the_pairs_once(spark, curated):
+    """The pairs meet the host table in one join by page host: with no broadcast, one Exchange on the pairs' side
+    of the plan; the lookup's own Exchanges shuffle distinct host pairs and the host table, not pairs."""
+    root = OutputRoot(spark, str(curated["root"]))
+    pairs = spark.read.parquet(str(curated["root"] / "units" / f"crawl={CRAWL}" / "*" / "pairs"))
+    previous = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        with SiteJudge(Policy.from_settings(curated["config"].optout), host_table(spark, root), pairs) as site:
+            site.lookup.count()  # cached: the judged plan reads it from memory
+            lookup_plan = site.lookup._jdf.queryExecution().executedPlan().toString()
+            plan = site.judged(pairs)._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", previous)
+    assert plan.count("Exchange") - lookup_plan.count("Exchange") == 1, plan
+def test_dropping_a_crawls_units_drops_its_optout_table(spark, tmp_path):
+    for table in ("units", "optout"):
+        (tmp_path / table / f"crawl={CRAWL}").mkdir(parents=True)
+        (tmp_path / table / f"crawl={CRAWL}" / "part-0.parquet").write_bytes(b"x")
+    OutputRoot(spark, str(tmp_path)).drop_units(CRAWL)
+    assert not (tmp_path / "optout" / f"crawl={CRAWL}").exists()
+    assert not (tmp_path / "units" / f"crawl={CRAWL}").exists()
