@@ -9,13 +9,13 @@ a data loader balances with at every epoch (export/online.py).
     DIR/pairs/part-00000.parquet ... the same columns plus entry_ids, keep_prob being P at the chosen t
     DIR/entry_probabilities.parquet  [metadata_lang,] entry_id, entry, count, p = min(1, t/count), t
 
-The root is read and DIR written through fsspec (storage.py: local paths, s3://, s3a://, gs://), in Spark tasks
-one file at a time, so an export needs no Hadoop connector for the stores img2dataset itself reads from. Rows are
-placed and ordered by seeded hashes, never rand(): file = xxhash64(seed, uuid) mod files (an image's texts share
-a file, so each file counts its images exactly), order within a file = xxhash64(seed, uuid, text) (with --online
---one-text-per-image xxhash64(seed, uuid), then the text: an image's texts next to each other, for the loader's
-per-epoch pick). The files are
-written beside DIR and switched in whole (tables.publish_directory); _EXPORT.json is written last.
+The root is read (root/layout.py's RootReader) and DIR written through fsspec (storage.py: local paths, s3://,
+s3a://, gs://), in Spark tasks one file at a time, so an export needs no Hadoop connector for the stores img2dataset
+itself reads from. Rows are placed and ordered by seeded hashes, never rand(): file = xxhash64(seed, uuid) mod files
+(an image's texts share a file, so each file counts its images exactly), order within a file = xxhash64(seed, uuid,
+text) (with --online --one-text-per-image xxhash64(seed, uuid), then the text: an image's texts next to each other,
+for the loader's per-epoch pick). The files are written beside DIR and switched in whole (tables.publish_directory);
+_EXPORT.json is written last.
 """
 
 from __future__ import annotations

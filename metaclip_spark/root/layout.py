@@ -17,6 +17,9 @@ ROOT/
   runs/<run id>.json         the summary of every finished curation run
   _METACLIP_ROOT.json        says "an output root": written first, into a directory that was absent or empty
   .replacement/              curate --overwrite: the new root, built here and swapped in once it has committed
+
+RootReader is the one reader of these records and tables (every command that reads a root, with Spark or without);
+OutputRoot, a RootReader, writes them.
 """
 
 from __future__ import annotations
