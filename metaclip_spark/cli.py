@@ -348,7 +348,7 @@ def _balance(args: argparse.Namespace, config: Settings, metadata: Metadata, spa
 
 def _status(args: argparse.Namespace, config: Settings) -> int:
     from metaclip_spark.errors import ConfigError
-    from metaclip_spark.root.layout import OutputRoot
+    from metaclip_spark.root.layout import RootReader
     from metaclip_spark.report.status import format_status, root_status
 
     if args.output and args.root:
@@ -357,7 +357,7 @@ def _status(args: argparse.Namespace, config: Settings) -> int:
         raise ConfigError("status needs the output root: status --root ROOT")
     if args.root:
         log.warning("note: `status ROOT` is now `status --root ROOT` (the old spelling still works)")
-    status = root_status(OutputRoot.records_only(args.output or args.root, config.remote))  # no Spark
+    status = root_status(RootReader.at(args.output or args.root, config.remote))  # no Spark
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 
@@ -609,7 +609,7 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
     import os
 
     from metaclip_spark.errors import ConfigError, InputError
-    from metaclip_spark.root.layout import _REPLACEMENT_READY, _STAGED_READY, REPLACEMENT, RUN_STAGING, OutputRoot
+    from metaclip_spark.root.layout import RootReader
     from metaclip_spark.storage import local_path
 
     if is_local(args.output):  # a file in the way: exit 2, as tables.check_output_directory says it
@@ -620,11 +620,10 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
             raise ConfigError(f"--output {args.output} is a file, not a directory"
                               if existing == os.path.abspath(local_path(args.output))
                               else f"--output {args.output}: {existing} is a file, not a directory")
-    root = OutputRoot.records_only(args.output, config.remote)
+    root = RootReader.at(args.output, config.remote)
     root.check_exists()
     # a killed switch, or a killed swap of an --overwrite's replacement: the command finishes it (cli._run)
-    ready = (root.files.exists(root.path(RUN_STAGING, _STAGED_READY))
-             or root.files.exists(root.path(REPLACEMENT, _REPLACEMENT_READY)))
+    ready = root.unfinished_switch() is not None
     if _READS_ROOT[name] and root.summary() is None and not ready:  # export says 75 (busy) itself
         raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
 

@@ -135,10 +135,13 @@ def storage_options(name: str, settings: RemoteSettings) -> dict:
     return {}
 
 
-def filesystem(location: str, settings: RemoteSettings):
-    """(fsspec file system, path inside it) for a remote location; instances are cached per process by fsspec."""
+def filesystem(location: str, settings: RemoteSettings | None):
+    """(fsspec file system, path inside it) for a location, local (`settings` unused) or remote; instances are
+    cached per process by fsspec."""
     import fsspec
 
+    if is_local(location):
+        return fsspec.filesystem("file"), local_path(location)
     name = protocol(location)
     path = location.split("://", 1)[1]
     if name == "gs":

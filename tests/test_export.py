@@ -345,6 +345,29 @@ def test_worldwide_online_table_is_keyed_by_language_and_entry(worldwide_root, t
 
 # Export writes only what it owns, one export per --to at a time ---------------------------------------------------
 
+def test_the_tables_of_a_root_named_with_glob_characters_are_its_own(tmp_path):
+    """A root's name is a name, never a pattern: the root runs[1] is exported from its own files (the pattern
+    runs[1] matches runs1, whose files must not be taken, nor its own be missed)."""
+    import pyarrow as pa
+
+    from metaclip_spark.export.files import RootTables
+
+    for name, url in (("runs[1]", "its-own"), ("runs1", "another-root's")):
+        root = tmp_path / name
+        for folder in ("curated", "counts", "crawls"):
+            (root / folder).mkdir(parents=True)
+        (root / "_METACLIP_ROOT.json").write_text("{}")
+        (root / "summary.json").write_text(json.dumps({"run_id": "r1", "crawls": ["c1"]}))
+        (root / "crawls" / "c1.json").write_text("{}")
+        pq.write_table(pa.table({"url": [url], "text": ["t"], "uuid": ["x"]}), root / "curated" / "part-00000.parquet")
+        (root / "curated" / "_SUCCESS").write_text("")
+        pq.write_table(pa.table({"entry_id": [0], "entry": [url], "count": [1]}), root / "counts" / "part-00000.parquet")
+    tables = RootTables(str(tmp_path / "runs[1]"), None)
+    files = tables.curated_files()
+    assert [(Path(p).parent.parent.name, Path(p).name) for p, _ in files] == [("runs[1]", "part-00000.parquet")]
+    assert tables.counts().to_pylist() == [{"entry_id": 0, "entry": "its-own", "count": 1}]
+
+
 def _tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 

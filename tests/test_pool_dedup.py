@@ -23,7 +23,7 @@ from metaclip_spark.ingestion.dedup import PYTHON_WHITESPACE
 from metaclip_spark.errors import ConfigError
 from metaclip_spark.ingestion.ingest import InputSpec, ingest
 from metaclip_spark.metadata.lists import Metadata
-from metaclip_spark.root.layout import OutputRoot
+from metaclip_spark.root.layout import OutputRoot, RootReader
 
 from conftest import DATA, REPO
 from test_incremental import _kill_when, _rows, _start, common_crawl_layout, write_listing
@@ -66,9 +66,9 @@ def test_texts_are_stripped_of_what_python_strips():
     assert set(PYTHON_WHITESPACE) == {c for c in map(chr, range(system.maxunicode + 1)) if c.isspace()}
 
 
-def _plain_root(path) -> OutputRoot:
+def _plain_root(path) -> RootReader:
     path.mkdir(parents=True, exist_ok=True)
-    return OutputRoot.records_only(str(path), None)
+    return RootReader.at(str(path), None)
 
 
 def test_a_new_root_records_its_mode_and_refuses_the_other(tmp_path):

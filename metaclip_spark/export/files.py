@@ -9,13 +9,13 @@ a data loader balances with at every epoch (export/online.py).
     DIR/pairs/part-00000.parquet ... the same columns plus entry_ids, keep_prob being P at the chosen t
     DIR/entry_probabilities.parquet  [metadata_lang,] entry_id, entry, count, p = min(1, t/count), t
 
-The root is read and DIR written through fsspec (storage.py: local paths, s3://, s3a://, gs://), in Spark tasks
-one file at a time, so an export needs no Hadoop connector for the stores img2dataset itself reads from. Rows are
-placed and ordered by seeded hashes, never rand(): file = xxhash64(seed, uuid) mod files (an image's texts share
-a file, so each file counts its images exactly), order within a file = xxhash64(seed, uuid, text) (with --online
---one-text-per-image xxhash64(seed, uuid), then the text: an image's texts next to each other, for the loader's
-per-epoch pick). The files are
-written beside DIR and switched in whole (tables.publish_directory); _EXPORT.json is written last.
+The root is read (root/layout.py's RootReader) and DIR written through fsspec (storage.py: local paths, s3://,
+s3a://, gs://), in Spark tasks one file at a time, so an export needs no Hadoop connector for the stores img2dataset
+itself reads from. Rows are placed and ordered by seeded hashes, never rand(): file = xxhash64(seed, uuid) mod files
+(an image's texts share a file, so each file counts its images exactly), order within a file = xxhash64(seed, uuid,
+text) (with --online --one-text-per-image xxhash64(seed, uuid), then the text: an image's texts next to each other,
+for the loader's per-epoch pick). The files are written beside DIR and switched in whole (tables.publish_directory);
+_EXPORT.json is written last.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ from metaclip_spark.curation import ENTRY_IDS, KEEP_PROB, METADATA_LANG, flatten
 from metaclip_spark.errors import ConfigError, InputError, RootBusyError
 from metaclip_spark.export.online import NO_LANGUAGE, PROBABILITIES_FILE
 from metaclip_spark.progress import stage
-from metaclip_spark.root.layout import REPLACEMENT, RUN_STAGING, OutputRoot, now
-from metaclip_spark.storage import filesystem, is_local, local_path
+from metaclip_spark.root.filesystems import FsspecFiles
+from metaclip_spark.root.layout import REPLACEMENT, RUN_STAGING, RootReader, now
+from metaclip_spark.storage import filesystem
 
 log = logging.getLogger("metaclip_spark")
 
@@ -247,22 +248,7 @@ class ExportLock:
             self.fs.rm(self.path)
 
 
-# Reading the root through fsspec --------------------------------------------------------------------------------
-
-def _fs(location: str, remote: RemoteSettings):
-    """(fsspec file system, path in it) for a local or remote location."""
-    if is_local(location):
-        import fsspec
-
-        return fsspec.filesystem("file"), local_path(location)
-    return filesystem(location, remote)
-
-
-def _data_files(fs, directory: str) -> list[str]:
-    """The Parquet files Spark wrote in `directory` (not _SUCCESS, .crc or hidden files), sorted."""
-    found = fs.glob(f"{directory.rstrip('/')}/*.parquet")
-    return sorted(p for p in found if not p.rsplit("/", 1)[-1].startswith(("_", ".")))
-
+# Reading the root (root/layout.py's RootReader, through fsspec) -------------------------------------------------------
 
 def _read_files_job(spark: SparkSession, location: str, remote: RemoteSettings, files: list[tuple[str, str | None]],
                     schema: pa.Schema) -> DataFrame:
@@ -272,10 +258,10 @@ def _read_files_job(spark: SparkSession, location: str, remote: RemoteSettings, 
                                     "path string, crawl string")
 
     def read(batches):
-        fs, _ = _fs(location, remote)
+        root = FsspecFiles(location, remote)
         for listed in batches:
             for path, crawl in zip(listed.column("path").to_pylist(), listed.column("crawl").to_pylist()):
-                with fs.open(path, "rb") as f:
+                with root.open(path) as f:
                     parquet = pq.ParquetFile(f)
                     present = [n for n in schema.names if n in parquet.schema_arrow.names]
                     for batch in parquet.iter_batches(batch_size=8192, columns=present):
@@ -297,11 +283,6 @@ def _spark_schema(schema: pa.Schema) -> T.StructType:
     return from_arrow_schema(nullable)
 
 
-def _file_schema(fs, path: str) -> pa.Schema:
-    with fs.open(path, "rb") as f:
-        return pq.ParquetFile(f).schema_arrow
-
-
 def _merged_schema(schemas: list[pa.Schema], wanted: list[str] | None = None) -> pa.Schema:
     """One field per column name, in first-seen order (a column some crawls lack is read as nulls)."""
     fields: dict[str, pa.Field] = {}
@@ -313,23 +294,24 @@ def _merged_schema(schemas: list[pa.Schema], wanted: list[str] | None = None) ->
 
 
 class RootTables:
-    """The last run of a root, as export reads it: its summary, crawls, url/text columns and table files."""
+    """The last run of a root as export takes it: its summary, crawls and url/text columns, and its tables' Parquet
+    files, read through root/layout.py's RootReader without Spark."""
 
     def __init__(self, root: str, remote: RemoteSettings):
-        self.location = root.rstrip("/")
+        self.reader = RootReader.at(root, remote)
+        self.location = self.reader.root
         self.remote = remote
-        self.records = OutputRoot.records_only(self.location, remote)
-        self.records.check_exists()
-        self.fs, self.path = _fs(self.location, remote)
-        summary = self.records.summary()
+        self.reader.check_exists()
+        summary = self.reader.summary()
         if summary is None:
             raise InputError(f"{self.location} holds no finished run (no summary.json): run `curate` or `balance` "
                              "first")
         self.summary = summary
-        if self.records.files.exists(self.records.path(REPLACEMENT, "_READY")):
+        switching = self.reader.unfinished_switch()
+        if switching == REPLACEMENT:
             raise RootBusyError(f"{self.location}: an --overwrite is swapping its new root in ({REPLACEMENT}/); run "
                                 "any writing command (e.g. `report`) to finish it, or wait for the run, then export")
-        if self.records.files.exists(self.records.path(RUN_STAGING, "_READY")):
+        if switching == RUN_STAGING:
             raise RootBusyError(f"{self.location}: a run's outputs are being switched in ({RUN_STAGING}/); run any "
                                 "writing command (e.g. `report`) to finish it, or wait for the run, then export")
         self.crawls = list(summary["crawls"])
@@ -337,31 +319,28 @@ class RootTables:
 
     def _columns(self) -> dict:
         """The url and text column names the crawls were ingested with (crawls/C.json)."""
-        found = {json.dumps((self.records.crawl_state(c) or {}).get("columns") or {"url": "url", "text": "text"},
+        found = {json.dumps((self.reader.crawl_state(c) or {}).get("columns") or {"url": "url", "text": "text"},
                             sort_keys=True) for c in self.crawls}
         if len(found) > 1:
             raise ConfigError(f"the crawls of {self.location} hold pairs under different url/text columns "
                               f"({' and '.join(sorted(found))}): export them apart")
         return json.loads(found.pop())
 
-    def table_path(self, *parts: str) -> str:
-        return "/".join([self.path.rstrip("/"), *parts])
-
     def curated_files(self) -> list[tuple[str, str | None]]:
-        return [(p, None) for p in _data_files(self.fs, self.table_path("curated"))]
+        return [(p, None) for p in self.reader.table_files("curated")]
 
     def matched_files(self) -> list[tuple[str, str | None]]:
-        return [(p, c) for c in self.crawls for p in _data_files(self.fs, self.table_path("matched", f"crawl={c}"))]
+        return [(p, c) for c in self.crawls for p in self.reader.table_files("matched", c)]
 
     def counts_files(self) -> list[tuple[str, str | None]]:
-        return [(p, None) for p in _data_files(self.fs, self.table_path("counts"))]
+        return [(p, None) for p in self.reader.table_files("counts")]
 
     def schema(self, files: list[tuple[str, str | None]]) -> pa.Schema:
         """The columns of the files: the first file of each crawl (a crawl's files share one schema)."""
         firsts = {}
         for path, crawl in files:
             firsts.setdefault(crawl, path)
-        schema = _merged_schema([_file_schema(self.fs, p) for p in firsts.values()])
+        schema = _merged_schema([self.reader.files.schema(p) for p in firsts.values()])
         if any(crawl is not None for _, crawl in files) and "crawl" not in schema.names:
             schema = schema.append(pa.field("crawl", pa.string()))
         return schema
@@ -371,16 +350,13 @@ class RootTables:
 
     def counts(self) -> pa.Table:
         """counts/ of the last run on the driver: one row per matched entry (bounded by the metadata, not the pool)."""
-        tables = []
-        for path, _ in self.counts_files():
-            with self.fs.open(path, "rb") as f:
-                tables.append(pq.read_table(f))
-        if not tables:
+        table = self.reader.files.read_parquet([path for path, _ in self.counts_files()])
+        if table is None:
             raise InputError(f"{self.location}/counts holds no table: run `curate` or `count` first")
-        return pa.concat_tables(tables, promote_options="default")
+        return table
 
     def run_id(self) -> str | None:
-        return (self.records.summary() or {}).get("run_id")
+        return (self.reader.summary() or {}).get("run_id")
 
 
 # Columns ---------------------------------------------------------------------------------------------------------
@@ -513,7 +489,7 @@ def _write_files(rows: DataFrame, location: str, remote: RemoteSettings, directo
     extension = file_format
 
     def write(batches):
-        fs, _ = _fs(location, remote)
+        fs, _ = filesystem(location, remote)
         current, sink, writer, stats = None, None, None, None
 
         def close():
@@ -577,7 +553,7 @@ def _placed(rows: DataFrame, files: int, seed: int, images_together: bool = Fals
 
 def run_export(spark: SparkSession, config: Settings, spec: ExportSpec) -> dict:
     """Export the root's last run to spec.to; returns the record written as _EXPORT.json."""
-    to_fs, to_path = _fs(spec.to, config.remote)
+    to_fs, to_path = filesystem(spec.to, config.remote)
     check_export_directory(to_fs, to_path)  # before any work, and before anything is written
     with ExportLock(to_fs, to_path, config.root) as lock:
         return _export(spark, config, spec, to_fs, to_path, lock)

@@ -117,12 +117,12 @@ def listing_of(config, dump_id: str, archive_type: str = "warc", origin: str = "
 def read_root(root: str, remote) -> dict | None:
     """The root's status (status.root_status, read without Spark), or None for a root not made yet (no directory,
     or an empty one: a scheduler's first run)."""
-    from metaclip_spark.root.layout import OutputRoot
+    from metaclip_spark.root.layout import RootReader
     from metaclip_spark.report.status import root_status
 
     from metaclip_spark.root.lease import LEASE_FILE
 
-    records = OutputRoot.records_only(root, remote)
+    records = RootReader.at(root, remote)
     if not records.files.exists(records.root):
         return None
     if {path.rstrip("/").rsplit("/", 1)[-1] for path in records.files.glob(records.root, "*")} <= {LEASE_FILE}:

@@ -43,9 +43,9 @@ from metaclip_spark.curation import (ENTRY_IDS, GROUP_COLUMNS, METADATA_LANG, fl
                        language_broadcasts, language_entry_probabilities)
 from metaclip_spark.errors import InputError
 from metaclip_spark.progress import stage
-from metaclip_spark.root.layout import OutputRoot
+from metaclip_spark.root.layout import RootReader
 from metaclip_spark.root.records import KIND_EXTRACT, tally_files
-from metaclip_spark.root.tables import join_path, path_exists, read_table, write_directory_atomically
+from metaclip_spark.root.tables import join_path, read_table, write_directory_atomically
 
 log = logging.getLogger("metaclip_spark")
 
@@ -504,24 +504,24 @@ def _by_group(results: list[dict], groups: list[str], key: str) -> dict[str, dic
     return {g: {group_value(r["value"]): r[key] for r in results if r["set"] == g} for g in groups}
 
 
-def _load_run(spark: SparkSession, root: OutputRoot) -> dict:
+def _load_run(spark: SparkSession, root: RootReader) -> dict:
     """The latest run's summary (ROOT/summary.json), checked to have the tables the report reads."""
     summary = root.summary()
     if summary is None:
         raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
     for table in ("counts", "curated"):
-        if not path_exists(spark, root.path(table)):
+        if not root.files.exists(root.path(table)):
             raise InputError(f"{root.root} has no {table}/ table; run `curate` first")
     return summary
 
 
-def _files_read(root: OutputRoot, crawls: list[str]) -> dict:
+def _files_read(root: RootReader, crawls: list[str]) -> dict:
     """Input files done, read in part (with why) and failed over the run's crawls, from the unit markers."""
-    states = OutputRoot.file_states(root.committed_units(crawls))
+    states = RootReader.file_states(root.committed_units(crawls))
     return tally_files(sorted(states.values(), key=lambda s: s["file"]))
 
 
-def _pairs_in_by_group(root: OutputRoot, run: dict, groups: list[str]) -> dict[str, dict[str, int] | None]:
+def _pairs_in_by_group(root: RootReader, run: dict, groups: list[str]) -> dict[str, dict[str, int] | None]:
     """Pairs in per value of each group column, from the crawl states (recorded at ingest; the input is never read
     again). None for a column some crawl's pairs do not carry, or a crawl ingested before the states recorded it."""
     result: dict[str, dict[str, int] | None] = {g: None for g in groups}
@@ -541,7 +541,7 @@ def _pairs_in_by_group(root: OutputRoot, run: dict, groups: list[str]) -> dict[s
 
 def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     """The report's numbers (the report summary, without plots) and the count vectors the plots need."""
-    root = OutputRoot(spark, output)
+    root = RootReader.through_spark(spark, output)
     run = _load_run(spark, root)
     entries_total = int(run["entries_total"])
     t = int(run.get("t") or 1)  # a worldwide set without an English list has no single t

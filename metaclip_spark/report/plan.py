@@ -1,11 +1,12 @@
 """`metaclip-spark plan --root ROOT`: what balancing the root's pool with each of a list of thresholds gives.
 
 The counts are the chosen crawls' crawl_counts/ summed (every finished crawl by default: the pool `balance` would
-take), read as Parquet without Spark (local roots directly, s3:// and gs:// through fsspec, as `status` reads);
-entries over t, tail share and matches after balancing follow from them alone (balancing/thresholds.py). The expected
-curated pairs need each matched pair's entry set: one Spark pass over matched/ (its entry_ids column only) sums the
-keep probabilities of every requested t at once, in exact fixed point. `--counts-only` skips that pass and starts
-no Spark; the table then gives the upper bound min(pairs matched, matches after balancing) instead.
+take), read as Parquet without Spark (root/layout.py's RootReader, as `status` reads: local roots directly, s3://
+and gs:// through fsspec); entries over t, tail share and matches after balancing follow from them alone
+(balancing/thresholds.py). The expected curated pairs need each matched pair's entry set: one Spark pass over
+matched/ (its entry_ids column only) sums the keep probabilities of every requested t at once, in exact fixed point.
+`--counts-only` skips that pass and starts no Spark; the table then gives the upper bound min(pairs matched, matches
+after balancing) instead.
 
 A worldwide root (MetaCLIP 2) counts and balances each language apart, with its own t: its plan is one language's
 (`--lang CODE`), from that language's counts and matched pairs, with the t the root's last balance gave it marked;
@@ -19,7 +20,7 @@ import numpy as np
 from metaclip_spark.balancing import draws
 from metaclip_spark.balancing import thresholds
 from metaclip_spark.errors import ConfigError, InputError
-from metaclip_spark.root.layout import OutputRoot
+from metaclip_spark.root.layout import RootReader
 
 COUNT_COLUMNS = ["entry_id", "count"]
 WORLDWIDE_KEY = "metadata_lang"  # crawl_counts/ of a worldwide root are keyed by (metadata_lang, entry_id)
@@ -38,7 +39,7 @@ def parse_thresholds(text: str) -> list[int | str]:
         raise ConfigError(f"--t {text!r}: each threshold must be a positive integer or auto") from None
 
 
-def chosen_crawls(root: OutputRoot, crawls: list[str] | None) -> tuple[list[str], dict[str, dict]]:
+def chosen_crawls(root: RootReader, crawls: list[str] | None) -> tuple[list[str], dict[str, dict]]:
     """The crawls of the pool (every finished crawl by default) and their states, matched with one metadata list."""
     root.check_exists()
     available = root.crawls()
@@ -56,41 +57,21 @@ def chosen_crawls(root: OutputRoot, crawls: list[str] | None) -> tuple[list[str]
     return chosen, states
 
 
-def _parquet_filesystem(root: str, remote):
-    """(pyarrow-readable file system, function from a root path to its path inside it), without Spark."""
-    import fsspec
-
-    from metaclip_spark.storage import filesystem, is_local, local_path
-
-    if is_local(root):
-        return fsspec.filesystem("file"), local_path
-    fs, _ = filesystem(root, remote)
-    return fs, lambda path: fs._strip_protocol(path.split("://", 1)[1])
-
-
-def _first_parquet(fs, directory: str) -> str:
-    files = sorted(p for p in fs.find(directory)
-                   if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_")))
-    if not files:
-        raise InputError(f"{directory} holds no Parquet file")
-    return files[0]
-
-
-def read_counts(root: OutputRoot, crawls: list[str], remote, language: str | None = None) -> np.ndarray:
+def read_counts(root: RootReader, crawls: list[str], language: str | None = None) -> np.ndarray:
     """The chosen crawls' per-entry counts summed, as one vector indexed by entry id (bounded by the metadata); of a
     worldwide root, those of `language`'s list, which must then be given."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    fs, inside = _parquet_filesystem(root.root, remote)
     ids, values, languages = [], [], set()
     for crawl in crawls:
-        path = inside(root.crawl_table("crawl_counts", crawl))
-        worldwide = WORLDWIDE_KEY in pq.read_schema(_first_parquet(fs, path), filesystem=fs).names
+        files = root.table_files("crawl_counts", crawl)
+        if not files:
+            raise InputError(f"{root.crawl_table('crawl_counts', crawl)} holds no Parquet file")
+        worldwide = WORLDWIDE_KEY in root.files.schema(files[0]).names
         if not worldwide and language is not None:
             raise ConfigError(f"--lang {language}: {root.root} is not a worldwide root (one metadata list, one t); "
                               "plan it without --lang")
-        table = pq.read_table(path, columns=COUNT_COLUMNS + ([WORLDWIDE_KEY] if worldwide else []), filesystem=fs)
+        table = root.files.read_parquet(files, columns=COUNT_COLUMNS + ([WORLDWIDE_KEY] if worldwide else []))
         if worldwide:
             languages.update(table.column(WORLDWIDE_KEY).unique().to_pylist())
             if language is None:
@@ -131,7 +112,7 @@ def language_matched(matched, language: str | None):
     return matched if language is None else matched.where(F.col(WORLDWIDE_KEY) == language)
 
 
-def last_balance_t(root: OutputRoot, crawls: list[str], language: str | None) -> int | None:
+def last_balance_t(root: RootReader, crawls: list[str], language: str | None) -> int | None:
     """The t the root's last balance used for these crawls (of `language`, on a worldwide root), if any."""
     summary = root.summary() or {}
     if sorted(summary.get("crawls") or []) != sorted(crawls):
@@ -177,7 +158,7 @@ def languages_plan(config, output: str) -> dict | None:
     """`plan` without --lang on a worldwide root that was balanced: its languages as the last balance left them (one
     row per language with pairs: pairs, matched, curated, t, entries over t, tail share; from summary.json, no
     Spark). None for a v1 root, or a root never balanced (then run_plan says which languages it holds)."""
-    root = OutputRoot.records_only(output, config.remote)
+    root = RootReader.at(output, config.remote)
     root.check_exists()
     summary = root.summary()
     if not summary or not summary.get("worldwide"):
@@ -209,9 +190,9 @@ def run_plan(config, output: str, crawls: list[str] | None, requested: list[int 
              counts_only: bool = False, master: str | None = None, language: str | None = None) -> dict:
     """The plan of a root (of one language's list on a worldwide root): its table (thresholds.plan_rows) and what
     it was computed from."""
-    root = OutputRoot.records_only(output, config.remote)
+    root = RootReader.at(output, config.remote)
     chosen, states = chosen_crawls(root, crawls)
-    counts = read_counts(root, chosen, config.remote, language)
+    counts = read_counts(root, chosen, language)
     if language is None:
         pairs_matched = sum(int(s["pairs_matched"]) for s in states.values())
     else:
@@ -231,8 +212,8 @@ def run_plan(config, output: str, crawls: list[str] | None, requested: list[int 
 
         with owned_session(config, "metaclip-spark plan", master) as spark:
             with stage(spark, "plan", f"keep probabilities at {len(ts)} thresholds") as run:
-                spark_root = OutputRoot(spark, output)
-                matched = language_matched(spark_root.read_crawls("matched", chosen), language)
+                matched = language_matched(RootReader.through_spark(spark, output).read_crawls("matched", chosen),
+                                           language)
                 sums, certain, seen = expected_sums(matched, counts, ts)
                 run.rows = seen
         pairs_matched = seen  # what was summed over

@@ -24,7 +24,7 @@ from pyspark.sql import types as T
 
 from metaclip_spark.optout.signals import signal_agent, signal_kind
 from metaclip_spark.optout.tables import page_host
-from metaclip_spark.root.layout import OutputRoot
+from metaclip_spark.root.layout import RootReader
 from metaclip_spark.root.tables import read_table
 
 TEMPLATE = ("EU AI Office, Template for the Public Summary of Training Content for general-purpose AI models (July "
@@ -93,7 +93,7 @@ def collection_period(curated: DataFrame) -> dict | None:
 
 def compute_public_summary(spark: SparkSession, output: str) -> tuple[dict, str]:
     """The public summary of the root's last run, and the CSV text of its top 10% of domains."""
-    root = OutputRoot(spark, output)
+    root = RootReader.through_spark(spark, output)
     run = root.summary() or {}
     states = {crawl: root.crawl_state(crawl) or {} for crawl in run.get("crawls", [])}
     url_column = next(((s.get("columns") or {}).get("url") for s in states.values() if s.get("columns")), "url")

@@ -1,19 +1,19 @@
 """`metaclip-spark status ROOT`: what an output root holds, read from its commit markers and state files only,
-without Spark (OutputRoot.records_only: local paths, or fsspec for s3://, gs://, ...)."""
+without Spark (root/layout.py's RootReader.at: local paths, or fsspec for s3://, gs://, ...)."""
 
 from __future__ import annotations
 
 from metaclip_spark.ingestion import pair_keys
-from metaclip_spark.root.layout import OutputRoot
+from metaclip_spark.root.layout import RootReader
 from metaclip_spark.root.records import tally_files
 
 METADATA_LANG = "metadata_lang"  # curation.METADATA_LANG, named here so that status never imports pyspark
 
 
-def root_status(root: OutputRoot) -> dict:
+def root_status(root: RootReader) -> dict:
     root.check_exists()
     units = root.committed_units()
-    files = OutputRoot.file_states(units)
+    files = RootReader.file_states(units)
     crawls = {}
     for crawl in sorted({u["crawl"] for u in units} | set(root.crawls()) | set(root.listed_crawls())):
         state = root.crawl_state(crawl) or {}
@@ -29,7 +29,7 @@ def root_status(root: OutputRoot) -> dict:
             "units": len(crawl_units),
             # Units committed after the crawl's tables were last rebuilt: the next curate/match run folds them in.
             "pending_rebuild": bool(state) is False
-            or state.get("units_digest") != OutputRoot.units_digest([u for u in units if u["crawl"] == crawl]),
+            or state.get("units_digest") != RootReader.units_digest([u for u in units if u["crawl"] == crawl]),
             "pairs": state.get("pairs"),
             "pairs_matched": state.get("pairs_matched"),
             "pairs_already_in_pool": state.get("pairs_already_in_pool"),  # copies of pairs other crawls own

@@ -19,6 +19,9 @@ ROOT/
   runs/<run id>.json         the summary of every finished curation run
   _METACLIP_ROOT.json        says "an output root": written first, into a directory that was absent or empty
   .replacement/              curate --overwrite: the new root, built here and swapped in once it has committed
+
+RootReader is the one reader of these records and tables (every command that reads a root, with Spark or without);
+OutputRoot, a RootReader, writes them.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame, SparkSession
 
 from metaclip_spark.errors import ConfigError, InputError
+from metaclip_spark.root.filesystems import FsspecFiles, HadoopFiles
 from metaclip_spark.root.lease import LEASE_FILE
 from metaclip_spark.root.records import is_done
-from metaclip_spark.root.tables import (child_names, create_exclusively, delete_empty_directory, delete_path, glob_escape, glob_paths,
+from metaclip_spark.root.tables import (child_names, create_exclusively, delete_empty_directory, delete_path, glob_escape,
                      join_path, path_exists, read_json, rename_path, write_json_atomically)
 
 UNIT_MARKER = "_COMMITTED.json"
@@ -122,70 +126,38 @@ def remove_created_directory(spark: SparkSession, root: str, created: str | None
         delete_empty_directory(spark, root)
 
 
-class _HadoopFiles:
-    """The root's files through Spark's Hadoop file systems (what every Spark command uses)."""
+class RootReader:
+    """An output root as every command reads it: where each record and table lives (the layout above), its JSON
+    records (unit markers, crawl states, listings, the last run's summary) and, without Spark, its Parquet files.
 
-    def __init__(self, spark: SparkSession):
-        self.spark = spark
+    One class whichever the file system (root/filesystems.py): a Spark command reads through Spark's Hadoop file
+    systems, which it writes the root with (`RootReader.through_spark`; OutputRoot, the writer, is a RootReader);
+    the commands without Spark (`status`, `plan`, `export`, `crawls`) through `RootReader.at`: a local root
+    directly, another through fsspec (s3://, s3a://, gs://, hdfs:// where fsspec has it)."""
 
-    def exists(self, path: str) -> bool:
-        return path_exists(self.spark, path)
-
-    def read_json(self, path: str) -> dict | None:
-        return read_json(self.spark, path)
-
-    def glob(self, root: str, *parts: str) -> list[str]:
-        return glob_paths(self.spark, "/".join([glob_escape(root), *parts]))
-
-
-class _PlainFiles:
-    """The root's JSON records without Spark (for `status`): local paths directly, other schemes through fsspec
-    (s3://, s3a://, gs://, ... as storage.py opens them)."""
-
-    def __init__(self, root: str, remote):
-        import fsspec
-
-        from metaclip_spark.storage import filesystem, is_local
-
-        self.local = is_local(root)
-        self.fs = fsspec.filesystem("file") if self.local else filesystem(root, remote)[0]
-
-    def _path(self, path: str) -> str:
-        from metaclip_spark.storage import local_path
-
-        if self.local:
-            return local_path(path)
-        return path.split("://", 1)[1] if "://" in path else path  # glob answers without the scheme
-
-    def exists(self, path: str) -> bool:
-        return self.fs.exists(self._path(path))
-
-    def read_json(self, path: str) -> dict | None:
-        try:
-            with self.fs.open(self._path(path), "rb") as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
-
-    def glob(self, root: str, *parts: str) -> list[str]:
-        import glob as globbing
-
-        return sorted(self.fs.glob("/".join([globbing.escape(self._path(root).rstrip("/")), *parts])))
-
-
-class OutputRoot:
-    def __init__(self, spark: SparkSession | None, root: str, files=None):
-        self.spark = spark
+    def __init__(self, root: str, files, spark: SparkSession | None = None):
         self.root = root.rstrip("/")
-        self.files = files or _HadoopFiles(spark)
+        self.files = files
+        self.spark = spark
 
     @classmethod
-    def records_only(cls, root: str, remote) -> "OutputRoot":
-        """The root's JSON records (markers, states, summary), read without starting Spark."""
-        return cls(None, root, _PlainFiles(root, remote))
+    def at(cls, root: str, remote) -> "RootReader":
+        """The root read without Spark (`remote`: the [remote] settings, for a root that is not local)."""
+        return cls(root, FsspecFiles(root, remote))
 
+    @classmethod
+    def through_spark(cls, spark: SparkSession, root: str) -> "RootReader":
+        return cls(root, HadoopFiles(spark), spark)
+
+    # Where things are ----------------------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
+
+    def unit_path(self, crawl: str, unit: str, table: str | None = None) -> str:
+        return self.path("units", f"crawl={crawl}", f"unit={unit}", *([table] if table else []))
+
+    def crawl_table(self, table: str, crawl: str) -> str:
+        return self.path(table, f"crawl={crawl}")
 
     def check_exists(self) -> None:
         """Exit 3 unless the root exists and holds what a run writes first: a reader of a mistyped root must not
@@ -195,21 +167,93 @@ class OutputRoot:
         if not any(self.files.exists(self.path(name)) for name in _ROOT_CONTENTS):
             raise InputError(f"{self.root} is not an output root (it holds no {ROOT_MARKER})")
 
-    # Units ---------------------------------------------------------------------------------------------------
-    def mark(self) -> None:
-        """Write ROOT_MARKER once, when a run first writes to the root."""
-        if not path_exists(self.spark, self.path(ROOT_MARKER)):
-            write_json_atomically(self.spark, self.path(ROOT_MARKER), {"created_at": now()})
+    def unfinished_switch(self) -> str | None:
+        """REPLACEMENT or RUN_STAGING while an --overwrite's swap or a run's switch of its outputs was made ready and
+        not finished (a killed run's: the next writing command finishes it), else None."""
+        for staging, ready in ((REPLACEMENT, _REPLACEMENT_READY), (RUN_STAGING, _STAGED_READY)):
+            if self.files.exists(self.path(staging, ready)):
+                return staging
+        return None
 
-    def unit_path(self, crawl: str, unit: str, table: str | None = None) -> str:
-        return self.path("units", f"crawl={crawl}", f"unit={unit}", *([table] if table else []))
-
+    # Records -------------------------------------------------------------------------------------------------
     def committed_units(self, crawls: Iterable[str] | None = None) -> list[dict]:
         """Markers of every committed unit (optionally of some crawls), oldest first."""
         markers = [self.files.read_json(p) for p in self.files.glob(self.root, "units", "*", "*", UNIT_MARKER)]
         wanted = set(crawls) if crawls is not None else None
         units = [m for m in markers if m and (wanted is None or m["crawl"] in wanted)]
         return sorted(units, key=lambda m: (m["committed_at"], m["unit"]))
+
+    @staticmethod
+    def units_digest(units: list[dict]) -> str:
+        """A digest of the committed markers: a unit committed again (a retried failed file: same files, same unit
+        id, new states) changes it, so the crawl's tables are rebuilt."""
+        text = json.dumps(sorted(units, key=lambda m: m["unit"]), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @staticmethod
+    def file_states(units: list[dict]) -> dict[tuple[str, str], dict]:
+        """(crawl, file) -> its latest state; a file done in any unit is done, else its latest failure counts."""
+        states: dict[tuple[str, str], dict] = {}
+        for marker in units:  # oldest first: later failures replace earlier ones, a success is final
+            for f in marker["files"]:
+                key = (marker["crawl"], f["file"])
+                if not is_done(states.get(key, {}).get("status")):
+                    states[key] = dict(f, unit=marker["unit"], committed_at=marker["committed_at"])
+        return states
+
+    def crawl_state(self, crawl: str) -> dict | None:
+        """The crawl's state, or None before its tables are built; a damaged one (a disk fault, a hand edit) stops
+        the command, exit 3, naming the file and how to rebuild it."""
+        path = self.path("crawls", f"{crawl}.json")
+        try:
+            state = self.files.read_json(path)
+        except ValueError as e:  # not JSON, or not UTF-8
+            state, reason = False, f"not JSON: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        else:
+            reason = "not a JSON object"
+        if state is None or isinstance(state, dict):
+            return state
+        raise InputError(f"the state of crawl {crawl}, {path}, is damaged ({reason}): delete it, then run "
+                         f"`metaclip-spark curate --output {self.root} --rebuild-dedup` to rebuild the crawl's tables "
+                         "from its committed units")
+
+    def crawls(self) -> list[str]:
+        """Crawls whose tables are finished (their state file exists)."""
+        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in self.files.glob(self.root, "crawls", "*.json"))
+
+    def listing(self, crawl: str) -> dict | None:
+        return self.files.read_json(self.path("listings", f"{crawl}.json"))
+
+    def listed_crawls(self) -> list[str]:
+        """Crawls an input has listed, whether or not any of their files is done yet."""
+        listings = self.files.glob(self.root, "listings", "*.json")
+        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in listings)
+
+    def summary(self) -> dict | None:
+        return self.files.read_json(self.path("summary.json"))
+
+    # Tables --------------------------------------------------------------------------------------------------
+    def table_files(self, table: str, crawl: str | None = None) -> list[str]:
+        """The Parquet files of a table (of one crawl's, for a per-crawl table), listed without Spark (`at`)."""
+        return self.files.data_files(self.crawl_table(table, crawl) if crawl is not None else self.path(table))
+
+    def read_crawls(self, table: str, crawls: list[str]) -> DataFrame:
+        """A per-crawl table over the chosen crawls, with its `crawl` column (the partition), read by Spark."""
+        paths = [self.crawl_table(table, c) for c in crawls]
+        return self.spark.read.option("basePath", self.path(table)).parquet(*map(glob_escape, paths))
+
+
+class OutputRoot(RootReader):
+    """The root as a Spark command writes it: its units, its crawls' tables and states, its runs, --overwrite."""
+
+    def __init__(self, spark: SparkSession, root: str):
+        super().__init__(root, HadoopFiles(spark), spark)
+
+    # Units ---------------------------------------------------------------------------------------------------
+    def mark(self) -> None:
+        """Write ROOT_MARKER once, when a run first writes to the root."""
+        if not path_exists(self.spark, self.path(ROOT_MARKER)):
+            write_json_atomically(self.spark, self.path(ROOT_MARKER), {"created_at": now()})
 
     def commit_unit(self, marker: dict) -> None:
         write_json_atomically(self.spark, self.unit_path(marker["crawl"], marker["unit"], UNIT_MARKER), marker)
@@ -259,72 +303,15 @@ class OutputRoot:
         delete_path(self.spark, self.path("crawls", f"{crawl}.json"))
         delete_path(self.spark, self.crawl_table("optout", crawl))  # its pairs set apart describe the units dropped
 
-    @staticmethod
-    def units_digest(units: list[dict]) -> str:
-        """A digest of the committed markers: a unit committed again (a retried failed file: same files, same unit
-        id, new states) changes it, so the crawl's tables are rebuilt."""
-        text = json.dumps(sorted(units, key=lambda m: m["unit"]), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    @staticmethod
-    def file_states(units: list[dict]) -> dict[tuple[str, str], dict]:
-        """(crawl, file) -> its latest state; a file done in any unit is done, else its latest failure counts."""
-        states: dict[tuple[str, str], dict] = {}
-        for marker in units:  # oldest first: later failures replace earlier ones, a success is final
-            for f in marker["files"]:
-                key = (marker["crawl"], f["file"])
-                if not is_done(states.get(key, {}).get("status")):
-                    states[key] = dict(f, unit=marker["unit"], committed_at=marker["committed_at"])
-        return states
-
     # Crawls --------------------------------------------------------------------------------------------------
-    def crawl_table(self, table: str, crawl: str) -> str:
-        return self.path(table, f"crawl={crawl}")
-
-    def crawl_state(self, crawl: str) -> dict | None:
-        """The crawl's state, or None before its tables are built; a damaged one (a disk fault, a hand edit) stops
-        the command, exit 3, naming the file and how to rebuild it."""
-        path = self.path("crawls", f"{crawl}.json")
-        try:
-            state = self.files.read_json(path)
-        except ValueError as e:  # not JSON, or not UTF-8
-            state, reason = False, f"not JSON: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        else:
-            reason = "not a JSON object"
-        if state is None or isinstance(state, dict):
-            return state
-        raise InputError(f"the state of crawl {crawl}, {path}, is damaged ({reason}): delete it, then run "
-                         f"`metaclip-spark curate --output {self.root} --rebuild-dedup` to rebuild the crawl's tables "
-                         "from its committed units")
-
-    def crawls(self) -> list[str]:
-        """Crawls whose tables are finished (their state file exists)."""
-        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in self.files.glob(self.root, "crawls", "*.json"))
-
     def record_listing(self, crawl: str, listing: dict) -> None:
         """How many files the input listed for a crawl (status tells pending files from it)."""
         write_json_atomically(self.spark, self.path("listings", f"{crawl}.json"), listing)
 
-    def listing(self, crawl: str) -> dict | None:
-        return self.files.read_json(self.path("listings", f"{crawl}.json"))
-
-    def listed_crawls(self) -> list[str]:
-        """Crawls an input has listed, whether or not any of their files is done yet."""
-        listings = self.files.glob(self.root, "listings", "*.json")
-        return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in listings)
-
     def write_crawl_state(self, crawl: str, state: dict) -> None:
         write_json_atomically(self.spark, self.path("crawls", f"{crawl}.json"), state)
 
-    def read_crawls(self, table: str, crawls: list[str]) -> DataFrame:
-        """A per-crawl table over the chosen crawls, with its `crawl` column (the partition)."""
-        paths = [self.crawl_table(table, c) for c in crawls]
-        return self.spark.read.option("basePath", self.path(table)).parquet(*map(glob_escape, paths))
-
     # Runs ----------------------------------------------------------------------------------------------------
-    def summary(self) -> dict | None:
-        return self.files.read_json(self.path("summary.json"))
-
     def run_staging(self) -> str:
         """An empty directory for a run's outputs; one a killed run left unfinished (never made ready) is dropped."""
         self.finish_switch()
