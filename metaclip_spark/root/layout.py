@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from metaclip_spark.errors import ConfigError, InputError
 from metaclip_spark.root.lease import LEASE_FILE
-from metaclip_spark.root.records import is_done
+from metaclip_spark.root.records import RunSummary, is_done
 from metaclip_spark.root.tables import (child_names, create_exclusively, delete_empty_directory, delete_path, glob_escape, glob_paths,
                      join_path, path_exists, read_json, rename_path, write_json_atomically)
 
@@ -319,8 +319,10 @@ class OutputRoot:
         return self.spark.read.option("basePath", self.path(table)).parquet(*map(glob_escape, paths))
 
     # Runs ----------------------------------------------------------------------------------------------------
-    def summary(self) -> dict | None:
-        return self.files.read_json(self.path("summary.json"))
+    def summary(self) -> RunSummary | None:
+        """The latest run's summary (root/records.py), or None before the first run."""
+        summary = self.files.read_json(self.path("summary.json"))
+        return None if summary is None else RunSummary.from_json(summary, f"{self.root}/summary.json")
 
     def run_staging(self) -> str:
         """An empty directory for a run's outputs; one a killed run left unfinished (never made ready) is dropped."""
@@ -347,7 +349,8 @@ class OutputRoot:
                 rename_path(self.spark, self.path(RUN_STAGING, table), self.path(table))
         summary = read_json(self.spark, self.path(RUN_STAGING, "summary.json"))
         if summary is not None:
-            write_json_atomically(self.spark, self.path("runs", f"{summary['run_id']}.json"), summary)
+            run_id = RunSummary.from_json(summary).run_id
+            write_json_atomically(self.spark, self.path("runs", f"{run_id}.json"), summary)
             write_json_atomically(self.spark, self.path("summary.json"), summary)
         delete_path(self.spark, staging)
 
