@@ -58,6 +58,19 @@ def test_an_old_summary_reads_with_the_newer_figures_at_their_defaults():
     assert "worldwide" not in summary.to_json() and "ingest" not in summary.to_json()  # a v1 run writes neither
 
 
+def test_a_v1_summary_as_written_today_reads_and_writes_back_key_for_key():
+    written = {**OLD_SUMMARY, "mean_entries_per_matched_text": 1.5, "warnings": ["w"], "dedup": "pool",
+               "pairs_already_in_pool": 0, "extract": None, "optout": None, "ingest": {"files_listed": 1},
+               "stages": [{"stage": "balance", "runs": 1, "seconds": 1.0, "rows": 12}], "config": {"curation": {}},
+               "version": "0.1.0", "elapsed_seconds": 3.0,
+               "by_crawl": {"c": {"pairs": 16, "pairs_matched": 12, "files_done": 1, "files_partial": 0,
+                                  "files_failed": 0, "skipped": {"null_text": 2}, "optout": None,
+                                  "pairs_already_in_pool": 0}}}
+    summary = RunSummary.from_json(written, exact=True)
+    assert summary.by_crawl["c"].skipped == {"null_text": 2} and summary.ingest == {"files_listed": 1}
+    assert summary.to_json() == written  # no worldwide key, no matched_by_lang: a v1 summary.json as it always was
+
+
 def test_a_worldwide_summary_reads_its_languages_and_crawls_as_records():
     written = {**OLD_SUMMARY, "t": None, "worldwide": True, "t_by_lang": {"de": 2, "ja": 4}, "t_overrides": {},
                "english_tail_share": 0.2, "metadata_languages": ["de", "ja"], "kana_no_space": False,

@@ -72,7 +72,6 @@ def sample_text(text) -> str:
     return text if len(text) <= SAMPLE_TEXT_CHARS else text[:SAMPLE_TEXT_CHARS - 1] + "\u2026"
 
 
-
 # --- matched/ and curated/ ---------------------------------------------------------------------------------------
 
 def present_group_columns(df: DataFrame) -> list[str]:
@@ -105,7 +104,6 @@ def _length_bin_column(text_column: str):
     """The caption-length bin of `text_column` as a Spark expression (the Spark side of `length_bins`)."""
     length = F.coalesce(F.length(F.col(text_column)), F.lit(0))
     return sum((F.when(length >= edge, 1).otherwise(0) for edge in LENGTH_EDGES[1:]), F.lit(0)).cast("int")
-
 
 
 _SET, _VALUE, _PLAN = "set", "value", "plan"
@@ -265,7 +263,6 @@ def curated_pass(curated: DataFrame, groups: list[str], entries_total: int, text
     return after, results
 
 
-
 # --- counts/: the per-entry vector -------------------------------------------------------------------------------
 
 def language_offsets(run: RunSummary) -> dict[str, int] | None:
@@ -396,7 +393,6 @@ def caption_samples(matched: DataFrame, pairs: DataFrame | None, probabilities: 
                                  "entry_ids": []} for c in candidates
                                 if (c["crawl"], c["uuid"], c[text_column]) not in found][:SAMPLES_SHOWN]
     return samples
-
 
 
 # --- the root's records -----------------------------------------------------------------------------------------
