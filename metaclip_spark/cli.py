@@ -624,7 +624,9 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
     # a killed switch, or a killed swap of an --overwrite's replacement: the command finishes it (cli._run)
     ready = (root.files.exists(root.path(RUN_STAGING, _STAGED_READY))
              or root.files.exists(root.path(REPLACEMENT, _REPLACEMENT_READY)))
-    if _READS_ROOT[name] and root.summary() is None and not ready:  # export says 75 (busy) itself
+    # whether a run finished, not what it holds: a folder that is no root is refused by its marker, later (exit 2)
+    finished = root.files.exists(root.path("summary.json"))
+    if _READS_ROOT[name] and not finished and not ready:  # export says 75 (busy) itself
         raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
 
 

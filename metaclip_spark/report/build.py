@@ -43,7 +43,7 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     t, t_by_entry, probabilities = run_thresholds(run, before, counts_by_lang, offsets)
     # The plan table (expected pairs at each t, the run's t among them) is summed in the same scan of matched/.
     tail_share = sections.tail_share(run)
-    planned = plan.run_thresholds(before, t, tail_share, counts_by_lang, run.t_overrides)
+    planned = plan.table_thresholds(before, t, tail_share, counts_by_lang, run.t_overrides)
 
     states = {crawl: root.crawl_state(crawl) or {} for crawl in run.crawls}
     url_column, text_column = scans.pair_columns(states)

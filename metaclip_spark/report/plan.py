@@ -137,8 +137,9 @@ class PlanThresholds:
     by_lang: list[dict[str, int]] | None = None  # worldwide: each row's t of every language
 
 
-def run_thresholds(counts: np.ndarray, t: int, tail_share: float, counts_by_lang: dict[str, np.ndarray] | None = None,
-                   overrides: dict[str, int] | None = None) -> PlanThresholds | None:
+def table_thresholds(counts: np.ndarray, t: int, tail_share: float,
+                     counts_by_lang: dict[str, np.ndarray] | None = None,
+                     overrides: dict[str, int] | None = None) -> PlanThresholds | None:
     """The thresholds of the report's plan table of a run balanced at t: the 1-2-5 series over the counts, with t
     and auto's. Worldwide (`counts_by_lang`), t is English's, and each row gives every other language the t `curate`
     derives from English's at that row (or its `overrides`); None without an English list (no t to plan from)."""
