@@ -505,33 +505,36 @@ def _resolve_common_crawl(args: argparse.Namespace, config: Settings) -> int | N
     return resolve_curate_input(args, config)
 
 
-def _print_summary(summary: dict, output: str) -> None:
-    if summary.get("worldwide"):
-        by_lang = summary["by_lang"]
+def _print_summary(written: dict, output: str) -> None:
+    from metaclip_spark.root.records import RunSummary
+
+    summary = RunSummary.from_json(written)  # the summary as the run wrote it
+    if summary.worldwide:
+        by_lang = summary.by_lang
         print(
-            f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs in "
-            f"{sum(1 for v in by_lang.values() if v['pairs'])} languages "
-            f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries). "
-            f"t per language ({summary['t_mode']} for English, the others derived from its tail share "
-            f"{summary['english_tail_share']:.3f}): "
-            + ", ".join(f"{code} {v['t']:,}" for code, v in by_lang.items() if v["pairs"])
-            + (f" ({sum(not v['pairs'] for v in by_lang.values())} languages with no pairs not shown)"
-               if not all(v["pairs"] for v in by_lang.values()) else "")
-            + f"; seed {summary['seed']}. Pairs in languages without a list (`other`: no language, or none with a "
-            f"Wikipedia code): {sum(summary['pairs_without_list'].values()):,}"
-            + (f", with no language: {summary['pairs_unknown_lang']:,}" if summary.get("pairs_unknown_lang") else "")
+            f"Curated {summary.pairs_curated:,} of {summary.pairs_in:,} pairs in "
+            f"{sum(1 for v in by_lang.values() if v.pairs)} languages "
+            f"({summary.pairs_matched:,} matched at least one of {summary.entries_total:,} entries). "
+            f"t per language ({summary.t_mode} for English, the others derived from its tail share "
+            f"{summary.english_tail_share:.3f}): "
+            + ", ".join(f"{code} {v.t:,}" for code, v in by_lang.items() if v.pairs)
+            + (f" ({sum(not v.pairs for v in by_lang.values())} languages with no pairs not shown)"
+               if not all(v.pairs for v in by_lang.values()) else "")
+            + f"; seed {summary.seed}. Pairs in languages without a list (`other`: no language, or none with a "
+            f"Wikipedia code): {sum(summary.pairs_without_list.values()):,}"
+            + (f", with no language: {summary.pairs_unknown_lang:,}" if summary.pairs_unknown_lang else "")
             + ". "
             f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
         )
     else:
         print(
-            f"Curated {summary['pairs_curated']:,} of {summary['pairs_in']:,} pairs "
-            f"({summary['pairs_matched']:,} matched at least one of {summary['entries_total']:,} entries; "
-            f"{summary['entries_matched']:,} entries matched). Threshold t = {summary['t']:,} ({summary['t_mode']}): "
-            f"{summary['entries_over_t']:,} entries were over t and were sampled down, seed {summary['seed']}. "
+            f"Curated {summary.pairs_curated:,} of {summary.pairs_in:,} pairs "
+            f"({summary.pairs_matched:,} matched at least one of {summary.entries_total:,} entries; "
+            f"{summary.entries_matched:,} entries matched). Threshold t = {summary.t:,} ({summary.t_mode}): "
+            f"{summary.entries_over_t:,} entries were over t and were sampled down, seed {summary.seed}. "
             f"Tables: {output}/matched, {output}/counts, {output}/curated; summary: {output}/summary.json."
         )
-    for warning in summary.get("warnings", []):
+    for warning in summary.warnings:
         log.warning("warning: %s", warning)
 
 
@@ -624,7 +627,9 @@ def _check_root(name: str, args: argparse.Namespace, config: Settings) -> None:
     root.check_exists()
     # a killed switch, or a killed swap of an --overwrite's replacement: the command finishes it (cli._run)
     ready = root.unfinished_switch() is not None
-    if _READS_ROOT[name] and root.summary() is None and not ready:  # export says 75 (busy) itself
+    # whether a run finished, not what it holds: a folder that is no root is refused by its marker, later (exit 2)
+    finished = root.files.exists(root.path("summary.json"))
+    if _READS_ROOT[name] and not finished and not ready:  # export says 75 (busy) itself
         raise InputError(f"{root.root} holds no finished curation run (summary.json); run `curate` first")
 
 

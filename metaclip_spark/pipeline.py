@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 from pyspark.sql import SparkSession
@@ -28,7 +29,7 @@ from metaclip_spark.ingestion.ingest import InputSpec, check_input, ingest, inpu
 from metaclip_spark.metadata.lists import Metadata
 from metaclip_spark.progress import stage, stage_timings
 from metaclip_spark.root.layout import OutputRoot, now
-from metaclip_spark.root.records import KIND_EXTRACT, sum_counters
+from metaclip_spark.root.records import KIND_EXTRACT, RunSummary, sum_counters
 from metaclip_spark.root.tables import join_path, read_table, write_json_atomically, write_parquet_atomically
 from metaclip_spark.balancing.thresholds import balance_warnings
 
@@ -178,9 +179,13 @@ def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t, se
         summary["by_crawl"][crawl]["pairs_already_in_pool"] = state.get("pairs_already_in_pool")
     identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t, seed,
                            metadata.digest])
-    summary["run_id"] = f"{summary['finished_at'][:19].replace(':', '')}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
-    write_json_atomically(spark, join_path(into, "summary.json"), summary)  # runs/<id>.json when switched in
-    return summary
+    # Every key goes through the one record (root/records.py): a key it does not declare stops the run here.
+    record = RunSummary.from_json({**summary, "run_id": ""}, exact=True)
+    record = replace(record, run_id=f"{record.finished_at[:19].replace(':', '')}-"
+                                    f"{hashlib.sha256(identity.encode()).hexdigest()[:8]}")
+    written = record.to_json()
+    write_json_atomically(spark, join_path(into, "summary.json"), written)  # runs/<id>.json when switched in
+    return written
 
 
 def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, metadata: Metadata,

@@ -26,10 +26,14 @@ from metaclip_spark.balancing.draws import keep_probabilities, tail_proportion
 from metaclip_spark.cli import main
 from metaclip_spark.cli import main as cli_main
 from metaclip_spark.config import load_config
+from metaclip_spark.curation import GROUP_COLUMNS
 from metaclip_spark.ingestion.ingest import InputSpec, ingest
 from metaclip_spark.metadata.lists import Metadata
 from metaclip_spark.root.layout import OutputRoot
-from metaclip_spark.report.build import GROUP_COLUMNS, PROBABILITY_BINS, top_entries, write_report
+from metaclip_spark.root.records import RunSummary
+from metaclip_spark.report.build import write_report
+from metaclip_spark.report.scans import PROBABILITY_BINS
+from metaclip_spark.report.sections import top_entries
 from metaclip_spark.report.plots import LOOK_FOR
 
 ENTRIES = ["cat", "dog", "red", "blue", "tree", "never"]
@@ -276,7 +280,7 @@ def test_tail_proportion_and_top_entries():
 def test_grouped_numbers_of_an_empty_table_are_zero_totals(spark):
     from pyspark.sql import functions as F
 
-    from metaclip_spark.report.build import grouped_counts  # the empty pool: no row, yet one total
+    from metaclip_spark.report.scans import grouped_counts  # the empty pool: no row, yet one total
 
     empty = spark.createDataFrame([], "crawl string, entry_ids array<int>")
     results = grouped_counts(empty, ["crawl"], [], [F.count("*").alias("pairs"), F.sum(F.size("entry_ids")).alias("n")])
@@ -287,7 +291,7 @@ def test_matched_pass_equals_a_plain_count_on_any_partitioning(spark):
     """The matched pass sums each Arrow batch on its executor: its sets and sums, and the plan's, are those of a plain
     count over the rows (null group values included), on one partition or many, and zero totals on no rows."""
     from metaclip_spark.report.plan import expected_sums
-    from metaclip_spark.report.build import length_bins, matched_pass, probability_bins
+    from metaclip_spark.report.scans import length_bins, matched_pass, probability_bins
 
     rng = np.random.default_rng(11)
     counts = rng.integers(0, 40, 30)
@@ -355,13 +359,22 @@ def test_funnel_of_a_pool_from_its_pairs_to_the_curated_set(curated_run):
     assert report["funnel"][2]["share_of_first"] == report["sizes"]["pairs_curated"] / 16
 
 
+def _run(**figures) -> RunSummary:
+    """A run's summary with the figures given, and the keys every summary holds."""
+    every = {"run_id": "r", "crawls": [], "pairs_in": 0, "pairs_matched": 0, "pairs_curated": 0, "t": 1,
+             "t_mode": "fixed", "seed": 0, "metadata": "m.json", "metadata_digest": "d", "entries_total": 0,
+             "entries_matched": 0, "entries_over_t": 0, "matches_total": 0, "tail_proportion": 0.0,
+             "finished_at": "2026-12-01T00:00:00+00:00"}
+    return RunSummary.from_json({**every, **figures})
+
+
 def test_funnel_of_common_crawl_input_says_per_item_where_a_step_grows_and_shares_of_the_pairs():
-    from metaclip_spark.report.build import funnel
+    from metaclip_spark.report.sections import funnel
     from metaclip_spark.report.html import _funnel
 
     extract = {"records_read": 300, "html_pages": 100, "img_tags": 1066, "pairs": 900, "dropped_language": 300,
                "dropped_no_text": 200, "dropped_duplicate": 100}
-    steps = {s["step"]: s for s in funnel({"extract": extract, "pairs_in": 800}, 400, 100)}
+    steps = {s["step"]: s for s in funnel(_run(extract=extract, pairs_in=800), 400, 100)}
     tags, pairs = steps["<img> tags"], steps["image-text pairs"]
     assert (tags["share_of_previous"], tags["per_previous"], tags["per"]) == (None, 10.66, "per page")
     assert (pairs["share_of_previous"], pairs["per_previous"], pairs["per"]) == (None, 1200 / 1066, "per <img> tag")
@@ -407,7 +420,7 @@ def test_samples_split_the_matched_pairs_as_balancing_did(spark, curated_run):
 def test_top_hosts_match_a_plain_count_of_lower_cased_hosts(spark):
     """Hosts are counted as the URL writes them, then merged by lower case: the same counts as lower-casing every
     pair's host (mixed case, user info, ports, no host, not a URL), ties by name, matched counts for the top ones."""
-    from metaclip_spark.report.build import _HOST_PATTERN, top_hosts
+    from metaclip_spark.report.scans import _HOST_PATTERN, top_hosts
 
     curated_urls = ["http://Example.COM/a.jpg", "https://example.com:8080/b", "http://user:pw@EXAMPLE.com/c",
                     "HTTP://img.Example.org?x=1", "http://img.example.org#f", "https://a@b@c.net/x", "file:///tmp/x",
@@ -559,3 +572,33 @@ def test_plan_reads_the_counts_of_a_root_on_s3_without_spark(curated_run, tmp_pa
         conf.write_text(f'[remote]\ns3_endpoint_url = "{endpoint}"\n', encoding="utf-8")
         remote = _plan(["--output", "s3a://plan-roots", "--counts-only", "--conf", str(conf)], capsys)
     assert {k: v for k, v in remote.items() if k != "root"} == {k: v for k, v in local.items() if k != "root"}
+
+
+def test_each_section_of_the_page_has_one_builder_in_the_pages_order():
+    from metaclip_spark.report.html import SECTIONS as PAGE
+    from metaclip_spark.report.sections import SECTIONS
+
+    assert list(SECTIONS) == [section_id for section_id, _ in PAGE]
+
+
+def test_the_run_summary_is_written_through_its_record_and_an_older_one_still_reads(curated_run, tmp_path, capsys):
+    import shutil
+
+    written = json.loads(open(f"{curated_run['output']}/summary.json", encoding="utf-8").read())
+    assert RunSummary.from_json(written, exact=True).to_json() == written  # no key around the record
+    # The same root with the summary an older version wrote (none of the keys added since): status and plan read it.
+    root = tmp_path / "older"
+    shutil.copytree(curated_run["output"], root)
+    first = ("run_id", "crawls", "pairs_in", "pairs_matched", "pairs_curated", "t", "t_mode", "tail_share", "seed",
+             "metadata", "metadata_digest", "entries_total", "entries_matched", "entries_over_t", "matches_total",
+             "tail_proportion", "finished_at")
+    (root / "summary.json").write_text(json.dumps({k: written[k] for k in first}), encoding="utf-8")
+    assert cli_main(["status", "--root", str(root), "--json"]) == 0
+    last_run = json.loads(capsys.readouterr().out)["last_run"]
+    assert last_run == {**{k: written[k] for k in ("run_id", "finished_at", "crawls", "t", "t_mode", "seed",
+                                                   "pairs_in", "pairs_matched", "pairs_curated")},
+                        "worldwide": None, "by_lang": None}
+    assert cli_main(["status", "--root", str(root)]) == 0
+    assert f"last curated run {written['run_id']}" in capsys.readouterr().out
+    plan = _plan(["--output", str(root), "--counts-only"], capsys)
+    assert [row["t"] for row in plan["rows"] if row["this_run"]] == [T]

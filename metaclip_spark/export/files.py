@@ -49,6 +49,7 @@ from metaclip_spark.export.online import NO_LANGUAGE, PROBABILITIES_FILE
 from metaclip_spark.progress import stage
 from metaclip_spark.root.filesystems import FsspecFiles
 from metaclip_spark.root.layout import REPLACEMENT, RUN_STAGING, RootReader, now
+from metaclip_spark.root.records import RunSummary
 from metaclip_spark.storage import filesystem
 
 log = logging.getLogger("metaclip_spark")
@@ -306,7 +307,7 @@ class RootTables:
         if summary is None:
             raise InputError(f"{self.location} holds no finished run (no summary.json): run `curate` or `balance` "
                              "first")
-        self.summary = summary
+        self.summary: RunSummary = summary
         switching = self.reader.unfinished_switch()
         if switching == REPLACEMENT:
             raise RootBusyError(f"{self.location}: an --overwrite is swapping its new root in ({REPLACEMENT}/); run "
@@ -314,7 +315,7 @@ class RootTables:
         if switching == RUN_STAGING:
             raise RootBusyError(f"{self.location}: a run's outputs are being switched in ({RUN_STAGING}/); run any "
                                 "writing command (e.g. `report`) to finish it, or wait for the run, then export")
-        self.crawls = list(summary["crawls"])
+        self.crawls = list(summary.crawls)
         self.columns = self._columns()
 
     def _columns(self) -> dict:
@@ -356,7 +357,8 @@ class RootTables:
         return table
 
     def run_id(self) -> str | None:
-        return (self.reader.summary() or {}).get("run_id")
+        summary = self.reader.summary()
+        return summary.run_id if summary is not None else None
 
 
 # Columns ---------------------------------------------------------------------------------------------------------
@@ -458,21 +460,20 @@ def thresholds(tables: RootTables, counts: pa.Table, config: Settings, t: int | 
     summary = tables.summary
     worldwide = METADATA_LANG in counts.column_names
     if not worldwide:
-        return {NO_LANGUAGE: int(summary["t"]) if t is None else
+        return {NO_LANGUAGE: int(summary.t) if t is None else
                 int(draws.auto_threshold(counts.column("count").to_numpy(), config.curation.tail_share)
                     if t == "auto" else t)}
-    if t is None and summary.get("t_by_lang"):
-        return {lang: int(v) for lang, v in summary["t_by_lang"].items()}
+    if t is None and summary.t_by_lang:
+        return {lang: int(v) for lang, v in summary.t_by_lang.items()}
     # every entry of each language's list, zeros included (derived_threshold's rule): the list sizes are the run's
-    by_lang: dict[str, list] = {lang: [0] * numbers.get("entries", 0)
-                                for lang, numbers in (summary.get("by_lang") or {}).items()}
+    by_lang: dict[str, list] = {lang: [0] * numbers.entries for lang, numbers in summary.by_lang.items()}
     for lang, entry_id, count in zip(counts.column(METADATA_LANG).to_pylist(), counts.column("entry_id").to_pylist(),
                                      counts.column("count").to_pylist()):
         vector = by_lang.setdefault(lang, [])
         vector.extend([0] * (entry_id + 1 - len(vector)))
         vector[entry_id] = count
     chosen, _ = draws.thresholds_by_language({k: np.array(v) for k, v in by_lang.items()},
-                                                 summary.get("t", "auto") if t is None else t,
+                                                 summary.t if t is None else t,
                                                  config.curation.tail_share, config.worldwide.t_by_lang)
     return chosen
 
@@ -564,7 +565,7 @@ def _export(spark: SparkSession, config: Settings, spec: ExportSpec, to_fs, to_p
 
     remote = config.remote
     tables = RootTables(spec.root, remote)
-    run_id = tables.summary.get("run_id")
+    run_id = tables.summary.run_id
     files = tables.matched_files() if spec.online else tables.curated_files()
     source = "matched" if spec.online else "curated"
     if not files:
@@ -598,7 +599,7 @@ def _export(spark: SparkSession, config: Settings, spec: ExportSpec, to_fs, to_p
         rows = with_keep_prob(rows, by_lang)
         record.update({"t": chosen.get(NO_LANGUAGE) if langs is None else None,
                        **({"t_by_lang": chosen} if langs is not None else {}),
-                       "entries_in_table": table.num_rows, "seed_of_offline_run": tables.summary.get("seed")})
+                       "entries_in_table": table.num_rows, "seed_of_offline_run": tables.summary.seed})
     per_epoch = spec.online and spec.one_text_per_image
     if per_epoch:
         # Every text stays; the loader picks one per image each epoch (online.OnlineBalancer.picked). An epoch's
@@ -667,8 +668,8 @@ def _source_rows(tables: RootTables, spec: ExportSpec) -> int:
     """Rows of the table exported (matched pairs of the run's crawls, or its curated pairs), as the run recorded."""
     summary = tables.summary
     if spec.online:
-        return sum(v["pairs_matched"] for c, v in summary.get("by_crawl", {}).items() if c in tables.crawls)
-    return int(summary["pairs_curated"])
+        return sum(v.pairs_matched for c, v in summary.by_crawl.items() if c in tables.crawls)
+    return int(summary.pairs_curated)
 
 
 def _files_for(rows: DataFrame, tables: RootTables, spec: ExportSpec) -> int:

@@ -44,6 +44,7 @@ from pyspark.sql import functions as F
 
 from metaclip_spark.ingestion.dedup import first_of_duplicates
 from metaclip_spark.errors import ConfigError
+from metaclip_spark.root.records import RunSummary
 from metaclip_spark.root.tables import delete_path, glob_escape, glob_paths, path_exists, rename_path, write_json_atomically
 
 log = logging.getLogger("metaclip_spark")
@@ -438,11 +439,12 @@ def status_line(record: dict | None) -> str:
     return f"dedup: pool, (uuid, text) unique over the whole pool ({record['buckets']} key buckets){rebuilding}"
 
 
-def report_sizes(run: dict) -> dict:
-    """The report's de-duplication figures, from a run's summary: the mode, the copies dropped, per crawl."""
-    return {"dedup": run.get("dedup"), "pairs_already_in_pool": run.get("pairs_already_in_pool"),
-            "pairs_already_in_pool_by_crawl": {crawl: figures.get("pairs_already_in_pool")
-                                               for crawl, figures in (run.get("by_crawl") or {}).items()}}
+def report_sizes(run: RunSummary) -> dict:
+    """The report's de-duplication figures, from a run's summary (root/records.py's RunSummary): the mode, the
+    copies dropped, per crawl."""
+    return {"dedup": run.dedup, "pairs_already_in_pool": run.pairs_already_in_pool,
+            "pairs_already_in_pool_by_crawl": {crawl: figures.pairs_already_in_pool
+                                               for crawl, figures in run.by_crawl.items()}}
 
 
 def dedup_note(sizes: dict) -> str:

@@ -403,7 +403,7 @@ def _configuration(report: dict) -> list[str]:
 
 
 def render_html(report: dict, images: dict[str, bytes]) -> str:
-    """The page for a report summary (as report.compute_report builds it, with its `plots`) and its PNGs."""
+    """The page for a report summary (report/sections.py's sections, with its `plots`) and its PNGs."""
     page = _Page(report, images)
     page.parts += [
         "<!DOCTYPE html>",

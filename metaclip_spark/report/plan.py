@@ -15,6 +15,8 @@ without --lang, the table of its languages as the last balance left them (`langu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from metaclip_spark.balancing import draws
@@ -105,6 +107,64 @@ def resolve_thresholds(requested: list[int | str] | None, counts: np.ndarray, ta
     return sorted(ts), auto_t
 
 
+@dataclass(frozen=True)
+class PlanThresholds:
+    """The thresholds of a plan table, chosen before the matched pairs' keep probabilities are summed at each."""
+
+    ts: list[int]  # the table's t column (worldwide: English's t)
+    auto_t: int | None  # the t `auto` picks (worldwide: English's)
+    counts: np.ndarray | dict[str, np.ndarray]  # the counts the sums judge (worldwide: each language with matches)
+    summed_ts: list[int] | dict[str, list[int]]  # each row's t in `counts` (worldwide: per language)
+    by_lang: list[dict[str, int]] | None = None  # worldwide: each row's t of every language
+
+
+def table_thresholds(counts: np.ndarray, t: int, tail_share: float,
+                     counts_by_lang: dict[str, np.ndarray] | None = None,
+                     overrides: dict[str, int] | None = None) -> PlanThresholds | None:
+    """The thresholds of the report's plan table of a run balanced at t: the 1-2-5 series over the counts, with t
+    and auto's. Worldwide (`counts_by_lang`), t is English's, and each row gives every other language the t `curate`
+    derives from English's at that row (or its `overrides`); None without an English list (no t to plan from)."""
+    if counts_by_lang is None:
+        ts, auto_t = resolve_thresholds(None, counts, tail_share, t)
+        return PlanThresholds(ts, auto_t, counts, ts)
+    if draws.ENGLISH not in counts_by_lang:
+        return None
+    ts, auto_t = resolve_thresholds(None, counts_by_lang[draws.ENGLISH], tail_share, t)
+    by_lang = [draws.thresholds_by_language(counts_by_lang, t_en, tail_share, overrides or {})[0] for t_en in ts]
+    matched = {code: c for code, c in counts_by_lang.items() if c.any()}
+    return PlanThresholds(ts, auto_t, matched, {code: [row[code] for row in by_lang] for code in matched}, by_lang)
+
+
+def table(planned: PlanThresholds, pairs_matched: int, sums: list[int] | None, certain: list[int] | None,
+          this_run_t: int | None) -> list[dict]:
+    """The plan table (thresholds.plan_rows; worldwide, each row's languages judged at their own t, with their
+    t_by_lang), each row marked `auto` and `this_run`: the one table of `plan` and of the report."""
+    if planned.by_lang is None:
+        rows = thresholds.plan_rows(planned.counts, planned.ts, pairs_matched, sums, certain)
+    else:
+        rows = thresholds.expected_rows(thresholds.count_rows_by_language(planned.counts, planned.ts,
+                                                                          planned.summed_ts),
+                                        pairs_matched, sums, certain)
+        for row, by_lang in zip(rows, planned.by_lang):
+            row["t_by_lang"] = {code: by_lang[code] for code in planned.counts}
+    for row in rows:
+        row["auto"] = row["t"] == planned.auto_t
+        row["this_run"] = row["t"] == this_run_t
+    return rows
+
+
+def report_table(planned: PlanThresholds | None, pairs_matched: int, plan_sums: tuple | None, t: int,
+                 tail_share: float) -> dict | None:
+    """The report's plan section: the table at `planned`'s thresholds with the sums the report's scan of matched/
+    gave (report/scans.py matched_pass), the run's t marked; None without thresholds to plan."""
+    if planned is None:
+        return None
+    sums, certain, _ = plan_sums
+    return {"auto_t": planned.auto_t, "tail_share_target": tail_share,
+            "rows": table(planned, pairs_matched, sums, certain, t),
+            **({"t_is": "English's; every other language's derived from it"} if planned.by_lang is not None else {})}
+
+
 def language_matched(matched, language: str | None):
     """The matched pairs of one language's list (all of them when `language` is None)."""
     from pyspark.sql import functions as F
@@ -114,10 +174,10 @@ def language_matched(matched, language: str | None):
 
 def last_balance_t(root: RootReader, crawls: list[str], language: str | None) -> int | None:
     """The t the root's last balance used for these crawls (of `language`, on a worldwide root), if any."""
-    summary = root.summary() or {}
-    if sorted(summary.get("crawls") or []) != sorted(crawls):
+    summary = root.summary()
+    if summary is None or sorted(summary.crawls) != sorted(crawls):
         return None
-    t = (summary.get("t_by_lang") or {}).get(language) if language is not None else summary.get("t")
+    t = summary.t_by_lang.get(language) if language is not None else summary.t
     return int(t) if t else None
 
 
@@ -161,14 +221,15 @@ def languages_plan(config, output: str) -> dict | None:
     root = RootReader.at(output, config.remote)
     root.check_exists()
     summary = root.summary()
-    if not summary or not summary.get("worldwide"):
+    if summary is None or not summary.worldwide:
         return None
-    rows = [{"lang": code, **{k: v[k] for k in ("entries", "pairs", "pairs_matched", "pairs_curated", "t",
-                                                  "entries_over_t", "tail_proportion")}}
-            for code, v in sorted(summary["by_lang"].items(), key=lambda kv: (-kv[1]["pairs"], kv[0])) if v["pairs"]]
-    return {"root": root.root, "run_id": summary.get("run_id"), "t_mode": summary.get("t_mode"),
-            "english_tail_share": summary.get("english_tail_share"), "languages": rows,
-            "languages_without_pairs": sorted(c for c, v in summary["by_lang"].items() if not v["pairs"])}
+    rows = [{"lang": code, "entries": v.entries, "pairs": v.pairs, "pairs_matched": v.pairs_matched,
+             "pairs_curated": v.pairs_curated, "t": v.t, "entries_over_t": v.entries_over_t,
+             "tail_proportion": v.tail_proportion}
+            for code, v in sorted(summary.by_lang.items(), key=lambda kv: (-kv[1].pairs, kv[0])) if v.pairs]
+    return {"root": root.root, "run_id": summary.run_id, "t_mode": summary.t_mode,
+            "english_tail_share": summary.english_tail_share, "languages": rows,
+            "languages_without_pairs": sorted(c for c, v in summary.by_lang.items() if not v.pairs)}
 
 
 def format_languages_plan(plan: dict) -> str:
@@ -217,10 +278,7 @@ def run_plan(config, output: str, crawls: list[str] | None, requested: list[int 
                 sums, certain, seen = expected_sums(matched, counts, ts)
                 run.rows = seen
         pairs_matched = seen  # what was summed over
-    rows = thresholds.plan_rows(counts, ts, pairs_matched, sums, certain)
-    for row in rows:
-        row["auto"] = row["t"] == auto_t
-        row["this_run"] = row["t"] == this_run_t
+    rows = table(PlanThresholds(ts, auto_t, counts, ts), pairs_matched, sums, certain, this_run_t)
     return {
         "root": root.root,
         "crawls": chosen,

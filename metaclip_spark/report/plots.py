@@ -237,3 +237,24 @@ LOOK_FOR = {
     "plan.png": "Look for where the expected pairs flatten: a larger t than that adds few pairs and more head; the "
                 "tail share at the chosen t should be near the target (MetaCLIP: about 6%).",
 }
+
+
+def report_figures(report: dict, vectors: dict) -> dict[str, Figure]:
+    """The report's plots by file name, from its summary (report/sections.py) and the per-entry count vectors
+    (before, after, and the t each entry was balanced at)."""
+    before, after, t_by_entry = vectors["before"], vectors["after"], vectors["t_by_entry"]
+    figures = {
+        "entry_counts.png": plot_entry_counts(before, after, t_by_entry),
+        "cumulative_share.png": plot_cumulative_share(before, after, t_by_entry),
+        "keep_probabilities.png": plot_keep_probabilities(report["balancing"]["keep_probability_histogram"]["pairs"]),
+        "count_decades.png": plot_count_decades(report["count_decades"]["before"], report["count_decades"]["after"]),
+        "entries_per_text.png": plot_entries_per_text(report["matching"]["entries_per_matched_text"]),
+    }
+    if report["plan"]:
+        figures["plan.png"] = plot_plan(report["plan"]["rows"], report["balancing"]["t"], report["plan"]["auto_t"],
+                                        "English's threshold t (every other language's derived from it)"
+                                        if report["plan"].get("t_is") else "threshold t")
+    if report["caption_lengths"]:
+        lengths = report["caption_lengths"]
+        figures["caption_lengths.png"] = plot_caption_lengths(lengths["bins"], lengths["matched"], lengths["curated"])
+    return figures

@@ -94,11 +94,11 @@ def collection_period(curated: DataFrame) -> dict | None:
 def compute_public_summary(spark: SparkSession, output: str) -> tuple[dict, str]:
     """The public summary of the root's last run, and the CSV text of its top 10% of domains."""
     root = RootReader.through_spark(spark, output)
-    run = root.summary() or {}
-    states = {crawl: root.crawl_state(crawl) or {} for crawl in run.get("crawls", [])}
+    run = root.summary()  # the report is written for a finished run
+    states = {crawl: root.crawl_state(crawl) or {} for crawl in run.crawls}
     url_column = next(((s.get("columns") or {}).get("url") for s in states.values() if s.get("columns")), "url")
     curated = read_table(spark, root.path("curated"))
-    pairs_curated = int(run.get("pairs_curated") or 0)
+    pairs_curated = int(run.pairs_curated or 0)
     # the pages the pairs were found on (Common Crawl); a pool of pairs without page URLs: the images'
     column = "page_url" if "page_url" in curated.columns else url_column
     total, top = top_domains(curated, column)
@@ -113,8 +113,8 @@ def compute_public_summary(spark: SparkSession, output: str) -> tuple[dict, str]
         if rank <= LISTED_IN_JSON:
             listed.append({"domain": row["domain"], "pairs": int(row["pairs"]), "share": share})
     common_crawl = any(s.get("kind") == "extract" for s in states.values())
-    optout = run.get("optout")
-    config = (run.get("config") or {}).get("optout") or {}
+    optout = run.optout
+    config = (run.config or {}).get("optout") or {}
     by_kind = (optout or {}).get("by_kind", {})
     site_kinds = ("robots-txt", "blocked-domain")  # the site's verdicts; the other kinds are the page's signals
     robots = (optout or {}).get("robots")
@@ -128,8 +128,8 @@ def compute_public_summary(spark: SparkSession, output: str) -> tuple[dict, str]
             page_by_agent[agent] = page_by_agent.get(agent, 0) + n
     summary = {
         "template": TEMPLATE,
-        "dataset": {"pairs_curated": pairs_curated, "crawls": run.get("crawls", []), "run_id": run.get("run_id"),
-                    "finished_at": run.get("finished_at"), "tool": f"metaclip-spark {run.get('version')}",
+        "dataset": {"pairs_curated": pairs_curated, "crawls": run.crawls, "run_id": run.run_id,
+                    "finished_at": run.finished_at, "tool": f"metaclip-spark {run.version}",
                     "content": "image URLs with the alt, title or data-image-title text of their <img> element on a "
                                "web page, balanced over metadata entries (MetaCLIP); the images are not downloaded"},
         "web_crawled_data": {

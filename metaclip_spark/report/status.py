@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.root.layout import RootReader
-from metaclip_spark.root.records import tally_files
+from metaclip_spark.root.records import RunSummary, tally_files
 
 METADATA_LANG = "metadata_lang"  # curation.METADATA_LANG, named here so that status never imports pyspark
 
@@ -40,12 +40,20 @@ def root_status(root: RootReader) -> dict:
             "matched_by_lang": state.get("matched_by_lang"),
             "metadata_digest": state.get("metadata_digest"),
         }
-    summary = root.summary()
-    last_run = None
-    if summary:
-        last_run = {k: summary.get(k) for k in ("run_id", "finished_at", "crawls", "t", "t_mode", "seed",
-                                                "pairs_in", "pairs_matched", "pairs_curated", "worldwide", "by_lang")}
-    return {"root": root.root, "dedup": pair_keys.status_of(root), "crawls": crawls, "last_run": last_run}
+    return {"root": root.root, "dedup": pair_keys.status_of(root), "crawls": crawls,
+            "last_run": last_run(root.summary())}
+
+
+def last_run(summary: RunSummary | None) -> dict | None:
+    """The last run as `status --json` shows it: a few of its summary's figures (worldwide and by_lang null for a v1
+    run, which has neither)."""
+    if summary is None:
+        return None
+    return {"run_id": summary.run_id, "finished_at": summary.finished_at, "crawls": summary.crawls, "t": summary.t,
+            "t_mode": summary.t_mode, "seed": summary.seed, "pairs_in": summary.pairs_in,
+            "pairs_matched": summary.pairs_matched, "pairs_curated": summary.pairs_curated,
+            "worldwide": True if summary.worldwide else None,
+            "by_lang": {code: v.to_json() for code, v in summary.by_lang.items()} if summary.worldwide else None}
 
 
 def format_status(status: dict) -> str:

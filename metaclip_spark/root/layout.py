@@ -36,7 +36,7 @@ from pyspark.sql import DataFrame, SparkSession
 from metaclip_spark.errors import ConfigError, InputError
 from metaclip_spark.root.filesystems import FsspecFiles, HadoopFiles
 from metaclip_spark.root.lease import LEASE_FILE
-from metaclip_spark.root.records import is_done
+from metaclip_spark.root.records import RunSummary, is_done
 from metaclip_spark.root.tables import (child_names, create_exclusively, delete_empty_directory, delete_path, glob_escape,
                      join_path, path_exists, read_json, rename_path, write_json_atomically)
 
@@ -229,8 +229,10 @@ class RootReader:
         listings = self.files.glob(self.root, "listings", "*.json")
         return sorted(p.rsplit("/", 1)[1].removesuffix(".json") for p in listings)
 
-    def summary(self) -> dict | None:
-        return self.files.read_json(self.path("summary.json"))
+    def summary(self) -> RunSummary | None:
+        """The latest run's summary (root/records.py), or None before the first run."""
+        summary = self.files.read_json(self.path("summary.json"))
+        return None if summary is None else RunSummary.from_json(summary, f"{self.root}/summary.json")
 
     # Tables --------------------------------------------------------------------------------------------------
     def table_files(self, table: str, crawl: str | None = None) -> list[str]:
@@ -337,7 +339,8 @@ class OutputRoot(RootReader):
                 rename_path(self.spark, self.path(RUN_STAGING, table), self.path(table))
         summary = read_json(self.spark, self.path(RUN_STAGING, "summary.json"))
         if summary is not None:
-            write_json_atomically(self.spark, self.path("runs", f"{summary['run_id']}.json"), summary)
+            run_id = RunSummary.from_json(summary).run_id
+            write_json_atomically(self.spark, self.path("runs", f"{run_id}.json"), summary)
             write_json_atomically(self.spark, self.path("summary.json"), summary)
         delete_path(self.spark, staging)
 
