@@ -39,9 +39,12 @@ from metaclip_spark import __version__
 from metaclip_spark.balancing import draws
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.balancing import thresholds
-from metaclip_spark.curation import (ENTRY_IDS, GROUP_COLUMNS, METADATA_LANG, flattened_entry_ids, group_value,
-                       language_broadcasts, language_entry_probabilities)
+from metaclip_spark.balancing.counts import count_vectors
+from metaclip_spark.balancing.spark import language_entry_probabilities
+from metaclip_spark.matching.spark import flattened_entry_ids, language_broadcasts
+from metaclip_spark.root.columns import ENTRY_IDS, GROUP_COLUMNS, METADATA_LANG, group_value
 from metaclip_spark.errors import InputError
+from metaclip_spark.metadata.lists import ONE_LIST
 from metaclip_spark.progress import stage
 from metaclip_spark.root.layout import OutputRoot
 from metaclip_spark.root.records import KIND_EXTRACT, tally_files
@@ -551,12 +554,12 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     counts_table = read_table(spark, root.path("counts")).select(
         *([METADATA_LANG] if worldwide else []), "entry_id", "entry", "count").toArrow()
     counts_table = counts_table.append_column("key", pa.array(entry_keys(counts_table, offsets), pa.int64()))
-    before = np.zeros(entries_total, dtype=np.int64)
-    before[counts_table.column("key").to_numpy()] = counts_table.column("count").to_numpy()
+    sizes = {code: int(run["by_lang"][code]["entries"]) for code in offsets} if worldwide else \
+        {ONE_LIST: entries_total}
+    counts_by_lang = count_vectors(counts_table, sizes)
+    before = np.concatenate([counts_by_lang[code] for code in sizes])  # the lists end to end, as `offsets` says
     # Worldwide, each pair's keep probability takes its own language's p_e (that language's counts and t), as
     # balancing did.
-    counts_by_lang = {code: before[start:start + int(run["by_lang"][code]["entries"])]
-                      for code, start in offsets.items()} if worldwide else None
     probabilities = ({code: draws.entry_probabilities(counts, int(run["t_by_lang"][code]))
                       for code, counts in counts_by_lang.items() if counts.any()} if worldwide
                      else draws.entry_probabilities(before, t))
@@ -573,13 +576,13 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     # derive from it (a root without an English list has no plan).
     plan_counts, plan_ts, auto_t, derived = before, [], None, []
     if not worldwide:
-        auto_t = draws.auto_threshold(before, tail_share)
+        auto_t = thresholds.auto_t(before, tail_share)
         plan_ts = sorted(set(thresholds.t_series(before)) | {t, auto_t})
     elif draws.ENGLISH in counts_by_lang:
         english = counts_by_lang[draws.ENGLISH]
-        auto_t = draws.auto_threshold(english, tail_share)
+        auto_t = thresholds.auto_t(english, tail_share)
         english_ts = sorted(set(thresholds.t_series(english)) | {t, auto_t})
-        derived = [draws.thresholds_by_language(counts_by_lang, t_en, tail_share, run.get("t_overrides") or {})[0]
+        derived = [thresholds.resolve(counts_by_lang, t_en, tail_share, run.get("t_overrides") or {})[0]
                    for t_en in english_ts]
         plan_counts = {code: counts for code, counts in counts_by_lang.items() if counts.any()}
         plan_ts = {code: [by_lang[code] for by_lang in derived] for code in plan_counts}

@@ -18,11 +18,13 @@ import numpy as np
 
 from metaclip_spark.balancing import draws
 from metaclip_spark.balancing import thresholds
+from metaclip_spark.balancing.counts import count_vectors
 from metaclip_spark.errors import ConfigError, InputError
+from metaclip_spark.metadata.lists import ONE_LIST
+from metaclip_spark.root.columns import METADATA_LANG
 from metaclip_spark.root.layout import OutputRoot
 
-COUNT_COLUMNS = ["entry_id", "count"]
-WORLDWIDE_KEY = "metadata_lang"  # crawl_counts/ of a worldwide root are keyed by (metadata_lang, entry_id)
+COUNT_COLUMNS = ["entry_id", "count"]  # crawl_counts/ of a worldwide root are keyed by (metadata_lang, entry_id) too
 
 
 def parse_thresholds(text: str) -> list[int | str]:
@@ -79,25 +81,25 @@ def _first_parquet(fs, directory: str) -> str:
 def read_counts(root: OutputRoot, crawls: list[str], remote, language: str | None = None) -> np.ndarray:
     """The chosen crawls' per-entry counts summed, as one vector indexed by entry id (bounded by the metadata); of a
     worldwide root, those of `language`'s list, which must then be given."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     fs, inside = _parquet_filesystem(root.root, remote)
-    ids, values, languages = [], [], set()
+    tables, languages = [], set()
     for crawl in crawls:
         path = inside(root.crawl_table("crawl_counts", crawl))
-        worldwide = WORLDWIDE_KEY in pq.read_schema(_first_parquet(fs, path), filesystem=fs).names
+        worldwide = METADATA_LANG in pq.read_schema(_first_parquet(fs, path), filesystem=fs).names
         if not worldwide and language is not None:
             raise ConfigError(f"--lang {language}: {root.root} is not a worldwide root (one metadata list, one t); "
                               "plan it without --lang")
-        table = pq.read_table(path, columns=COUNT_COLUMNS + ([WORLDWIDE_KEY] if worldwide else []), filesystem=fs)
+        table = pq.read_table(path, columns=COUNT_COLUMNS + ([METADATA_LANG] if worldwide else []), filesystem=fs)
         if worldwide:
-            languages.update(table.column(WORLDWIDE_KEY).unique().to_pylist())
+            languages.update(table.column(METADATA_LANG).unique().to_pylist())
             if language is None:
                 continue
-            table = table.filter(pc.equal(table.column(WORLDWIDE_KEY), language))
-        ids.append(table.column("entry_id").to_numpy())
-        values.append(table.column("count").to_numpy())
+            table = table.filter(pc.equal(table.column(METADATA_LANG), language))
+        tables.append(table)
     if languages and (language is None or language not in languages):
         listed = ", ".join(sorted(languages))
         if language is None:
@@ -105,18 +107,15 @@ def read_counts(root: OutputRoot, crawls: list[str], remote, language: str | Non
                               f"with --lang CODE, one of: {listed}")
         raise ConfigError(f"--lang {language}: no pair of {root.root} matched a {language!r} list (its languages: "
                           f"{listed})")
-    ids_all = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    vector = np.zeros(int(ids_all.max(initial=-1)) + 1, dtype=np.int64)
-    if ids_all.size:
-        np.add.at(vector, ids_all, np.concatenate(values).astype(np.int64))
-    return vector
+    vectors = count_vectors(pa.concat_tables(tables)) if tables else {}
+    return vectors.get(language or ONE_LIST, np.zeros(0, np.int64))
 
 
 def resolve_thresholds(requested: list[int | str] | None, counts: np.ndarray, tail_share: float,
                        configured: int | str) -> tuple[list[int], int]:
     """The thresholds to tabulate (sorted, distinct) and the one `auto` picks: the given ones (auto standing for
     its value), else the 1-2-5 series over the counts, plus the configured t and auto's."""
-    auto_t = draws.auto_threshold(counts, tail_share)
+    auto_t = thresholds.auto_t(counts, tail_share)
     if requested:
         ts = {auto_t if v == "auto" else int(v) for v in requested}
     else:
@@ -128,7 +127,7 @@ def language_matched(matched, language: str | None):
     """The matched pairs of one language's list (all of them when `language` is None)."""
     from pyspark.sql import functions as F
 
-    return matched if language is None else matched.where(F.col(WORLDWIDE_KEY) == language)
+    return matched if language is None else matched.where(F.col(METADATA_LANG) == language)
 
 
 def last_balance_t(root: OutputRoot, crawls: list[str], language: str | None) -> int | None:
@@ -148,7 +147,8 @@ def expected_sums(matched, counts: np.ndarray, ts: list[int]) -> tuple[list[int]
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from metaclip_spark.curation import ENTRY_IDS, flattened_entry_ids
+    from metaclip_spark.matching.spark import flattened_entry_ids
+    from metaclip_spark.root.columns import ENTRY_IDS
 
     spark = matched.sparkSession
     counts_broadcast = spark.sparkContext.broadcast(counts.astype(np.float64))
