@@ -238,6 +238,7 @@ def balance_stage(spark, config: dict, output: str, metadata) -> dict:
     from metaclip_spark.balancing import draws, thresholds
     from metaclip_spark.balancing.counts import read_count_vectors
     from metaclip_spark.balancing.spark import balance_pool
+    from metaclip_spark.matching.spark import ListChoice
     from metaclip_spark.progress import stage
     from metaclip_spark.root.columns import KEEP_PROB
     from metaclip_spark.root.tables import write_parquet_atomically
@@ -247,7 +248,7 @@ def balance_stage(spark, config: dict, output: str, metadata) -> dict:
         t_by_lang, _ = thresholds.resolve(counts, "auto", config.curation.tail_share)
         probabilities = {code: draws.entry_probabilities(counts[code], t) for code, t in t_by_lang.items()}
         curated = balance_pool(spark.read.parquet(f"{output}/matched"), probabilities, config.curation.seed,
-                               config.input.text_column, metadata.list_column)
+                               config.input.text_column, ListChoice(metadata))
         write_parquet_atomically(curated, f"{output}/curated")
         totals = spark.read.parquet(f"{output}/curated").agg(F.count("*"), F.sum(KEEP_PROB)).first()
     return {"t": int(t_by_lang.get(draws.ENGLISH, 0)), "matches_total": int(sum(v.sum() for v in counts.values())),

@@ -19,13 +19,14 @@ from pyspark.sql import functions as F
 from metaclip_spark import __version__
 from metaclip_spark.balancing import draws
 from metaclip_spark.balancing import thresholds
-from metaclip_spark.balancing.counts import count_keys, pairs_per_list, read_count_vectors
+from metaclip_spark.balancing.counts import pairs_per_list, read_count_vectors
 from metaclip_spark.balancing.spark import balance_pool
 from metaclip_spark.optout import tables as optout_tables
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.config import Settings
 from metaclip_spark.errors import ConfigError, FailedFilesError, InputError
 from metaclip_spark.ingestion.ingest import InputSpec, check_input, ingest, input_crawls, optout_pending
+from metaclip_spark.matching.spark import ListChoice
 from metaclip_spark.metadata.lists import Metadata
 from metaclip_spark.progress import stage, stage_timings
 from metaclip_spark.root.layout import OutputRoot, now
@@ -81,7 +82,7 @@ def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls:
     reduction; worldwide keyed by (metadata_lang, entry)); returns the count vectors, {language: vector} (a v1
     run's one list is English's)."""
     target = join_path(into or root.root, "counts")
-    keys = count_keys(metadata)
+    keys = ListChoice(metadata).keys
     with stage(spark, "count", f"entries over crawls {', '.join(crawls)}") as run:
         per_crawl = root.read_crawls("crawl_counts", crawls)
         merged = per_crawl.groupBy(*keys, "entry_id", "entry").agg(F.sum("count").cast("long").alias("count"))
@@ -121,7 +122,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
     with stage(spark, "balance", f"t {shown}; seed {seed}, crawls {', '.join(crawls)}") as run:
         matched = root.read_crawls("matched", crawls)
         probabilities = {code: draws.entry_probabilities(counts[code], t) for code, t in t_by_lang.items()}
-        write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column, metadata.list_column),
+        write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column, ListChoice(metadata)),
                                  join_path(into, "curated"))
         curated_by_lang = pairs_per_list(read_table(spark, join_path(into, "curated")), metadata)
         run.rows = pairs_matched
@@ -161,7 +162,7 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         "matches_total": matches_total,
         "tail_proportion": matches_in_tail / matches_total if matches_total else 0.0,
         "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
-        "warnings": _warnings(config, metadata, by_lang, counts, p),
+        "warnings": _warnings(config, by_lang, counts, p, named=bool(metadata.list_column)),
     }
     crawl_keys = ()
     if metadata.list_column:  # a set's summary has each language's figures (a v1 summary keeps its keys)
@@ -229,16 +230,15 @@ def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t_by_
     return summary
 
 
-def _warnings(config: Settings, metadata: Metadata, by_lang: dict, counts: dict[str, np.ndarray],
-              p: float) -> list[str]:
-    """balance_warnings of each list that has matched pairs (named by its code when the metadata is a set):
+def _warnings(config: Settings, by_lang: dict, counts: dict[str, np.ndarray], p: float,
+              named: bool = True) -> list[str]:
+    """balance_warnings of each list that has matched pairs (`named` by its code: a set's lists, not a v1 list):
     English's `t = auto` against its tail share, a derived t against English's tail share p; every list's "nothing
     over t, every pair kept" and "kept every matched pair"."""
     warnings = []
     for code, v in by_lang.items():
         if not v["pairs_matched"]:
             continue
-        named = f"{code}: " if metadata.list_column else ""
         mode = ("auto" if config.curation.t == "auto" else "fixed") if code == draws.ENGLISH else "fixed"
         if code != draws.ENGLISH and code not in config.worldwide.t_by_lang and counts[code].any() \
                 and (achieved := thresholds.auto_misses_tail(counts[code], v["t"], p)) is not None:
@@ -247,7 +247,7 @@ def _warnings(config: Settings, metadata: Metadata, by_lang: dict, counts: dict[
                             f"it in worldwide.t_by_lang after `metaclip-spark plan --lang {code}`")
         for warning in thresholds.balance_warnings(counts[code], v["t"], mode, config.curation.tail_share,
                                                    v["pairs_matched"], v["pairs_curated"]):
-            warnings.append(f"{named}{warning}")
+            warnings.append(f"{code}: {warning}" if named else warning)
     return warnings
 
 

@@ -17,11 +17,6 @@ from metaclip_spark.root.columns import ENTRY_IDS, METADATA_LANG
 COUNT_COLUMNS = ["entry_id", "entry", "count"]
 
 
-def count_keys(metadata) -> list[str]:
-    """The columns a count table is keyed by besides entry_id: a set's list column, none for one list."""
-    return [metadata.list_column] if metadata.list_column else []
-
-
 def counts_schema(keys: list[str]) -> str:
     return ", ".join([f"{key} string" for key in keys] + ["entry_id int, entry string, count long"])
 
@@ -32,23 +27,19 @@ def count_entries(matched, metadata):
     travel inside every task)."""
     from pyspark.sql import functions as F
 
-    from metaclip_spark.matching.spark import language_broadcasts, list_codes
+    from metaclip_spark.matching.spark import ListChoice, language_broadcasts
 
-    keys = count_keys(metadata)
+    choice = ListChoice(metadata)
+    keys = choice.keys
     counts = (matched.select(*keys, F.explode(ENTRY_IDS).alias("entry_id"))
               .groupBy(*keys, "entry_id").agg(F.count("*").alias("count")))
     lists = language_broadcasts(matched.sparkSession, metadata.lists)
-    list_column = metadata.list_column
-    one_list = next(iter(lists)) if list_column is None else None
 
     def named(batches):
         for batch in batches:
-            ids, codes = batch.column("entry_id").to_pylist(), list_codes(batch, list_column)
-            if codes is None:
-                entries = lists[one_list].value
-                names = [entries[i] for i in ids]
-            else:
-                names = [lists[code].value[i] for code, i in zip(codes, ids)]
+            entries = {}  # each list's names, taken from its broadcast once per batch
+            names = [(entries.get(code) or entries.setdefault(code, lists[code].value))[i]
+                     for code, i in zip(choice.codes(batch), batch.column("entry_id").to_pylist())]
             yield pa.RecordBatch.from_arrays(
                 [*(batch.column(key) for key in keys), batch.column("entry_id"), pa.array(names, pa.string()),
                  batch.column("count")], names=[*keys, *COUNT_COLUMNS])
@@ -80,16 +71,17 @@ def count_vectors(table: pa.Table, sizes: dict[str, int] | None = None) -> dict[
 
 def read_count_vectors(counts, metadata) -> dict[str, np.ndarray]:
     """The count vectors of a counts DataFrame (counts/ of a run), one per list of `metadata`, on the driver."""
-    columns = [*count_keys(metadata), "entry_id", "count"]
+    from metaclip_spark.matching.spark import ListChoice
+
+    columns = [*ListChoice(metadata).keys, "entry_id", "count"]
     return count_vectors(counts.select(*columns).toArrow(),
                          {code: len(entries) for code, entries in metadata.lists.items()})
 
 
 def pairs_per_list(pairs, metadata) -> dict[str, int]:
-    """{list: pairs} of a DataFrame of matched or curated pairs: one small aggregation by the list column (one row
-    per language), or, with one list, every pair's."""
-    if metadata.list_column is None:
-        (one_list,) = metadata.lists
-        return {one_list: pairs.count()}
-    column = metadata.list_column
-    return {row[column]: int(row["count"]) for row in pairs.groupBy(column).count().collect()}
+    """{list: pairs} of a DataFrame of matched or curated pairs: one small aggregation by each pair's list (one row
+    per language)."""
+    from metaclip_spark.matching.spark import ListChoice
+
+    rows = pairs.groupBy(ListChoice(metadata).expression().alias("list")).count().collect()
+    return {row["list"]: int(row["count"]) for row in rows}

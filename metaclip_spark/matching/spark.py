@@ -28,10 +28,23 @@ def language_broadcasts(spark, lists: dict[str, list]) -> dict:
     return {code: spark.sparkContext.broadcast(values) for code, values in lists.items()}
 
 
-def list_codes(batch: pa.RecordBatch, list_column: str | None) -> list | None:
-    """The code of the list each row of `batch` was matched against: its `list_column` (a worldwide pool's
-    METADATA_LANG, Metadata.list_column), or None when every row takes the one list (v1)."""
-    return batch.column(list_column).to_pylist() if list_column else None
+class ListChoice:
+    """Which list each pair is matched against (and balanced with): a worldwide pool's pairs name theirs in
+    METADATA_LANG (Metadata.list_column); a v1 pool's all take its one list, and its tables have no such column.
+    Small and picklable: it travels inside the tasks."""
+
+    def __init__(self, metadata):
+        self.column = metadata.list_column
+        self.one_list = None if self.column else next(iter(metadata.lists))
+        self.keys = [self.column] if self.column else []  # what a table of pairs or counts is keyed by, besides ids
+
+    def codes(self, batch: pa.RecordBatch) -> list:
+        """The code of each row's list."""
+        return batch.column(self.column).to_pylist() if self.column else [self.one_list] * batch.num_rows
+
+    def expression(self):
+        """The same as a Spark column expression (a literal for one list)."""
+        return F.col(self.column) if self.column else F.lit(self.one_list)
 
 
 def match_pool(pool: DataFrame, metadata, text_column: str) -> DataFrame:
@@ -44,17 +57,14 @@ def match_pool(pool: DataFrame, metadata, text_column: str) -> DataFrame:
     """
     lists = language_broadcasts(pool.sparkSession, metadata.lists)
     digest, kana, max_bytes = metadata.digest, metadata.kana, metadata.automata_max_bytes
-    list_column, edge_rule = metadata.list_column, metadata.worldwide
-    one_list = next(iter(lists)) if list_column is None else None
+    choice, edge_rule = ListChoice(metadata), metadata.worldwide  # MetaCLIP 2's edge rule for a set, v1's for a list
 
     def match_batches(batches):
         matchers = substrings.cached_language_matchers(digest, lambda: substrings.LanguageMatchers(
             lists, lambda code: lists[code].value, max_bytes, kana, worldwide=edge_rule))
         for batch in batches:
-            codes = list_codes(batch, list_column)
-            texts = batch.column(text_column).to_pylist()
-            ids = matchers.matcher(one_list).match_many(texts) if codes is None else matchers.match_many(codes, texts)
-            yield with_entry_ids(batch, ids)
+            # A batch of one list (every v1 batch) is matched in one call (LanguageMatchers.match_many)
+            yield with_entry_ids(batch, matchers.match_many(choice.codes(batch), batch.column(text_column).to_pylist()))
 
     return pool.mapInArrow(match_batches, matched_schema(pool.schema))
 
