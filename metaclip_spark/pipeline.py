@@ -221,10 +221,8 @@ def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t_by_
     summary["dedup"], summary["pairs_already_in_pool"] = pair_keys.run_figures(states)
     for crawl, state in states.items():
         summary["by_crawl"][crawl]["pairs_already_in_pool"] = state.get("pairs_already_in_pool")
-    # The run's t in its id: one list's t as a number, as v1 run ids always had it
-    t = t_by_lang if metadata.list_column else next(iter(t_by_lang.values()))
-    identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t, seed,
-                           metadata.digest])
+    identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t_by_lang,
+                           seed, metadata.digest])
     summary["run_id"] = f"{summary['finished_at'][:19].replace(':', '')}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
     write_json_atomically(spark, join_path(into, "summary.json"), summary)  # runs/<id>.json when switched in
     return summary
