@@ -485,15 +485,17 @@ def thresholds(tables: RootTables, counts: pa.Table, config: Settings, t: int | 
     the others derived from it, as balancing resolves them: thresholds.resolve)."""
     summary = tables.summary
     worldwide = METADATA_LANG in counts.column_names
-    if t is None and (summary.get("t_by_lang") or not worldwide):
-        return {lang: int(v) for lang, v in summary["t_by_lang"].items()} if worldwide else \
-            {NO_LANGUAGE: int(summary["t"])}
-    # every entry of each language's list, zeros included (derived_threshold's rule): the list sizes are the run's
-    vectors = count_vectors(counts, {lang: numbers.get("entries", 0)
-                                     for lang, numbers in (summary.get("by_lang") or {}).items()})
-    chosen, _ = resolve(vectors, summary.get("t", "auto") if t is None else t, config.curation.tail_share,
-                        config.worldwide.t_by_lang)
-    return chosen if worldwide else {NO_LANGUAGE: chosen[ONE_LIST]}
+    recorded = summary.get("t_by_lang") or ({} if worldwide else {ONE_LIST: summary["t"]})  # a v1 run's: its one t
+    if t is None and recorded:
+        chosen = recorded
+    else:
+        # every entry of each language's list, zeros included (derived_threshold's rule): the list sizes are the run's
+        vectors = count_vectors(counts, {lang: numbers.get("entries", 0)
+                                         for lang, numbers in (summary.get("by_lang") or {}).items()})
+        chosen, _ = resolve(vectors, summary.get("t", "auto") if t is None else t, config.curation.tail_share,
+                            config.worldwide.t_by_lang)
+    # the rows of a v1 root carry no language: its one list is NO_LANGUAGE here
+    return {(lang if worldwide else NO_LANGUAGE): int(value) for lang, value in chosen.items()}
 
 
 # Writing ---------------------------------------------------------------------------------------------------------
