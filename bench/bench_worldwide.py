@@ -13,7 +13,7 @@ Inputs, built offline and reproducibly (fixed seed) from wordfreq's word lists (
 Measured, in one child process so that its memory is that of a worker:
 - build time (CPU seconds) and automaton size per language, and the RSS a worker gains with all 10 automata loaded
   (matching.LanguageMatchers, built lazily as a Spark worker builds them, no LRU eviction);
-- texts per CPU-second per language: the library (LanguageMatchers.match_many, what curation.match_pool's worldwide
+- texts per CPU-second per language: the library (LanguageMatchers.match_many, what matching/spark.py match_pool's worldwide
   batches call) and the bare loop (the same automaton, `sorted({id for _, id in automaton.iter(prepared_text(t))})`
   per text) on the same texts, best of `ROUNDS` interleaved runs each; the ids are checked equal.
 - every language's texts through the library in 10k-row batches, in random order (a multilingual partition) and

@@ -206,7 +206,7 @@ def bench_metadata(path: str):
 
 
 def match_stage(spark, config: dict, pool_path: str, metadata, output: str) -> dict:
-    from metaclip_spark.curation import match_pool
+    from metaclip_spark.matching.spark import match_pool
     from metaclip_spark.ingestion.pool import read_pool
     from metaclip_spark.progress import stage
     from metaclip_spark.root.tables import write_parquet_atomically
@@ -221,7 +221,7 @@ def match_stage(spark, config: dict, pool_path: str, metadata, output: str) -> d
 
 
 def count_stage(spark, output: str, metadata) -> dict:
-    from metaclip_spark.curation import count_entries
+    from metaclip_spark.balancing.counts import count_entries
     from metaclip_spark.progress import stage
     from metaclip_spark.root.tables import write_parquet_atomically
 
@@ -235,20 +235,24 @@ def count_stage(spark, output: str, metadata) -> dict:
 def balance_stage(spark, config: dict, output: str, metadata) -> dict:
     from pyspark.sql import functions as F
 
-    from metaclip_spark.balancing import draws
-    from metaclip_spark.curation import KEEP_PROB, balance_pool, count_vector
+    from metaclip_spark.balancing import draws, thresholds
+    from metaclip_spark.balancing.counts import read_count_vectors
+    from metaclip_spark.balancing.spark import balance_pool
+    from metaclip_spark.matching.spark import ListChoice
     from metaclip_spark.progress import stage
+    from metaclip_spark.root.columns import KEEP_PROB
     from metaclip_spark.root.tables import write_parquet_atomically
 
     with stage(spark, "balance", "bench"):
-        counts = count_vector(spark.read.parquet(f"{output}/counts"), len(metadata.entries))
-        t = draws.auto_threshold(counts, config.curation.tail_share)
-        curated = balance_pool(spark.read.parquet(f"{output}/matched"), draws.entry_probabilities(counts, t),
-                               config.curation.seed, config.input.text_column)
+        counts = read_count_vectors(spark.read.parquet(f"{output}/counts"), metadata)
+        t_by_lang, _ = thresholds.resolve(counts, "auto", config.curation.tail_share)
+        probabilities = {code: draws.entry_probabilities(counts[code], t) for code, t in t_by_lang.items()}
+        curated = balance_pool(spark.read.parquet(f"{output}/matched"), probabilities, config.curation.seed,
+                               config.input.text_column, ListChoice(metadata))
         write_parquet_atomically(curated, f"{output}/curated")
         totals = spark.read.parquet(f"{output}/curated").agg(F.count("*"), F.sum(KEEP_PROB)).first()
-    return {"t": int(t), "matches_total": int(counts.sum()), "pairs_curated": int(totals[0]),
-            "expected_curated": float(totals[1] or 0.0)}
+    return {"t": int(t_by_lang.get(draws.ENGLISH, 0)), "matches_total": int(sum(v.sum() for v in counts.values())),
+            "pairs_curated": int(totals[0]), "expected_curated": float(totals[1] or 0.0)}
 
 
 def stage_metrics(spark) -> dict:

@@ -1,6 +1,6 @@
 """Where a match task's Python time goes: cProfile of the match stage's batch function over Arrow batches.
 
-Runs curation.match_pool's per-batch work (the function Spark's Python worker runs) in this process, without
+Runs matching/spark.py match_pool's per-batch work (the function Spark's Python worker runs) in this process, without
 Spark, over the first N rows of the benchmark pool, and prints the top functions by own CPU time. The JVM's share
 (Parquet decode, Arrow exchange, Parquet encode) is in results.json as jvm_cpu_seconds of the match runs.
 
@@ -19,13 +19,13 @@ import pyarrow.parquet as pq
 
 import data
 from bench_matching import textbook_loop
-from metaclip_spark.curation import entry_ids_array, matched_batch
+from metaclip_spark.matching.spark import entry_ids_array, matched_batch
 from metaclip_spark.matching.substrings import EntryMatcher, space_text
 from metaclip_spark.metadata.lists import load_metadata
 
 
 def batch_function(matcher: EntryMatcher, text_column: str = "text"):
-    """The body of curation.match_pool's match_batches, with the matcher already built."""
+    """The body of matching/spark.py match_pool's match_batches, with the matcher already built."""
 
     def match_batches(batches):
         for batch in batches:
@@ -70,7 +70,7 @@ def main() -> None:
     parts["match_many (spacing + iter + set, sorted)"] = time.process_time() - started
     started = time.process_time()
     entry_ids_array(ids)
-    parts["ids to Arrow (curation.entry_ids_array)"] = time.process_time() - started
+    parts["ids to Arrow (matching.spark.entry_ids_array)"] = time.process_time() - started
     for name, seconds in parts.items():
         print(f"{name:48s} {seconds:6.2f} CPU s  {rows / seconds:>12,.0f} rows/s")
 

@@ -20,18 +20,21 @@ from pyspark.sql import functions as F
 from metaclip_spark import __version__
 from metaclip_spark.balancing import draws
 from metaclip_spark.optout import captures as robots_captures
+from metaclip_spark.balancing import thresholds
+from metaclip_spark.balancing.counts import pairs_per_list, read_count_vectors
+from metaclip_spark.balancing.spark import balance_pool
 from metaclip_spark.optout import tables as optout_tables
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.config import Settings
-from metaclip_spark.curation import METADATA_LANG, NO_VALUE, balance_pool, count_vector, count_vectors
 from metaclip_spark.errors import ConfigError, FailedFilesError, InputError
 from metaclip_spark.ingestion.ingest import InputSpec, check_input, ingest, input_crawls, optout_pending
+from metaclip_spark.matching.spark import ListChoice
 from metaclip_spark.metadata.lists import Metadata
 from metaclip_spark.progress import stage, stage_timings
 from metaclip_spark.root.layout import OutputRoot, now
+from metaclip_spark.root.columns import METADATA_LANG, NO_VALUE
 from metaclip_spark.root.records import KIND_EXTRACT, RunSummary, sum_counters
 from metaclip_spark.root.tables import join_path, read_table, write_json_atomically, write_parquet_atomically
-from metaclip_spark.balancing.thresholds import balance_warnings
 
 log = logging.getLogger("metaclip_spark")
 
@@ -76,35 +79,28 @@ def check_named_crawls(root: OutputRoot, crawls: list[str], source: InputSpec | 
 
 
 def run_count(spark: SparkSession, root: OutputRoot, metadata: Metadata, crawls: list[str],
-              into: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
+              into: str | None = None) -> dict[str, np.ndarray]:
     """counts/ (in `into`, a run's staging, else the root) = the chosen crawls' per-entry counts summed (a small
-    reduction); returns the count vector (worldwide: {language: vector}, counts/ keyed by (metadata_lang, entry))."""
+    reduction; worldwide keyed by (metadata_lang, entry)); returns the count vectors, {language: vector} (a v1
+    run's one list is English's)."""
     target = join_path(into or root.root, "counts")
-    keys = [METADATA_LANG] if metadata.worldwide else []
+    keys = ListChoice(metadata).keys
     with stage(spark, "count", f"entries over crawls {', '.join(crawls)}") as run:
         per_crawl = root.read_crawls("crawl_counts", crawls)
         merged = per_crawl.groupBy(*keys, "entry_id", "entry").agg(F.sum("count").cast("long").alias("count"))
         write_parquet_atomically(merged.select(*keys, "entry_id", "entry", "count"), target)
-        counts = _read_counts(spark, target, metadata)
-        run.rows = int(sum((v > 0).sum() for v in counts.values())) if metadata.worldwide else int((counts > 0).sum())
+        counts = read_count_vectors(read_table(spark, target), metadata)
+        run.rows = int(sum((v > 0).sum() for v in counts.values()))
     return counts
 
 
-def _read_counts(spark: SparkSession, path: str, metadata: Metadata) -> np.ndarray | dict[str, np.ndarray]:
-    table = read_table(spark, path)
-    return count_vectors(table, metadata) if metadata.worldwide else count_vector(table, len(metadata.entries))
-
-
-def _threshold(config: Settings, counts: np.ndarray) -> int:
-    curation = config.curation
-    return draws.auto_threshold(counts, curation.tail_share) if curation.t == "auto" else curation.t
-
-
 def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadata: Metadata, crawls: list[str],
-                counts: np.ndarray | None = None, started: float | None = None, ingested: dict | None = None,
-                into: str | None = None) -> dict:
+                counts: dict[str, np.ndarray] | None = None, started: float | None = None,
+                ingested: dict | None = None, into: str | None = None) -> dict:
     """curated/ = the chosen crawls' matched pairs kept by their draws, and summary.json, written into `into` (a
-    run's staging, switched in by the caller) or, without it, staged and switched in here."""
+    run's staging, switched in by the caller) or, without it, staged and switched in here. Each list has its t
+    (thresholds.resolve: English's t, the others derived from its tail share, curation spec section 4; a v1 run's
+    one list is English's) and each pair is balanced with its own list's p_e."""
     if into is None:
         staging = root.run_staging()
         summary = run_balance(spark, config, root, metadata, crawls, counts, started, ingested, into=staging)
@@ -112,43 +108,93 @@ def run_balance(spark: SparkSession, config: Settings, root: OutputRoot, metadat
         return summary
     started = started or time.monotonic()
     if counts is None:
-        counts = _read_counts(spark, root.path("counts"), metadata)
-    if metadata.worldwide:
-        return _balance_worldwide(spark, config, root, metadata, crawls, counts, started, ingested, into)
+        counts = read_count_vectors(read_table(spark, root.path("counts")), metadata)
     seed = config.curation.seed
-    t = _threshold(config, counts)
+    unknown = sorted(set(config.worldwide.t_by_lang) - set(counts))
+    if unknown:
+        log.warning("worldwide.t_by_lang sets t for %s, which the metadata has no list for: ignored", ", ".join(unknown))
+    t_by_lang, p = thresholds.resolve(counts, config.curation.t, config.curation.tail_share,
+                                      config.worldwide.t_by_lang)
     states = {crawl: root.crawl_state(crawl) for crawl in crawls}
     text_column = _text_column(states, config)
+    pairs_in = sum(s["pairs"] for s in states.values())
     pairs_matched = sum(s["pairs_matched"] for s in states.values())
-    with stage(spark, "balance", f"t {t}, seed {seed}, crawls {', '.join(crawls)}") as run:
+    shown = ", ".join(f"{code} {t}" for code, t in sorted(t_by_lang.items())) if len(t_by_lang) > 1 \
+        else str(next(iter(t_by_lang.values())))
+    with stage(spark, "balance", f"t {shown}; seed {seed}, crawls {', '.join(crawls)}") as run:
         matched = root.read_crawls("matched", crawls)
-        curated = balance_pool(matched, draws.entry_probabilities(counts, t), seed, text_column)
-        write_parquet_atomically(curated, join_path(into, "curated"))
-        pairs_curated = read_table(spark, join_path(into, "curated")).count()
+        probabilities = {code: draws.entry_probabilities(counts[code], t) for code, t in t_by_lang.items()}
+        write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column, ListChoice(metadata)),
+                                 join_path(into, "curated"))
+        curated_by_lang = pairs_per_list(read_table(spark, join_path(into, "curated")), metadata)
         run.rows = pairs_matched
-    matches_total = int(counts.sum())
+    pairs_by_lang, matched_by_lang = _pairs_by_list(states, metadata, pairs_in, pairs_matched)
+    by_lang = {}
+    for code in metadata.languages:
+        vector, t = counts[code], t_by_lang[code]
+        by_lang[code] = {
+            "entries": len(metadata.lists[code]),
+            "pairs": pairs_by_lang.get(code, 0),
+            "pairs_matched": matched_by_lang.get(code, 0),
+            "pairs_curated": curated_by_lang.get(code, 0),
+            "t": t,
+            "entries_matched": int((vector > 0).sum()),
+            "entries_over_t": int((vector > t).sum()),
+            "matches_total": int(vector.sum()),
+            "tail_proportion": draws.tail_proportion(vector, t),
+            "top_entries": _top_entries(vector, metadata.lists[code]),
+        }
+    matches_total = sum(v["matches_total"] for v in by_lang.values())
+    matches_in_tail = sum(int(counts[c][counts[c] < t_by_lang[c]].sum()) for c in by_lang)
+    t_mode = "auto" if config.curation.t == "auto" else "fixed"
     summary = {
         "crawls": crawls,
-        "pairs_in": sum(s["pairs"] for s in states.values()),
+        "pairs_in": pairs_in,
         "pairs_matched": pairs_matched,
-        "pairs_curated": pairs_curated,  # the expected size (sum of keep_prob over matched pairs) is in report/
-        "t": int(t),
-        "t_mode": "auto" if config.curation.t == "auto" else "fixed",
+        "pairs_curated": sum(curated_by_lang.values()),  # the expected size (sum of keep_prob) is in report/
+        "t": int(t_by_lang.get(draws.ENGLISH, 0)) or None,  # English's (a set without an English list has none)
+        "t_mode": t_mode,
         "tail_share": config.curation.tail_share,
         "seed": seed,
         "metadata": metadata.path,
         "metadata_digest": metadata.digest,
-        "entries_total": len(metadata.entries),
-        "entries_matched": int((counts > 0).sum()),
-        "entries_over_t": int((counts > t).sum()),
+        "entries_total": metadata.entries_total,
+        "entries_matched": sum(v["entries_matched"] for v in by_lang.values()),
+        "entries_over_t": sum(v["entries_over_t"] for v in by_lang.values()),
         "matches_total": matches_total,
-        "tail_proportion": draws.tail_proportion(counts, t),
+        "tail_proportion": matches_in_tail / matches_total if matches_total else 0.0,
         "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
-        "warnings": balance_warnings(counts, t, "auto" if config.curation.t == "auto" else "fixed",
-                                     config.curation.tail_share, pairs_matched, pairs_curated),
-        **_run_figures(states, ingested, config, started),
+        "warnings": _warnings(config, by_lang, counts, p, named=bool(metadata.list_column)),
     }
-    return _finish_summary(spark, summary, states, crawls, t, seed, metadata, into)
+    crawl_keys = ()
+    if metadata.list_column:  # a set's summary has each language's figures (a v1 summary keeps its keys)
+        crawl_keys = ("matched_by_lang",)
+        summary.update({
+            "worldwide": True,
+            "t_by_lang": t_by_lang,
+            "t_overrides": dict(config.worldwide.t_by_lang),
+            "english_tail_share": p,  # p: every other language's t is where its cumulative share is nearest this
+            "metadata_languages": metadata.languages,
+            "kana_no_space": metadata.kana,
+            "by_lang": by_lang,
+            # Pairs matched against nothing: their language has no list in the set, or no language was told.
+            "pairs_without_list": {code: n for code, n in sorted(pairs_by_lang.items())
+                                   if code not in metadata.lists and code != NO_VALUE},
+            "pairs_unknown_lang": pairs_by_lang.get(NO_VALUE, 0),
+            "languages_with_pairs": sum(1 for v in by_lang.values() if v["pairs"]),
+        })
+    summary.update(_run_figures(states, ingested, config, started, *crawl_keys))
+    return _finish_summary(spark, summary, states, crawls, t_by_lang, seed, metadata, into)
+
+
+def _pairs_by_list(states: dict, metadata: Metadata, pairs_in: int, pairs_matched: int) -> tuple[dict, dict]:
+    """({list: pairs}, {list: matched pairs}) of the chosen crawls: as ingest recorded them per metadata language
+    (worldwide), or, with one list, every pair's."""
+    if metadata.list_column is None:
+        (one_list,) = metadata.lists
+        return {one_list: pairs_in}, {one_list: pairs_matched}
+    return (_summed_by(states, lambda s: (s.get("pairs_by") or {}).get(METADATA_LANG)),
+            _summed_by(states, lambda s: s.get("matched_by_lang")))
 
 
 def _run_figures(states: dict, ingested: dict | None, config: Settings, started: float, *crawl_keys: str) -> dict:
@@ -172,13 +218,13 @@ def _run_figures(states: dict, ingested: dict | None, config: Settings, started:
     }
 
 
-def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t, seed: int, metadata: Metadata,
-                    into: str) -> dict:
+def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t_by_lang: dict[str, int], seed: int,
+                    metadata: Metadata, into: str) -> dict:
     summary["dedup"], summary["pairs_already_in_pool"] = pair_keys.run_figures(states)
     for crawl, state in states.items():
         summary["by_crawl"][crawl]["pairs_already_in_pool"] = state.get("pairs_already_in_pool")
-    identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t, seed,
-                           metadata.digest])
+    identity = json.dumps([crawls, [states[c].get("units_digest", states[c]["units"]) for c in crawls], t_by_lang,
+                           seed, metadata.digest])
     # Every key goes through the one record (root/records.py): a key it does not declare stops the run here.
     record = RunSummary.from_json({**summary, "run_id": ""}, exact=True)
     record = replace(record, run_id=f"{record.finished_at[:19].replace(':', '')}-"
@@ -188,102 +234,24 @@ def _finish_summary(spark, summary: dict, states: dict, crawls: list[str], t, se
     return written
 
 
-def _balance_worldwide(spark: SparkSession, config: Settings, root: OutputRoot, metadata: Metadata,
-                       crawls: list[str], counts: dict[str, np.ndarray], started: float, ingested: dict | None,
-                       into: str) -> dict:
-    """curated/ and summary.json of a worldwide pool: t per language (English's t, the others derived from its tail
-    share, curation spec section 4), each pair balanced with its own language's p_e."""
-    seed = config.curation.seed
-    unknown = sorted(set(config.worldwide.t_by_lang) - set(counts))
-    if unknown:
-        log.warning("worldwide.t_by_lang sets t for %s, which the metadata has no list for: ignored", ", ".join(unknown))
-    thresholds, p = draws.thresholds_by_language(counts, config.curation.t, config.curation.tail_share,
-                                                     config.worldwide.t_by_lang)
-    states = {crawl: root.crawl_state(crawl) for crawl in crawls}
-    text_column = _text_column(states, config)
-    pairs_matched = sum(s["pairs_matched"] for s in states.values())
-    shown = ", ".join(f"{code} {t}" for code, t in sorted(thresholds.items()))
-    with stage(spark, "balance", f"t {shown}; seed {seed}, crawls {', '.join(crawls)}") as run:
-        matched = root.read_crawls("matched", crawls)
-        probabilities = {code: draws.entry_probabilities(counts[code], t) for code, t in thresholds.items()}
-        write_parquet_atomically(balance_pool(matched, probabilities, seed, text_column), join_path(into, "curated"))
-        curated = read_table(spark, join_path(into, "curated"))
-        curated_by_lang = {row[METADATA_LANG]: int(row["count"])
-                           for row in curated.groupBy(METADATA_LANG).count().collect()}
-        run.rows = pairs_matched
-    pairs_by_lang = _summed_by(states, lambda s: (s.get("pairs_by") or {}).get(METADATA_LANG))
-    matched_by_lang = _summed_by(states, lambda s: s.get("matched_by_lang"))
-    by_lang = {}
-    for code in metadata.languages:
-        vector, t = counts[code], thresholds[code]
-        by_lang[code] = {
-            "entries": len(metadata.lists[code]),
-            "pairs": pairs_by_lang.get(code, 0),
-            "pairs_matched": matched_by_lang.get(code, 0),
-            "pairs_curated": curated_by_lang.get(code, 0),
-            "t": t,
-            "entries_matched": int((vector > 0).sum()),
-            "entries_over_t": int((vector > t).sum()),
-            "matches_total": int(vector.sum()),
-            "tail_proportion": draws.tail_proportion(vector, t),
-            "top_entries": _top_entries(vector, metadata.lists[code]),
-        }
-    matches_total = sum(v["matches_total"] for v in by_lang.values())
-    matches_in_tail = sum(int(counts[c][counts[c] < thresholds[c]].sum()) for c in by_lang)
-    summary = {
-        "crawls": crawls,
-        "worldwide": True,
-        "pairs_in": sum(s["pairs"] for s in states.values()),
-        "pairs_matched": pairs_matched,
-        "pairs_curated": sum(curated_by_lang.values()),
-        "t": int(thresholds.get(draws.ENGLISH, 0)) or None,
-        "t_mode": "auto" if config.curation.t == "auto" else "fixed",
-        "t_by_lang": thresholds,
-        "t_overrides": dict(config.worldwide.t_by_lang),
-        "english_tail_share": p,  # p: every other language's t is where its cumulative share is nearest this
-        "tail_share": config.curation.tail_share,
-        "seed": seed,
-        "metadata": metadata.path,
-        "metadata_digest": metadata.digest,
-        "metadata_languages": metadata.languages,
-        "kana_no_space": metadata.kana,
-        "entries_total": metadata.entries_total,
-        "entries_matched": sum(v["entries_matched"] for v in by_lang.values()),
-        "entries_over_t": sum(v["entries_over_t"] for v in by_lang.values()),
-        "matches_total": matches_total,
-        "tail_proportion": matches_in_tail / matches_total if matches_total else 0.0,
-        "mean_entries_per_matched_text": matches_total / pairs_matched if pairs_matched else 0.0,
-        "by_lang": by_lang,
-        # Pairs matched against nothing: their language has no list in the set, or no language was told.
-        "pairs_without_list": {code: n for code, n in sorted(pairs_by_lang.items())
-                               if code not in metadata.lists and code != NO_VALUE},
-        "pairs_unknown_lang": pairs_by_lang.get(NO_VALUE, 0),
-        "languages_with_pairs": sum(1 for v in by_lang.values() if v["pairs"]),
-        "warnings": _worldwide_warnings(config, by_lang, counts, p),
-        **_run_figures(states, ingested, config, started, "matched_by_lang"),
-    }
-    return _finish_summary(spark, summary, states, crawls, thresholds, seed, metadata, into)
-
-
-def _worldwide_warnings(config: Settings, by_lang: dict, counts: dict[str, np.ndarray], p: float) -> list[str]:
-    """balance_warnings of each language that has matched pairs, named by its code: English's `t = auto` against
-    its tail share, a derived t against English's tail share p; every language's "nothing over t, every pair kept"
-    and "kept every matched pair"."""
-    from metaclip_spark.balancing.thresholds import auto_misses_tail
-
+def _warnings(config: Settings, by_lang: dict, counts: dict[str, np.ndarray], p: float,
+              named: bool = True) -> list[str]:
+    """balance_warnings of each list that has matched pairs (`named` by its code: a set's lists, not a v1 list):
+    English's `t = auto` against its tail share, a derived t against English's tail share p; every list's "nothing
+    over t, every pair kept" and "kept every matched pair"."""
     warnings = []
     for code, v in by_lang.items():
         if not v["pairs_matched"]:
             continue
         mode = ("auto" if config.curation.t == "auto" else "fixed") if code == draws.ENGLISH else "fixed"
         if code != draws.ENGLISH and code not in config.worldwide.t_by_lang and counts[code].any() \
-                and (achieved := auto_misses_tail(counts[code], v["t"], p)) is not None:
+                and (achieved := thresholds.auto_misses_tail(counts[code], v["t"], p)) is not None:
             warnings.append(f"{code}: its t = {v['t']:,}, derived from English's tail share {p:.1%}, leaves "
                             f"{achieved:.1%} of its matches under t (its counts are too coarse to come nearer); set "
                             f"it in worldwide.t_by_lang after `metaclip-spark plan --lang {code}`")
-        for warning in balance_warnings(counts[code], v["t"], mode, config.curation.tail_share, v["pairs_matched"],
-                                        v["pairs_curated"]):
-            warnings.append(f"{code}: {warning}")
+        for warning in thresholds.balance_warnings(counts[code], v["t"], mode, config.curation.tail_share,
+                                                   v["pairs_matched"], v["pairs_curated"]):
+            warnings.append(f"{code}: {warning}" if named else warning)
     return warnings
 
 

@@ -83,7 +83,7 @@ def test_counts_table_is_the_number_of_matched_texts_per_entry(curated_run):
 
 def test_entry_names_never_travel_inside_the_count_tasks(spark):
     """Spark warned "a task of very large size (9432 KiB)" on every run: 500k names were a table joined in."""
-    from metaclip_spark.curation import count_entries
+    from metaclip_spark.balancing.counts import count_entries
 
     entries = [f"entry {i}" for i in range(200_000)]
     metadata = Metadata(None)

@@ -117,7 +117,7 @@ def test_match_many_gives_each_text_what_match_gives_it_alone():
 
 
 def test_entry_id_lists_become_an_arrow_column_of_the_matched_rows_only():
-    from metaclip_spark.curation import entry_ids_array
+    from metaclip_spark.matching.spark import entry_ids_array
 
     keep, column = entry_ids_array([[3, 7], [], [0], [], [1, 2, 5]])
     assert keep.tolist() == [True, False, True, False, True]

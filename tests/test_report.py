@@ -26,7 +26,7 @@ from metaclip_spark.balancing.draws import keep_probabilities, tail_proportion
 from metaclip_spark.cli import main
 from metaclip_spark.cli import main as cli_main
 from metaclip_spark.config import load_config
-from metaclip_spark.curation import GROUP_COLUMNS
+from metaclip_spark.root.columns import GROUP_COLUMNS
 from metaclip_spark.ingestion.ingest import InputSpec, ingest
 from metaclip_spark.metadata.lists import Metadata
 from metaclip_spark.root.layout import OutputRoot

@@ -380,7 +380,7 @@ def test_the_report_lists_languages_with_pairs_and_folds_the_empty_ones_into_one
 
 def test_balance_warnings_are_given_per_language_with_matched_pairs():
     from metaclip_spark.config import load_config
-    from metaclip_spark.pipeline import _worldwide_warnings
+    from metaclip_spark.pipeline import _warnings as _worldwide_warnings
 
     config = load_config(overrides={"curation": {"t": 5}})
 

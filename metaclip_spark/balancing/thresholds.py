@@ -29,6 +29,20 @@ FIXED_POINT = 1 << 30
 AUTO_TAIL_TOLERANCE = 0.5
 
 
+def resolve(counts_by_lang: dict[str, np.ndarray], t: int | str, tail_share: float,
+            overrides: dict[str, int] | None = None) -> tuple[dict[str, int], float]:
+    """({language: t}, p): the t each list of a pool is balanced at. Balance, plan, report and export all resolve t
+    here, with MetaCLIP 2's rule (draws.thresholds_by_language, curation spec section 4): English's t is `t`
+    ("auto": the tail rule on its counts; a v1 run's one list is English's), every other language's derived from
+    English's tail share p, or set outright by `overrides` (worldwide.t_by_lang)."""
+    return draws.thresholds_by_language(counts_by_lang, t, tail_share, overrides)
+
+
+def auto_t(counts: np.ndarray, tail_share: float) -> int:
+    """The t `auto` gives one list on its own (its tail rule): `resolve` of that list as the pool's English one."""
+    return resolve({draws.ENGLISH: counts}, "auto", tail_share)[0][draws.ENGLISH]
+
+
 def t_series(counts: np.ndarray) -> list[int]:
     """Thresholds 1, 2, 5, 10, 20, 50, ... up to the first one at or over the largest count (where balancing keeps
     every pair): a range that brackets any useful t in ~3 values per decade."""

@@ -42,9 +42,13 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from metaclip_spark import __version__
 from metaclip_spark.balancing import draws
+from metaclip_spark.balancing.counts import count_vectors
+from metaclip_spark.balancing.thresholds import resolve
 from metaclip_spark.config import RemoteSettings, RootSettings, Settings
-from metaclip_spark.curation import ENTRY_IDS, KEEP_PROB, METADATA_LANG, flattened_entry_ids
+from metaclip_spark.matching.spark import flattened_entry_ids
+from metaclip_spark.root.columns import ENTRY_IDS, KEEP_PROB, METADATA_LANG
 from metaclip_spark.errors import ConfigError, InputError, RootBusyError
+from metaclip_spark.metadata.lists import ONE_LIST
 from metaclip_spark.export.online import NO_LANGUAGE, PROBABILITIES_FILE
 from metaclip_spark.progress import stage
 from metaclip_spark.root.filesystems import FsspecFiles
@@ -456,26 +460,19 @@ def probability_table(counts: pa.Table, thresholds: dict[str, int]) -> pa.Table:
 
 def thresholds(tables: RootTables, counts: pa.Table, config: Settings, t: int | str | None) -> dict[str, int]:
     """{metadata language: t} of the probability table: the last run's unless --t is given (worldwide: English's t,
-    the others derived from it as draws.thresholds_by_language does)."""
+    the others derived from it, as balancing resolves them: thresholds.resolve)."""
     summary = tables.summary
     worldwide = METADATA_LANG in counts.column_names
-    if not worldwide:
-        return {NO_LANGUAGE: int(summary.t) if t is None else
-                int(draws.auto_threshold(counts.column("count").to_numpy(), config.curation.tail_share)
-                    if t == "auto" else t)}
-    if t is None and summary.t_by_lang:
-        return {lang: int(v) for lang, v in summary.t_by_lang.items()}
-    # every entry of each language's list, zeros included (derived_threshold's rule): the list sizes are the run's
-    by_lang: dict[str, list] = {lang: [0] * numbers.entries for lang, numbers in summary.by_lang.items()}
-    for lang, entry_id, count in zip(counts.column(METADATA_LANG).to_pylist(), counts.column("entry_id").to_pylist(),
-                                     counts.column("count").to_pylist()):
-        vector = by_lang.setdefault(lang, [])
-        vector.extend([0] * (entry_id + 1 - len(vector)))
-        vector[entry_id] = count
-    chosen, _ = draws.thresholds_by_language({k: np.array(v) for k, v in by_lang.items()},
-                                                 summary.t if t is None else t,
-                                                 config.curation.tail_share, config.worldwide.t_by_lang)
-    return chosen
+    recorded = summary.t_by_lang or ({} if worldwide else {ONE_LIST: summary.t})  # a v1 run's: its one t
+    if t is None and recorded:
+        chosen = recorded
+    else:
+        # every entry of each language's list, zeros included (derived_threshold's rule): the list sizes are the run's
+        vectors = count_vectors(counts, {lang: numbers.entries for lang, numbers in (summary.by_lang or {}).items()})
+        chosen, _ = resolve(vectors, (summary.t if summary.t is not None else "auto") if t is None else t,
+                            config.curation.tail_share, config.worldwide.t_by_lang)
+    # the rows of a v1 root carry no language: its one list is NO_LANGUAGE here
+    return {(lang if worldwide else NO_LANGUAGE): int(value) for lang, value in chosen.items()}
 
 
 # Writing ---------------------------------------------------------------------------------------------------------

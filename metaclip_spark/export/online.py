@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from metaclip_spark.balancing.draws import _splitmix64, entry_draws, keep_probabilities, pair_hash
+from metaclip_spark.root.columns import METADATA_LANG
 
 # `metadata_lang` of pairs in a root curated with one metadata list (MetaCLIP v1): a single table of entries.
 NO_LANGUAGE = ""
@@ -81,7 +82,7 @@ class EntryProbabilities:
         if not path.endswith(".parquet"):
             path = f"{path.rstrip('/')}/{PROBABILITIES_FILE}"
         table = pq.read_table(path)
-        langs = table.column("metadata_lang").to_pylist() if "metadata_lang" in table.column_names else None
+        langs = table.column(METADATA_LANG).to_pylist() if METADATA_LANG in table.column_names else None
         keys = langs if langs is not None else [NO_LANGUAGE] * table.num_rows
         t = dict(zip(keys, table.column("t").to_pylist()))
         return cls.from_columns(table.column("entry_id").to_numpy(), table.column("p").to_numpy(), langs, t)

@@ -22,8 +22,9 @@ from metaclip_spark.optout import tables as optout_tables
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.ingestion import sources
 from metaclip_spark.config import Settings
-from metaclip_spark.curation import (METADATA_LANG, PAIRS_BY_COLUMNS, count_entries, match_pool, pairs_by_group,
-                       with_metadata_lang)
+from metaclip_spark.balancing.counts import count_entries, pairs_per_list
+from metaclip_spark.matching.spark import match_pool, with_metadata_lang
+from metaclip_spark.root.columns import PAIRS_BY_COLUMNS, pairs_by_group
 from metaclip_spark.errors import ConfigError, InputError
 from metaclip_spark.ingestion.dedup import deduplicated_columns, stripped_texts
 from metaclip_spark.extraction.job import extract_files, file_record, job_for, sum_file_counters
@@ -111,7 +112,7 @@ def _columns(source_is_listing: bool, config: Settings, worldwide: bool = False)
 
 def _languages_known(pairs: DataFrame, columns: dict, metadata) -> DataFrame:
     """Worldwide: the pairs with the metadata language each text is matched in (v1: as they are)."""
-    if not metadata.worldwide or METADATA_LANG in pairs.columns:
+    if metadata.list_column is None or metadata.list_column in pairs.columns:
         return pairs
     return with_metadata_lang(pairs, columns.get("lang"), columns["text"])
 
@@ -348,7 +349,8 @@ def _finalize_crawl(spark, root: OutputRoot, crawl: str, units: list[dict], meta
             # pairs set apart because their page opts out (before de-duplication), and why; None: no signals kept
             "optout": optout_figures,
             "pairs_matched": crawl_matched.count(),
-            **({"matched_by_lang": _matched_by_lang(crawl_matched)} if metadata.worldwide else {}),
+            # matched pairs per list, when a pool's texts choose theirs (a v1 crawl's state keeps its keys)
+            **({"matched_by_lang": pairs_per_list(crawl_matched, metadata)} if metadata.list_column else {}),
             "files_done": tally["files_done"],
             "files_partial": tally["files_partial"],
             "files_failed": tally["files_failed"],
@@ -416,11 +418,6 @@ def _takes_unit(spark, root: OutputRoot, units: list[dict], dedup: pair_keys.Ded
         return False
     columns = read_table(spark, root.unit_matched(units[0])).columns
     return columns == deduplicated_columns(columns, text_column)
-
-
-def _matched_by_lang(matched: DataFrame) -> dict[str, int]:
-    """Matched pairs per metadata language: one small aggregation (one row per language)."""
-    return {row[METADATA_LANG]: int(row["count"]) for row in matched.groupBy(METADATA_LANG).count().collect()}
 
 
 def _finalize_crawls(spark, root: OutputRoot, units: list[dict], metadata, config: Settings,

@@ -390,7 +390,7 @@ class CrawlOwnership:
 
     def flagged(self, rows: DataFrame) -> DataFrame:
         """Pool mode: the crawl's unique rows, each with IN_POOL = ALREADY_IN_POOL when another crawl owns it (else
-        null): counted by one aggregation with the pairs it keeps (curation.pairs_by_group)."""
+        null): counted by one aggregation with the pairs it keeps (root/columns.py pairs_by_group)."""
         unique = self._unique(rows)
         if self.others is None:
             return unique.drop(*KEY_COLUMNS).withColumn(IN_POOL, F.lit(None).cast("string"))

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from metaclip_spark.config import Settings
-from metaclip_spark.curation import ENTRY_IDS, KEEP_PROB
+from metaclip_spark.root.columns import ENTRY_IDS, KEEP_PROB
 from metaclip_spark.errors import ConfigError, InputError
 from metaclip_spark.root.records import SKIP_BAD_ENCODING, SKIP_MALFORMED_LINE, SKIP_NULL_TEXT, SKIP_NULL_URL
 from metaclip_spark.ingestion.sources import POOL, format_of_name, formats, source

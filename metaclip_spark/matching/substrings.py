@@ -144,16 +144,17 @@ def cached_matcher(digest: str, load_entries) -> EntryMatcher:
 
 
 class LanguageMatchers:
-    """Worldwide matching on one Python worker: one automaton per language, built on first use from
-    `load_entries(code)` and kept, least recently used first out once their total size passes `max_bytes` (the
-    language being matched always stays). Never rebuilt per batch."""
+    """Matching on one Python worker: one automaton per language (a v1 run's one list is English's), built on first
+    use from `load_entries(code)` and kept, least recently used first out once their total size passes `max_bytes`
+    (the language being matched always stays). Never rebuilt per batch."""
 
     def __init__(self, codes: Iterable[str], load_entries: Callable[[str], list[str]], max_bytes: int,
-                 kana: bool = False):
+                 kana: bool = False, worldwide: bool = True):
         self.codes = frozenset(codes)
         self._load_entries = load_entries
         self._max_bytes = max_bytes
         self._kana = kana
+        self._worldwide = worldwide  # MetaCLIP 2's edge rule; False: v1's (a v1 run's one list)
         self._matchers: OrderedDict[str, EntryMatcher] = OrderedDict()
         self.builds = 0  # automata built so far (a language evicted and needed again is built again)
 
@@ -165,7 +166,7 @@ class LanguageMatchers:
         if matcher is not None:
             self._matchers.move_to_end(code)
             return matcher
-        matcher = EntryMatcher(self._load_entries(code), worldwide=True, kana=self._kana)
+        matcher = EntryMatcher(self._load_entries(code), worldwide=self._worldwide, kana=self._kana)
         self.builds += 1
         self._matchers[code] = matcher
         while len(self._matchers) > 1 and self.memory_bytes > self._max_bytes:

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from metaclip_spark.errors import ConfigError
+from metaclip_spark.root.columns import METADATA_LANG
 
 DEFAULT_METADATA = "metadata_default.json.gz"
 
@@ -246,6 +247,10 @@ def metadata_set_digest(lists: dict[str, list[str]], kana: bool = False) -> str:
     return h.hexdigest()
 
 
+# The code of a v1 run's one list: MetaCLIP v1's list is English's (draws.ENGLISH is the same code).
+ONE_LIST = "en"
+
+
 def is_metadata_set(path: str | None) -> bool:
     """True when `path` names a worldwide set: a directory, or the word `worldwide` (the built default)."""
     return bool(path) and (path == WORLDWIDE or Path(path).is_dir())
@@ -269,14 +274,25 @@ class Metadata:
                                       "run `make metadata-worldwide`, or pass --metadata DIR")
                 path = str(default_worldwide_path())
             self.path = path
-            self.lists = load_metadata_set(path)
+            self._lists = load_metadata_set(path)
             self.entries = None
-            self.digest = metadata_set_digest(self.lists, kana)
+            self.digest = metadata_set_digest(self._lists, kana)
         else:
             self.path = path or "(embedded default)"
             self.entries = load_metadata(path)
-            self.lists = {"en": self.entries}
             self.digest = metadata_digest(self.entries)
+
+    @property
+    def lists(self) -> dict[str, list[str]]:
+        """{language code: entries}: a set's lists, or a v1 list as English's (the one list every text is matched
+        against). Every stage works on these; only how a text's list is chosen differs (`list_column`)."""
+        return self._lists if self.worldwide else {ONE_LIST: self.entries}
+
+    @property
+    def list_column(self) -> str | None:
+        """The column naming the list each pair is matched against: a set's pairs carry their language
+        (METADATA_LANG); with one list there is no choice, and v1 tables keep their schema without it."""
+        return METADATA_LANG if self.worldwide else None
 
     @classmethod
     def from_config(cls, config) -> "Metadata":

@@ -21,11 +21,13 @@ import numpy as np
 
 from metaclip_spark.balancing import draws
 from metaclip_spark.balancing import thresholds
+from metaclip_spark.balancing.counts import count_vectors
 from metaclip_spark.errors import ConfigError, InputError
+from metaclip_spark.metadata.lists import ONE_LIST
+from metaclip_spark.root.columns import METADATA_LANG
 from metaclip_spark.root.layout import RootReader
 
-COUNT_COLUMNS = ["entry_id", "count"]
-WORLDWIDE_KEY = "metadata_lang"  # crawl_counts/ of a worldwide root are keyed by (metadata_lang, entry_id)
+COUNT_COLUMNS = ["entry_id", "count"]  # crawl_counts/ of a worldwide root are keyed by (metadata_lang, entry_id) too
 
 
 def parse_thresholds(text: str) -> list[int | str]:
@@ -62,25 +64,25 @@ def chosen_crawls(root: RootReader, crawls: list[str] | None) -> tuple[list[str]
 def read_counts(root: RootReader, crawls: list[str], language: str | None = None) -> np.ndarray:
     """The chosen crawls' per-entry counts summed, as one vector indexed by entry id (bounded by the metadata); of a
     worldwide root, those of `language`'s list, which must then be given."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    ids, values, languages = [], [], set()
+    tables, languages = [], set()
     for crawl in crawls:
         files = root.table_files("crawl_counts", crawl)
         if not files:
             raise InputError(f"{root.crawl_table('crawl_counts', crawl)} holds no Parquet file")
-        worldwide = WORLDWIDE_KEY in root.files.schema(files[0]).names
+        worldwide = METADATA_LANG in root.files.schema(files[0]).names
         if not worldwide and language is not None:
             raise ConfigError(f"--lang {language}: {root.root} is not a worldwide root (one metadata list, one t); "
                               "plan it without --lang")
-        table = root.files.read_parquet(files, columns=COUNT_COLUMNS + ([WORLDWIDE_KEY] if worldwide else []))
+        table = root.files.read_parquet(files, columns=COUNT_COLUMNS + ([METADATA_LANG] if worldwide else []))
         if worldwide:
-            languages.update(table.column(WORLDWIDE_KEY).unique().to_pylist())
+            languages.update(table.column(METADATA_LANG).unique().to_pylist())
             if language is None:
                 continue
-            table = table.filter(pc.equal(table.column(WORLDWIDE_KEY), language))
-        ids.append(table.column("entry_id").to_numpy())
-        values.append(table.column("count").to_numpy())
+            table = table.filter(pc.equal(table.column(METADATA_LANG), language))
+        tables.append(table)
     if languages and (language is None or language not in languages):
         listed = ", ".join(sorted(languages))
         if language is None:
@@ -88,18 +90,15 @@ def read_counts(root: RootReader, crawls: list[str], language: str | None = None
                               f"with --lang CODE, one of: {listed}")
         raise ConfigError(f"--lang {language}: no pair of {root.root} matched a {language!r} list (its languages: "
                           f"{listed})")
-    ids_all = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    vector = np.zeros(int(ids_all.max(initial=-1)) + 1, dtype=np.int64)
-    if ids_all.size:
-        np.add.at(vector, ids_all, np.concatenate(values).astype(np.int64))
-    return vector
+    vectors = count_vectors(pa.concat_tables(tables)) if tables else {}
+    return vectors.get(language or ONE_LIST, np.zeros(0, np.int64))
 
 
 def resolve_thresholds(requested: list[int | str] | None, counts: np.ndarray, tail_share: float,
                        configured: int | str) -> tuple[list[int], int]:
     """The thresholds to tabulate (sorted, distinct) and the one `auto` picks: the given ones (auto standing for
     its value), else the 1-2-5 series over the counts, plus the configured t and auto's."""
-    auto_t = draws.auto_threshold(counts, tail_share)
+    auto_t = thresholds.auto_t(counts, tail_share)
     if requested:
         ts = {auto_t if v == "auto" else int(v) for v in requested}
     else:
@@ -130,7 +129,7 @@ def table_thresholds(counts: np.ndarray, t: int, tail_share: float,
     if draws.ENGLISH not in counts_by_lang:
         return None
     ts, auto_t = resolve_thresholds(None, counts_by_lang[draws.ENGLISH], tail_share, t)
-    by_lang = [draws.thresholds_by_language(counts_by_lang, t_en, tail_share, overrides or {})[0] for t_en in ts]
+    by_lang = [thresholds.resolve(counts_by_lang, t_en, tail_share, overrides or {})[0] for t_en in ts]
     matched = {code: c for code, c in counts_by_lang.items() if c.any()}
     return PlanThresholds(ts, auto_t, matched, {code: [row[code] for row in by_lang] for code in matched}, by_lang)
 
@@ -169,7 +168,7 @@ def language_matched(matched, language: str | None):
     """The matched pairs of one language's list (all of them when `language` is None)."""
     from pyspark.sql import functions as F
 
-    return matched if language is None else matched.where(F.col(WORLDWIDE_KEY) == language)
+    return matched if language is None else matched.where(F.col(METADATA_LANG) == language)
 
 
 def last_balance_t(root: RootReader, crawls: list[str], language: str | None) -> int | None:
@@ -189,7 +188,8 @@ def expected_sums(matched, counts: np.ndarray, ts: list[int]) -> tuple[list[int]
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from metaclip_spark.curation import ENTRY_IDS, flattened_entry_ids
+    from metaclip_spark.matching.spark import flattened_entry_ids
+    from metaclip_spark.root.columns import ENTRY_IDS
 
     spark = matched.sparkSession
     counts_broadcast = spark.sparkContext.broadcast(counts.astype(np.float64))

@@ -31,8 +31,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from metaclip_spark.balancing import draws, thresholds
-from metaclip_spark.curation import (ENTRY_IDS, GROUP_COLUMNS, METADATA_LANG, flattened_entry_ids,
-                                     language_broadcasts, language_entry_probabilities)
+from metaclip_spark.balancing.spark import language_entry_probabilities
+from metaclip_spark.matching.spark import flattened_entry_ids, language_broadcasts
+from metaclip_spark.root.columns import ENTRY_IDS, GROUP_COLUMNS, METADATA_LANG
+from metaclip_spark.balancing.counts import count_vectors
+from metaclip_spark.metadata.lists import ONE_LIST
 from metaclip_spark.root.layout import RootReader
 from metaclip_spark.root.records import FileTally, RunSummary, tally_files
 from metaclip_spark.root.tables import read_table
@@ -295,9 +298,11 @@ def read_counts(spark: SparkSession, root: RootReader, run: RunSummary,
     table = read_table(spark, root.path("counts")).select(
         *([METADATA_LANG] if offsets is not None else []), "entry_id", "entry", "count").toArrow()
     table = table.append_column("key", pa.array(entry_keys(table, offsets), pa.int64()))
-    counts = np.zeros(int(run.entries_total), dtype=np.int64)
-    counts[table.column("key").to_numpy()] = table.column("count").to_numpy()
-    return counts, table
+    # the one reading of a count table (balancing/counts.py), each list at its full length, laid end to end
+    sizes = ({code: int(run.by_lang[code].entries) for code in offsets} if offsets is not None
+             else {ONE_LIST: int(run.entries_total)})
+    vectors = count_vectors(table, sizes)
+    return np.concatenate([vectors[code] for code in sizes]) if sizes else np.zeros(0, np.int64), table
 
 
 def language_counts(run: RunSummary, counts: np.ndarray, offsets: dict[str, int]) -> dict[str, np.ndarray]:

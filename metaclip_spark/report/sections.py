@@ -13,7 +13,7 @@ import numpy as np
 
 from metaclip_spark import __version__
 from metaclip_spark.balancing import draws, thresholds
-from metaclip_spark.curation import GROUP_COLUMNS, group_value
+from metaclip_spark.root.columns import GROUP_COLUMNS, group_value
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.report.scans import ENTRIES, LENGTH_BIN, LENGTH_EDGES, PROB_BIN, PROBABILITY_BINS
 from metaclip_spark.root.records import FileTally, RunSummary

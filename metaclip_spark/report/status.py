@@ -4,10 +4,9 @@ without Spark (root/layout.py's RootReader.at: local paths, or fsspec for s3://,
 from __future__ import annotations
 
 from metaclip_spark.ingestion import pair_keys
+from metaclip_spark.root.columns import METADATA_LANG
 from metaclip_spark.root.layout import RootReader
 from metaclip_spark.root.records import RunSummary, tally_files
-
-METADATA_LANG = "metadata_lang"  # curation.METADATA_LANG, named here so that status never imports pyspark
 
 
 def root_status(root: RootReader) -> dict:

@@ -1,2 +1,2 @@
 """The output root: its layout and commit markers (layout), atomic tables and JSON (tables), one writer (lease), the
-records it keeps (records)."""
+records it keeps (records), the column names its tables share (columns)."""
