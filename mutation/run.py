@@ -39,8 +39,10 @@ MODULES = {
     "extraction/webpage": ["tests/test_webpage.py", "tests/test_wat.py"],
     "ingestion/dedup": ["tests/test_pool_dedup.py"],
 }
-# Tests too slow to run once per mutant (they stay in `make test`): the fuzz test reads every real archive 60 times.
-SLOW_TESTS = ["tests/test_damaged_archives.py::test_fuzz_damaged_real_archives_never_crash_and_keep_every_undamaged_record"]
+# Tests too slow to run once per mutant (they stay in `make test`): the fuzz test reads every real archive 60 times;
+# the fail-fast test runs `extract` with Spark in a subprocess (the `spark` fixture's skip does not reach it).
+SLOW_TESTS = ["tests/test_damaged_archives.py::test_fuzz_damaged_real_archives_never_crash_and_keep_every_undamaged_record",
+              "tests/test_user_mistakes.py::test_fail_fast_stops_with_one_line_and_no_spark_traces"]
 # Functions that need a SparkSession to run at all: not mutated (the Spark tests cover them, in `make test`).
 SPARK_ONLY = r"^def (first_of_duplicates|stripped_texts)\("
 # What the copy's conftest gets: every test asking for a SparkSession skips.
@@ -69,6 +71,7 @@ def prepare(module: str, tests: list[str]) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / "metaclip_spark", work / "metaclip_spark", ignore=ignore)
     shutil.copytree(REPO / "conf", work / "conf")
+    shutil.copytree(REPO / "examples", work / "examples", ignore=ignore)  # test_online imports the loader example
     shutil.copytree(REPO / "tests", work / "tests", ignore=ignore)
     with open(work / "tests" / "conftest.py", "a") as conftest:
         conftest.write(NO_SPARK)
@@ -80,7 +83,7 @@ def prepare(module: str, tests: list[str]) -> Path:
         "source_paths = metaclip_spark",
         f"only_mutate = metaclip_spark/{module}.py",
         f"do_not_mutate_patterns = {SPARK_ONLY}",
-        "also_copy =\n    tests\n    conf",
+        "also_copy =\n    tests\n    conf\n    examples",
         "pytest_add_cli_args =" + "".join(f"\n    {arg}" for arg in pytest_args),
         "pytest_add_cli_args_test_selection =" + "".join(f"\n    {test}" for test in selected), ""]))
     return work
