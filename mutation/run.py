@@ -40,9 +40,11 @@ MODULES = {
     "ingestion/dedup": ["tests/test_pool_dedup.py"],
 }
 # Tests too slow to run once per mutant (they stay in `make test`): the fuzz test reads every real archive 60 times;
-# the fail-fast test runs `extract` with Spark in a subprocess (the `spark` fixture's skip does not reach it).
+# the fail-fast test runs `extract` with Spark in a subprocess (the `spark` fixture's skip does not reach it); the
+# online test's second process imports the installed, unmutated module (it cannot kill a mutant, and timed out).
 SLOW_TESTS = ["tests/test_damaged_archives.py::test_fuzz_damaged_real_archives_never_crash_and_keep_every_undamaged_record",
-              "tests/test_user_mistakes.py::test_fail_fast_stops_with_one_line_and_no_spark_traces"]
+              "tests/test_user_mistakes.py::test_fail_fast_stops_with_one_line_and_no_spark_traces",
+              "tests/test_online.py::test_the_same_subset_for_the_same_epoch_in_any_process_and_batch_split"]
 # Functions that need a SparkSession to run at all: not mutated (the Spark tests cover them, in `make test`).
 SPARK_ONLY = r"^def (first_of_duplicates|stripped_texts)\("
 # What the copy's conftest gets: every test asking for a SparkSession skips.
