@@ -108,8 +108,10 @@ def run(module: str, tests: list[str]) -> dict[str, str]:
     log = work / "mutmut.log"
     print(f"{module}: mutating {module}.py against {', '.join(tests)} (log: {log.relative_to(REPO)})", flush=True)
     with open(log, "w") as out:
-        subprocess.run(["nice", "-n", "15", str(MUTMUT), "run", "--max-children", "1"], cwd=work, stdout=out,
-                       stderr=subprocess.STDOUT, check=False)
+        ran = subprocess.run(["nice", "-n", "15", str(MUTMUT), "run", "--max-children", "1"], cwd=work, stdout=out,
+                             stderr=subprocess.STDOUT, check=False)
+    if ran.returncode != 0:  # e.g. a test failing on the unmutated code: no mutant was run, nothing to count
+        sys.exit(f"{module}: mutmut run failed (exit {ran.returncode}); see {log.relative_to(REPO)}")
     listed = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=work, capture_output=True, text=True)
     statuses = {m.group(1): m.group(2) for m in map(RESULT.match, listed.stdout.splitlines()) if m}
     survivors = [name for name, status in statuses.items() if status not in KILLED]
