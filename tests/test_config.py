@@ -220,3 +220,9 @@ def test_an_installed_copy_reads_its_conf_under_the_prefix_else_names_where_it_l
     assert str(refused.value) == ("configuration directory not found (looked in "
                                   f"{tmp_path / 'nothing-here'}, {tmp_path / 'site-packages' / 'conf'}, "
                                   f"{tmp_path / 'elsewhere' / 'share' / 'metaclip-spark' / 'conf'})")
+
+
+def test_the_keys_taking_0_or_more_take_0():
+    config = load_config("local", None, {"input": {"partitions": 0}, "root": {"pair_key_bucket_min_pairs": 0}})
+    assert config.input.partitions == 0  # 0 keeps the reader's split
+    assert config.root.pair_key_bucket_min_pairs == 0  # 0 always goes through the key buckets
