@@ -215,3 +215,17 @@ def test_the_text_each_epoch_picks_is_pinned_and_the_pick_is_a_row_mask():
         chosen = balancer.picked(uuids, list(texts), epoch)
         picks.append("".join(text[-1] for text in texts[chosen]))  # used as a mask over the rows, as loaders do
     assert picks == ["31322211213210100301", "11210221202012320022"]
+
+
+def test_the_probability_table_is_read_from_its_file_or_the_export_directory(tmp_path):
+    """`export --online` writes entry_probabilities.parquet: a loader names it or the directory holding it; a
+    worldwide table keeps each language's p apart."""
+    export = tmp_path / "online-X"
+    export.mkdir()
+    pq.write_table(pa.table({"metadata_lang": ["en", "en", "zh"], "entry_id": pa.array([0, 1, 0], pa.int32()),
+                             "p": [0.25, 1.0, 0.5], "t": pa.array([3, 3, 9], pa.int64())}),
+                   export / "entry_probabilities.parquet")
+    for path in (str(export / "entry_probabilities.parquet"), str(export), f"{export}/"):
+        table = EntryProbabilities.from_parquet(path)
+        assert table.of("en", np.array([0, 1])).tolist() == [0.25, 1.0]
+        assert table.of("zh", np.array([0])).tolist() == [0.5] and table.t == {"en": 3, "zh": 9}
