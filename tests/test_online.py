@@ -229,3 +229,7 @@ def test_the_probability_table_is_read_from_its_file_or_the_export_directory(tmp
         table = EntryProbabilities.from_parquet(path)
         assert table.of("en", np.array([0, 1])).tolist() == [0.25, 1.0]
         assert table.of("zh", np.array([0])).tolist() == [0.5] and table.t == {"en": 3, "zh": 9}
+    v1 = tmp_path / "v1.parquet"  # a root curated with one metadata list: no metadata_lang column
+    pq.write_table(pa.table({"entry_id": pa.array([0, 2], pa.int32()), "p": [0.75, 0.5], "t": pa.array([4, 4])}), v1)
+    table = EntryProbabilities.from_parquet(str(v1))
+    assert table.of(None, np.array([0, 1, 2])).tolist() == [0.75, 1.0, 0.5] and table.t == {NO_LANGUAGE: 4}
