@@ -226,3 +226,20 @@ def test_the_keys_taking_0_or_more_take_0():
     config = load_config("local", None, {"input": {"partitions": 0}, "root": {"pair_key_bucket_min_pairs": 0}})
     assert config.input.partitions == 0  # 0 keeps the reader's split
     assert config.root.pair_key_bucket_min_pairs == 0  # 0 always goes through the key buckets
+
+
+def test_the_profile_is_local_unless_named_and_an_unknown_one_lists_the_choices():
+    assert load_config().profile == "local" and load_config().spark.master == "local[*]"
+    with pytest.raises(ConfigError) as refused:
+        load_config("yarn")
+    assert str(refused.value) == "unknown profile 'yarn': choose one of local, cluster"
+
+
+def test_a_config_file_that_cannot_be_read_is_named_with_the_reason(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        load_config("local", str(tmp_path / "mine.toml"))
+    assert str(refused.value) == f"config file not found: {tmp_path / 'mine.toml'}"
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError) as refused:
+        load_config("local", str(tmp_path / "a-file" / "mine.toml"))  # a path through a file: not a directory
+    assert str(refused.value) == f"cannot read config file {tmp_path / 'a-file' / 'mine.toml'}: Not a directory"
