@@ -233,3 +233,33 @@ def test_the_probability_table_is_read_from_its_file_or_the_export_directory(tmp
     pq.write_table(pa.table({"entry_id": pa.array([0, 2], pa.int32()), "p": [0.75, 0.5], "t": pa.array([4, 4])}), v1)
     table = EntryProbabilities.from_parquet(str(v1))
     assert table.of(None, np.array([0, 1, 2])).tolist() == [0.75, 1.0, 0.5] and table.t == {NO_LANGUAGE: 4}
+
+
+def test_worldwide_batches_draw_each_pair_against_its_own_language_s_table():
+    table = EntryProbabilities.from_columns([0, 1, 0], [0.0, 0.5, 1.0], ["en", "en", "zh"])
+    balancer = OnlineBalancer(table, seed=3)
+    uuids, texts, ids, langs = [f"u{i}" for i in range(40)], ["x"] * 40, [[0]] * 40, ["en", "zh"] * 20
+    kept = balancer.keep_batch(uuids, texts, ids, epoch=1, langs=langs)
+    assert kept.tolist() == [lang == "zh" for lang in langs]  # entry 0: p = 0 in English, 1 in Chinese
+    assert kept.tolist() == [balancer.keep(u, x, e, epoch=1, lang=lang) for u, x, e, lang in zip(uuids, texts, ids, langs)]
+    assert (balancer.keep_probability([0], "zh"), balancer.keep_probability([0], "en")) == (1.0, 0.0)
+
+
+def test_pairs_without_entries_are_never_kept_even_last_in_a_batch():
+    table = EntryProbabilities.from_columns([0], [1.0])
+    balancer = OnlineBalancer(table, seed=0)
+    assert balancer.keep_batch(["a", "b", "c"], ["x"] * 3, [[0], [], []], epoch=0).tolist() == [True, False, False]
+    assert balancer.keep_batch([], [], [], epoch=0).tolist() == []
+    assert balancer.keep_probability([]) == 0.0 and table.of(None, []).tolist() == []
+
+
+def test_an_unknown_language_names_the_ones_the_table_holds():
+    table = EntryProbabilities.from_columns([0, 0], [0.5, 0.5], ["zh", "en"])
+    with pytest.raises(KeyError) as refused:
+        table.of("fr", [0])
+    assert refused.value.args[0] == "no probabilities for metadata language 'fr' (the table holds en, zh)"
+    empty = EntryProbabilities({})
+    with pytest.raises(KeyError) as refused:
+        empty.of("en", [0])
+    assert refused.value.args[0] == "no probabilities for metadata language 'en' (the table holds none)"
+    assert empty.t == {} and table.t == {}
