@@ -251,6 +251,10 @@ def test_pairs_without_entries_are_never_kept_even_last_in_a_batch():
     assert balancer.keep_batch(["a", "b", "c"], ["x"] * 3, [[0], [], []], epoch=0).tolist() == [True, False, False]
     assert balancer.keep_batch([], [], [], epoch=0).tolist() == []
     assert balancer.keep_probability([]) == 0.0 and table.of(None, []).tolist() == []
+    half = EntryProbabilities.from_columns([0], [0.5])  # the default seed is 0: the subset the docs' examples get
+    pairs = ([f"u{i}" for i in range(64)], ["x"] * 64, [[0]] * 64)
+    assert OnlineBalancer(half).keep_batch(*pairs, epoch=0).tolist() == \
+        OnlineBalancer(half, seed=0).keep_batch(*pairs, epoch=0).tolist()
 
 
 def test_an_unknown_language_names_the_ones_the_table_holds():
