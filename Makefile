@@ -133,7 +133,7 @@ bench: install $(PEER_STAMP)
 	$(PY) bench/run.py
 
 # Mutation testing of the pure modules with mutmut, one module at a time, Spark left out (mutation/run.py;
-# survivors and why in mutation/README.md); minutes per module, so outside CI. MODULES="matching wat" runs some only.
+# survivors and why in mutation/README.md); minutes per module, so outside CI. MODULES="matching/substrings extraction/wat" runs some only.
 .PHONY: mutation
 MUTATION_STAMP := $(VENV)/.mutation-installed
 MODULES ?=

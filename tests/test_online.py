@@ -202,3 +202,69 @@ def test_one_text_per_image_is_picked_anew_each_epoch_by_seed_epoch_and_image():
     first = sum(picks[e][u].startswith("text 0 ") for e in range(4) for u in several)
     expected = sum(1 / texts_of[u] for u in several) * 4
     assert abs(first - expected) < 4 * np.sqrt(expected)
+
+
+def test_the_text_each_epoch_picks_is_pinned_and_the_pick_is_a_row_mask():
+    """Which text of an image an epoch trains on is part of the subset a seed promises (as the keep draws are): 20
+    images with the same four texts, seed 4, the index of the text picked per image in epochs 0 and 1."""
+    balancer = OnlineBalancer(EntryProbabilities({NO_LANGUAGE: np.ones(1)}), seed=4)
+    uuids = [f"img{i}" for i in range(20) for _ in range(4)]
+    texts = np.array([f"text {k}" for _ in range(20) for k in range(4)])
+    picks = []
+    for epoch in (0, 1):
+        chosen = balancer.picked(uuids, list(texts), epoch)
+        picks.append("".join(text[-1] for text in texts[chosen]))  # used as a mask over the rows, as loaders do
+    assert picks == ["31322211213210100301", "11210221202012320022"]
+
+
+def test_the_probability_table_is_read_from_its_file_or_the_export_directory(tmp_path):
+    """`export --online` writes entry_probabilities.parquet: a loader names it or the directory holding it; a
+    worldwide table keeps each language's p apart."""
+    export = tmp_path / "online-X"
+    export.mkdir()
+    pq.write_table(pa.table({"metadata_lang": ["en", "en", "zh"], "entry_id": pa.array([0, 1, 0], pa.int32()),
+                             "p": [0.25, 1.0, 0.5], "t": pa.array([3, 3, 9], pa.int64())}),
+                   export / "entry_probabilities.parquet")
+    for path in (str(export / "entry_probabilities.parquet"), str(export), f"{export}/"):
+        table = EntryProbabilities.from_parquet(path)
+        assert table.of("en", np.array([0, 1])).tolist() == [0.25, 1.0]
+        assert table.of("zh", np.array([0])).tolist() == [0.5] and table.t == {"en": 3, "zh": 9}
+    v1 = tmp_path / "v1.parquet"  # a root curated with one metadata list: no metadata_lang column
+    pq.write_table(pa.table({"entry_id": pa.array([0, 2], pa.int32()), "p": [0.75, 0.5], "t": pa.array([4, 4])}), v1)
+    table = EntryProbabilities.from_parquet(str(v1))
+    assert table.of(None, np.array([0, 1, 2])).tolist() == [0.75, 1.0, 0.5] and table.t == {NO_LANGUAGE: 4}
+
+
+def test_worldwide_batches_draw_each_pair_against_its_own_language_s_table():
+    table = EntryProbabilities.from_columns([0, 1, 0], [0.0, 0.5, 1.0], ["en", "en", "zh"])
+    balancer = OnlineBalancer(table, seed=3)
+    uuids, texts, ids, langs = [f"u{i}" for i in range(40)], ["x"] * 40, [[0]] * 40, ["en", "zh"] * 20
+    kept = balancer.keep_batch(uuids, texts, ids, epoch=1, langs=langs)
+    assert kept.tolist() == [lang == "zh" for lang in langs]  # entry 0: p = 0 in English, 1 in Chinese
+    one_by_one = [balancer.keep(u, x, e, epoch=1, lang=lang) for u, x, e, lang in zip(uuids, texts, ids, langs)]
+    assert kept.tolist() == one_by_one
+    assert (balancer.keep_probability([0], "zh"), balancer.keep_probability([0], "en")) == (1.0, 0.0)
+
+
+def test_pairs_without_entries_are_never_kept_even_last_in_a_batch():
+    table = EntryProbabilities.from_columns([0], [1.0])
+    balancer = OnlineBalancer(table, seed=0)
+    assert balancer.keep_batch(["a", "b", "c"], ["x"] * 3, [[0], [], []], epoch=0).tolist() == [True, False, False]
+    assert balancer.keep_batch([], [], [], epoch=0).tolist() == []
+    assert balancer.keep_probability([]) == 0.0 and table.of(None, []).tolist() == []
+    half = EntryProbabilities.from_columns([0], [0.5])  # the default seed is 0: the subset the docs' examples get
+    pairs = ([f"u{i}" for i in range(64)], ["x"] * 64, [[0]] * 64)
+    assert OnlineBalancer(half).keep_batch(*pairs, epoch=0).tolist() == \
+        OnlineBalancer(half, seed=0).keep_batch(*pairs, epoch=0).tolist()
+
+
+def test_an_unknown_language_names_the_ones_the_table_holds():
+    table = EntryProbabilities.from_columns([0, 0], [0.5, 0.5], ["zh", "en"])
+    with pytest.raises(KeyError) as refused:
+        table.of("fr", [0])
+    assert refused.value.args[0] == "no probabilities for metadata language 'fr' (the table holds en, zh)"
+    empty = EntryProbabilities({})
+    with pytest.raises(KeyError) as refused:
+        empty.of("en", [0])
+    assert refused.value.args[0] == "no probabilities for metadata language 'en' (the table holds none)"
+    assert empty.t == {} and table.t == {}

@@ -66,6 +66,31 @@ def test_texts_are_stripped_of_what_python_strips():
     assert set(PYTHON_WHITESPACE) == {c for c in map(chr, range(system.maxunicode + 1)) if c.isspace()}
 
 
+def test_deduplicated_rows_are_uuid_text_then_file_and_position_then_the_rest_as_they_were():
+    """The column order a de-duplication writes (a unit without duplicates is taken as its crawl's in that order):
+    the file, then the position in it, is also which of two duplicates is kept."""
+    from metaclip_spark.ingestion.dedup import deduplicated_columns
+
+    columns = ["url", "_seq", "caption", "lang", "uuid", "source_file"]
+    assert deduplicated_columns(columns, "caption") == ["uuid", "caption", "source_file", "_seq", "url", "lang"]
+    assert deduplicated_columns(["text", "uuid", "url", "_seq"]) == ["uuid", "text", "_seq", "url"]
+    assert deduplicated_columns(["lang", "text", "uuid"]) == ["uuid", "text", "lang"]  # a pool: no file, no position
+
+
+def test_a_column_holding_a_map_is_not_used_to_rank_duplicates():
+    """Spark cannot order maps: first_of_duplicates ranks a pool with a map column by its other columns."""
+    from pyspark.sql import types as T
+
+    from metaclip_spark.ingestion.dedup import _orderable
+
+    string_map = T.MapType(T.StringType(), T.StringType())
+    assert _orderable(T.StringType()) and _orderable(T.ArrayType(T.LongType()))
+    assert _orderable(T.StructType([T.StructField("a", T.StringType()), T.StructField("b", T.ArrayType(T.LongType()))]))
+    assert not _orderable(string_map) and not _orderable(T.ArrayType(string_map))
+    assert not _orderable(T.StructType([T.StructField("a", T.StringType()), T.StructField("m", string_map)]))
+    assert not _orderable(T.ArrayType(T.StructType([T.StructField("m", string_map)])))
+
+
 def _plain_root(path) -> RootReader:
     path.mkdir(parents=True, exist_ok=True)
     return RootReader.at(str(path), None)

@@ -399,3 +399,18 @@ def test_balance_warnings_are_given_per_language_with_matched_pairs():
     assert warnings[2].startswith("th: balancing keeps everything")
     assert _worldwide_warnings(load_config(overrides={"curation": {"t": 5}, "worldwide": {"t_by_lang": {"th": 3}}}),
                                by_lang, counts, 6 / 56)[1].startswith("th: balancing keeps")  # t set: not derived
+
+
+def test_a_variant_code_is_matched_with_its_prefix_s_list_written_with_a_hyphen_or_an_underscore():
+    assert [lang_codes.list_code(c) for c in ("zh-yue", "zh_yue", "zh-min-nan", "be-tarask", "en")] == \
+        ["zh", "zh", "zh", "be", "en"]
+
+
+def test_a_list_file_not_named_by_a_list_code_is_told_what_to_do():
+    assert lang_codes.list_name_problem("zh-yue") == (
+        "'zh-yue' is a variant code: its texts are matched with zh.json (MetaCLIP 2 merges variants into their "
+        "prefix's list); merge its entries into zh.json")
+    for code in ("qq-zz", "EN"):  # neither a code nor a variant of one
+        assert lang_codes.list_name_problem(code) == (
+            f"{code!r} is not a Wikipedia language code (lowercase codes such as en, zh, ja, or 'other': name the "
+            "lists <code>.json)")
