@@ -23,6 +23,9 @@ import pyspark
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 HOST = "127.0.0.1"
+# The daemons' and executors' JVMs compile with the JIT's first tier only, as the drivers do (tests/conftest.py:
+# SPARK_SUBMIT_OPTS): the tests' jobs are tiny, and the optimizing tier costs more CPU than it saves.
+JIT_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 
 def free_port() -> int:
@@ -111,6 +114,7 @@ def spark_env(python: str, conf_dir: Path, extra: dict | None = None) -> dict:
         SPARK_LOCAL_IP=HOST,
         SPARK_LOCAL_HOSTNAME=HOST,
         SPARK_DAEMON_MEMORY="256m",
+        SPARK_DAEMON_JAVA_OPTS=JIT_OPTIONS,
         PYSPARK_PYTHON=python,
         PYSPARK_DRIVER_PYTHON=python,
     )
@@ -128,7 +132,7 @@ class StandaloneCluster:
         self.cores = cores
         self.memory = memory
         self.python = python
-        self.conf_dir = self.workdir / "spark-conf"  # empty: no spark-defaults.conf from the user's machine
+        self.conf_dir = self.workdir / "spark-conf"  # its own: no spark-defaults.conf from the user's machine
         self.master_port = free_port()
         self.master_webui_port = free_port()
         self.master_url = f"spark://{HOST}:{self.master_port}"
@@ -163,6 +167,7 @@ class StandaloneCluster:
         if self.master is not None:
             return self
         self.conf_dir.mkdir(parents=True, exist_ok=True)
+        (self.conf_dir / "spark-defaults.conf").write_text(f"spark.executor.extraJavaOptions {JIT_OPTIONS}\n")
         spark_class = str(SPARK_HOME / "bin" / "spark-class")
         self.master = self._spawn("master", [
             spark_class, "org.apache.spark.deploy.master.Master",

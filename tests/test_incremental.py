@@ -205,8 +205,7 @@ def test_a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one(crawl_data, on
     status = _status_json(root)  # the killed run's unfinished files, as status tells them (without Spark)
     assert sum(c["files_listed"] for c in status["crawls"].values()) == 4
     assert sum(c["files_pending"] for c in status["crawls"].values()) == 4 - committed
-    assert subprocess.run([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
-                          stderr=subprocess.STDOUT).returncode == 0
+    assert cli.main(argv) == 0  # the rerun, in this process (only the killed runs need a process of their own)
     assert len(glob.glob(f"{root}/units/*/*/_COMMITTED.json")) == 4  # every file once: none twice, none missing
     expected = _rows(reference_root / "curated", "crawl", "uuid", "text", "keep_prob")
     assert _rows(root / "curated", "crawl", "uuid", "text", "keep_prob") == expected
@@ -216,7 +215,6 @@ def test_a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one(crawl_data, on
     _kill_when(_start(argv, log), lambda: glob.glob(f"{root}/.next-run/.curated.tmp-*"))
     assert not (root / "summary.json").exists()
     assert _rows(root / "curated", "crawl", "uuid", "text", "keep_prob") == expected
-    assert subprocess.run([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
-                          stderr=subprocess.STDOUT).returncode == 0
+    assert cli.main(argv) == 0  # the rerun, in this process (only the killed runs need a process of their own)
     assert _rows(root / "curated", "crawl", "uuid", "text", "keep_prob") == expected
     assert not (root / ".next-run").exists()  # the killed run's half-written outputs are cleared

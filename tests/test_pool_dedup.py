@@ -9,8 +9,6 @@ import json
 import os
 import shutil
 import re
-import subprocess
-import sys
 import time
 
 import pyarrow as pa
@@ -25,7 +23,7 @@ from metaclip_spark.ingestion.ingest import InputSpec, ingest
 from metaclip_spark.metadata.lists import Metadata
 from metaclip_spark.root.layout import OutputRoot, RootReader
 
-from conftest import DATA, REPO
+from conftest import DATA
 from test_incremental import _kill_when, _rows, _start, common_crawl_layout, write_listing
 
 SMALL_METADATA = str(DATA / "metadata" / "small.json")
@@ -373,9 +371,9 @@ def _conf(tmp_path):
     return conf
 
 
-def _finish(argv, log):
-    assert subprocess.run([sys.executable, "-m", "metaclip_spark.cli", *argv], cwd=REPO, stdout=log,
-                          stderr=subprocess.STDOUT, env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")).returncode == 0
+def _finish(argv):
+    """The rerun after a kill, in this process (only the killed runs need a process of their own)."""
+    assert cli.main(argv) == 0
 
 
 def _released(root, crawl):
@@ -402,7 +400,7 @@ def test_a_crawl_redone_with_fewer_files_gives_back_the_pairs_others_dropped(spa
     argv = _argv(root, "--force", manifest=fewer, base=base, conf=_conf(tmp_path))
     with open(tmp_path / "run.log", "wb") as log:
         _kill_when(_start(argv, log), lambda: _released(root, second))
-        _finish(argv, log)
+        _finish(argv)
     summary = json.loads((root / "summary.json").read_text())
     assert summary["ingest"]["files_processed_now"] == 1
     expected_root = tmp_path / "expected"  # the two crawls as they are now, brought in one by one from scratch
@@ -462,7 +460,7 @@ def test_a_run_killed_at_any_point_of_the_rebuilds_resumes_exactly(spark, crawl_
         _kill_when(_start(argv, log), lambda: glob.glob(f"{root}/pair_keys/{pair_keys.STAGING}/{second}/*"))
         assert not (root / "summary.json").exists()
         _kill_when(_start(argv, log), lambda: (root / "pair_keys" / f"crawl={third}").exists())
-        _finish(argv, log)
+        _finish(argv)
     summary = json.loads((root / "summary.json").read_text())
     _same_pool(root, summary, reference_root, reference)
     assert _rows(root / "curated", "crawl", "uuid", "text") == _rows(reference_root / "curated", "crawl", "uuid", "text")
