@@ -187,3 +187,33 @@ def test_dropping_a_crawls_units_drops_its_optout_table(spark, tmp_path):
     OutputRoot(spark, str(tmp_path)).drop_units(CRAWL)
     assert not (tmp_path / "optout" / f"crawl={CRAWL}").exists()
     assert not (tmp_path / "units" / f"crawl={CRAWL}").exists()
+
+
+def test_the_wat_path_is_judged_as_the_warc_path(spark, config, tmp_path):
+    """The same pages read from their WAT file (Common Crawl's layout, tests/wat_writer.py) and the same captures:
+    the site verdicts are the WARC path's, pair for pair (both judge the pair's page and image URLs)."""
+    from wat_writer import write_wat
+
+    segment = tmp_path / "crawl-data" / CRAWL / "segments" / "1"
+    (segment / "warc").mkdir(parents=True)
+    (segment / "wat").mkdir(parents=True)
+    warc = segment / "warc" / "CC-MAIN-20250301000000-20250301235959-00000.warc.gz"
+    wat = "crawl-data/CC-MAIN-2025-13/segments/1/wat/CC-MAIN-20250301000000-20250301235959-00000.warc.wat.gz"
+    write_pages(warc, PAGES)
+    write_wat(warc, tmp_path / wat)
+    (tmp_path / "wat.paths").write_text(wat + "\n")
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    write_captures(captures / "robots.warc.gz", [
+        ("www.kapanlagi.example", "200 OK", "002.txt", "2025-03-01T01:00:00Z"),
+        ("closed.example", "200 OK", "024.txt", "2025-03-01T03:00:00Z"),
+        ("gone.example", "404 Not Found", None, "2025-03-01T04:00:00Z"),
+        ("cdn.images.example", "200 OK", "018.txt", "2025-03-01T06:00:00Z")])
+    root = tmp_path / "root"
+    config = config.updated({"curation": {"t": 3, "seed": 5}, "extract": {"languages": []}})
+    summary = pipeline.curate(spark, config, InputSpec(str(tmp_path / "wat.paths"), "wat-manifest", str(tmp_path)),
+                              Metadata(SMALL_METADATA), str(root), report=False, robots=[str(captures)])
+    assert {url: why[0] for url, why in _removed(root).items()} == {
+        KAPANLAGI: "robots-txt@ccbot:page", CLOSED: "robots-txt@ai2bot:page", SHOP: "robots-txt@ccbot:image"}
+    assert _pages(root / "matched" / f"crawl={CRAWL}") == EVERY - {KAPANLAGI, CLOSED, SHOP}
+    assert summary["optout"]["robots"] == {"hosts_with_capture": 3, "hosts_without_capture": 6}
