@@ -345,6 +345,13 @@ def test_worldwide_online_table_is_keyed_by_language_and_entry(worldwide_root, t
 
 # Export writes only what it owns, one export per --to at a time ---------------------------------------------------
 
+# a run summary with the keys every summary holds (root/records.py RunSummary), of one crawl c1
+_SUMMARY = {"run_id": "r1", "crawls": ["c1"], "pairs_in": 1, "pairs_matched": 1, "pairs_curated": 1, "t": 1,
+            "t_mode": "fixed", "seed": 0, "metadata": "m.json", "metadata_digest": "d", "entries_total": 1,
+            "entries_matched": 1, "entries_over_t": 0, "matches_total": 1, "tail_proportion": 1.0,
+            "finished_at": "2026-12-05T00:00:00+00:00"}
+
+
 def test_the_tables_of_a_root_named_with_glob_characters_are_its_own(tmp_path):
     """A root's name is a name, never a pattern: the root runs[1] is exported from its own files (the pattern
     runs[1] matches runs1, whose files must not be taken, nor its own be missed)."""
@@ -357,7 +364,7 @@ def test_the_tables_of_a_root_named_with_glob_characters_are_its_own(tmp_path):
         for folder in ("curated", "counts", "crawls"):
             (root / folder).mkdir(parents=True)
         (root / "_METACLIP_ROOT.json").write_text("{}")
-        (root / "summary.json").write_text(json.dumps({"run_id": "r1", "crawls": ["c1"]}))
+        (root / "summary.json").write_text(json.dumps(_SUMMARY))
         (root / "crawls" / "c1.json").write_text("{}")
         pq.write_table(pa.table({"url": [url], "text": ["t"], "uuid": ["x"]}), root / "curated" / "part-00000.parquet")
         (root / "curated" / "_SUCCESS").write_text("")
