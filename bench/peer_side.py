@@ -62,7 +62,10 @@ def members(path: str) -> dict:
 
     from fastwarc.warc import ArchiveIterator
 
-    from metaclip_spark.extraction.gzip_members import MemberCounts, gzip_members
+    try:
+        from metaclip_spark.extraction.gzip_members import MemberCounts, gzip_members
+    except ImportError:  # a baseline commit before the stage subpackages (5654a97)
+        from metaclip_spark.gzip_members import MemberCounts, gzip_members
 
     count = size = 0
     with open(path, "rb") as stream:
@@ -77,37 +80,37 @@ class Ours:
     def __init__(self, identify: bool = True):
         import dataclasses
 
-        from metaclip_spark.extraction import job as extraction
-        from metaclip_spark.extraction import language
-        from metaclip_spark.extraction import webpage
         from metaclip_spark.config import load_config
-        from metaclip_spark.extraction.job import ExtractJob
 
-        job = ExtractJob.from_config(load_config("local"))
+        try:
+            from metaclip_spark.extraction import job as extraction
+            from metaclip_spark.extraction import language, webpage
+            from metaclip_spark.ingestion.manifest import ManifestFile
+        except ImportError:  # a baseline commit before the stage subpackages (5654a97)
+            from metaclip_spark import extraction, language, webpage
+            from metaclip_spark.manifest import ManifestFile
+
+        job = extraction.ExtractJob.from_config(load_config("local"))
         self.job = dataclasses.replace(job, extract=dataclasses.replace(job.extract, languages=()))
-        self.language, self.webpage, self.extraction = language, webpage, extraction
+        self.language, self.webpage, self.extraction, self.manifest_file = language, webpage, extraction, ManifestFile
         language.identify_language("the model is loaded before the clock starts")
         if not identify:
-            job.identify_language = lambda text: ("en", 1.0)
+            extraction.identify_language = lambda text: ("en", 1.0)
 
     def forget(self) -> None:
         clear = getattr(self.language.identify_language, "cache_clear", None)
         if clear:
             clear()
-        getattr(self.webpage, "_site_urls", {}).clear()
+        getattr(self.webpage, "_site_urls", {}).clear()  # (the image URL cache before webpage.clear_caches)
+        getattr(self.webpage, "clear_caches", lambda: None)()
         getattr(self.extraction, "_uuids", {}).clear()
-        try:  # the WAT path's URL cache (metaclip_spark.extraction.wat; the baseline commit has none)
-            from metaclip_spark.extraction import wat
-        except ImportError:
-            return
-        wat.clear_caches()
+        wat = sys.modules.get("metaclip_spark.extraction.wat") or sys.modules.get("metaclip_spark.wat")
+        if wat is not None and hasattr(wat, "clear_caches"):  # the WAT path's URL cache, where it had its own
+            wat.clear_caches()
 
     def __call__(self, path: str) -> dict:
-        from metaclip_spark.extraction.job import FileStats, file_pairs
-        from metaclip_spark.ingestion.manifest import ManifestFile
-
-        stats = FileStats("bench", path)
-        rows = list(file_pairs(ManifestFile(0, "bench", path, "bench"), self.job, stats))
+        stats = self.extraction.FileStats("bench", path)
+        rows = list(self.extraction.file_pairs(self.manifest_file(0, "bench", path, "bench"), self.job, stats))
         info = getattr(self.language.identify_language, "cache_info", None)
         c = stats.counts
         return {"pairs": len(rows), ROWS: rows, DIGESTED: 7, "status": stats.status,

@@ -60,7 +60,7 @@ def main() -> int:
     for _ in range(runs):
         spent.clear()
         identify_language.cache_clear()
-        webpage._site_urls.clear()
+        webpage.clear_caches()
         extraction._uuids.clear()
         started = clock()
         for _ in file_pairs(ManifestFile(0, "profile", path, "profile"), job, FileStats("profile", path)):

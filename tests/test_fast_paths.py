@@ -280,7 +280,7 @@ def _outcome(function, html, page_url, http_charset):
 
 
 def test_pages_and_hostile_copies_give_the_pairs_and_counts_of_the_plain_way():
-    webpage._site_urls.clear()
+    webpage.clear_caches()
     pages = [(p.page_url, p.html, p.http_charset) for name in REAL_WARCS for p in _pages(CC / name)[0]
              if isinstance(p, HtmlPage)]
     for page in pages:
@@ -327,7 +327,7 @@ def _urljoin(base, src):
 
 
 def test_image_urls_resolved_per_site_are_urljoin_s():
-    webpage._site_urls.clear()
+    webpage.clear_caches()
     for _ in range(2):  # the second time from the cache, in another order
         for base in BASES:
             for src in SOURCES:
@@ -336,7 +336,7 @@ def test_image_urls_resolved_per_site_are_urljoin_s():
 
 
 def test_a_site_s_images_resolve_on_each_of_its_pages():
-    webpage._site_urls.clear()
+    webpage.clear_caches()
     pages = ["https://shop.example/a/1.html", "https://shop.example/b/c/2.html", "http://shop.example/",
              "https://other.example/a/1.html"]
     for page in pages:

@@ -33,8 +33,7 @@ def _outcome(function, html_metadata, page_url, attributes):
 
 
 def _same(html_metadata, page_url, attributes=ATTRIBUTE_SETS[0]):
-    webpage._site_urls.clear()
-    wat.clear_caches()
+    webpage.clear_caches()
     expected = _outcome(wat_image_pairs, copy.deepcopy(html_metadata), page_url, attributes)
     for _ in range(2):  # the second time from the URL caches
         assert _outcome(wat_pairs, html_metadata, page_url, attributes) == expected, (page_url, attributes)
@@ -65,8 +64,7 @@ def test_real_wat_pages_give_the_same_pairs_and_counts(real_pages, attributes):
 def test_real_pages_read_again_under_other_page_urls_give_the_same_pairs(real_pages):
     """The URL cache is per site: the same links on pages of other sites, other schemes, odd or empty URLs."""
     rng = random.Random(18)
-    webpage._site_urls.clear()
-    wat.clear_caches()
+    webpage.clear_caches()
     for page_url, metadata in rng.sample(real_pages, 40):
         for other in ("https://other.example/a/b.html", "http://" + page_url.split("//", 1)[-1], "", "foo",
                       "file:///tmp/x.html", "http://[::1]/x", "http://[bad/x", "HTTP://UPPER.example/P"):
@@ -119,8 +117,8 @@ def test_odd_html_metadata_gives_the_same_outcome(metadata):
 def test_site_cache_resolves_as_urljoin_and_survives_being_cleared(monkeypatch):
     from test_fast_paths import BASES, SOURCES
 
-    monkeypatch.setattr(wat, "_SITE_CACHE_ENTRIES", 7)  # cleared every few URLs
-    wat.clear_caches()
+    monkeypatch.setattr(webpage, "_SITE_CACHE_ENTRIES", 7)  # cleared every few URLs
+    webpage.clear_caches()
     for _ in range(2):
         for base in BASES:
             for source in SOURCES:
@@ -129,14 +127,12 @@ def test_site_cache_resolves_as_urljoin_and_survives_being_cleared(monkeypatch):
                 except ValueError as e:
                     expected = type(e)
                 try:
-                    resolver = wat._SiteResolver(base)
-                    cached = resolver.cache.get(source) if resolver.cache is not None else None
-                    found, is_http = cached if cached is not None else resolver.resolve(source)
+                    found, is_http = webpage._Resolver(base).resolve(source)
                     assert is_http == webpage.http_url(found)
                 except ValueError as e:
                     found = type(e)
                 assert found == expected, (base, source)
-        assert wat._cached_entries <= 7
+        assert webpage._cached_entries <= 7
 
 
 def test_a_site_s_images_resolve_on_each_of_its_pages():
@@ -176,8 +172,7 @@ def _record_outcome(payload: bytes, reader, attributes):
 
 def _agree(payload: bytes, attributes=ATTRIBUTE_SETS[0]) -> bool:
     """Both ways give the same page, counts and pairs; whether the fast way read it."""
-    webpage._site_urls.clear()
-    wat.clear_caches()
+    webpage.clear_caches()
     reader = WatReader(attributes)
     fast = _record_outcome(payload, reader, attributes)
     plain = _record_outcome(payload, None, attributes)
@@ -319,8 +314,7 @@ def _file_outcome(data: bytes, attributes):
     """Pages, pairs and counts of a whole file read by web_pages, the fast way (attributes) or the plain way (None)."""
     import io
 
-    webpage._site_urls.clear()
-    wat.clear_caches()
+    webpage.clear_caches()
     counts = webarchive.ArchiveCounts()
     found = []
     for page in webarchive.web_pages(io.BytesIO(data), counts, 5 << 20, attributes):

@@ -70,6 +70,12 @@ class _Buffer:
             if not self.fill():
                 return -1
 
+    def skip_to_header(self, start: int, counts: "MemberCounts") -> int:
+        """The next gzip header after `start` (-1 at the end), the bytes passed over counted in `counts`."""
+        found = self.find_header(start + 1)
+        counts.bytes_skipped += (found if found >= 0 else len(self.data)) - start
+        return found
+
     def drop_before(self, offset: int) -> int:
         """Forget bytes before `offset` (already inflated); returns how many, to shift offsets by."""
         if offset < READ_BYTES:
@@ -91,12 +97,9 @@ def gzip_members(stream: BinaryIO, counts: MemberCounts, limit: int, initial: by
         if start >= len(buffer.data):
             return
         if buffer.data[start:start + len(GZIP_HEADER)] != GZIP_HEADER:
-            found = buffer.find_header(start + 1)  # garbage between members: on to the next header
-            end = found if found >= 0 else len(buffer.data)
-            counts.bytes_skipped += end - start
-            if found < 0:
+            start = buffer.skip_to_header(start, counts)  # garbage between members: on to the next header
+            if start < 0:
                 return
-            start = found
         inflater = inflate.decompressobj(31)
         pieces: list[bytes] = []
         size, position, oversized = 0, start, False
@@ -117,12 +120,9 @@ def gzip_members(stream: BinaryIO, counts: MemberCounts, limit: int, initial: by
                         oversized, pieces = True, []  # inflated to its end, keeping nothing
         except _INFLATE_ERRORS:
             counts.members_skipped += 1
-            found = buffer.find_header(start + 1)
-            end = found if found >= 0 else len(buffer.data)
-            counts.bytes_skipped += end - start
-            if found < 0:
+            start, first = buffer.skip_to_header(start, counts), False
+            if start < 0:
                 return
-            start, first = found, False
             continue
         first = False
         if not inflater.eof:

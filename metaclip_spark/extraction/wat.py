@@ -14,7 +14,8 @@ plain way's page, pairs, counts and errors (tests/test_wat.py compares them on r
 - `wat_pairs`: the pairs of HTML-Metadata already read as a dict (the plain way), image links picked out without a
   Python step per link; a link list of another shape goes to webpage.wat_image_pairs.
 
-Image URLs are resolved by webpage._Resolver, with a cache per site in front of it.
+Both give their image links, as (src, text attribute values), to webpage.image_pairs: the one rule that turns an
+image into pairs, shared with the HTML path.
 """
 
 from __future__ import annotations
@@ -27,61 +28,19 @@ from typing import Any
 import msgspec
 import simdjson
 
-from metaclip_spark.extraction.webpage import (_ABSOLUTE_HTTP, _URL_NOISE, DEFAULT_TEXT_ATTRIBUTES, PageImages, _Resolver, http_url, page_base,
-                      wat_image_pairs)
+from metaclip_spark.extraction.webpage import (DEFAULT_TEXT_ATTRIBUTES, PageImages, image_pairs, image_values,
+                                             page_base, wat_image_pairs, wat_page_base)
+from metaclip_spark.extraction.webpage import clear_caches  # noqa: F401 - where the WAT path's callers forget its URLs
 
 IMAGE_PATH = "IMG@/src"  # a path starting so is an image's src (IMG@/src, and IMG@/srcset as webpage reads it)
 _startswith = str.startswith
 _get = dict.get
-# Image URLs resolved, per site of the base (its scheme and host) and src as written: a site's images recur on its
-# pages. Bounded per process (all forgotten at once past the bound).
-_SITE_CACHE_ENTRIES = 1 << 16
-_site_caches: dict[tuple[str, str], dict[str, str]] = {}
-_cached_entries = 0
-
-
-class _SiteResolver:
-    """webpage._Resolver for one page, with in front of it a cache by site of what resolves the same on every page of
-    the site (absolute http(s) URLs with a host and root-relative ones: see webpage._Resolver), which also keeps
-    whether the URL is http(s). `cache.get(src)` is then (URL, is http); `resolve(src)` for the others."""
-
-    __slots__ = ("resolver", "cache")
-
-    def __init__(self, base: str):
-        self.resolver = _Resolver(base)
-        # urljoin parses the base first (so does _Resolver, for every src): a base it cannot parse fails here as it
-        # would there, at the first image resolved.
-        self.cache = _site_caches.get(self.resolver._site()) if base else None
-
-    def resolve(self, src: str) -> tuple[str, bool]:
-        """(webpage.resolve_image_url(base, src), whether it is an http(s) URL), remembered for the site."""
-        url = self.resolver(src)
-        found = (url, http_url(url))
-        if self.resolver.base:
-            written = src.strip()
-            if "\t" in written or "\n" in written or "\r" in written:
-                written = written.translate(_URL_NOISE)
-            if _ABSOLUTE_HTTP.match(written) or (written[:1] == "/" and written[1:2] != "/"):
-                self._remember(src, found)
-        return found
-
-    def _remember(self, src: str, found: tuple[str, bool]) -> None:
-        global _cached_entries
-        if _cached_entries >= _SITE_CACHE_ENTRIES:
-            _site_caches.clear()
-            _cached_entries = 0
-            self.cache = None
-        if self.cache is None:
-            self.cache = _site_caches.setdefault(self.resolver._site(), {})
-        self.cache[src] = found
-        _cached_entries += 1
 
 
 def wat_pairs(html_metadata: dict, page_url: str,
               text_attributes: tuple[str, ...] | list[str] = DEFAULT_TEXT_ATTRIBUTES) -> PageImages:
     """webpage.wat_image_pairs(html_metadata, page_url, text_attributes), with less Python per link."""
-    head = html_metadata.get("Head") or {}
-    base = page_base(page_url, head.get("Base") if isinstance(head, dict) else None)
+    base = wat_page_base(html_metadata, page_url)
     links = html_metadata.get("Links") or ()
     try:
         # dict.get and str.startswith raise TypeError on a link that is not an object or a path that is not a
@@ -90,9 +49,8 @@ def wat_pairs(html_metadata: dict, page_url: str,
                                           repeat(IMAGE_PATH))))
     except TypeError:
         return wat_image_pairs(html_metadata, page_url, text_attributes)
-    attributes = tuple(text_attributes)
-    fields = [(link.get("url"), tuple(map(link.get, attributes))) for link in images]
-    return _pairs_of(fields, base, attributes)
+    return image_pairs(PageImages(), list(map(image_values(("url", *text_attributes)), images)), base,
+                       tuple(text_attributes))
 
 
 class _Head(msgspec.Struct, gc=False, rename={"base": "Base", "metas": "Metas"}):
@@ -192,62 +150,12 @@ def _typed_pairs(html, page_url: str, attributes: tuple[str, ...]) -> PageImages
     head = html.head
     base = page_base(page_url, head.base if head is not None else None)
     images = [link for link in html.links or () if link.path.startswith(IMAGE_PATH)]
-    texts_of = _texts_getter(len(attributes))
-    return _pairs_of([(link.url, texts_of(link)) for link in images], base, attributes)
-
-
-def _pairs_of(images: list[tuple], base: str, attributes: tuple[str, ...]) -> PageImages:
-    """A page's pairs from its image links as (src, the values of `attributes`), resolved against `base`: what
-    webpage.wat_image_pairs gives, with its counts."""
-    page = PageImages()
-    if not images:
-        return page
-    absent = (None,) * len(attributes)
-    resolve = None
-    append = page.pairs.append
-    no_src = no_text = non_http = 0
-    for src, values in images:
-        if src is None or not src.strip():
-            no_src += 1
-            continue
-        texts = None
-        if values != absent:  # most image links have no text at all
-            for value, attribute in zip(values, attributes):
-                if value and isinstance(value, str):
-                    value = value.strip()
-                    if value:
-                        if texts is None:
-                            texts = [(value, attribute)]
-                        else:
-                            texts.append((value, attribute))
-        if texts is None:
-            no_text += 1
-            continue
-        if resolve is None:
-            resolve = _SiteResolver(base)
-        found = resolve.cache.get(src) if resolve.cache is not None else None
-        url, is_http = found if found is not None else resolve.resolve(src)
-        if not is_http:
-            non_http += 1
-            continue
-        for text, attribute in texts:
-            append((url, text, attribute))
-    page.img_tags, page.no_src, page.no_text, page.non_http_url = len(images), no_src, no_text, non_http
-    return page
+    return image_pairs(PageImages(), list(map(_fields_getter(len(attributes)), images)), base, attributes)
 
 
 @functools.lru_cache(maxsize=16)
-def _texts_getter(count: int):
-    """The text attribute fields a0..a{count-1} of a typed link, as a tuple."""
+def _fields_getter(count: int):
+    """A typed link's url and text attribute fields a0..a{count-1}, as a tuple (webpage.image_pairs' image)."""
     if count == 0:
-        return lambda link: ()
-    if count == 1:
-        return lambda link: (link.a0,)
-    return attrgetter(*(f"a{i}" for i in range(count)))
-
-
-def clear_caches() -> None:
-    """Forget the image URLs resolved (benchmarks and tests start as a fresh worker does)."""
-    global _cached_entries
-    _site_caches.clear()
-    _cached_entries = 0
+        return lambda link: (link.url,)  # (attrgetter of one name gives the value alone)
+    return attrgetter("url", *(f"a{i}" for i in range(count)))

@@ -2,12 +2,15 @@
 
 Pure functions (no Spark, no I/O): bytes and URLs in, pairs and counts out. The rules are the curation spec's
 section 1: `src` resolved against `<base href>` or the page URL, http(s) only; texts from `alt`, `title` and
-`data-image-title`, stripped, empty ones skipped; one pair per (image, text), tagged with its attribute.
+`data-image-title`, stripped, empty ones skipped; one pair per (image, text), tagged with its attribute. That rule
+has one home, `image_pairs`, which every path feeds with its images as (src, text values): the HTML path here, the
+WAT path's plain reading here (`wat_image_pairs`) and its faster ones in extraction/wat.py.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import operator
 import re
 from dataclasses import dataclass, field
@@ -73,10 +76,15 @@ _NOT_SPECIAL = _FORMATTING | frozenset(("span", "label", "abbr", "cite", "dfn", 
                                         "var", "time", "data", "bdi", "bdo", "ins", "del", "ruby", "rt", "rp",
                                         "picture"))
 _OPEN_AT_CUT_REFUSED = frozenset(("select", "option", "optgroup"))
-# Image URLs resolved for a site (see _Resolver), bounded per process.
+# Image URLs resolved (see _Resolver), with whether each is http(s), by src as written: absolute ones per scheme of
+# the base ((scheme, None)), root-relative ones per site of the base ((scheme, host)). Bounded per process (all
+# forgotten at once past the bound).
 _ABSOLUTE_HTTP = re.compile(r"https?://[^/?#]")
-_SITE_CACHE_SIZE = 1 << 16
-_site_urls: dict[tuple, str] = {}
+_SITE_CACHE_ENTRIES = 1 << 16
+_site_caches: dict[tuple[str, str | None], dict[str, tuple[str, bool]]] = {}
+_NOTHING: dict = {}  # (no URL remembered yet)
+_cached_entries = 0
+_ATTRIBUTES = operator.attrgetter("attributes")  # an element's attributes, as a dict
 
 
 @dataclass
@@ -191,50 +199,141 @@ def resolve_image_url(base: str, src: str) -> str:
 
 
 class _Resolver:
-    """resolve_image_url for the images of one page, remembering what it resolved.
+    """resolve_image_url for the images of one page, with whether each URL is http(s), remembering what it resolved.
 
-    urljoin's result depends on the base only through its scheme for an absolute http(s) URL with a host, and only
-    through its scheme and host for a root-relative one ("/img/logo.png"): those are resolved once per process and
-    site (logos, icons, a site's own images on each of its pages); other relative URLs once per page.
+    urljoin's result depends on the base only through its scheme for an absolute http(s) URL with a host (a CDN's,
+    a share button's: they recur across sites), and only through its scheme and host for a root-relative one
+    ("/img/logo.png": a site's own images recur on each of its pages): those are remembered per process, by src as
+    written, so that a known image is looked up without touching its src; other relative URLs once per page.
     """
 
-    __slots__ = ("base", "site", "relative")
+    __slots__ = ("base", "site", "absolute", "rooted", "relative")
 
     def __init__(self, base: str):
         self.base = base
         self.site: tuple[str, str] | None = None
-        self.relative: dict[str, str] = {}
+        if base:
+            # urljoin parses the base first: a base it cannot parse fails here as it would there
+            scheme, host = self._site()
+            self.absolute = _site_caches.get((scheme, None), _NOTHING)
+            self.rooted = _site_caches.get((scheme, host), _NOTHING)
+        else:
+            self.absolute = self.rooted = _NOTHING
+        self.relative: dict[str, tuple[str, bool]] = {}
 
     def __call__(self, src: str) -> str:
-        src = src.strip()
-        if "\t" in src or "\n" in src or "\r" in src:
-            src = src.translate(_URL_NOISE)
+        return self.resolve(src)[0]
+
+    def resolve(self, src: str) -> tuple[str, bool]:
+        """(resolve_image_url(base, src), whether it is an http(s) URL)."""
+        found = self.absolute.get(src) or self.rooted.get(src)
+        if found is not None:
+            return found
+        written = src.strip()
+        if "\t" in written or "\n" in written or "\r" in written:
+            written = written.translate(_URL_NOISE)
         if self.base:
-            first = src[:1]
-            if first == "/":
-                key = None if src[1:2] == "/" else (*(self.site or self._site()), src)
-            elif first == "h" and _ABSOLUTE_HTTP.match(src):
-                key = ((self.site or self._site())[0], src)
-            else:
-                key = None
-            if key is not None:
-                url = _site_urls.get(key)
-                if url is None:
-                    url = urljoin(self.base, src)
-                    if len(_site_urls) >= _SITE_CACHE_SIZE:
-                        _site_urls.clear()
-                    _site_urls[key] = url
-                return url
-        url = self.relative.get(src)
-        if url is None:
-            url = self.relative[src] = urljoin(self.base, src)
-        return url
+            first = written[:1]
+            if first == "/" and written[1:2] != "/":
+                found = self._remember("rooted", self.site, src, urljoin(self.base, written))
+            elif first == "h" and _ABSOLUTE_HTTP.match(written):
+                found = self._remember("absolute", (self.site[0], None), src, urljoin(self.base, written))
+            if found is not None:
+                return found
+        found = self.relative.get(written)
+        if found is None:
+            url = urljoin(self.base, written)
+            found = self.relative[written] = (url, http_url(url))
+        return found
 
     def _site(self) -> tuple[str, str]:
         if self.site is None:
-            # urljoin parses the base first: a base it cannot parse fails here as it would there
             self.site = urlparse(self.base, "")[:2]
         return self.site
+
+    def _remember(self, kind: str, key: tuple, src: str, url: str) -> tuple[str, bool]:
+        global _cached_entries
+        if _cached_entries >= _SITE_CACHE_ENTRIES:
+            clear_caches()
+            self.absolute = self.rooted = _NOTHING
+        cache = getattr(self, kind)
+        if cache is _NOTHING:
+            cache = _site_caches.setdefault(key, {})
+            setattr(self, kind, cache)
+        found = cache[src] = (url, http_url(url))
+        _cached_entries += 1
+        return found
+
+
+def clear_caches() -> None:
+    """Forget the image URLs resolved (benchmarks and tests start as a fresh worker does)."""
+    global _cached_entries
+    _site_caches.clear()
+    _cached_entries = 0
+
+
+@functools.lru_cache(maxsize=16)
+def image_values(names: tuple[str, ...]):
+    """A function giving the values of `names` in a mapping (an element's attributes, a WAT link), None where absent,
+    as a tuple: image_pairs' image. Spelled out for the usual few names: tuple(map(found.get, names)) costs twice as
+    much per image, the lookups aside (a map object, and a tuple allocated to a guessed size and shrunk)."""
+    if len(names) == 2:
+        a, b = names
+        return lambda found: (found.get(a), found.get(b))
+    if len(names) == 3:
+        a, b, c = names
+        return lambda found: (found.get(a), found.get(b), found.get(c))
+    if len(names) == 4:
+        a, b, c, d = names
+        return lambda found: (found.get(a), found.get(b), found.get(c), found.get(d))
+    return lambda found: tuple(map(found.get, names))
+
+
+def image_pairs(page: PageImages, images: list[tuple], base: str, attributes: tuple[str, ...]) -> PageImages:
+    """The pair emission rule, one for every path: a page's `<img>` elements (or WAT image links), each given as
+    (src, the values of `attributes` in order, None where absent), to (URL, text, attribute) pairs added to `page`,
+    in order, with what the images lost counted.
+
+    An image without a src (or a blank one) is counted `no_src`; its texts are its attribute values that are
+    strings, stripped, empty ones skipped, one pair per value found; an image without one is counted `no_text`; its
+    src is resolved against `base` (stripped, tabs and newlines dropped) and an image whose URL is not http(s) is
+    counted `non_http_url`. The base is parsed at the first image with a text: a page whose base urljoin cannot
+    parse fails there (ValueError), and only if it has one."""
+    page.img_tags = len(images)
+    if not images:
+        return page
+    count = len(attributes)
+    resolve = None
+    append = page.pairs.append
+    no_src = no_text = non_http = 0
+    for values in images:
+        src = values[0]
+        if src is None or not src.strip():
+            no_src += 1
+            continue
+        texts = None
+        if values.count(None) != count:  # most images have no text at all
+            for value, attribute in zip(values[1:], attributes):
+                if value and isinstance(value, str):
+                    value = value.strip()
+                    if value:
+                        if texts is None:
+                            texts = [(value, attribute)]
+                        else:
+                            texts.append((value, attribute))
+        if texts is None:
+            no_text += 1  # before resolving: most images have no text, and urljoin is the costly step
+            continue
+        if resolve is None:
+            resolve = _Resolver(base).resolve
+        url, is_http = resolve(src)
+        if not is_http:
+            non_http += 1
+            continue
+        for text, attribute in texts:
+            append((url, text, attribute))
+    page.no_src, page.no_text, page.non_http_url = no_src, no_text, non_http
+    return page
 
 
 def nested_too_deep(html: str) -> bool:
@@ -350,34 +449,11 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
         if base_element is None and (("<base" in markup or "<BASE" in markup) if isinstance(markup, str)
                                      else (b"<base" in markup or b"<BASE" in markup)):
             base_element = tree.css_first("base[href]")
-    resolve = _Resolver(page_base(page_url, base_element.attrs.get("href") if base_element is not None else None))
-    pairs = page.pairs
-    no_src = no_text = non_http = 0
-    images = tree.tags("img")  # what css("img") finds (an "img" element is in the HTML namespace), in document order
-    for img in images:
-        attributes = img.attributes
-        src = attributes.get("src")
-        if src is None or not src.strip():
-            no_src += 1
-            continue
-        texts = []
-        for attribute in text_attributes:
-            value = attributes.get(attribute)
-            if value:
-                value = value.strip()
-                if value:
-                    texts.append((value, attribute))
-        if not texts:
-            no_text += 1  # before resolving: most images have no text, and urljoin is the costly step
-            continue
-        url = resolve(src)
-        if not http_url(url):
-            non_http += 1
-            continue
-        for text, attribute in texts:
-            pairs.append((url, text, attribute))
-    page.img_tags, page.no_src, page.no_text, page.non_http_url = len(images), no_src, no_text, non_http
-    return page
+    base = page_base(page_url, base_element.attrs.get("href") if base_element is not None else None)
+    # (tags: what css("img") finds, an "img" element being in the HTML namespace, in document order)
+    values = image_values(("src", *text_attributes))
+    return image_pairs(page, [values(found) for found in map(_ATTRIBUTES, tree.tags("img"))], base,
+                       tuple(text_attributes))
 
 
 # A meta start tag as the tokenizer reads it (quoted values may hold ">").
@@ -412,11 +488,16 @@ def page_metas(page: PageImages) -> list[tuple]:
     return _metas_of(node for node in head.iter() if node.tag == "meta") if head is not None else []
 
 
+def wat_page_base(html_metadata: dict, page_url: str) -> str:
+    """page_base of a WAT record's page: HTML-Metadata's Head/Base (when Head is an object), else its URL."""
+    head = html_metadata.get("Head") or {}
+    return page_base(page_url, head.get("Base") if isinstance(head, dict) else None)
+
+
 def wat_image_pairs(html_metadata: dict, page_url: str,
                     text_attributes: tuple[str, ...] | list[str] = DEFAULT_TEXT_ATTRIBUTES) -> PageImages:
     """The `IMG@/src` links of a WAT record's HTML-Metadata (already UTF-8 JSON) as pairs, like the HTML ones."""
-    head = html_metadata.get("Head") or {}
-    base = page_base(page_url, head.get("Base") if isinstance(head, dict) else None)
+    base = wat_page_base(html_metadata, page_url)
     page = PageImages()
     # Most links are anchors, scripts and styles: only the image links are looked at past their path. A link that is
     # not an object, or a path that is not a string, stops the quick filter and the careful one decides.
@@ -426,31 +507,4 @@ def wat_image_pairs(html_metadata: dict, page_url: str,
     except AttributeError:
         images = [link for link in links if isinstance(link, dict)
                   and isinstance(path := link.get("path"), str) and path.startswith("IMG@/src")]
-    resolve = None
-    pairs = page.pairs
-    no_src = no_text = non_http = 0
-    for link in images:
-        src = link.get("url")
-        if src is None or not src.strip():
-            no_src += 1
-            continue
-        texts = []
-        for attribute in text_attributes:
-            value = link.get(attribute)
-            if value and isinstance(value, str):
-                value = value.strip()
-                if value:
-                    texts.append((value, attribute))
-        if not texts:
-            no_text += 1
-            continue
-        if resolve is None:
-            resolve = _Resolver(base)
-        url = resolve(src)
-        if not http_url(url):
-            non_http += 1
-            continue
-        for text, attribute in texts:
-            pairs.append((url, text, attribute))
-    page.img_tags, page.no_src, page.no_text, page.non_http_url = len(images), no_src, no_text, non_http
-    return page
+    return image_pairs(page, list(map(image_values(("url", *text_attributes)), images)), base, tuple(text_attributes))
