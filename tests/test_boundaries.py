@@ -210,9 +210,9 @@ def test_pairs_without_entries_at_the_end_of_a_batch_are_decided_too():
 
 
 def test_one_english_match_still_gives_english_s_tail_share():
-    thresholds, p = draws.thresholds_by_language({"en": np.array([1, 0]), "de": np.array([5, 1])}, 1, 0.06)
-    assert p == 0.0 and thresholds == {"en": 1, "de": 1}
-    assert draws.thresholds_by_language({"de": np.array([5, 1])}, 1, 0.06)[1] == 0.06
+    found, p = thresholds.resolve({"en": np.array([1, 0]), "de": np.array([5, 1])}, 1, 0.06)
+    assert p == 0.0 and found == {"en": 1, "de": 1}
+    assert thresholds.resolve({"de": np.array([5, 1])}, 1, 0.06)[1] == 0.06
 
 
 PAIR_HASH_OF_SURROGATE = 0x728974417364260B

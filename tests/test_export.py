@@ -17,6 +17,7 @@ import pytest
 
 from metaclip_spark import cli, pipeline, progress
 from metaclip_spark.balancing import draws
+from metaclip_spark.balancing.thresholds import resolve as resolve_t
 from metaclip_spark.ingestion.ingest import InputSpec
 from metaclip_spark.metadata.lists import Metadata, load_metadata
 from metaclip_spark.export.online import EntryProbabilities, OnlineBalancer
@@ -325,7 +326,7 @@ def test_worldwide_online_table_is_keyed_by_language_and_entry(worldwide_root, t
     vectors = {code: np.zeros(len(entries), np.int64) for code, entries in lists.items()}
     for r in pq.read_table(root / "counts").to_pylist():
         vectors[r["metadata_lang"]][r["entry_id"]] = r["count"]
-    for t, expected in ((None, summary["t_by_lang"]), ("3", draws.thresholds_by_language(vectors, 3, 0.06)[0])):
+    for t, expected in ((None, summary["t_by_lang"]), ("3", resolve_t(vectors, 3, 0.06)[0])):
         out = tmp_path / f"online-{t}"
         assert _export(root, out, "--online", *(["--t", t] if t else [])) == 0
         table = pq.read_table(out / "entry_probabilities.parquet").to_pylist()

@@ -79,7 +79,7 @@ def test_the_report_and_plan_share_one_table_its_thresholds_chosen_as_curate_cho
     planned = plan.table_thresholds(counts, 7, 0.06, by_lang, {"de": 4})
     assert set(planned.counts) == {"en", "de"} and planned.ts == plan.table_thresholds(counts, 7, 0.06).ts
     for i, t_en in enumerate(planned.ts):
-        derived = draws.thresholds_by_language(by_lang, t_en, 0.06, {"de": 4})[0]
+        derived = thresholds.resolve(by_lang, t_en, 0.06, {"de": 4})[0]
         assert planned.by_lang[i] == derived and derived["de"] == 4
         assert {code: ts[i] for code, ts in planned.summed_ts.items()} == {"en": derived["en"], "de": 4}
     rows = plan.table(planned, 10, None, None, this_run_t=7)

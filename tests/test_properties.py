@@ -21,7 +21,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metaclip_spark.balancing import draws
+from metaclip_spark.balancing import draws, thresholds
 from metaclip_spark.extraction import gzip_members as gzip_members_module
 from metaclip_spark.extraction.gzip_members import MemberCounts, gzip_members
 from metaclip_spark.matching.substrings import EntryMatcher, reference_match
@@ -189,7 +189,7 @@ def test_derived_t_is_the_count_at_the_nearest_cumulative_share(counts, p):
 @given(st.dictionaries(st.sampled_from(["en", "de", "ja", "th"]), counts_vectors, min_size=1),
        st.integers(1, 70) | st.just("auto"), st.floats(0.01, 0.5))
 def test_every_language_s_t_is_derived_from_english_s_tail(counts_by_lang, t_en, tail_share):
-    found, p = draws.thresholds_by_language(counts_by_lang, t_en, tail_share)
+    found, p = thresholds.resolve(counts_by_lang, t_en, tail_share)
     english = counts_by_lang.get("en", np.zeros(0, np.int64))
     t = _plain_auto(english, tail_share) if t_en == "auto" else t_en
     expected_p = _plain_tail(english, t) if english.sum() > 0 else tail_share

@@ -136,3 +136,26 @@ def test_thresholds_asked_for_and_the_default_range():
     counts = np.array([1] * 30 + [2] * 40 + [5] * 10 + [21])
     assert resolve_thresholds([5, "auto", 5], counts, 0.06, "auto") == ([2, 5], 2)
     assert resolve_thresholds(None, counts, 0.06, 7) == ([1, 2, 5, 7, 10, 20, 50], 2)
+
+
+# One resolver of t per list (MetaCLIP 2's rule, curation spec section 4) ------------------------------------
+
+def test_resolve_derives_every_language_from_english():
+    english = np.array([1, 1, 2, 6, 10, 80])        # t_en = 7: entries under 7 hold 10 of 100 matches, p = .10
+    german = np.array([5, 5, 10, 30, 50, 900])       # shares .005 .01 .02 .05 .1 1.0: nearest to .10 is .1 -> 50
+    found, p = thresholds.resolve({"en": english, "de": german, "ja": np.zeros(3, np.int64)}, 7, 0.06)
+    assert p == pytest.approx(0.10)
+    assert found == {"en": 7, "de": 50, "ja": 1}
+
+
+def test_resolve_auto_applies_the_tail_rule_to_english_then_derives():
+    english = np.array([80, 0, 10, 1, 6, 2, 1, 0])   # auto at 6% gives 7 (test_balancing), so p = .10
+    german = np.array([5, 5, 10, 30, 50, 900])
+    found, p = thresholds.resolve({"en": english, "de": german}, "auto", 0.06)
+    assert found == {"en": 7, "de": 50} and p == pytest.approx(0.10)
+
+
+def test_resolve_without_english_uses_the_tail_share_and_overrides_win():
+    german = np.array([5, 5, 10, 30, 50, 900])       # nearest to .06 is .05 -> 30
+    found, p = thresholds.resolve({"de": german, "fr": german}, 20_000, 0.06, {"fr": 7})
+    assert p == 0.06 and found == {"de": 30, "fr": 7}

@@ -19,6 +19,7 @@ import pytest
 
 from metaclip_spark import cli, pipeline
 from metaclip_spark.balancing import draws
+from metaclip_spark.balancing.thresholds import resolve as resolve_t
 from metaclip_spark.errors import ConfigError
 from metaclip_spark.extraction.ids import image_uuid
 from metaclip_spark.ingestion.ingest import InputSpec
@@ -121,7 +122,7 @@ def _count_vectors(output, metadata) -> dict[str, np.ndarray]:
 def test_t_of_every_language_is_derived_from_englishs_tail_share(run, metadata):
     output, summary = run
     vectors = _count_vectors(output, metadata)
-    thresholds, p = draws.thresholds_by_language(vectors, T, 0.06)
+    thresholds, p = resolve_t(vectors, T, 0.06)
     assert summary["t_by_lang"] == thresholds and summary["t"] == T
     assert summary["english_tail_share"] == pytest.approx(p)
     assert p == pytest.approx(draws.tail_proportion(vectors["en"], T))
@@ -222,7 +223,7 @@ def test_the_report_has_a_row_per_language(spark, run, metadata):
     assert [row["t"] for row in rows if row["this_run"]] == [T] and len(rows) > 2
     matched_rows = _table(f"{output}/matched", "metadata_lang", "entry_ids")
     for row in rows:
-        derived, _ = draws.thresholds_by_language(vectors, row["t"], 0.06)
+        derived, _ = resolve_t(vectors, row["t"], 0.06)
         assert row["t_by_lang"] == {code: derived[code] for code in row["t_by_lang"]}
         assert set(row["t_by_lang"]) == {code for code, _ in matched_rows}
         at = {code: draws.entry_probabilities(vectors[code], derived[code]) for code in row["t_by_lang"]}

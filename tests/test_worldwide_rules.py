@@ -127,28 +127,6 @@ def test_derived_threshold_is_never_below_one():
     assert draws.derived_threshold(np.array([], np.int64), 0.06) == 1
 
 
-def test_thresholds_by_language_derive_from_english():
-    english = np.array([1, 1, 2, 6, 10, 80])        # t_en = 7: entries under 7 hold 10 of 100 matches, p = .10
-    german = np.array([5, 5, 10, 30, 50, 900])       # shares .005 .01 .02 .05 .1 1.0: nearest to .10 is .1 -> 50
-    thresholds, p = draws.thresholds_by_language({"en": english, "de": german, "ja": np.zeros(3, np.int64)},
-                                                     7, 0.06)
-    assert p == pytest.approx(0.10)
-    assert thresholds == {"en": 7, "de": 50, "ja": 1}
-
-
-def test_thresholds_auto_applies_the_tail_rule_to_english_then_derives():
-    english = np.array([80, 0, 10, 1, 6, 2, 1, 0])   # auto at 6% gives 7 (test_balancing), so p = .10
-    german = np.array([5, 5, 10, 30, 50, 900])
-    thresholds, p = draws.thresholds_by_language({"en": english, "de": german}, "auto", 0.06)
-    assert thresholds == {"en": 7, "de": 50} and p == pytest.approx(0.10)
-
-
-def test_thresholds_without_english_use_the_tail_share_and_overrides_win():
-    german = np.array([5, 5, 10, 30, 50, 900])       # nearest to .06 is .05 -> 30
-    thresholds, p = draws.thresholds_by_language({"de": german, "fr": german}, 20_000, 0.06, {"fr": 7})
-    assert p == 0.06 and thresholds == {"de": 30, "fr": 7}
-
-
 # The metadata set -----------------------------------------------------------------------------------------------
 
 def _write_set(tmp_path, lists):

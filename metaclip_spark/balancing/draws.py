@@ -70,21 +70,6 @@ def derived_threshold(counts: np.ndarray, p: float) -> int:
     return max(1, int(counts[int(np.argmin(distance))]))
 
 
-def thresholds_by_language(counts_by_lang: dict[str, np.ndarray], t_en: int | str, tail_share: float,
-                           overrides: dict[str, int] | None = None) -> tuple[dict[str, int], float]:
-    """({language: t}, p) for a worldwide pool. English's t is `t_en` ("auto": the tail rule on English's counts);
-    p is the share of English matches held by entries under it; every other language's t is derived from p. With
-    no English matches in the pool, p is `tail_share`. `overrides` sets a language's t outright."""
-    english = np.asarray(counts_by_lang.get(ENGLISH, np.zeros(0, np.int64)), dtype=np.int64)
-    if t_en == "auto":
-        t_en = auto_threshold(english, tail_share)
-    p = tail_proportion(english, int(t_en)) if english.sum() > 0 else tail_share
-    thresholds = {lang: int(t_en) if lang == ENGLISH else derived_threshold(counts, p)
-                  for lang, counts in counts_by_lang.items()}
-    thresholds.update({lang: int(t) for lang, t in (overrides or {}).items() if lang in thresholds})
-    return thresholds, p
-
-
 def _splitmix64(x: np.ndarray) -> np.ndarray:
     x = x ^ (x >> np.uint64(30))
     x = x * _MIX1

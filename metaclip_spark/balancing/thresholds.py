@@ -31,11 +31,19 @@ AUTO_TAIL_TOLERANCE = 0.5
 
 def resolve(counts_by_lang: dict[str, np.ndarray], t: int | str, tail_share: float,
             overrides: dict[str, int] | None = None) -> tuple[dict[str, int], float]:
-    """({language: t}, p): the t each list of a pool is balanced at. Balance, plan, report and export all resolve t
-    here, with MetaCLIP 2's rule (draws.thresholds_by_language, curation spec section 4): English's t is `t`
-    ("auto": the tail rule on its counts; a v1 run's one list is English's), every other language's derived from
-    English's tail share p, or set outright by `overrides` (worldwide.t_by_lang)."""
-    return draws.thresholds_by_language(counts_by_lang, t, tail_share, overrides)
+    """({language: t}, p): the t each list of a pool is balanced at, with MetaCLIP 2's rule (curation spec section 4).
+    Balance, plan, report and export all resolve t here. English's t is `t` ("auto": the tail rule on English's
+    counts; a v1 run's one list is English's); p is the share of English matches held by entries under it; every
+    other language's t is derived from p (draws.derived_threshold). With no English matches in the pool, p is
+    `tail_share`. `overrides` (worldwide.t_by_lang) sets a language's t outright."""
+    english = np.asarray(counts_by_lang.get(draws.ENGLISH, np.zeros(0, np.int64)), dtype=np.int64)
+    if t == "auto":
+        t = draws.auto_threshold(english, tail_share)
+    p = draws.tail_proportion(english, int(t)) if english.sum() > 0 else tail_share
+    thresholds = {lang: int(t) if lang == draws.ENGLISH else draws.derived_threshold(counts, p)
+                  for lang, counts in counts_by_lang.items()}
+    thresholds.update({lang: int(value) for lang, value in (overrides or {}).items() if lang in thresholds})
+    return thresholds, p
 
 
 def auto_t(counts: np.ndarray, tail_share: float) -> int:
