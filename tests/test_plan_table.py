@@ -69,20 +69,20 @@ def test_the_report_and_plan_share_one_table_its_thresholds_chosen_as_curate_cho
     from metaclip_spark.report import plan
 
     counts = np.array([1, 3, 9, 0, 40])
-    planned = plan.table_thresholds(counts, 7, 0.06)
+    planned = plan.table_thresholds({"en": counts}, 7, 0.06, per_list=False)  # a v1 run's one list
     assert planned.ts == sorted({1, 2, 5, 10, 20, 50, 7, draws.auto_threshold(counts, 0.06)})
     rows = plan.table(planned, 10, None, None, this_run_t=7)
     assert [r["t"] for r in rows if r["this_run"]] == [7] and [r["t"] for r in rows if r["auto"]] == [planned.auto_t]
     assert rows == [dict(r, auto=r["t"] == planned.auto_t, this_run=r["t"] == 7)
                     for r in thresholds.plan_rows(counts, planned.ts, 10)]
     by_lang = {"en": counts, "de": np.array([2, 2, 5]), "ja": np.array([0, 0])}
-    planned = plan.table_thresholds(counts, 7, 0.06, by_lang, {"de": 4})
-    assert set(planned.counts) == {"en", "de"} and planned.ts == plan.table_thresholds(counts, 7, 0.06).ts
+    planned = plan.table_thresholds(by_lang, 7, 0.06, {"de": 4})
+    assert set(planned.counts) == {"en", "de"} and planned.ts == plan.table_thresholds({"en": counts}, 7, 0.06).ts
     for i, t_en in enumerate(planned.ts):
         derived = thresholds.resolve(by_lang, t_en, 0.06, {"de": 4})[0]
         assert planned.by_lang[i] == derived and derived["de"] == 4
         assert {code: ts[i] for code, ts in planned.summed_ts.items()} == {"en": derived["en"], "de": 4}
     rows = plan.table(planned, 10, None, None, this_run_t=7)
     assert [r["t_by_lang"] for r in rows] == [{"en": d["en"], "de": d["de"]} for d in planned.by_lang]
-    assert plan.table_thresholds(counts, 7, 0.06, {"de": by_lang["de"]}) is None
+    assert plan.table_thresholds({"de": by_lang["de"]}, 7, 0.06) is None
     assert plan.report_table(None, 10, None, 7, 0.06) is None

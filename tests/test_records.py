@@ -91,6 +91,20 @@ def test_a_worldwide_summary_reads_its_languages_and_crawls_as_records():
                                  "version": None, "elapsed_seconds": None, "mean_entries_per_matched_text": None}
 
 
+def test_every_summary_reads_as_its_lists_a_v1_one_as_english_s_one_list():
+    """What the readers of a root (report, plan) work on: each list's (entries, t), in the set's order; a v1 run is
+    one list, English's, with every entry at its t, and its tables name no list."""
+    v1 = RunSummary.from_json(OLD_SUMMARY)
+    assert v1.lists == {"en": (OLD_SUMMARY["entries_total"], 3)} and v1.list_column is None
+    by_lang = {code: {"entries": n, "pairs": 8, "pairs_matched": 6, "pairs_curated": 4, "t": t, "entries_matched": 2,
+                      "entries_over_t": 1, "matches_total": 9, "tail_proportion": 0.5}
+               for code, n, t in (("ja", 5, 4), ("de", 3, 2))}
+    worldwide = RunSummary.from_json({**OLD_SUMMARY, "worldwide": True, "t_by_lang": {"de": 2, "ja": 4},
+                                      "metadata_languages": ["ja", "de"], "by_lang": by_lang})
+    assert list(worldwide.lists.items()) == [("ja", (5, 4)), ("de", (3, 2))]
+    assert worldwide.list_column == "metadata_lang"
+
+
 def test_a_summary_without_the_keys_every_run_writes_is_refused_by_name():
     broken = {k: v for k, v in OLD_SUMMARY.items() if k not in ("run_id", "pairs_in")}
     with pytest.raises(InputError, match=r"^root/summary.json is not a run summary: it lacks run_id, pairs_in$"):

@@ -290,7 +290,10 @@ def test_grouped_numbers_of_an_empty_table_are_zero_totals(spark):
 def test_matched_pass_equals_a_plain_count_on_any_partitioning(spark):
     """The matched pass sums each Arrow batch on its executor: its sets and sums, and the plan's, are those of a plain
     count over the rows (null group values included), on one partition or many, and zero totals on no rows."""
-    from metaclip_spark.report.plan import expected_sums
+    from types import SimpleNamespace
+
+    from metaclip_spark.matching.spark import ListChoice
+    from metaclip_spark.report.plan import expected_sums, one_list
     from metaclip_spark.report.scans import length_bins, matched_pass, probability_bins
 
     rng = np.random.default_rng(11)
@@ -312,8 +315,10 @@ def test_matched_pass_equals_a_plain_count_on_any_partitioning(spark):
             wanted[key][1] += p
             wanted[key][2] += int(p >= 1.0)
     ts = [1, 5, 9, 20]
+    choice = ListChoice(SimpleNamespace(list_column=None, lists={"en": []}))  # a v1 pool: one list, no column
     for partitions in (1, 7):
-        results, plan = matched_pass(frame.repartition(partitions), probs, ["crawl", "lang"], "text", counts, ts)
+        results, plan = matched_pass(frame.repartition(partitions), {"en": probs}, ["crawl", "lang"], choice, "text",
+                                     one_list(counts, ts, None))
         got = {(r["set"], r["value"]): r for r in results}
         assert set(got) == set(wanted)
         for key, (pairs, expected, always) in wanted.items():
@@ -322,7 +327,7 @@ def test_matched_pass_equals_a_plain_count_on_any_partitioning(spark):
         assert plan == expected_sums(frame, counts, ts)
     assert got[("", None)]["expected"] == plan[0][ts.index(9)] / 2 ** 30  # the run's t: the plan's own sum
     empty = spark.createDataFrame([], "crawl string, entry_ids array<int>")
-    assert matched_pass(empty, probs, ["crawl"], None, counts, ts) == (
+    assert matched_pass(empty, {"en": probs}, ["crawl"], choice, None, one_list(counts, ts, None)) == (
         [{"set": "", "value": None, "pairs": 0, "expected": 0.0, "always_kept": 0}], ([0] * 4, [0] * 4, 0))
 
 

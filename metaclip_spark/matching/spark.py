@@ -42,6 +42,10 @@ class ListChoice:
         """The code of each row's list."""
         return batch.column(self.column).to_pylist() if self.column else [self.one_list] * batch.num_rows
 
+    def code_of(self, row: dict) -> str:
+        """The code of one row's list (a row as a dict)."""
+        return row[self.column] if self.column else self.one_list
+
     def expression(self):
         """The same as a Spark column expression (a literal for one list)."""
         return F.col(self.column) if self.column else F.lit(self.one_list)

@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 
 from metaclip_spark.balancing import draws
 from metaclip_spark.errors import InputError
+from metaclip_spark.matching.spark import ListChoice
 from metaclip_spark.progress import stage
 from metaclip_spark.report import plan, scans, sections
 from metaclip_spark.root.layout import RootReader
@@ -35,15 +36,16 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     """The report's numbers (the report summary, without plots) and the count vectors the plots need."""
     root = RootReader.through_spark(spark, output)
     run = _load_run(spark, root)
-    # Worldwide, an entry is (language, id): the per-entry vectors lay the languages' lists end to end, and each
-    # entry is judged against its own language's t.
-    offsets = scans.language_offsets(run)
-    before, counts_table = scans.read_counts(spark, root, run, offsets)
-    counts_by_lang = scans.language_counts(run, before, offsets) if offsets is not None else None
-    t, t_by_entry, probabilities = run_thresholds(run, before, counts_by_lang, offsets)
+    # An entry is (list, id): the per-entry vectors lay the run's lists end to end (a v1 run's one list at 0), and
+    # each entry is judged against its own list's t; `choice` reads which list a row of the run's tables is of.
+    choice = ListChoice(run)
+    offsets = scans.list_offsets(run)
+    before, counts_table = scans.read_counts(spark, root, run, offsets, choice)
+    counts_by_list = scans.list_counts(run, before, offsets)
+    t, t_by_entry, probabilities = run_thresholds(run, counts_by_list, offsets)
     # The plan table (expected pairs at each t, the run's t among them) is summed in the same scan of matched/.
     tail_share = sections.tail_share(run)
-    planned = plan.table_thresholds(before, t, tail_share, counts_by_lang, run.t_overrides)
+    planned = plan.table_thresholds(counts_by_list, t, tail_share, run.t_overrides, per_list=bool(choice.keys))
 
     states = {crawl: root.crawl_state(crawl) or {} for crawl in run.crawls}
     url_column, text_column = scans.pair_columns(states)
@@ -51,44 +53,42 @@ def compute_report(spark: SparkSession, output: str) -> tuple[dict, dict]:
     curated = read_table(spark, root.path("curated"))
     groups = scans.present_group_columns(matched)
     text = text_column if text_column in matched.columns else None
-    matched_results, plan_sums = scans.matched_pass(matched, probabilities, groups, text,
-                                                    planned.counts if planned else before,
-                                                    planned.summed_ts if planned else [])
+    matched_results, plan_sums = scans.matched_pass(matched, probabilities, groups, choice, text, planned)
     after, curated_results = scans.curated_pass(curated, [g for g in groups if g in curated.columns],
-                                                int(run.entries_total), text if text in curated.columns else None,
-                                                offsets)
+                                                int(run.entries_total), choice, offsets,
+                                                text if text in curated.columns else None)
     samples = None
     if text and "uuid" in matched.columns:
         extracted = [c for c, state in states.items() if state.get("kind") == KIND_EXTRACT]
         pairs = root.read_crawls("pairs", extracted) if extracted else None  # pools keep no unmatched rows
-        samples = scans.caption_samples(matched, pairs, probabilities, int(run.seed or 0), text)
-    names, located = scans.entry_names(counts_table, sections.entries_shown(before, after, samples, offsets))
+        samples = scans.caption_samples(matched, pairs, probabilities, choice, int(run.seed or 0), text)
+    names, located = scans.entry_names(counts_table, sections.entries_shown(before, after, samples, offsets, choice),
+                                       choice)
     del counts_table
     pairs_matched = int(next(r for r in matched_results if r["set"] == "")["pairs"])
     data = sections.ReportData(
         output=output, run=run, files=scans.files_read(root, run.crawls), groups=groups, text=text,
         matched=matched_results, curated=curated_results,
         pairs_in_by_group=scans.pairs_in_by_group(run, states, groups), before=before, after=after,
-        offsets=offsets, t=t, t_by_entry=t_by_entry, names=names, located=located,
+        choice=choice, offsets=offsets, t=t, t_by_entry=t_by_entry, names=names, located=located,
         plan=plan.report_table(planned, pairs_matched, plan_sums, t, tail_share), samples=samples,
         hosts=scans.top_hosts(curated, matched, url_column))
     return sections.report_summary(data), {"before": before, "after": after, "t_by_entry": t_by_entry}
 
 
-def run_thresholds(run: RunSummary, counts: np.ndarray, counts_by_lang: dict[str, np.ndarray] | None,
-                   offsets: dict[str, int] | None) -> tuple[int, int | np.ndarray, np.ndarray | dict[str, np.ndarray]]:
-    """The t the run balanced at (worldwide: English's; 1 for a set without an English list, which has no single
-    t), the t of each entry (worldwide: its language's, position by position), and the entries' keep probabilities
-    p_e (worldwide: {language: p_e} of the languages with matches, each pair taking its own language's)."""
-    t = int(run.t or 1)
-    if offsets is None:
-        return t, t, draws.entry_probabilities(counts, t)
+def run_thresholds(run: RunSummary, counts_by_list: dict[str, np.ndarray],
+                   offsets: dict[str, int]) -> tuple[int, int | np.ndarray, dict[str, np.ndarray]]:
+    """The t the run balanced at (English's; 1 for a set without an English list, which has no single t), the t of
+    each entry (its list's, position by position; a run of one list keeps its one t, as its plots show it), and the
+    entries' keep probabilities {list: p_e} of the lists with matches, each pair taking its own list's."""
+    lists = run.lists
     t_by_entry = np.ones(int(run.entries_total), dtype=np.int64)
     for code, start in offsets.items():
-        t_by_entry[start:start + int(run.by_lang[code].entries)] = int(run.t_by_lang[code])
-    probabilities = {code: draws.entry_probabilities(language, int(run.t_by_lang[code]))
-                     for code, language in counts_by_lang.items() if language.any()}
-    return t, t_by_entry, probabilities
+        entries, list_t = lists[code]
+        t_by_entry[start:start + entries] = list_t
+    probabilities = {code: draws.entry_probabilities(counts, lists[code][1])
+                     for code, counts in counts_by_list.items() if counts.any()}
+    return int(run.t or 1), (t_by_entry if run.list_column else int(run.t)), probabilities
 
 
 def _load_run(spark: SparkSession, root: RootReader) -> RunSummary:

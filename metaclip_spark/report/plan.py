@@ -110,42 +110,41 @@ def resolve_thresholds(requested: list[int | str] | None, counts: np.ndarray, ta
 class PlanThresholds:
     """The thresholds of a plan table, chosen before the matched pairs' keep probabilities are summed at each."""
 
-    ts: list[int]  # the table's t column (worldwide: English's t)
-    auto_t: int | None  # the t `auto` picks (worldwide: English's)
-    counts: np.ndarray | dict[str, np.ndarray]  # the counts the sums judge (worldwide: each language with matches)
-    summed_ts: list[int] | dict[str, list[int]]  # each row's t in `counts` (worldwide: per language)
-    by_lang: list[dict[str, int]] | None = None  # worldwide: each row's t of every language
+    ts: list[int]  # the table's t column (English's t)
+    auto_t: int | None  # the t `auto` picks (English's)
+    counts: dict[str, np.ndarray]  # the counts the sums judge: each list with matches
+    summed_ts: dict[str, list[int]]  # each row's t of each list in `counts`
+    by_lang: list[dict[str, int]] | None = None  # a set's: each row's t of every list (the table names them)
 
 
-def table_thresholds(counts: np.ndarray, t: int, tail_share: float,
-                     counts_by_lang: dict[str, np.ndarray] | None = None,
-                     overrides: dict[str, int] | None = None) -> PlanThresholds | None:
-    """The thresholds of the report's plan table of a run balanced at t: the 1-2-5 series over the counts, with t
-    and auto's. Worldwide (`counts_by_lang`), t is English's, and each row gives every other language the t `curate`
-    derives from English's at that row (or its `overrides`); None without an English list (no t to plan from)."""
-    if counts_by_lang is None:
-        ts, auto_t = resolve_thresholds(None, counts, tail_share, t)
-        return PlanThresholds(ts, auto_t, counts, ts)
-    if draws.ENGLISH not in counts_by_lang:
+def one_list(counts: np.ndarray, ts: list[int], auto_t: int, code: str = ONE_LIST) -> PlanThresholds:
+    """The thresholds of one list's plan (a v1 root's, or one language's of a set: `plan --lang`)."""
+    return PlanThresholds(ts, auto_t, {code: counts}, {code: ts})
+
+
+def table_thresholds(counts_by_list: dict[str, np.ndarray], t: int, tail_share: float,
+                     overrides: dict[str, int] | None = None, per_list: bool = True) -> PlanThresholds | None:
+    """The thresholds of the report's plan table of a run balanced at t (English's): the 1-2-5 series over English's
+    counts, with t and auto's; each row gives every other list the t `curate` derives from English's at that row (or
+    its `overrides`). None without an English list (no t to plan from). `per_list`: the table names each row's t of
+    every list (a set's; a v1 run's one list is English's, its t the row's)."""
+    if draws.ENGLISH not in counts_by_list:
         return None
-    ts, auto_t = resolve_thresholds(None, counts_by_lang[draws.ENGLISH], tail_share, t)
-    by_lang = [thresholds.resolve(counts_by_lang, t_en, tail_share, overrides or {})[0] for t_en in ts]
-    matched = {code: c for code, c in counts_by_lang.items() if c.any()}
-    return PlanThresholds(ts, auto_t, matched, {code: [row[code] for row in by_lang] for code in matched}, by_lang)
+    ts, auto_t = resolve_thresholds(None, counts_by_list[draws.ENGLISH], tail_share, t)
+    by_lang = [thresholds.resolve(counts_by_list, t_en, tail_share, overrides or {})[0] for t_en in ts]
+    matched = {code: c for code, c in counts_by_list.items() if c.any()}
+    return PlanThresholds(ts, auto_t, matched, {code: [row[code] for row in by_lang] for code in matched},
+                          by_lang if per_list else None)
 
 
 def table(planned: PlanThresholds, pairs_matched: int, sums: list[int] | None, certain: list[int] | None,
           this_run_t: int | None) -> list[dict]:
-    """The plan table (thresholds.plan_rows; worldwide, each row's languages judged at their own t, with their
-    t_by_lang), each row marked `auto` and `this_run`: the one table of `plan` and of the report."""
-    if planned.by_lang is None:
-        rows = thresholds.plan_rows(planned.counts, planned.ts, pairs_matched, sums, certain)
-    else:
-        rows = thresholds.expected_rows(thresholds.count_rows_by_language(planned.counts, planned.ts,
-                                                                          planned.summed_ts),
-                                        pairs_matched, sums, certain)
-        for row, by_lang in zip(rows, planned.by_lang):
-            row["t_by_lang"] = {code: by_lang[code] for code in planned.counts}
+    """The plan table (thresholds.expected_rows; each row's lists judged at their own t, summed), each row marked
+    `auto` and `this_run`, and, for a set, each row's t_by_lang: the one table of `plan` and of the report."""
+    rows = thresholds.expected_rows(thresholds.count_rows_by_language(planned.counts, planned.ts, planned.summed_ts),
+                                    pairs_matched, sums, certain)
+    for row, by_lang in zip(rows, planned.by_lang or ()):
+        row["t_by_lang"] = {code: by_lang[code] for code in planned.counts}
     for row in rows:
         row["auto"] = row["t"] == planned.auto_t
         row["this_run"] = row["t"] == this_run_t
@@ -176,7 +175,7 @@ def last_balance_t(root: RootReader, crawls: list[str], language: str | None) ->
     summary = root.summary()
     if summary is None or sorted(summary.crawls) != sorted(crawls):
         return None
-    t = summary.t_by_lang.get(language) if language is not None else summary.t
+    _, t = summary.lists.get(language or ONE_LIST, (0, None))  # a v1 root's one list is English's
     return int(t) if t else None
 
 
@@ -221,7 +220,7 @@ def languages_plan(config, output: str) -> dict | None:
     root = RootReader.at(output, config.remote)
     root.check_exists()
     summary = root.summary()
-    if summary is None or not summary.worldwide:
+    if summary is None or not summary.by_lang:  # a v1 summary records no figures by language
         return None
     rows = [{"lang": code, "entries": v.entries, "pairs": v.pairs, "pairs_matched": v.pairs_matched,
              "pairs_curated": v.pairs_curated, "t": v.t, "entries_over_t": v.entries_over_t,
@@ -278,7 +277,7 @@ def run_plan(config, output: str, crawls: list[str] | None, requested: list[int 
                 sums, certain, seen = expected_sums(matched, counts, ts)
                 run.rows = seen
         pairs_matched = seen  # what was summed over
-    rows = table(PlanThresholds(ts, auto_t, counts, ts), pairs_matched, sums, certain, this_run_t)
+    rows = table(one_list(counts, ts, auto_t), pairs_matched, sums, certain, this_run_t)
     return {
         "root": root.root,
         "crawls": chosen,

@@ -23,6 +23,8 @@ grows with the pool:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,13 +34,15 @@ from pyspark.sql import types as T
 
 from metaclip_spark.balancing import draws, thresholds
 from metaclip_spark.balancing.spark import language_entry_probabilities
-from metaclip_spark.matching.spark import flattened_entry_ids, language_broadcasts
-from metaclip_spark.root.columns import ENTRY_IDS, GROUP_COLUMNS, METADATA_LANG
+from metaclip_spark.matching.spark import ListChoice, flattened_entry_ids, language_broadcasts
+from metaclip_spark.root.columns import ENTRY_IDS, GROUP_COLUMNS
 from metaclip_spark.balancing.counts import count_vectors
-from metaclip_spark.metadata.lists import ONE_LIST
 from metaclip_spark.root.layout import RootReader
 from metaclip_spark.root.records import FileTally, RunSummary, tally_files
 from metaclip_spark.root.tables import read_table
+
+if TYPE_CHECKING:
+    from metaclip_spark.report.plan import PlanThresholds
 
 TOP_HOSTS = 25
 PROBABILITY_BINS = 50
@@ -139,33 +143,24 @@ def _part(schema: pa.Schema, name: str, rows: int, columns: dict) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.ndarray], groups: list[str],
-                 text_column: str | None = None, plan_counts: np.ndarray | dict[str, np.ndarray] | None = None,
-                 plan_ts: list[int] | dict[str, list[int]] = ()) -> tuple[list[dict], tuple | None]:
+def matched_pass(matched: DataFrame, probabilities: dict[str, np.ndarray], groups: list[str], choice: ListChoice,
+                 text_column: str | None = None,
+                 planned: "PlanThresholds | None" = None) -> tuple[list[dict], tuple | None]:
     """Over all matched pairs, in one scan of matched/: count, sum of keep probabilities and always-kept pairs, by
     group, by number of entries, by keep-probability bin, by caption-length bin (with `text_column`) and in total;
-    with `plan_ts`, also the plan's sums over `plan_counts` at each t (as plan.expected_sums gives them: sums,
-    certain, pairs). Each Arrow batch is summed on its executor into a few rows per set (keep probabilities in fixed
-    point, thresholds.FIXED_POINT, as the plan sums them), which Spark adds exactly: the same on any partitioning.
-    `probabilities` is the p_e vector, or, worldwide, {language: vector}: each pair takes its own language's p_e;
-    worldwide, `plan_counts` and `plan_ts` are per language too (the i-th t of every language makes the i-th sum)."""
+    with `planned` (report/plan.py's table thresholds), also the plan's sums at each of its t (as plan.expected_sums
+    gives them: sums, certain, pairs). Each Arrow batch is summed on its executor into a few rows per set (keep
+    probabilities in fixed point, thresholds.FIXED_POINT, as the plan sums them), which Spark adds exactly: the same
+    on any partitioning. `probabilities` is {list: p_e vector}: each pair takes its own list's p_e (`choice`); the
+    plan's counts and t are per list too (the i-th t of every list makes the i-th sum)."""
     spark = matched.sparkSession
-    worldwide = isinstance(probabilities, dict)
-    if worldwide:
-        language_probabilities, probabilities_broadcast = language_broadcasts(spark, probabilities), None
-        broadcasts = list(language_probabilities.values())
-    else:
-        language_probabilities, probabilities_broadcast = None, spark.sparkContext.broadcast(probabilities)
-        broadcasts = [probabilities_broadcast]
-    if not plan_ts:
-        counts_broadcast = None
-    elif isinstance(plan_counts, dict):
-        counts_broadcast = language_broadcasts(spark, {code: np.asarray(c, np.float64) for code, c in plan_counts.items()})
-    else:
-        counts_broadcast = spark.sparkContext.broadcast(plan_counts.astype(np.float64))
+    list_probabilities = language_broadcasts(spark, probabilities)
+    plan_counts = (language_broadcasts(spark, {code: np.asarray(c, np.float64) for code, c in planned.counts.items()})
+                   if planned else {})
+    plan_ts = planned.summed_ts if planned else {}
+    n_ts = len(planned.ts) if planned else 0
     read = [*groups, ENTRY_IDS, *([text_column] if text_column else [])]
-    source = matched.select(*read, *([METADATA_LANG] if worldwide and METADATA_LANG not in read else []))
-    n_ts = len(next(iter(plan_ts.values()), ())) if isinstance(plan_ts, dict) else len(plan_ts)
+    source = matched.select(*read, *[key for key in choice.keys if key not in read])
     plan_names = [f"p{i}" for i in range(n_ts)] + [f"k{i}" for i in range(n_ts)]
     sum_names = [*_SUMMED, *plan_names]
     output_schema = T.StructType(
@@ -174,24 +169,19 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
         + [T.StructField(_VALUE, T.IntegerType(), True)]
         + [T.StructField(name, T.LongType(), False) for name in sum_names])
 
-    def plan_sums_of(batch, lengths, flat):
-        if not isinstance(counts_broadcast, dict):
-            return thresholds.keep_probability_sums(lengths, flat, counts_broadcast.value, plan_ts)
+    def plan_sums_of(codes, lengths, flat):
         sums, certain = np.zeros(n_ts, np.int64), np.zeros(n_ts, np.int64)
-        codes = np.array(batch.column(METADATA_LANG).to_pylist(), dtype=object)
-        for code in set(codes.tolist()):
-            rows = codes == code
-            language_sums, language_certain = thresholds.keep_probability_sums(
-                lengths[rows], flat[np.repeat(rows, lengths)], counts_broadcast[code].value, plan_ts[code])
-            sums += language_sums
-            certain += language_certain
+        if codes and codes.count(codes[0]) == len(codes):  # a batch of one list (every v1 batch): no grouping
+            parts = [(codes[0], slice(None), slice(None))]
+        else:
+            array = np.array(codes, dtype=object)
+            parts = [(code, array == code, np.repeat(array == code, lengths)) for code in set(codes)]
+        for code, rows, entries in parts:
+            list_sums, list_certain = thresholds.keep_probability_sums(
+                lengths[rows], flat[entries], plan_counts[code].value, plan_ts[code])
+            sums += list_sums
+            certain += list_certain
         return sums, certain
-
-    def keep_probabilities(batch, lengths, flat):
-        if worldwide:
-            return draws.keep_probabilities_flat(lengths, language_entry_probabilities(
-                batch.column(METADATA_LANG).to_pylist(), lengths, flat, lambda code: language_probabilities[code].value))
-        return draws.keep_probabilities(lengths, flat, probabilities_broadcast.value)
 
     def partial_sums(batches):
         for batch in batches:
@@ -200,7 +190,9 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
                                + [pa.field(_VALUE, pa.int32())]
                                + [pa.field(name, pa.int64(), False) for name in sum_names])
             lengths, flat = flattened_entry_ids(batch.column(ENTRY_IDS))
-            keep_prob = keep_probabilities(batch, lengths, flat)
+            codes = choice.codes(batch)
+            keep_prob = draws.keep_probabilities_flat(lengths, language_entry_probabilities(
+                codes, lengths, flat, lambda code: list_probabilities[code].value))
             weights = {"pairs": np.ones(batch.num_rows, np.int64),
                        "expected": thresholds.fixed_point(keep_prob),
                        "always_kept": (keep_prob >= 1.0).astype(np.int64)}
@@ -217,8 +209,8 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
             for name, key in keys.items():
                 sums = _summed_by(key, weights)
                 parts.append(_part(schema, name, sums[_VALUE].size, sums))
-            if counts_broadcast is not None:
-                plan_sums, certain = plan_sums_of(batch, lengths, flat)
+            if n_ts:
+                plan_sums, certain = plan_sums_of(codes, lengths, flat)
                 parts.append(_part(schema, _PLAN, 1, {"pairs": [batch.num_rows], **{
                     name: [int(v)] for name, v in zip(plan_names, [*plan_sums, *certain])}}))
             yield from pa.concat_tables(parts).to_batches()
@@ -227,12 +219,10 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
         rows = (source.mapInArrow(partial_sums, output_schema).groupBy(_SET, *groups, _VALUE)
                 .agg(*[F.sum(F.col(name).cast("decimal(38,0)")).alias(name) for name in sum_names]).collect())
     finally:
-        plan_broadcasts = ([] if counts_broadcast is None else list(counts_broadcast.values())
-                           if isinstance(counts_broadcast, dict) else [counts_broadcast])
-        for broadcast in broadcasts + plan_broadcasts:
+        for broadcast in [*list_probabilities.values(), *plan_counts.values()]:
             broadcast.unpersist()
     results = [{"set": "", "value": None, "pairs": 0, "expected": 0.0, "always_kept": 0}]  # when nothing matched
-    plan = ([0] * n_ts, [0] * n_ts, 0) if plan_ts else None
+    plan = ([0] * n_ts, [0] * n_ts, 0) if planned else None
     for row in rows:
         name = row[_SET]
         if name == _PLAN:
@@ -248,76 +238,68 @@ def matched_pass(matched: DataFrame, probabilities: np.ndarray | dict[str, np.nd
     return results, plan
 
 
-def curated_pass(curated: DataFrame, groups: list[str], entries_total: int, text_column: str | None = None,
-                 offsets: dict[str, int] | None = None) -> tuple[np.ndarray, list[dict]]:
+def curated_pass(curated: DataFrame, groups: list[str], entries_total: int, choice: ListChoice,
+                 offsets: dict[str, int], text_column: str | None = None) -> tuple[np.ndarray, list[dict]]:
     """Over the curated table itself: per-entry counts after balancing (explode the kept pairs' entry ids, count;
     one row per entry reaches the driver, as Arrow), and kept pairs by group, by caption-length bin (with
     `text_column`) and in total (grouping sets over the pairs themselves, in a second scan: applied to the exploded
-    ids, the sets would multiply each pair's rows by its entries). Worldwide (`offsets`), entries are counted per
-    (language, id) and placed as entry_keys places them."""
+    ids, the sets would multiply each pair's rows by its entries). Entries are counted per (list, id) and placed as
+    entry_keys places them."""
     lengths = [_length_bin_column(text_column).alias(LENGTH_BIN)] if text_column else []
     results = grouped_counts(curated.select(*groups, *lengths), groups, [(LENGTH_BIN,)] if text_column else [],
                              [F.count("*").alias("pairs")])
-    languages = [METADATA_LANG] if offsets is not None else []
-    counts = (curated.select(*languages, F.explode(ENTRY_IDS).alias("entry_id")).groupBy(*languages, "entry_id")
+    counts = (curated.select(*choice.keys, F.explode(ENTRY_IDS).alias("entry_id")).groupBy(*choice.keys, "entry_id")
               .agg(F.count("*").alias("matches")).toArrow())
     after = np.zeros(entries_total, dtype=np.int64)
-    after[entry_keys(counts, offsets)] = counts.column("matches").to_numpy()
+    after[entry_keys(counts, offsets, choice)] = counts.column("matches").to_numpy()
     return after, results
 
 
 # --- counts/: the per-entry vector -------------------------------------------------------------------------------
 
-def language_offsets(run: RunSummary) -> dict[str, int] | None:
-    """Worldwide: where each language's list starts in the report's one per-entry vector, the lists laid end to end
-    in the run's order of languages (so (language, id) is one position, and no two languages' ids meet); None for
-    a v1 run, whose entry ids are the positions."""
-    if not run.worldwide:
-        return None
+def list_offsets(run: RunSummary) -> dict[str, int]:
+    """Where each list starts in the report's one per-entry vector, the lists laid end to end in the run's order
+    (so (list, id) is one position, and no two lists' ids meet); a v1 run's one list starts at 0, its entry ids
+    being the positions."""
     offsets, start = {}, 0
-    for code in run.metadata_languages:
+    for code, (entries, _) in run.lists.items():
         offsets[code] = start
-        start += int(run.by_lang[code].entries)
+        start += entries
     return offsets
 
 
-def entry_keys(table: pa.Table, offsets: dict[str, int] | None) -> np.ndarray:
-    """Positions in the per-entry vector of a table's entries (entry_id, and METADATA_LANG when worldwide)."""
+def entry_keys(table: pa.Table, offsets: dict[str, int], choice: ListChoice) -> np.ndarray:
+    """Positions in the per-entry vector of a table's entries (entry_id, in the list `choice` gives each row)."""
     ids = table.column("entry_id").to_numpy().astype(np.int64)
-    if offsets is None:
-        return ids
-    codes = table.column(METADATA_LANG).to_pylist()
+    codes = choice.codes(table)
     return ids + np.fromiter((offsets[code] for code in codes), np.int64, len(codes))
 
 
-def read_counts(spark: SparkSession, root: RootReader, run: RunSummary,
-                offsets: dict[str, int] | None) -> tuple[np.ndarray, pa.Table]:
-    """The run's per-entry counts (counts/) as one vector over the entries (worldwide: the languages' lists end to end,
-    at `offsets`), and counts/ itself with each entry's position (`key`), for the names of the entries shown. One row
-    per matched entry: bounded by the metadata (~500k), like the count vector itself."""
-    table = read_table(spark, root.path("counts")).select(
-        *([METADATA_LANG] if offsets is not None else []), "entry_id", "entry", "count").toArrow()
-    table = table.append_column("key", pa.array(entry_keys(table, offsets), pa.int64()))
+def read_counts(spark: SparkSession, root: RootReader, run: RunSummary, offsets: dict[str, int],
+                choice: ListChoice) -> tuple[np.ndarray, pa.Table]:
+    """The run's per-entry counts (counts/) as one vector over the entries (the lists end to end, at `offsets`), and
+    counts/ itself with each entry's position (`key`), for the names of the entries shown. One row per matched
+    entry: bounded by the metadata (~500k), like the count vector itself."""
+    table = read_table(spark, root.path("counts")).select(*choice.keys, "entry_id", "entry", "count").toArrow()
+    table = table.append_column("key", pa.array(entry_keys(table, offsets, choice), pa.int64()))
     # the one reading of a count table (balancing/counts.py), each list at its full length, laid end to end
-    sizes = ({code: int(run.by_lang[code].entries) for code in offsets} if offsets is not None
-             else {ONE_LIST: int(run.entries_total)})
-    vectors = count_vectors(table, sizes)
-    return np.concatenate([vectors[code] for code in sizes]) if sizes else np.zeros(0, np.int64), table
+    vectors = count_vectors(table, {code: entries for code, (entries, _) in run.lists.items()})
+    return np.concatenate([vectors[code] for code in offsets]) if offsets else np.zeros(0, np.int64), table
 
 
-def language_counts(run: RunSummary, counts: np.ndarray, offsets: dict[str, int]) -> dict[str, np.ndarray]:
-    """Worldwide: each language's own count vector, its part of the one per-entry vector."""
-    return {code: counts[start:start + int(run.by_lang[code].entries)] for code, start in offsets.items()}
+def list_counts(run: RunSummary, counts: np.ndarray, offsets: dict[str, int]) -> dict[str, np.ndarray]:
+    """Each list's own count vector, its part of the one per-entry vector."""
+    return {code: counts[start:start + run.lists[code][0]] for code, start in offsets.items()}
 
 
-def entry_names(table: pa.Table, keys: list[int]) -> tuple[dict[int, str], dict[int, tuple[str, int]]]:
-    """The entries at positions `keys` (from read_counts' table): {key: entry}, and, worldwide, {key: (language, its
-    id in that language's list)}."""
+def entry_names(table: pa.Table, keys: list[int],
+                choice: ListChoice) -> tuple[dict[int, str], dict[int, tuple[str, int]]]:
+    """The entries at positions `keys` (from read_counts' table): {key: entry}, and {key: (its list, its id in
+    that list)}."""
     named = table.filter(pc.is_in(table.column("key"), pa.array(keys, pa.int64())))
     names = dict(zip(named.column("key").to_pylist(), named.column("entry").to_pylist()))
-    located = (dict(zip(named.column("key").to_pylist(), zip(named.column(METADATA_LANG).to_pylist(),
-                                                             named.column("entry_id").to_pylist())))
-               if METADATA_LANG in named.column_names else {})
+    located = dict(zip(named.column("key").to_pylist(),
+                       zip(choice.codes(named), named.column("entry_id").to_pylist())))
     return names, located
 
 
@@ -356,28 +338,24 @@ def _first_in_seeded_order(df: DataFrame, seed: int, text_column: str, columns: 
     return [r.asDict() for r in ordered.orderBy(_ORDER, *columns).limit(n).drop(_ORDER).collect()]
 
 
-def caption_samples(matched: DataFrame, pairs: DataFrame | None, probabilities: np.ndarray | dict[str, np.ndarray],
-                    seed: int, text_column: str) -> dict:
+def caption_samples(matched: DataFrame, pairs: DataFrame | None, probabilities: dict[str, np.ndarray],
+                    choice: ListChoice, seed: int, text_column: str) -> dict:
     """Seeded samples: curated and dropped-by-balancing captions from the SAMPLE_POOL matched pairs first in the
     seeded order, told apart by the run's own keep draws; unmatched captions from the first pairs of `pairs` in the
     same order that are not in `matched` (a semi-join against that bounded list). Entries as ids (names added by
-    the caller for the ids in them). Worldwide (`probabilities` per language), each pair's draws take its own
-    language's p_e, and each item says its language."""
-    worldwide = isinstance(probabilities, dict)
-    columns = ["crawl", "uuid", text_column, ENTRY_IDS, *([METADATA_LANG] if worldwide else [])]
+    the caller for the ids in them). Each pair's draws take its own list's p_e (`probabilities` per list), and each
+    item carries the column naming its list when the run's tables have one (`choice.keys`)."""
+    columns = ["crawl", "uuid", text_column, ENTRY_IDS, *choice.keys]
     rows = _first_in_seeded_order(matched, seed, text_column, columns, SAMPLE_POOL)
     lengths = np.array([len(r[ENTRY_IDS]) for r in rows], dtype=np.int64)
     flat = np.array([e for r in rows for e in r[ENTRY_IDS]], dtype=np.int64)
-    if worldwide:
-        flat_probs = language_entry_probabilities([r[METADATA_LANG] for r in rows], lengths, flat,
-                                                  probabilities.__getitem__)
-    else:
-        flat_probs = probabilities[flat]
+    flat_probs = language_entry_probabilities([choice.code_of(r) for r in rows], lengths, flat,
+                                              probabilities.__getitem__)
     keep, keep_prob = draws.decide_flat(seed, [r["uuid"] for r in rows], [r[text_column] for r in rows],
-                                            lengths, flat, flat_probs)
+                                        lengths, flat, flat_probs)
     items = [{"crawl": r["crawl"], "uuid": r["uuid"], "text": sample_text(r[text_column]),
-              "entry_ids": list(r[ENTRY_IDS]), "keep_prob": float(p),
-              **({"metadata_lang": r[METADATA_LANG]} if worldwide else {})} for r, p in zip(rows, keep_prob)]
+              "entry_ids": list(r[ENTRY_IDS]), "keep_prob": float(p), **{key: r[key] for key in choice.keys}}
+             for r, p in zip(rows, keep_prob)]
     samples = {
         "matched_sampled": len(rows),
         "curated": [item for item, k in zip(items, keep) if k][:SAMPLES_SHOWN],

@@ -15,6 +15,7 @@ from metaclip_spark import __version__
 from metaclip_spark.balancing import draws, thresholds
 from metaclip_spark.root.columns import GROUP_COLUMNS, group_value
 from metaclip_spark.ingestion import pair_keys
+from metaclip_spark.matching.spark import ListChoice
 from metaclip_spark.report.scans import ENTRIES, LENGTH_BIN, LENGTH_EDGES, PROB_BIN, PROBABILITY_BINS
 from metaclip_spark.root.records import FileTally, RunSummary
 
@@ -40,13 +41,14 @@ class ReportData:
     matched: list[dict]  # scans.matched_pass's results
     curated: list[dict]  # scans.curated_pass's results
     pairs_in_by_group: dict[str, dict[str, int] | None]
-    before: np.ndarray  # per-entry counts before balancing (worldwide: the languages' lists end to end, at offsets)
+    before: np.ndarray  # per-entry counts before balancing (the run's lists end to end, at offsets)
     after: np.ndarray  # and after, counted in curated/
-    offsets: dict[str, int] | None  # worldwide: where each language's list starts in those vectors
-    t: int  # the run's t (worldwide: English's)
+    choice: ListChoice  # which list a row of the run's tables is of (and the column naming it, if they have one)
+    offsets: dict[str, int]  # where each list starts in those vectors
+    t: int  # the run's t (English's)
     t_by_entry: int | np.ndarray  # the t each entry was balanced at
     names: dict[int, str]  # the entries shown, by position
-    located: dict[int, tuple[str, int]]  # worldwide: their language and id in its list, by position
+    located: dict[int, tuple[str, int]]  # their list and id in it, by position
     plan: dict | None  # the plan table (report/plan.py's), with the t it was computed at
     samples: dict | None  # scans.caption_samples's, entries as ids
     hosts: list[dict]
@@ -130,7 +132,7 @@ def languages(d: ReportData) -> dict:
     """A worldwide run's numbers per language (from its summary: counted at ingest and in the balance stage),
     languages with pairs first, most pairs first; None for a v1 run."""
     run = d.run
-    if not run.worldwide:
+    if not run.by_lang:  # a v1 summary records no figures by language
         return {"languages": None}
     by_lang = {code: v.to_json() for code, v in sorted(run.by_lang.items(), key=lambda kv: (-kv[1].pairs, kv[0]))}
     return {"languages": {"t_en": run.t, "t_mode": run.t_mode, "p": run.english_tail_share or 0.0,
@@ -194,7 +196,8 @@ def samples(d: ReportData) -> dict:
     """The seeded samples, each item with its entries' names."""
     if d.samples is None:
         return {"samples": None}
-    named = {kind: [{**item, "entries": [d.names.get(k, "") for k in _keys_of(item, d.offsets)]} for item in items]
+    named = {kind: [{**item, "entries": [d.names.get(k, "") for k in _keys_of(item, d.offsets, d.choice)]}
+                    for item in items]
              if kind in ("curated", "dropped", "unmatched") and items is not None else items
              for kind, items in d.samples.items()}
     return {"samples": named}
@@ -231,26 +234,24 @@ def report_summary(d: ReportData) -> dict:
 
 # --- what the sections share ------------------------------------------------------------------------------------
 
-def entries_shown(before: np.ndarray, after: np.ndarray, samples: dict | None,
-                  offsets: dict[str, int] | None) -> list[int]:
+def entries_shown(before: np.ndarray, after: np.ndarray, samples: dict | None, offsets: dict[str, int],
+                  choice: ListChoice) -> list[int]:
     """The positions of the entries the report names: the largest before and after, and those of the samples."""
     sampled = [item for kind in ("curated", "dropped", "unmatched") for item in (samples or {}).get(kind) or []]
     return sorted({i for i, _ in top_entries(before)} | {i for i, _ in top_entries(after)}
-                  | {k for item in sampled for k in _keys_of(item, offsets)})
+                  | {k for item in sampled for k in _keys_of(item, offsets, choice)})
 
 
-def _keys_of(item: dict, offsets: dict[str, int] | None) -> list[int]:
-    """A sample's entries' positions in the per-entry vectors."""
-    start = offsets[item["metadata_lang"]] if offsets is not None and item["entry_ids"] else 0
+def _keys_of(item: dict, offsets: dict[str, int], choice: ListChoice) -> list[int]:
+    """A sample's entries' positions in the per-entry vectors (an unmatched caption has none)."""
+    start = offsets[choice.code_of(item)] if item["entry_ids"] else 0
     return [start + i for i in item["entry_ids"]]
 
 
 def _listed(d: ReportData, counts: np.ndarray) -> list[dict]:
-    if d.run.worldwide:
-        return [{"rank": rank, "metadata_lang": d.located[i][0], "entry_id": d.located[i][1],
-                 "entry": d.names.get(i, ""), "count": c} for rank, (i, c) in enumerate(top_entries(counts), start=1)]
-    return [{"rank": rank, "entry_id": i, "entry": d.names.get(i, ""), "count": c}
-            for rank, (i, c) in enumerate(top_entries(counts), start=1)]
+    """The largest entries: each with its id in its list, and its list's code where the run's tables name it."""
+    return [{"rank": rank, **{key: d.located[i][0] for key in d.choice.keys}, "entry_id": d.located[i][1],
+             "entry": d.names.get(i, ""), "count": c} for rank, (i, c) in enumerate(top_entries(counts), start=1)]
 
 
 def top_entries(counts: np.ndarray, n: int = TOP_ENTRIES) -> list[tuple[int, int]]:

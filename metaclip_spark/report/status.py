@@ -45,14 +45,14 @@ def root_status(root: RootReader) -> dict:
 
 def last_run(summary: RunSummary | None) -> dict | None:
     """The last run as `status --json` shows it: a few of its summary's figures (worldwide and by_lang null for a v1
-    run, which has neither)."""
+    run, whose summary records neither)."""
     if summary is None:
         return None
     return {"run_id": summary.run_id, "finished_at": summary.finished_at, "crawls": summary.crawls, "t": summary.t,
             "t_mode": summary.t_mode, "seed": summary.seed, "pairs_in": summary.pairs_in,
             "pairs_matched": summary.pairs_matched, "pairs_curated": summary.pairs_curated,
-            "worldwide": True if summary.worldwide else None,
-            "by_lang": {code: v.to_json() for code, v in summary.by_lang.items()} if summary.worldwide else None}
+            "worldwide": summary.worldwide or None,
+            "by_lang": {code: v.to_json() for code, v in summary.by_lang.items()} or None}
 
 
 def format_status(status: dict) -> str:
@@ -83,7 +83,7 @@ def format_status(status: dict) -> str:
         for f in c["partial_files"][:10]:
             lines.append(f"  read in part {f['file']}: {f['reason']}")
     run = status["last_run"]
-    if run and run.get("worldwide"):
+    if run and run.get("by_lang"):  # a set's lists, each on its line
         by_lang = {code: v for code, v in run["by_lang"].items() if v["pairs"]}
         lines.append(f"last curated run {run['run_id']} ({run['finished_at']}): crawls {', '.join(run['crawls'])}, "
                      f"worldwide ({len(run['by_lang'])} lists, {len(by_lang)} with pairs), English t "

@@ -18,6 +18,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Iterable, TypedDict
 
 from metaclip_spark.errors import InputError
+from metaclip_spark.metadata.lists import ONE_LIST
+from metaclip_spark.root.columns import METADATA_LANG
 
 # Unit kinds: files of a Common Crawl listing extracted, or a pool of pairs read as it is.
 KIND_EXTRACT = "extract"
@@ -253,6 +255,20 @@ class RunSummary:
     pairs_without_list: dict[str, int] = field(default_factory=dict)  # pairs whose language has no list
     pairs_unknown_lang: int = 0  # pairs with no language
     languages_with_pairs: int | None = None
+
+    @property
+    def lists(self) -> dict[str, tuple[int, int]]:
+        """(entries, t) of each list the run balanced, in the set's order: what a reader of the root works on, one
+        path for every run. A v1 summary records no list by its code: its one list (English's, ONE_LIST) holds every
+        entry, at the run's t."""
+        return ({code: (int(self.by_lang[code].entries), int(self.t_by_lang[code])) for code in self.metadata_languages}
+                or {ONE_LIST: (int(self.entries_total), int(self.t or 1))})
+
+    @property
+    def list_column(self) -> str | None:
+        """The column of the run's tables naming each pair's list (as Metadata.list_column): a set's METADATA_LANG;
+        None for a v1 run, whose tables keep their schema without it."""
+        return METADATA_LANG if self.worldwide else None
 
     @classmethod
     def from_json(cls, data: dict, where: str = "summary.json", exact: bool = False) -> "RunSummary":
