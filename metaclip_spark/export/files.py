@@ -48,7 +48,6 @@ from metaclip_spark.config import RemoteSettings, RootSettings, Settings
 from metaclip_spark.matching.spark import flattened_entry_ids
 from metaclip_spark.root.columns import ENTRY_IDS, KEEP_PROB, METADATA_LANG
 from metaclip_spark.errors import ConfigError, InputError, RootBusyError
-from metaclip_spark.metadata.lists import ONE_LIST
 from metaclip_spark.export.online import NO_LANGUAGE, PROBABILITIES_FILE
 from metaclip_spark.progress import stage
 from metaclip_spark.root.filesystems import FsspecFiles
@@ -462,17 +461,16 @@ def thresholds(tables: RootTables, counts: pa.Table, config: Settings, t: int | 
     """{metadata language: t} of the probability table: the last run's unless --t is given (worldwide: English's t,
     the others derived from it, as balancing resolves them: thresholds.resolve)."""
     summary = tables.summary
-    worldwide = METADATA_LANG in counts.column_names
-    recorded = summary.t_by_lang or ({} if worldwide else {ONE_LIST: summary.t})  # a v1 run's: its one t
-    if t is None and recorded:
-        chosen = recorded
+    lists = summary.lists  # each list's (entries, t); a v1 run's one list English's
+    if t is None:
+        chosen = {code: list_t for code, (_, list_t) in lists.items()}
     else:
-        # every entry of each language's list, zeros included (derived_threshold's rule): the list sizes are the run's
-        vectors = count_vectors(counts, {lang: numbers.entries for lang, numbers in (summary.by_lang or {}).items()})
-        chosen, _ = resolve(vectors, (summary.t if summary.t is not None else "auto") if t is None else t,
-                            config.curation.tail_share, config.worldwide.t_by_lang)
+        # every entry of each list, zeros included (derived_threshold's rule): the list sizes are the run's
+        vectors = count_vectors(counts, {code: entries for code, (entries, _) in lists.items()})
+        chosen, _ = resolve(vectors, t, config.curation.tail_share, config.worldwide.t_by_lang)
     # the rows of a v1 root carry no language: its one list is NO_LANGUAGE here
-    return {(lang if worldwide else NO_LANGUAGE): int(value) for lang, value in chosen.items()}
+    worldwide = METADATA_LANG in counts.column_names
+    return {(code if worldwide else NO_LANGUAGE): int(value) for code, value in chosen.items()}
 
 
 # Writing ---------------------------------------------------------------------------------------------------------
