@@ -31,7 +31,8 @@ def language_broadcasts(spark, lists: dict[str, list]) -> dict:
 class ListChoice:
     """Which list each pair is matched against (and balanced with): a worldwide pool's pairs name theirs in
     METADATA_LANG (Metadata.list_column); a v1 pool's all take its one list, and its tables have no such column.
-    Small and picklable: it travels inside the tasks."""
+    Built from the run's Metadata, or, by what reads a finished root, from its RunSummary (the same `lists` and
+    `list_column`). Small and picklable: it travels inside the tasks."""
 
     def __init__(self, metadata):
         self.column = metadata.list_column
