@@ -79,7 +79,7 @@ def _add_common_crawl(parser: argparse.ArgumentParser) -> None:
                         help="instead of --input: a dump of Common Crawl's index (commoncrawl.index_url), by id; "
                              "latest, the newest; next, the oldest newer than every dump the root holds (latest on "
                              "a new root). latest and next finish a partly done dump first, and end at once (exit "
-                             "0) when there is nothing new")
+                             "0) when there is nothing new (unless --robots brings captures: they are read and applied)")
     parser.add_argument("--archive-type", choices=ARCHIVE_TYPES, help="with --common-crawl: the dump's WARC "
                         "(default) or WAT files")
     parser.add_argument("--from", dest="origin", choices=ORIGINS, help="with --common-crawl: read the dump from "
