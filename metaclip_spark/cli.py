@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_balance(curate), _add_root(curate)
     curate.add_argument("--overwrite", action="store_true",
                         help="replace the output root with what --input brings: built beside it, swapped in once its "
-                             "run has committed (the old root is kept whole until then)")
+                             "run has committed (the old root is kept whole until then); its robots.txt captures "
+                             "(--robots) are kept")
     curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
     curate.add_argument("--robots", metavar="LISTING", action="append",
                         help="robots.txt captures to judge every crawl of the root by (docs/optout.md): a crawl's "

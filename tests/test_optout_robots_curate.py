@@ -8,6 +8,8 @@ line's `curate --robots`) only newer captures, with apply_star_group = false and
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -104,7 +106,7 @@ def curated(spark, config, tmp_path_factory):
     second_config = config.updated({"optout": {"apply_star_group": False, "blocked_domains": str(blocked)}})
     return {"root": root, "first": first, "second": second, "state_first": state_first,
             "removed_first": removed_first, "matched_first": matched_first, "counts_first": counts_first,
-            "units_before": units_before, "config": second_config}
+            "units_before": units_before, "config": second_config, "base": base, "conf": conf}
 
 
 def test_robots_txt_refuses_by_the_newest_capture_of_the_page_and_image_hosts(curated):
@@ -148,6 +150,34 @@ def test_new_captures_and_options_rejudge_the_crawl_without_reading_it_again(cur
     assert kapanlagi == [("2025-03-01T01:00:00Z", 200, 324), ("2025-04-01T00:00:00Z", 200, 223)]
     state = json.loads((root / "robots" / "state.json").read_text())
     assert [entry["captures"] for entry in state["listings"]] == [8, 1] and len(state["runs"]) == 2
+
+
+def test_overwrite_keeps_the_captures_and_judges_the_new_crawls_by_them(curated, tmp_path, caplog):
+    """The captures are an input of the root, not built from --input: `curate --overwrite` without --robots keeps
+    them (and says so), and the replacement's crawl is judged by them as the replaced one was."""
+    root = tmp_path / "root"
+    shutil.copytree(curated["root"], root)
+    state = (root / "robots" / "state.json").read_text()
+    base = curated["base"]
+    caplog.set_level(logging.WARNING, logger="metaclip_spark")
+    assert cli.main(["curate", "--root", str(root), "--input", str(base / "warc.paths"), "--input-format",
+                     "warc-manifest", "--input-base", str(base), "--metadata", SMALL_METADATA, "--conf",
+                     str(curated["conf"]), "--overwrite", "--no-report"]) == 0
+    assert (root / "robots" / "state.json").read_text() == state and not (root / ".replacement").exists()
+    assert f"--overwrite keeps {root}/robots/, the robots.txt captures read by 2 run(s) of curate --robots (9 " \
+        f"captures)" in caplog.text and f"to drop them, delete {root}/robots/" in caplog.text
+    assert {url: why[0] for url, why in _removed(root).items()} == {
+        BLOG: "robots-txt@ai2bot:page", DOWN: "robots-txt@ai2bot:page", SHOP: "robots-txt@ccbot:image",
+        BLOCKED: "blocked-domain:page"}
+    assert _pages(root / "matched" / f"crawl={CRAWL}") == EVERY - {BLOG, DOWN, SHOP, BLOCKED}
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["optout"]["robots"] == {"hosts_with_capture": 6, "hosts_without_capture": 3}
+    # the note's way to drop them: delete robots/, and the next curate re-judges the crawl without them
+    shutil.rmtree(root / "robots")
+    assert cli.main(["curate", "--root", str(root), "--metadata", SMALL_METADATA, "--conf", str(curated["conf"]),
+                     "--no-report"]) == 0
+    assert {url: why[0] for url, why in _removed(root).items()} == {BLOCKED: "blocked-domain:page"}
+    assert json.loads((root / "summary.json").read_text())["pairs_in"] == len(EVERY) - 1
 
 
 def test_the_report_shows_agents_and_hosts_with_a_capture(spark, curated):
