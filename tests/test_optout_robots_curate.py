@@ -7,6 +7,7 @@ line's `curate --robots`) only newer captures, with apply_star_group = false and
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import shutil
@@ -17,7 +18,7 @@ import pytest
 from metaclip_spark import cli, pipeline
 from metaclip_spark.ingestion.ingest import InputSpec
 from metaclip_spark.metadata.lists import Metadata
-from metaclip_spark.optout.captures import hosts as host_table
+from metaclip_spark.optout.captures import hosts as host_table, read_robots
 from metaclip_spark.optout.signals import Policy
 from metaclip_spark.optout.tables import SiteJudge
 from metaclip_spark.report.build import write_report
@@ -25,8 +26,8 @@ from metaclip_spark.root.layout import OutputRoot
 from metaclip_spark.root.tables import read_table
 
 from conftest import DATA
-from robots_archives import write_captures, write_pages
-from servers import ArchiveServer
+from robots_archives import ROBOTS, write_captures, write_pages
+from servers import ArchiveServer, gcs_server, s3_server
 
 CRAWL = "CC-MAIN-2025-13"
 SMALL_METADATA = str(DATA / "metadata" / "small.json")
@@ -210,6 +211,37 @@ def test_the_robots_join_shuffles_the_pairs_once(spark, curated):
     finally:
         spark.conf.set("spark.sql.autoBroadcastJoinThreshold", previous)
     assert plan.count("Exchange") - lookup_plan.count("Exchange") == 1, plan
+@pytest.mark.parametrize("store", ["s3", "gs"])
+def test_a_listing_and_its_archives_are_read_from_s3_and_gs(spark, config, tmp_path, store):
+    """`--robots s3://.../robotstxt.paths.gz` (or gs://) as Common Crawl lays it out: the listing is read, its
+    relative paths resolved against the root above crawl-data/, and the archives it names read on the executors,
+    from moto's S3 server and the gcp-storage-emulator on 127.0.0.1 (as --input's tests read them)."""
+    tree = tmp_path / "bucket"
+    robots = f"crawl-data/{CRAWL}/segments/1/robotstxt/CC-MAIN-20250301-00000.warc.gz"
+    (tree / robots).parent.mkdir(parents=True)
+    write_captures(tree / robots, [
+        ("www.kapanlagi.example", "200 OK", "002.txt", "2025-03-01T01:00:00Z"),
+        ("gone.example", "404 Not Found", None, "2025-03-01T04:00:00Z"),
+        ("changed.example", "200 OK", "029.txt", "2025-02-01T00:00:00Z"),
+        ("changed.example", "200 OK", "018.txt", "2025-01-01T00:00:00Z")])
+    (tree / "crawl-data" / CRAWL / "robotstxt.paths.gz").write_bytes(gzip.compress(f"{robots}\n".encode()))
+    server, remote = (s3_server, {"s3_endpoint_url": "{}"}) if store == "s3" else \
+        (gcs_server, {"gcs_endpoint_url": "{}", "gcs_anonymous": True})
+    root = OutputRoot(spark, str(tmp_path / "root"))
+    with server(tree) as endpoint:
+        settings = config.updated({"remote": {key: value.format(endpoint) if isinstance(value, str) else value
+                                              for key, value in remote.items()}}).remote
+        read = read_robots(spark, root, f"{store}://commoncrawl/crawl-data/{CRAWL}/robotstxt.paths.gz", settings)
+    assert (read["files_listed"], read["files_read"], read["files_failed"], read["captures"]) == (1, 1, 0, 4)
+    state = json.loads((tmp_path / "root" / "robots" / "state.json").read_text())
+    assert state["files_done"] == [f"{store}://commoncrawl/{robots}"]
+    newest = {r["host"]: (r["fetched"], r["status"], r["body"]) for r in
+              pq.read_table(tmp_path / "root" / "robots" / "hosts").to_pylist()}
+    assert newest == {"www.kapanlagi.example": ("2025-03-01T01:00:00Z", 200, (ROBOTS / "002.txt").read_bytes()),
+                      "gone.example": ("2025-03-01T04:00:00Z", 404, b""),
+                      "changed.example": ("2025-02-01T00:00:00Z", 200, (ROBOTS / "029.txt").read_bytes())}
+
+
 def test_dropping_a_crawls_units_drops_its_optout_table(spark, tmp_path):
     for table in ("units", "optout"):
         (tmp_path / table / f"crawl={CRAWL}").mkdir(parents=True)
