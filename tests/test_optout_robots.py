@@ -16,6 +16,7 @@ from protego import Protego
 
 from metaclip_spark.config import load_config
 from metaclip_spark.errors import ConfigError
+from metaclip_spark.optout.domains import registered_domain
 from metaclip_spark.optout.robots import PARSE_LIMIT, Judge, Robots, decode, url_host
 from metaclip_spark.optout.signals import Policy, signal_agent, signal_kind
 
@@ -183,6 +184,14 @@ def test_the_judge_checks_the_page_then_the_image_host_and_blocked_domains():
     assert url_host("https://user@Host.Example.:81/x") == "host.example" and url_host("not a url") is None
     assert signal_kind("robots-txt@ccbot:image") == "robots-txt" and signal_agent("robots-txt@ccbot:image") == "ccbot"
     assert signal_kind("blocked-domain:page") == "blocked-domain" and signal_agent("blocked-domain:page") == "*"
+
+
+def test_registered_domains_follow_the_public_suffix_list_bundled():
+    assert registered_domain("www.bbc.co.uk") == "bbc.co.uk"
+    assert registered_domain("images.example.com") == "example.com"
+    assert registered_domain("someone.github.io") == "someone.github.io"  # a private suffix of the list
+    assert registered_domain("192.168.0.1") == "192.168.0.1" and registered_domain(None) is None
+    assert registered_domain("co.uk") == "co.uk"  # a bare public suffix: its own domain
 
 
 def test_the_optout_options_reach_the_policy(tmp_path):

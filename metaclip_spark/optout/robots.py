@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 from protego import Protego
 
+from metaclip_spark.optout.domains import registered_domain
+
 PARSE_LIMIT = 500 * 1024  # bytes of a robots.txt parsed (RFC 9309 2.5: at least 500 kibibytes)
 SIGNAL = "robots-txt"  # optout_signal of a pair refused by robots.txt: robots-txt@<agent>:page or :image
 _CACHE_SIZE = 256  # parsed files kept per worker: the pairs of a host are judged together after the join
@@ -125,8 +127,6 @@ class Judge:
         (fetched, status, body) for the hosts of the page and image that have one."""
         roles = (("page", page_url, url_host(page_url)), ("image", image_url, url_host(image_url)))
         if self.blocked:
-            from metaclip_spark.report.public_summary import registered_domain
-
             for role, _, host in roles:
                 if host is not None and registered_domain(host) in self.blocked:
                     return f"blocked-domain:{role}", None, None
