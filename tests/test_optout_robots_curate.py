@@ -227,17 +227,24 @@ def test_a_listing_and_its_archives_are_read_from_s3_and_gs(spark, config, tmp_p
     (tree / "crawl-data" / CRAWL / "robotstxt.paths.gz").write_bytes(gzip.compress(f"{robots}\n".encode()))
     server, remote = (s3_server, {"s3_endpoint_url": "{}"}) if store == "s3" else \
         (gcs_server, {"gcs_endpoint_url": "{}", "gcs_anonymous": True})
-    root = OutputRoot(spark, str(tmp_path / "root"))
     with server(tree) as endpoint:
         settings = config.updated({"remote": {key: value.format(endpoint) if isinstance(value, str) else value
                                               for key, value in remote.items()}}).remote
-        read = read_robots(spark, root, f"{store}://commoncrawl/crawl-data/{CRAWL}/robotstxt.paths.gz", settings)
+        read = read_robots(spark, OutputRoot(spark, str(tmp_path / "listing")),
+                           f"{store}://commoncrawl/crawl-data/{CRAWL}/robotstxt.paths.gz", settings)
+        # one archive named by its URL, as --robots also takes it
+        one = read_robots(spark, OutputRoot(spark, str(tmp_path / "archive")), f"{store}://commoncrawl/{robots}",
+                          settings)
     assert (read["files_listed"], read["files_read"], read["files_failed"], read["captures"]) == (1, 1, 0, 4)
-    state = json.loads((tmp_path / "root" / "robots" / "state.json").read_text())
+    assert (one["files_listed"], one["files_read"], one["files_failed"], one["captures"]) == (1, 1, 0, 4)
+    state = json.loads((tmp_path / "listing" / "robots" / "state.json").read_text())
     assert state["files_done"] == [f"{store}://commoncrawl/{robots}"]
-    newest = {r["host"]: (r["fetched"], r["status"], r["body"]) for r in
-              pq.read_table(tmp_path / "root" / "robots" / "hosts").to_pylist()}
-    assert newest == {"www.kapanlagi.example": ("2025-03-01T01:00:00Z", 200, (ROBOTS / "002.txt").read_bytes()),
+
+    def newest(root) -> dict:
+        return {r["host"]: (r["fetched"], r["status"], r["body"]) for r in
+                pq.read_table(root / "robots" / "hosts").to_pylist()}
+
+    assert newest(tmp_path / "listing") == newest(tmp_path / "archive") == {"www.kapanlagi.example": ("2025-03-01T01:00:00Z", 200, (ROBOTS / "002.txt").read_bytes()),
                       "gone.example": ("2025-03-01T04:00:00Z", 404, b""),
                       "changed.example": ("2025-02-01T00:00:00Z", 200, (ROBOTS / "029.txt").read_bytes())}
 
