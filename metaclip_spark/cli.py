@@ -79,7 +79,7 @@ def _add_common_crawl(parser: argparse.ArgumentParser) -> None:
                         help="instead of --input: a dump of Common Crawl's index (commoncrawl.index_url), by id; "
                              "latest, the newest; next, the oldest newer than every dump the root holds (latest on "
                              "a new root). latest and next finish a partly done dump first, and end at once (exit "
-                             "0) when there is nothing new")
+                             "0) when there is nothing new (unless --robots brings captures: they are read and applied)")
     parser.add_argument("--archive-type", choices=ARCHIVE_TYPES, help="with --common-crawl: the dump's WARC "
                         "(default) or WAT files")
     parser.add_argument("--from", dest="origin", choices=ORIGINS, help="with --common-crawl: read the dump from "
@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_balance(curate), _add_root(curate)
     curate.add_argument("--overwrite", action="store_true",
                         help="replace the output root with what --input brings: built beside it, swapped in once its "
-                             "run has committed (the old root is kept whole until then)")
+                             "run has committed (the old root is kept whole until then); its robots.txt captures "
+                             "(--robots) are kept")
     curate.add_argument("--no-report", dest="report", action="store_false", help="skip the report stage")
     curate.add_argument("--robots", metavar="LISTING", action="append",
                         help="robots.txt captures to judge every crawl of the root by (docs/optout.md): a crawl's "

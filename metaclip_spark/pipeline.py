@@ -319,6 +319,8 @@ def curate(spark: SparkSession, config: Settings, source: InputSpec | None, meta
         check_input(spark, config, source)
         root = target.replacement({"input": source.path, "format": source.format, "input_base": source.input_base,
                                    "crawl": source.crawl, "metadata_digest": metadata.digest, "dedup": dedup})
+        if note := robots_captures.kept_note(target):
+            log.warning("note: %s", note)
         kept = (f"{output} is kept as it was (--overwrite swaps in only a finished run); the replacement's done "
                 "files are kept for a rerun of this command, which retries the failed ones")
     for listing in robots or ():

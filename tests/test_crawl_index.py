@@ -15,7 +15,10 @@ import random
 import shutil
 import subprocess
 import sys
+from collections import Counter
+from urllib.parse import urlsplit
 
+import pyarrow.parquet as pq
 import pytest
 
 from metaclip_spark import cli
@@ -26,6 +29,7 @@ from metaclip_spark.errors import InputError
 from metaclip_spark.root.lease import root_lease
 
 from conftest import DATA, REPO
+from robots_archives import write_captures
 from servers import ArchiveServer, Faults, s3_server
 
 CC = DATA / "cc"
@@ -263,6 +267,43 @@ def test_one_unchanging_command_curates_each_new_dump_once(spark, server, tree, 
     assert run.stdout.splitlines() == [f"Nothing new in {server.url}collinfo.json for {root}: the root holds "
                                        "CC-MAIN-2025-47 (November 2025 Index), the newest dump, done."]
     assert sorted(p.name for p in (root / "runs").iterdir()) == runs and not (root / "_LEASE.json").exists()
+
+    # Still December, and Common Crawl's robots.txt captures of a site the root holds pages of are out: the same
+    # schedule with --robots finds no new dump, yet reads the captures and re-judges, re-counts and re-balances
+    # the crawls from their stored pairs (no web archive read again).
+    pairs_before = _pairs(root)
+    host = Counter(_host(page) for page, _ in pairs_before).most_common(1)[0][0]
+    captures = tmp_path / "robots"
+    captures.mkdir()
+    write_captures(captures / "robots.warc.gz", [(host, "200 OK", "024.txt", "2025-12-01T00:00:00Z")])  # `*`: /
+    capsys.readouterr()
+    assert cli.main([*schedule, "--robots", str(captures)]) == 0
+    assert capsys.readouterr().out.startswith(f"Nothing new in {server.url}collinfo.json for {root}: the root holds "
+                                              "CC-MAIN-2025-47 (November 2025 Index), the newest dump, done; reading "
+                                              f"--robots {captures}.")
+    removed = [(r["page_url"], r["url"], r["optout_signal"], r["robots_host"])
+               for table in (root / "optout").glob("crawl=*") for r in pq.read_table(table).to_pylist()]
+    # every pair of the host is refused (optout/ keeps each refused row, copies de-duplication drops included)...
+    of_host = {pair for pair in pairs_before if host in map(_host, pair)}
+    assert of_host and of_host <= {(page, image) for page, image, *_ in removed}
+    assert {(host in (_host(page), _host(image)), signal.startswith("robots-txt@"), robots_host)
+            for page, image, signal, robots_host in removed} == {(True, True, host)}
+    # ...and neither counted nor curated: the pool is re-counted and re-balanced without them
+    pairs_after = _pairs(root)
+    assert not [pair for pair in pairs_after if host in map(_host, pair)] and len(pairs_after) < len(pairs_before)
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["pairs_in"] == len(pairs_after) and summary["optout"]["by_kind"] == {"robots-txt": len(removed)}
+    assert summary["ingest"]["files_processed_now"] == 0 and len(list((root / "runs").iterdir())) == len(runs) + 1
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname
+
+
+def _pairs(root) -> list[tuple[str, str]]:
+    """(page URL, image URL) of every pair of the root's crawls."""
+    return [(r["page_url"], r["url"]) for table in sorted((root / "pairs").glob("crawl=*"))
+            for r in pq.read_table(table, columns=["page_url", "url"]).to_pylist()]
 
 
 def test_a_dump_by_id_as_wat_from_s3_then_latest_finds_nothing_new(spark, tree, tmp_path, capsys):

@@ -142,12 +142,3 @@ def test_pairs_of_a_root_made_before_signals_were_kept_are_all_kept(spark):
     assert tables.kept(old, policy).count() == 1
     both = old.unionByName(new, allowMissingColumns=True)
     assert [r["uuid"] for r in tables.kept(both, policy).collect()] == ["u1"]
-
-
-def test_registered_domains_follow_the_public_suffix_list_bundled():
-    from metaclip_spark.report.public_summary import registered_domain
-
-    assert registered_domain("www.bbc.co.uk") == "bbc.co.uk"
-    assert registered_domain("images.example.com") == "example.com"
-    assert registered_domain("someone.github.io") == "someone.github.io"  # a private suffix of the list
-    assert registered_domain("192.168.0.1") == "192.168.0.1" and registered_domain(None) is None

@@ -16,7 +16,8 @@ from protego import Protego
 
 from metaclip_spark.config import load_config
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.optout.robots import PARSE_LIMIT, Judge, Robots, decode, url_host
+from metaclip_spark.optout.domains import registered_domain
+from metaclip_spark.optout.robots import PARSE_LIMIT, Judge, Robots, decode, group_tokens, url_host
 from metaclip_spark.optout.signals import Policy, signal_agent, signal_kind
 
 ROBOTS = Path(__file__).resolve().parent / "data" / "optout" / "robots"
@@ -127,6 +128,25 @@ def test_the_real_files_say_what_their_provenance_says():
     assert refused("019.txt") is None  # no group at all
 
 
+ODD_LINES = ("User-agent: GPTBot*\nDisallow: /a\n"  # a wildcard: also the token without it
+             "useragent: CCBot\nuser agent: Bytespider\nUser-agent ClaudeBot\nUSER-AGENT:Omgili\n"  # typos, no blank
+             "User-agent:\nUser-agent: # nobody\nUser-agent Applebot: x\nUser-agentish: PetalBot\n"  # no group
+             "Disallow: /b\n")
+
+
+@pytest.mark.parametrize("text", [decode(f.read_bytes()) for f in FILES] + [ODD_LINES],
+                         ids=[f.name for f in FILES] + ["odd-lines"])
+def test_the_groups_read_are_the_groups_protego_holds_rules_for(text):
+    """robots.py asks protego for a group's rules only when group_tokens names it: the two must agree on which
+    groups a file has (protego's own record of them is private: read here, by the test, to hold them together)."""
+    assert group_tokens(text) == set(Protego.parse(text)._user_agents)
+
+
+def test_which_groups_a_file_names():
+    assert group_tokens(ODD_LINES) == {"gptbot*", "gptbot", "ccbot", "bytespider", "claudebot", "omgili"}
+    assert group_tokens((ROBOTS / "024.txt").read_text()) == {"*"} and group_tokens((ROBOTS / "019.txt").read_text()) == set()
+
+
 def test_where_protego_deviates_from_rfc_9309_robots_decides():
     # protego lets `User-agent: Google` rule Google-Extended (a part of its name); RFC 9309 matches the token
     body = "User-agent: Google\nDisallow: /\n\nUser-agent: *\nAllow: /\n"
@@ -183,6 +203,14 @@ def test_the_judge_checks_the_page_then_the_image_host_and_blocked_domains():
     assert url_host("https://user@Host.Example.:81/x") == "host.example" and url_host("not a url") is None
     assert signal_kind("robots-txt@ccbot:image") == "robots-txt" and signal_agent("robots-txt@ccbot:image") == "ccbot"
     assert signal_kind("blocked-domain:page") == "blocked-domain" and signal_agent("blocked-domain:page") == "*"
+
+
+def test_registered_domains_follow_the_public_suffix_list_bundled():
+    assert registered_domain("www.bbc.co.uk") == "bbc.co.uk"
+    assert registered_domain("images.example.com") == "example.com"
+    assert registered_domain("someone.github.io") == "someone.github.io"  # a private suffix of the list
+    assert registered_domain("192.168.0.1") == "192.168.0.1" and registered_domain(None) is None
+    assert registered_domain("co.uk") == "co.uk"  # a bare public suffix: its own domain
 
 
 def test_the_optout_options_reach_the_policy(tmp_path):

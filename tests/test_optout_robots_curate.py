@@ -7,7 +7,10 @@ line's `curate --robots`) only newer captures, with apply_star_group = false and
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +18,7 @@ import pytest
 from metaclip_spark import cli, pipeline
 from metaclip_spark.ingestion.ingest import InputSpec
 from metaclip_spark.metadata.lists import Metadata
-from metaclip_spark.optout.captures import hosts as host_table
+from metaclip_spark.optout.captures import hosts as host_table, read_robots
 from metaclip_spark.optout.signals import Policy
 from metaclip_spark.optout.tables import SiteJudge
 from metaclip_spark.report.build import write_report
@@ -23,8 +26,8 @@ from metaclip_spark.root.layout import OutputRoot
 from metaclip_spark.root.tables import read_table
 
 from conftest import DATA
-from robots_archives import write_captures, write_pages
-from servers import ArchiveServer
+from robots_archives import ROBOTS, write_captures, write_pages
+from servers import ArchiveServer, gcs_server, s3_server
 
 CRAWL = "CC-MAIN-2025-13"
 SMALL_METADATA = str(DATA / "metadata" / "small.json")
@@ -104,7 +107,7 @@ def curated(spark, config, tmp_path_factory):
     second_config = config.updated({"optout": {"apply_star_group": False, "blocked_domains": str(blocked)}})
     return {"root": root, "first": first, "second": second, "state_first": state_first,
             "removed_first": removed_first, "matched_first": matched_first, "counts_first": counts_first,
-            "units_before": units_before, "config": second_config}
+            "units_before": units_before, "config": second_config, "base": base, "conf": conf}
 
 
 def test_robots_txt_refuses_by_the_newest_capture_of_the_page_and_image_hosts(curated):
@@ -150,6 +153,34 @@ def test_new_captures_and_options_rejudge_the_crawl_without_reading_it_again(cur
     assert [entry["captures"] for entry in state["listings"]] == [8, 1] and len(state["runs"]) == 2
 
 
+def test_overwrite_keeps_the_captures_and_judges_the_new_crawls_by_them(curated, tmp_path, caplog):
+    """The captures are an input of the root, not built from --input: `curate --overwrite` without --robots keeps
+    them (and says so), and the replacement's crawl is judged by them as the replaced one was."""
+    root = tmp_path / "root"
+    shutil.copytree(curated["root"], root)
+    state = (root / "robots" / "state.json").read_text()
+    base = curated["base"]
+    caplog.set_level(logging.WARNING, logger="metaclip_spark")
+    assert cli.main(["curate", "--root", str(root), "--input", str(base / "warc.paths"), "--input-format",
+                     "warc-manifest", "--input-base", str(base), "--metadata", SMALL_METADATA, "--conf",
+                     str(curated["conf"]), "--overwrite", "--no-report"]) == 0
+    assert (root / "robots" / "state.json").read_text() == state and not (root / ".replacement").exists()
+    assert f"--overwrite keeps {root}/robots/, the robots.txt captures read by 2 run(s) of curate --robots (9 " \
+        f"captures)" in caplog.text and f"to drop them, delete {root}/robots/" in caplog.text
+    assert {url: why[0] for url, why in _removed(root).items()} == {
+        BLOG: "robots-txt@ai2bot:page", DOWN: "robots-txt@ai2bot:page", SHOP: "robots-txt@ccbot:image",
+        BLOCKED: "blocked-domain:page"}
+    assert _pages(root / "matched" / f"crawl={CRAWL}") == EVERY - {BLOG, DOWN, SHOP, BLOCKED}
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["optout"]["robots"] == {"hosts_with_capture": 6, "hosts_without_capture": 3}
+    # the note's way to drop them: delete robots/, and the next curate re-judges the crawl without them
+    shutil.rmtree(root / "robots")
+    assert cli.main(["curate", "--root", str(root), "--metadata", SMALL_METADATA, "--conf", str(curated["conf"]),
+                     "--no-report"]) == 0
+    assert {url: why[0] for url, why in _removed(root).items()} == {BLOCKED: "blocked-domain:page"}
+    assert json.loads((root / "summary.json").read_text())["pairs_in"] == len(EVERY) - 1
+
+
 def test_the_report_shows_agents_and_hosts_with_a_capture(spark, curated):
     report = write_report(spark, str(curated["root"]))
     assert report["optout"]["by_agent"] == {"*": 1, "ai2bot": 2, "ccbot": 1}
@@ -180,6 +211,44 @@ def test_the_robots_join_shuffles_the_pairs_once(spark, curated):
     finally:
         spark.conf.set("spark.sql.autoBroadcastJoinThreshold", previous)
     assert plan.count("Exchange") - lookup_plan.count("Exchange") == 1, plan
+@pytest.mark.parametrize("store", ["s3", "gs"])
+def test_a_listing_and_its_archives_are_read_from_s3_and_gs(spark, config, tmp_path, store):
+    """`--robots s3://.../robotstxt.paths.gz` (or gs://) as Common Crawl lays it out: the listing is read, its
+    relative paths resolved against the root above crawl-data/, and the archives it names read on the executors,
+    from moto's S3 server and the gcp-storage-emulator on 127.0.0.1 (as --input's tests read them)."""
+    tree = tmp_path / "bucket"
+    robots = f"crawl-data/{CRAWL}/segments/1/robotstxt/CC-MAIN-20250301-00000.warc.gz"
+    (tree / robots).parent.mkdir(parents=True)
+    write_captures(tree / robots, [
+        ("www.kapanlagi.example", "200 OK", "002.txt", "2025-03-01T01:00:00Z"),
+        ("gone.example", "404 Not Found", None, "2025-03-01T04:00:00Z"),
+        ("changed.example", "200 OK", "029.txt", "2025-02-01T00:00:00Z"),
+        ("changed.example", "200 OK", "018.txt", "2025-01-01T00:00:00Z")])
+    (tree / "crawl-data" / CRAWL / "robotstxt.paths.gz").write_bytes(gzip.compress(f"{robots}\n".encode()))
+    server, remote = (s3_server, {"s3_endpoint_url": "{}"}) if store == "s3" else \
+        (gcs_server, {"gcs_endpoint_url": "{}", "gcs_anonymous": True})
+    with server(tree) as endpoint:
+        settings = config.updated({"remote": {key: value.format(endpoint) if isinstance(value, str) else value
+                                              for key, value in remote.items()}}).remote
+        read = read_robots(spark, OutputRoot(spark, str(tmp_path / "listing")),
+                           f"{store}://commoncrawl/crawl-data/{CRAWL}/robotstxt.paths.gz", settings)
+        # one archive named by its URL, as --robots also takes it
+        one = read_robots(spark, OutputRoot(spark, str(tmp_path / "archive")), f"{store}://commoncrawl/{robots}",
+                          settings)
+    assert (read["files_listed"], read["files_read"], read["files_failed"], read["captures"]) == (1, 1, 0, 4)
+    assert (one["files_listed"], one["files_read"], one["files_failed"], one["captures"]) == (1, 1, 0, 4)
+    state = json.loads((tmp_path / "listing" / "robots" / "state.json").read_text())
+    assert state["files_done"] == [f"{store}://commoncrawl/{robots}"]
+
+    def newest(root) -> dict:
+        return {r["host"]: (r["fetched"], r["status"], r["body"]) for r in
+                pq.read_table(root / "robots" / "hosts").to_pylist()}
+
+    assert newest(tmp_path / "listing") == newest(tmp_path / "archive") == {"www.kapanlagi.example": ("2025-03-01T01:00:00Z", 200, (ROBOTS / "002.txt").read_bytes()),
+                      "gone.example": ("2025-03-01T04:00:00Z", 404, b""),
+                      "changed.example": ("2025-02-01T00:00:00Z", 200, (ROBOTS / "029.txt").read_bytes())}
+
+
 def test_dropping_a_crawls_units_drops_its_optout_table(spark, tmp_path):
     for table in ("units", "optout"):
         (tmp_path / table / f"crawl={CRAWL}").mkdir(parents=True)

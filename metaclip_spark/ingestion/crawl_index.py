@@ -242,7 +242,8 @@ def format_crawls(listing: dict) -> str:
 
 def resolve_curate_input(args, config) -> int | None:
     """Before `curate --common-crawl` loads metadata or starts Spark: fill in --input, its format, base and crawl from
-    the dump chosen, and return None to go on; or print one line and return 0 when there is nothing new."""
+    the dump chosen, and return None to go on; or print one line and return 0 when there is nothing new (None, with no
+    --input, when --robots brings captures to read: they apply to the crawls the root holds)."""
     common = getattr(args, "common_crawl", None)
     if common is None:
         given = [option for option, value in (("--archive-type", args.archive_type), ("--from", args.origin))
@@ -259,8 +260,14 @@ def resolve_curate_input(args, config) -> int | None:
     held = None if args.overwrite else read_root(args.output, config.remote)  # --overwrite: a new root
     choice = choose(dumps, dump_states(dumps, held, config.extract.max_failed_share), common)
     if choice.dump is None:
-        print(f"Nothing new in {config.commoncrawl.index_url} for {args.output}: {choice.why}.")
-        return 0
+        if not getattr(args, "robots", None):
+            print(f"Nothing new in {config.commoncrawl.index_url} for {args.output}: {choice.why}.")
+            return 0
+        # new robots.txt captures judge the crawls the root holds: read them, re-count and re-balance as without
+        # --common-crawl (curate --robots LISTING alone)
+        print(f"Nothing new in {config.commoncrawl.index_url} for {args.output}: {choice.why}; reading --robots "
+              f"{', '.join(args.robots)}.")
+        return None
     archive_type, origin = args.archive_type or "warc", args.origin or "https"
     args.input, args.input_base = listing_of(config, choice.dump.id, archive_type, origin)
     args.input_format, args.crawl = _ARCHIVE_FORMATS[archive_type], choice.dump.id

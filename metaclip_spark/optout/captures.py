@@ -12,6 +12,11 @@ Files already done are skipped; a failed file is retried by the next run. The ho
 run's captures whenever a run adds some: the newest capture of a host wins (ties: the URL, then the status, then
 the body, so the choice does not depend on the order files were read in). Its digest changes with the runs, and
 every crawl built under another digest is rebuilt by the next `curate` (ingestion/ingest.py), as after a new crawl.
+
+The captures are an input of the root, not something built from --input: `curate --overwrite` keeps them (its
+replacement is judged by them and adds what its own --robots reads; root/layout.py's KEPT_BY_OVERWRITE), so a
+replaced root goes on honouring the opt-outs read so far. Deleting ROOT/robots/ drops them: the next `curate`
+re-judges every crawl without them.
 """
 
 from __future__ import annotations
@@ -80,7 +85,8 @@ def read_captures(location: str, remote) -> list[tuple]:
 
 
 def _state(root: OutputRoot) -> dict:
-    return root.files.read_json(root.path(DIRECTORY, "state.json")) or {"listings": [], "files_done": [], "runs": []}
+    return root.files.read_json(root.kept_path(DIRECTORY, "state.json")) \
+        or {"listings": [], "files_done": [], "runs": []}
 
 
 def hosts_digest(root: OutputRoot) -> str | None:
@@ -88,8 +94,20 @@ def hosts_digest(root: OutputRoot) -> str | None:
     return _state(root).get("hosts_digest")
 
 
+def kept_note(root: OutputRoot) -> str | None:
+    """What `curate --overwrite` says of the captures it keeps (None when the root has none)."""
+    state = _state(root)
+    if state.get("hosts_digest") is None:
+        return None
+    store = root.kept_path(DIRECTORY)
+    return (f"--overwrite keeps {store}/, the robots.txt captures read by {len(state['runs'])} run(s) of "
+            f"curate --robots ({sum(entry.get('captures', 0) for entry in state['listings']):,} captures): an input "
+            f"of the root, not built from --input, they judge the new crawls too; to drop them, delete {store}/ "
+            "(the next curate re-judges every crawl without them)")
+
+
 def hosts_table(root: OutputRoot) -> str:
-    return root.path(DIRECTORY, "hosts")
+    return root.kept_path(DIRECTORY, "hosts")
 
 
 def read_robots(spark: SparkSession, root: OutputRoot, listing: str, remote) -> dict:
@@ -106,7 +124,7 @@ def read_robots(spark: SparkSession, root: OutputRoot, listing: str, remote) -> 
             "failed_files": []}
     if pending:
         run = f"{now().replace(':', '').replace('-', '')[:15]}-{uuidlib.uuid4().hex[:8]}"
-        path = root.path(DIRECTORY, "captures", f"run={run}")
+        path = root.kept_path(DIRECTORY, "captures", f"run={run}")
         rdd = spark.sparkContext.parallelize(pending, max(1, min(len(pending), spark.sparkContext.defaultParallelism
                                                                   * 4)))
         frame = spark.createDataFrame(rdd.flatMap(lambda location: read_captures(location, remote)), SCHEMA)
@@ -122,13 +140,13 @@ def read_robots(spark: SparkSession, root: OutputRoot, listing: str, remote) -> 
         state["hosts_digest"] = _rebuild_hosts(spark, root, state["runs"])
     state["listings"].append({k: read[k] for k in ("listing", "files_listed", "files_read", "files_failed",
                                                    "captures")} | {"read_at": now()})
-    write_json_atomically(spark, root.path(DIRECTORY, "state.json"), state)
+    write_json_atomically(spark, root.kept_path(DIRECTORY, "state.json"), state)
     return read
 
 
 def _rebuild_hosts(spark: SparkSession, root: OutputRoot, runs: list[str]) -> str:
     """Write the newest capture of each host over `runs` (one shuffle of the captures); its digest."""
-    captures = read_table(spark, root.path(DIRECTORY, "captures")).where(F.col("error").isNull())
+    captures = read_table(spark, root.kept_path(DIRECTORY, "captures")).where(F.col("error").isNull())
     newest = Window.partitionBy("host").orderBy(F.desc("fetched"), "url", "status", "body")
     hosts = (captures.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
              .select("host", "fetched", "status", "body", "url", "source_file"))

@@ -9,7 +9,9 @@ decides instead (tests/test_optout_robots.py checks both against real robots.txt
   `User-agent: Google` group to Google-Extended); RFC 9309 2.2.1 matches the product token itself, without case.
   Here an agent obeys the group(s) naming exactly its token (lower-cased), else the `*` group when
   `apply_star_group` (RFC 9309: "If no matching group exists, crawlers MUST obey the group with a user-agent
-  line with the `*` value"), else no group: allowed;
+  line with the `*` value"), else no group: allowed. Which tokens name a group is read here from the file's
+  user-agent lines (`group_tokens`, as protego reads them: protego offers no public way to ask), and protego is
+  asked for the rules of a group only when one names the agent's token exactly, so it picks that group;
 - the status of the capture (RFC 9309 2.3.1): 2xx: the rules; 4xx ("unavailable"): everything allowed; 5xx
   ("unreachable"): everything disallowed; a 3xx redirect, which Common Crawl stores as such without the file
   it leads to, counts as unavailable (RFC 9309 2.3.1.2: a crawler "MAY assume" so when no file is reached);
@@ -23,6 +25,8 @@ from collections import OrderedDict
 from urllib.parse import urlsplit
 
 from protego import Protego
+
+from metaclip_spark.optout.domains import registered_domain
 
 PARSE_LIMIT = 500 * 1024  # bytes of a robots.txt parsed (RFC 9309 2.5: at least 500 kibibytes)
 SIGNAL = "robots-txt"  # optout_signal of a pair refused by robots.txt: robots-txt@<agent>:page or :image
@@ -46,6 +50,41 @@ def url_host(url: str | None) -> str | None:
     return host.rstrip(".") or None if host else None
 
 
+# The spellings of the user-agent field protego reads (RFC 9309 2.1 has `user-agent`; the others are common typos,
+# which Google's parser reads too): a group named on such a line is one protego holds rules for.
+_USER_AGENT_FIELDS = frozenset({"user-agent", "useragent", "user agent"})
+
+
+def _user_agent_value(line: str) -> str | None:
+    """The value of a user-agent line (comment and outer blanks removed), as protego splits a line: `field: value`,
+    or, when the text before a colon is no field and the colon is not followed by a blank, `field value`."""
+    field, colon, value = line.partition(":")
+    if colon:
+        if field.strip().lower() in _USER_AGENT_FIELDS:
+            return value.strip()
+        if not value or value[0].isspace():
+            return None  # an unknown `field: value` line
+    words = line.split()
+    for n in (1, 2):
+        if " ".join(words[:n]).lower() in _USER_AGENT_FIELDS:
+            return " ".join(words[n:])
+    return None
+
+
+def group_tokens(text: str) -> frozenset[str]:
+    """The user-agent values (lower-cased; `*` for the star group) that name a group of a robots.txt: the groups
+    protego holds rules for, read from the file's user-agent lines as protego reads them (protego offers no public
+    way to ask). A value with a `*` also names the value without it (`GPTBot*`: GPTBot), as in protego; an empty
+    value names nothing. tests/test_optout_robots.py checks the two readings agree on every real file."""
+    tokens = set()
+    for line in text.splitlines():
+        value = _user_agent_value(line.split("#", 1)[0].strip())
+        if value:
+            token = value.lower()
+            tokens.update(t for t in (token, token.replace("*", "") if token != "*" else None) if t)
+    return frozenset(tokens)
+
+
 class Robots:
     """One capture of a host's robots.txt: its HTTP status and, when 2xx, its parsed rules."""
 
@@ -55,10 +94,9 @@ class Robots:
         self.groups: frozenset = frozenset()
         self._plans: dict = {}
         if 200 <= self.status < 300:
-            self.parser = Protego.parse(body if isinstance(body, str) else decode(body))
-            # protego keeps one rule set per lower-cased user-agent value (groups naming one agent merged, as
-            # RFC 9309 says); a private attribute, read here only to know which groups exist (protego pinned <1).
-            self.groups = frozenset(self.parser._user_agents)
+            text = body if isinstance(body, str) else decode(body)
+            self.parser = Protego.parse(text)
+            self.groups = group_tokens(text)
 
     def allowed(self, url: str, agent: str, apply_star_group: bool = True) -> bool:
         """Whether `agent` (a product token) may fetch `url` under this capture."""
@@ -125,8 +163,6 @@ class Judge:
         (fetched, status, body) for the hosts of the page and image that have one."""
         roles = (("page", page_url, url_host(page_url)), ("image", image_url, url_host(image_url)))
         if self.blocked:
-            from metaclip_spark.report.public_summary import registered_domain
-
             for role, _, host in roles:
                 if host is not None and registered_domain(host) in self.blocked:
                     return f"blocked-domain:{role}", None, None

@@ -5,7 +5,8 @@ Crawl), the collection period, the type of content, the top 10% of registered do
 share, and the measures taken to respect reservations of rights (opt-outs), with their counts.
 
 Registered domains follow the Public Suffix List snapshot bundled with the `publicsuffixlist` package (read offline,
-never fetched): its version names the snapshot. A page host that is an IP address is its own domain.
+never fetched; optout/domains.py): its version names the snapshot. A page host that is an IP address is its own
+domain.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import csv
 import io
 import json
 import math
-import re
 from importlib.metadata import version
 
 import pyarrow as pa
@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from metaclip_spark.optout.domains import registered_domain
 from metaclip_spark.optout.signals import signal_agent, signal_kind
 from metaclip_spark.optout.tables import page_host
 from metaclip_spark.root.layout import RootReader
@@ -34,23 +35,6 @@ TOP_SHARE = 0.10  # the template's top 10% of domain names, by size of content
 LISTED_IN_JSON = 100  # domains written in the JSON and Markdown files; all of the top 10% are in the CSV file
 # Common Crawl's file names carry the capture window of their records: CC-MAIN-<start>-<end>-<part>.warc.gz.
 _WINDOW = r"CC-MAIN-(\d{14})-(\d{14})-"
-_IP = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9a-f:]+\]?)$")
-_psl = None
-
-
-def registered_domain(host: str | None) -> str | None:
-    """The registered domain of a host by the Public Suffix List (private suffixes included: foo.github.io), the host
-    itself for an IP address or a name the list cannot split (a bare public suffix); None without a host."""
-    global _psl
-    if not host:
-        return None
-    if _IP.match(host):
-        return host
-    if _psl is None:
-        from publicsuffixlist import PublicSuffixList
-
-        _psl = PublicSuffixList()
-    return _psl.privatesuffix(host) or host
 
 
 def _domains_of_hosts(batches):

@@ -12,7 +12,8 @@ ROOT/
   crawl_counts/crawl=C/      a crawl's per-entry counts (entry_id, entry, count)
   optout/crawl=C/            the crawl's pairs whose page or site opts out of AI training, set apart, with why
                              (optout/tables.py)
-  robots/                    robots.txt captures read by curate --robots, and the newest per host (optout/captures.py)
+  robots/                    robots.txt captures read by curate --robots, and the newest per host (optout/captures.py):
+                             an input store, kept by --overwrite (KEPT_BY_OVERWRITE)
   crawls/C.json              a crawl's state, written last when the three tables above are finished
   counts/                    per-entry counts summed over the crawls of the latest curated pool
   curated/                   the latest curated set; summary.json its summary; report/ its report
@@ -51,6 +52,10 @@ REPLACEMENT = ".replacement"
 _REPLACEMENT_INPUT = "_OVERWRITE.json"  # what the replacement is built from: a rerun of the same command resumes it
 _REPLACEMENT_READY = "_READY"  # the replacement is complete: from here on the swap is rolled forward, never back
 _REPLACEMENT_CLEARED = "_CLEARED"  # the old root's entries are deleted: the rest of the swap only moves entries in
+# Input stores a root keeps through --overwrite: what they hold is read by their own option, not built from --input
+# (robots/: the robots.txt captures of curate --robots, which must go on judging the replaced root's crawls). A
+# replacement reads and adds to the root's own store (`kept_path`) and the swap leaves it in place.
+KEPT_BY_OVERWRITE = ("robots",)
 # A run's outputs (counts/, curated/, summary.json) are written here first, then switched in together.
 RUN_STAGING = ".next-run"
 _STAGED_READY = "_READY"
@@ -137,6 +142,7 @@ class RootReader:
 
     def __init__(self, root: str, files, spark: SparkSession | None = None):
         self.root = root.rstrip("/")
+        self.home = self.root  # where the stores of KEPT_BY_OVERWRITE are: a replacement's are its root's
         self.files = files
         self.spark = spark
 
@@ -152,6 +158,11 @@ class RootReader:
     # Where things are ----------------------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
+
+    def kept_path(self, *parts: str) -> str:
+        """A path in a store of KEPT_BY_OVERWRITE (the root's own, also while an --overwrite builds its replacement)."""
+        assert parts and parts[0] in KEPT_BY_OVERWRITE, parts
+        return "/".join([self.home, *parts])
 
     def unit_path(self, crawl: str, unit: str, table: str | None = None) -> str:
         return self.path("units", f"crawl={crawl}", f"unit={unit}", *([table] if table else []))
@@ -248,8 +259,9 @@ class RootReader:
 class OutputRoot(RootReader):
     """The root as a Spark command writes it: its units, its crawls' tables and states, its runs, --overwrite."""
 
-    def __init__(self, spark: SparkSession, root: str):
+    def __init__(self, spark: SparkSession, root: str, home: str | None = None):
         super().__init__(root, HadoopFiles(spark), spark)
+        self.home = (home or root).rstrip("/")
 
     # Units ---------------------------------------------------------------------------------------------------
     def mark(self) -> None:
@@ -353,7 +365,7 @@ class OutputRoot(RootReader):
         if read_json(self.spark, join_path(path, _REPLACEMENT_INPUT)) != built_from:
             delete_path(self.spark, path)
             write_json_atomically(self.spark, join_path(path, _REPLACEMENT_INPUT), built_from)
-        return OutputRoot(self.spark, path)
+        return OutputRoot(self.spark, path, home=self.root)
 
     def replace_with(self, replacement: "OutputRoot") -> None:
         """Swap a committed replacement in: marked ready first (the commit point), then the old entries deleted and
@@ -372,14 +384,14 @@ class OutputRoot(RootReader):
             if not keep_unfinished:
                 delete_path(self.spark, path)
             return
-        own = {REPLACEMENT, ROOT_MARKER}
+        own = {REPLACEMENT, ROOT_MARKER, *KEPT_BY_OVERWRITE}  # the input stores stay (the replacement used them)
         if not path_exists(self.spark, join_path(path, _REPLACEMENT_CLEARED)):
             for name in child_names(self.spark, self.root) or []:
                 if name not in own and not _lease_file(name):
                     delete_path(self.spark, self.path(name))
             write_json_atomically(self.spark, join_path(path, _REPLACEMENT_CLEARED), {"cleared_at": now()})
         for name in child_names(self.spark, path) or []:
-            if not name.startswith("_"):  # not its marker, nor the bookkeeping above
+            if not name.startswith("_") and name not in KEPT_BY_OVERWRITE:  # not its marker, nor the bookkeeping above
                 delete_path(self.spark, self.path(name))  # a half-copied entry of an object store's killed rename
                 rename_path(self.spark, join_path(path, name), self.path(name))
         delete_path(self.spark, path)
