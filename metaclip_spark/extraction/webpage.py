@@ -440,16 +440,10 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
     else:
         tree, page.cut_at = _parsed_to_last_image(markup)
         page.tree, page.markup = tree, markup
-    # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere. Most
-    # pages have none: a walk for the tag name says so without starting the CSS engine.
-    base_element = None
-    if tree.tags("base"):
-        head = tree.head
-        base_element = head.css_first("base[href]") if head is not None else None
-        if base_element is None and (("<base" in markup or "<BASE" in markup) if isinstance(markup, str)
-                                     else (b"<base" in markup or b"<BASE" in markup)):
-            base_element = tree.css_first("base[href]")
-    base = page_base(page_url, base_element.attrs.get("href") if base_element is not None else None)
+    # The document's base URL is its first <base href> (HTML standard): in the head, or after it on a careless page, in
+    # any case. Most pages have none: the walk for the tag name says so without starting the CSS engine.
+    base_href = next((found["href"] for found in map(_ATTRIBUTES, tree.tags("base")) if "href" in found), None)
+    base = page_base(page_url, base_href)
     # (tags: what css("img") finds, an "img" element being in the HTML namespace, in document order)
     values = image_values(("src", *text_attributes))
     return image_pairs(page, [values(found) for found in map(_ATTRIBUTES, tree.tags("img"))], base,
