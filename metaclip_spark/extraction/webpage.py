@@ -126,7 +126,7 @@ def declared_charset(html: bytes, http_charset: str | None = None) -> str | None
         return declared
     match = _META_CHARSET.search(html, 0, _META_SCAN_BYTES)
     if match:
-        return normalize_charset(match.group(1).decode("ascii", "replace"))
+        return normalize_charset(match.group(1).decode("ascii"))  # (the pattern takes ASCII bytes only)
     return None
 
 
@@ -135,8 +135,8 @@ def _undeclared(html: bytes) -> tuple[str, str | None]:
     try:
         return "utf-8", html.decode("utf-8")
     except UnicodeDecodeError as e:
-        # A page cut by a size cap or truncation may end inside a UTF-8 sequence: still UTF-8.
-        if e.start >= len(html) - 3 and e.reason == "unexpected end of data":
+        # A page cut by a size cap or truncation may end inside a UTF-8 sequence (its last 1-3 bytes): still UTF-8.
+        if e.reason == "unexpected end of data":
             return "utf-8", None
         return "cp1252", None  # the web's default when nothing is declared (HTML standard)
 
@@ -248,7 +248,7 @@ class _Resolver:
 
     def _site(self) -> tuple[str, str]:
         if self.site is None:
-            self.site = urlparse(self.base, "")[:2]
+            self.site = urlparse(self.base)[:2]
         return self.site
 
     def _remember(self, kind: str, key: tuple, src: str, url: str) -> tuple[str, bool]:
