@@ -382,3 +382,15 @@ def test_page_metas_keeps_order_and_a_missing_name_and_skips_metas_without_conte
                                                                    ("tdm-reservation", "")]
     assert page_metas(html_image_pairs("<html><head><meta name=robots content=noai></head><p>no image",
                                        "http://x.org/")) == []
+
+
+def test_a_cut_that_could_change_the_images_before_it_is_thrown_away_and_the_page_parsed_whole():
+    filler = b"<p>" + b"words " * 2000 + b"</p>"
+    assert _cut_at(TAG + filler) == len(TAG)
+    # a select open at the cut (a later option may be copied into its <selectedcontent>), a block below a formatting
+    # element (a later </b> may move it)
+    for before, after in ((b"<select><option>", b"</select>"), (b"<b><div>", b"</b>")):
+        assert _cut_at(before + TAG + filler + after) == 0
+    # the last image tag inside a comment: the cut there is not between tokens (the sentinel is no element)
+    commented = TAG + b"<!-- " + TAG + b" " + filler + b" -->" + filler
+    assert _cut_at(commented) == 0

@@ -402,14 +402,13 @@ def _parsed_to_last_image(markup: bytes | str) -> tuple[LexborHTMLParser, int]:
     start = data.rfind(b"<im")
     if start < 0:
         start = max(data.rfind(b"<IM"), 0)
-    if size - start < _CUT_MIN_SAVED:
-        return LexborHTMLParser(data), 0
     tail = data[start:].lower()
     last = max(tail.rfind(b"<im"), tail.rfind(b"<base"))
-    if last < 0 or size - (start + last) < _CUT_MIN_SAVED:
+    if last < 0:  # (no image tag: not a page html_image_pairs parses)
         return LexborHTMLParser(data), 0
     end = _TAG_END.match(data, start + last + 1)
-    # a page that may name a tag with the sentinel's character (its first byte, looked for alone, is rare) is not cut
+    # cut where that leaves _CUT_MIN_SAVED bytes unparsed; a page that may name a tag with the sentinel's character (its
+    # first byte, looked for alone, is rare) is not cut
     if end is None or size - end.end() < _CUT_MIN_SAVED or data.find(_CUT_SENTINEL_CHAR[:1], 0, end.end()) >= 0:
         return LexborHTMLParser(data), 0
     tree = LexborHTMLParser(b"".join((memoryview(data)[:end.end()], _CUT_SENTINEL)))
