@@ -394,3 +394,24 @@ def test_a_cut_that_could_change_the_images_before_it_is_thrown_away_and_the_pag
     # the last image tag inside a comment: the cut there is not between tokens (the sentinel is no element)
     commented = TAG + b"<!-- " + TAG + b" " + filler + b" -->" + filler
     assert _cut_at(commented) == 0
+
+
+def test_a_page_naming_a_tag_with_the_sentinel_s_character_before_the_cut_is_not_cut():
+    filler = b"<p>" + b"words " * 2000 + b"</p>"
+    named = b"<x\xf4\x8f\xbf\xbf>"  # a tag named "x" U+10FFFF, as the cut's sentinel is
+    assert _cut_at(named + TAG + filler) == 0
+    assert _cut_at(TAG + filler + named + filler) == len(TAG)  # after the cut: nothing the cut tree reads
+
+
+def test_a_base_href_after_a_base_without_one_is_found_past_the_last_image():
+    filler = b"<p>" + b"words " * 1000 + b"</p>"
+    html = TAG + filler + b"<base target=_top>" + filler + b'<base href="http://cdn.example/">' + filler
+    page = html_image_pairs(html, "http://x.org/")
+    assert page.pairs == [("http://cdn.example/a.png", "a", "alt")] and page.cut_at == len(html) - len(filler)
+
+
+def test_a_page_without_an_image_tag_is_never_cut():
+    """(html_image_pairs does not parse such a page; the cut is safe only up to an image tag, which ends the head)"""
+    html = b"<html><head><title>t</title>" + b"<meta name=x content=y>" * 400 + b"</head><body>" + b"w " * 5000
+    tree, cut_at = webpage._parsed_to_last_image(html)
+    assert cut_at == 0 and len(tree.tags("meta")) == 400
