@@ -36,7 +36,8 @@ MODULES = {
     "matching/lang_codes": ["tests/test_worldwide_rules.py"],
     "root/records": ["tests/test_records.py"],
     "extraction/wat": ["tests/test_wat.py", "tests/test_fast_paths.py"],
-    "extraction/webpage": ["tests/test_webpage.py", "tests/test_wat.py", "tests/test_fast_paths.py"],
+    "extraction/webpage": ["tests/test_webpage.py", "tests/test_wat.py", "tests/test_fast_paths.py",
+                           "tests/test_webpage_edges.py"],
     "ingestion/dedup": ["tests/test_pool_dedup.py"],
 }
 # Tests too slow to run once per mutant (they stay in `make test`): the fuzz test reads every real archive 60 times;

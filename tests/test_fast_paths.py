@@ -247,7 +247,7 @@ def _plain_html_image_pairs(html: bytes, page_url: str, http_charset=None):
     tree = LexborHTMLParser(webpage._images_only(text) if page.too_deep else text)
     head = tree.head
     base = head.css_first("base[href]") if head is not None else None
-    if base is None and ("<base" in text or "<BASE" in text):
+    if base is None:
         base = tree.css_first("base[href]")
     base = webpage.page_base(page_url, base.attrs.get("href") if base is not None else None)
     images = tree.css("img")

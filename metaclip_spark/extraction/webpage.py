@@ -126,7 +126,7 @@ def declared_charset(html: bytes, http_charset: str | None = None) -> str | None
         return declared
     match = _META_CHARSET.search(html, 0, _META_SCAN_BYTES)
     if match:
-        return normalize_charset(match.group(1).decode("ascii", "replace"))
+        return normalize_charset(match.group(1).decode("ascii"))  # (the pattern takes ASCII bytes only)
     return None
 
 
@@ -135,8 +135,8 @@ def _undeclared(html: bytes) -> tuple[str, str | None]:
     try:
         return "utf-8", html.decode("utf-8")
     except UnicodeDecodeError as e:
-        # A page cut by a size cap or truncation may end inside a UTF-8 sequence: still UTF-8.
-        if e.start >= len(html) - 3 and e.reason == "unexpected end of data":
+        # A page cut by a size cap or truncation may end inside a UTF-8 sequence (its last 1-3 bytes): still UTF-8.
+        if e.reason == "unexpected end of data":
             return "utf-8", None
         return "cp1252", None  # the web's default when nothing is declared (HTML standard)
 
@@ -248,7 +248,7 @@ class _Resolver:
 
     def _site(self) -> tuple[str, str]:
         if self.site is None:
-            self.site = urlparse(self.base, "")[:2]
+            self.site = urlparse(self.base)[:2]
         return self.site
 
     def _remember(self, kind: str, key: tuple, src: str, url: str) -> tuple[str, bool]:
@@ -402,14 +402,13 @@ def _parsed_to_last_image(markup: bytes | str) -> tuple[LexborHTMLParser, int]:
     start = data.rfind(b"<im")
     if start < 0:
         start = max(data.rfind(b"<IM"), 0)
-    if size - start < _CUT_MIN_SAVED:
-        return LexborHTMLParser(data), 0
     tail = data[start:].lower()
     last = max(tail.rfind(b"<im"), tail.rfind(b"<base"))
-    if last < 0 or size - (start + last) < _CUT_MIN_SAVED:
+    if last < 0:  # (no image tag: not a page html_image_pairs parses)
         return LexborHTMLParser(data), 0
     end = _TAG_END.match(data, start + last + 1)
-    # a page that may name a tag with the sentinel's character (its first byte, looked for alone, is rare) is not cut
+    # cut where that leaves _CUT_MIN_SAVED bytes unparsed; a page that may name a tag with the sentinel's character (its
+    # first byte, looked for alone, is rare) is not cut
     if end is None or size - end.end() < _CUT_MIN_SAVED or data.find(_CUT_SENTINEL_CHAR[:1], 0, end.end()) >= 0:
         return LexborHTMLParser(data), 0
     tree = LexborHTMLParser(b"".join((memoryview(data)[:end.end()], _CUT_SENTINEL)))
@@ -440,16 +439,10 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
     else:
         tree, page.cut_at = _parsed_to_last_image(markup)
         page.tree, page.markup = tree, markup
-    # <base> belongs in <head>: look there first, and in the whole document only when the page has one elsewhere. Most
-    # pages have none: a walk for the tag name says so without starting the CSS engine.
-    base_element = None
-    if tree.tags("base"):
-        head = tree.head
-        base_element = head.css_first("base[href]") if head is not None else None
-        if base_element is None and (("<base" in markup or "<BASE" in markup) if isinstance(markup, str)
-                                     else (b"<base" in markup or b"<BASE" in markup)):
-            base_element = tree.css_first("base[href]")
-    base = page_base(page_url, base_element.attrs.get("href") if base_element is not None else None)
+    # The document's base URL is its first <base href> (HTML standard): in the head, or after it on a careless page, in
+    # any case. Most pages have none: the walk for the tag name says so without starting the CSS engine.
+    base_href = next((found["href"] for found in map(_ATTRIBUTES, tree.tags("base")) if "href" in found), None)
+    base = page_base(page_url, base_href)
     # (tags: what css("img") finds, an "img" element being in the HTML namespace, in document order)
     values = image_values(("src", *text_attributes))
     return image_pairs(page, [values(found) for found in map(_ATTRIBUTES, tree.tags("img"))], base,
