@@ -153,6 +153,7 @@ import json  # noqa: E402
 import zlib  # noqa: E402
 
 from metaclip_spark.extraction import webarchive  # noqa: E402
+from metaclip_spark.extraction.job import page_signals  # noqa: E402
 from metaclip_spark.extraction.wat import WatReader, page_pairs  # noqa: E402
 
 HEADERS = webarchive._PlainHeaders({"content-type": "application/json", "warc-target-uri": "http://header.example/"})
@@ -167,7 +168,8 @@ def _record_outcome(payload: bytes, reader, attributes):
     if page is None:
         return None, counts
     pairs = _outcome(lambda m, u, a: page_pairs(page, a), None, page.page_url, attributes)
-    return page.page_url, page.html_metadata, counts, pairs
+    # and the opt-out signals of its response headers and head metas (optout/signals.py)
+    return page.page_url, page.html_metadata, counts, pairs, page_signals(page, None)
 
 
 def _agree(payload: bytes, attributes=ATTRIBUTE_SETS[0]) -> bool:
@@ -209,6 +211,47 @@ def test_real_wat_records_read_the_fast_way_give_the_plain_way_s_pages(real_payl
         assert fast == len(real_payloads) > 150  # every real record is read the fast way...
     else:
         assert fast == 0  # ...unless the attributes cannot be typed fields
+
+
+@pytest.fixture(scope="module")
+def optout_payloads(tmp_path_factory):
+    """The WAT records of the real opt-out pages (tests/data/optout, with opt-out response headers on some)."""
+    from optout_archives import write_warc
+
+    directory = tmp_path_factory.mktemp("wat-optout")
+    write_wat(write_warc(directory / "optout.warc.gz"), directory / "optout.warc.wat.gz")
+    return _payloads(directory / "optout.warc.wat.gz")
+
+
+def test_opt_out_signals_of_records_read_the_fast_way_are_the_plain_way_s(optout_payloads):
+    """A record read the fast way keeps its headers and metas as raw JSON, decoded only when they may hold an
+    opt-out: the signals of its page are the plain way's (the X-Robots-Tag, tdm-reservation and Content-Usage
+    headers, the robots and tdm metas of real pages)."""
+    from optout_archives import CASES
+
+    found = {}
+    for payload in optout_payloads:
+        assert _agree(payload)  # read the fast way, and the same page and signals as the plain way's
+        page = webarchive._wat_page_of(HEADERS, len(payload), lambda: payload, webarchive.ArchiveCounts(),
+                                       5 << 20, WatReader())
+        found[page.page_url] = page_signals(page, None)
+    assert found == {url: signals for url, _, _, signals in CASES}
+
+
+def test_pairs_asked_for_other_attributes_than_the_record_was_read_for_are_the_plain_way_s(real_payloads):
+    """A page read the fast way for some text attributes, asked for the pairs of others, gives the pairs of those."""
+    differ = 0
+    for payload in real_payloads:
+        page = webarchive._wat_page_of(HEADERS, len(payload), lambda: payload, webarchive.ArchiveCounts(),
+                                       5 << 20, WatReader(ATTRIBUTE_SETS[0]))
+        if page is None:
+            continue
+        assert page.typed is not None
+        for attributes in ATTRIBUTE_SETS[1:]:
+            expected = _outcome(wat_image_pairs, page.html_metadata, page.page_url, attributes)
+            assert _outcome(lambda m, u, a: page_pairs(page, a), None, page.page_url, attributes) == expected
+            differ += expected != _outcome(wat_image_pairs, page.html_metadata, page.page_url, ATTRIBUTE_SETS[0])
+    assert differ > 50  # pages whose pairs depend on the attributes asked for
 
 
 def _doc(html=None, envelope_extra=None, **extra) -> dict:
