@@ -72,6 +72,21 @@ def test_real_pages_read_again_under_other_page_urls_give_the_same_pairs(real_pa
             assert _outcome(wat_pairs, metadata, other, ATTRIBUTE_SETS[0]) == expected, (page_url, other)
 
 
+def test_link_lists_of_objects_are_picked_without_the_careful_reading(real_pages, monkeypatch):
+    """wat_pairs picks the image links of a list of objects itself, a path missing or not an image's included (C
+    loops: its speed is in make bench); webpage.wat_image_pairs, the careful reading, is only for a list of another
+    shape (a link that is not an object, a path that is not a string)."""
+    careful = []
+    monkeypatch.setattr(wat, "wat_image_pairs", lambda *args: careful.append(args[1]) or wat_image_pairs(*args))
+    for page_url, metadata in real_pages:
+        wat_pairs(metadata, page_url)
+    pathless = {"Links": [{"url": "c.png", "alt": "c"}, {"path": "IMG@/src", "url": "a.png", "alt": "a"}]}
+    assert wat_pairs(pathless, "http://x.org/").pairs == [("http://x.org/a.png", "a", "alt")]
+    assert careful == []
+    wat_pairs({"Links": [{"path": 7, "url": "b.png", "alt": "b"}]}, "http://y.org/")
+    assert careful == ["http://y.org/"]
+
+
 HOSTILE_LINKS = [
     [{"path": "IMG@/src", "url": "a.png", "alt": "a"}, ["IMG@/src"], "IMG@/src", {"path": None},
      {"path": 7, "url": "b.png", "alt": "b"}, {"path": ["IMG@/src"]}, {"url": "c.png", "alt": "c"},
@@ -236,6 +251,18 @@ def test_opt_out_signals_of_records_read_the_fast_way_are_the_plain_way_s(optout
                                        5 << 20, WatReader())
         found[page.page_url] = page_signals(page, None)
     assert found == {url: signals for url, _, _, signals in CASES}
+
+
+def test_the_pairs_of_a_record_read_the_fast_way_do_not_read_its_json_again(real_payloads):
+    """Asked for the attributes it was read for, a page gives its pairs from its typed HTML-Metadata: the record's
+    JSON is not decoded a second time (as a dict) for them."""
+    for payload in real_payloads[:40]:
+        page = webarchive._wat_page_of(HEADERS, len(payload), lambda: payload, webarchive.ArchiveCounts(),
+                                       5 << 20, WatReader(ATTRIBUTE_SETS[0]))
+        if page is not None:
+            pairs = page_pairs(page, ATTRIBUTE_SETS[0]).pairs
+            assert page._html_metadata is None  # ... not decoded yet
+            assert pairs == wat_image_pairs(page.html_metadata, page.page_url, ATTRIBUTE_SETS[0]).pairs
 
 
 def test_pairs_asked_for_other_attributes_than_the_record_was_read_for_are_the_plain_way_s(real_payloads):
