@@ -12,6 +12,7 @@ import io
 import json
 import os
 import struct
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -429,6 +430,20 @@ def test_a_member_over_the_limit_is_caught_however_its_output_arrives():
     assert (counts.members, counts.members_skipped, counts.oversized, counts.bytes_skipped) == (3, 2, 2, 0)
     members, counts = _read(small + stored + small, limit=80_000)  # 64 KiB and 36 KiB pieces, each under 80,000
     assert members == [PAYLOADS[0]] * 2 and (counts.members_skipped, counts.oversized) == (1, 1)
+
+
+def test_a_member_inflating_far_past_the_limit_holds_no_more_memory_than_one_of_the_limit():
+    """A zip bomb after a record (64 MiB of zeros in 64 KiB, one input slice): inflated on to its end at most
+    limit + 1 bytes a call, it costs the memory of a member of the limit, not of what it inflates to."""
+    small, bomb = _member(PAYLOADS[0]), gzip.compress(bytes(64 << 20), compresslevel=9, mtime=0)
+    tracemalloc.start()
+    try:
+        members, counts = _read(small + bomb + small, limit=1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert members == [PAYLOADS[0]] * 2 and (counts.members_skipped, counts.oversized) == (1, 1)
+    assert peak < 8 << 20, f"{peak / 2 ** 20:.0f} MiB held"
 
 
 def test_each_corrupt_member_is_counted():

@@ -72,6 +72,21 @@ def test_real_pages_read_again_under_other_page_urls_give_the_same_pairs(real_pa
             assert _outcome(wat_pairs, metadata, other, ATTRIBUTE_SETS[0]) == expected, (page_url, other)
 
 
+def test_link_lists_of_objects_are_picked_without_the_careful_reading(real_pages, monkeypatch):
+    """wat_pairs picks the image links of a list of objects itself, a path missing or not an image's included (C
+    loops: its speed is in make bench); webpage.wat_image_pairs, the careful reading, is only for a list of another
+    shape (a link that is not an object, a path that is not a string)."""
+    careful = []
+    monkeypatch.setattr(wat, "wat_image_pairs", lambda *args: careful.append(args[1]) or wat_image_pairs(*args))
+    for page_url, metadata in real_pages:
+        wat_pairs(metadata, page_url)
+    pathless = {"Links": [{"url": "c.png", "alt": "c"}, {"path": "IMG@/src", "url": "a.png", "alt": "a"}]}
+    assert wat_pairs(pathless, "http://x.org/").pairs == [("http://x.org/a.png", "a", "alt")]
+    assert careful == []
+    wat_pairs({"Links": [{"path": 7, "url": "b.png", "alt": "b"}]}, "http://y.org/")
+    assert careful == ["http://y.org/"]
+
+
 HOSTILE_LINKS = [
     [{"path": "IMG@/src", "url": "a.png", "alt": "a"}, ["IMG@/src"], "IMG@/src", {"path": None},
      {"path": 7, "url": "b.png", "alt": "b"}, {"path": ["IMG@/src"]}, {"url": "c.png", "alt": "c"},
@@ -153,6 +168,7 @@ import json  # noqa: E402
 import zlib  # noqa: E402
 
 from metaclip_spark.extraction import webarchive  # noqa: E402
+from metaclip_spark.extraction.job import page_signals  # noqa: E402
 from metaclip_spark.extraction.wat import WatReader, page_pairs  # noqa: E402
 
 HEADERS = webarchive._PlainHeaders({"content-type": "application/json", "warc-target-uri": "http://header.example/"})
@@ -167,7 +183,8 @@ def _record_outcome(payload: bytes, reader, attributes):
     if page is None:
         return None, counts
     pairs = _outcome(lambda m, u, a: page_pairs(page, a), None, page.page_url, attributes)
-    return page.page_url, page.html_metadata, counts, pairs
+    # and the opt-out signals of its response headers and head metas (optout/signals.py)
+    return page.page_url, page.html_metadata, counts, pairs, page_signals(page, None)
 
 
 def _agree(payload: bytes, attributes=ATTRIBUTE_SETS[0]) -> bool:
@@ -209,6 +226,59 @@ def test_real_wat_records_read_the_fast_way_give_the_plain_way_s_pages(real_payl
         assert fast == len(real_payloads) > 150  # every real record is read the fast way...
     else:
         assert fast == 0  # ...unless the attributes cannot be typed fields
+
+
+@pytest.fixture(scope="module")
+def optout_payloads(tmp_path_factory):
+    """The WAT records of the real opt-out pages (tests/data/optout, with opt-out response headers on some)."""
+    from optout_archives import write_warc
+
+    directory = tmp_path_factory.mktemp("wat-optout")
+    write_wat(write_warc(directory / "optout.warc.gz"), directory / "optout.warc.wat.gz")
+    return _payloads(directory / "optout.warc.wat.gz")
+
+
+def test_opt_out_signals_of_records_read_the_fast_way_are_the_plain_way_s(optout_payloads):
+    """A record read the fast way keeps its headers and metas as raw JSON, decoded only when they may hold an
+    opt-out: the signals of its page are the plain way's (the X-Robots-Tag, tdm-reservation and Content-Usage
+    headers, the robots and tdm metas of real pages)."""
+    from optout_archives import CASES
+
+    found = {}
+    for payload in optout_payloads:
+        assert _agree(payload)  # read the fast way, and the same page and signals as the plain way's
+        page = webarchive._wat_page_of(HEADERS, len(payload), lambda: payload, webarchive.ArchiveCounts(),
+                                       5 << 20, WatReader())
+        found[page.page_url] = page_signals(page, None)
+    assert found == {url: signals for url, _, _, signals in CASES}
+
+
+def test_the_pairs_of_a_record_read_the_fast_way_do_not_read_its_json_again(real_payloads):
+    """Asked for the attributes it was read for, a page gives its pairs from its typed HTML-Metadata: the record's
+    JSON is not decoded a second time (as a dict) for them."""
+    for payload in real_payloads[:40]:
+        page = webarchive._wat_page_of(HEADERS, len(payload), lambda: payload, webarchive.ArchiveCounts(),
+                                       5 << 20, WatReader(ATTRIBUTE_SETS[0]))
+        if page is not None:
+            pairs = page_pairs(page, ATTRIBUTE_SETS[0]).pairs
+            assert page._html_metadata is None  # ... not decoded yet
+            assert pairs == wat_image_pairs(page.html_metadata, page.page_url, ATTRIBUTE_SETS[0]).pairs
+
+
+def test_pairs_asked_for_other_attributes_than_the_record_was_read_for_are_the_plain_way_s(real_payloads):
+    """A page read the fast way for some text attributes, asked for the pairs of others, gives the pairs of those."""
+    differ = 0
+    for payload in real_payloads:
+        page = webarchive._wat_page_of(HEADERS, len(payload), lambda: payload, webarchive.ArchiveCounts(),
+                                       5 << 20, WatReader(ATTRIBUTE_SETS[0]))
+        if page is None:
+            continue
+        assert page.typed is not None
+        for attributes in ATTRIBUTE_SETS[1:]:
+            expected = _outcome(wat_image_pairs, page.html_metadata, page.page_url, attributes)
+            assert _outcome(lambda m, u, a: page_pairs(page, a), None, page.page_url, attributes) == expected
+            differ += expected != _outcome(wat_image_pairs, page.html_metadata, page.page_url, ATTRIBUTE_SETS[0])
+    assert differ > 50  # pages whose pairs depend on the attributes asked for
 
 
 def _doc(html=None, envelope_extra=None, **extra) -> dict:

@@ -12,7 +12,8 @@ from metaclip_spark.balancing import draws
 from metaclip_spark.matching import lang_codes
 from metaclip_spark.extraction import language
 from metaclip_spark.errors import ConfigError
-from metaclip_spark.matching.substrings import EntryMatcher, LanguageMatchers, padded_entry, reference_match
+from metaclip_spark.matching.substrings import (EntryMatcher, LanguageMatchers, is_no_space, padded_entry,
+                                                reference_match)
 from metaclip_spark.metadata.lists import Metadata, load_metadata_set, metadata_digest
 
 
@@ -84,6 +85,18 @@ def test_worldwide_edge_padding_per_script(entry, text, ours, reference):
                                            ("(dog)", "(dog)"), ("ラーメン", " ラーメン "), ("", "  ")])  # default: the reference ranges
 def test_padded_entry(entry, padded):
     assert padded_entry(entry, worldwide=True) == padded
+
+
+def test_unless_asked_for_kana_is_not_no_space_anywhere_and_the_rule_is_v1_s():
+    """The defaults of every entry point (curation spec, section 3): kana counts as no-space only when asked for
+    (the characters, the literal rule, the automata, a worker's per-language automata); with no rule named, an
+    entry is padded as v1 pads it, on both sides."""
+    text, entry, lists = "かわいいねこです", "ねこ", {"ja": ["ねこ"]}  # an entry of kana inside running Japanese
+    assert not is_no_space("ね") and is_no_space("ね", kana=True)
+    assert reference_match(text, [entry], worldwide=True) == [] == EntryMatcher([entry], worldwide=True).match(text)
+    assert LanguageMatchers(lists, lists.__getitem__, 1 << 30).match("ja", text) == []
+    assert LanguageMatchers(lists, lists.__getitem__, 1 << 30, kana=True).match("ja", text) == [0]
+    assert padded_entry("苹果") == " 苹果 " and reference_match("我喜欢吃苹果", ["苹果"]) == []
 
 
 def test_v1_matching_is_unchanged_by_the_worldwide_rules():

@@ -9,7 +9,8 @@ member that cannot be inflated is skipped up to the next gzip header, what was s
 Pure Python over ISA-L's inflate (zlib's API, C, about twice zlib's speed); memory is one member at a time (a
 record: Common Crawl cuts payloads at 1 MiB). A member that inflates past `limit` is no single record (a file compressed as one stream):
 `OneStreamFile` tells the caller to read the file as one stream, when it is the first member; a later one is
-skipped and counted.
+skipped and counted, inflated to its end `limit` + 1 bytes at a time (a zip bomb holds no more memory than a
+member of the limit).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class MemberCounts:
 class _Buffer:
     """Compressed bytes read ahead of the current position, refilled from the stream on demand."""
 
-    def __init__(self, stream: BinaryIO, initial: bytes = b""):
+    def __init__(self, stream: BinaryIO, initial: bytes):
         self.stream = stream
         self.data = bytearray(initial)
         self.exhausted = False
@@ -60,20 +61,20 @@ class _Buffer:
         self.data += chunk
         return True
 
-    def find_header(self, start: int) -> int:
-        """The offset of the next gzip header at or after `start`, reading on as needed; -1 at the end."""
+    def find_header(self, start: int) -> int | None:
+        """The offset of the next gzip header at or after `start`, reading on as needed; None at the end."""
         while True:
             found = self.data.find(GZIP_HEADER, start)
             if found >= 0:
                 return found
             start = max(start, len(self.data) - len(GZIP_HEADER) + 1)
             if not self.fill():
-                return -1
+                return None
 
-    def skip_to_header(self, start: int, counts: "MemberCounts") -> int:
-        """The next gzip header after `start` (-1 at the end), the bytes passed over counted in `counts`."""
+    def skip_to_header(self, start: int, counts: "MemberCounts") -> int | None:
+        """The next gzip header after `start` (None at the end), the bytes passed over counted in `counts`."""
         found = self.find_header(start + 1)
-        counts.bytes_skipped += (found if found >= 0 else len(self.data)) - start
+        counts.bytes_skipped += (len(self.data) if found is None else found) - start
         return found
 
     def drop_before(self, offset: int) -> int:
@@ -98,7 +99,7 @@ def gzip_members(stream: BinaryIO, counts: MemberCounts, limit: int, initial: by
             return
         if buffer.data[start:start + len(GZIP_HEADER)] != GZIP_HEADER:
             start = buffer.skip_to_header(start, counts)  # garbage between members: on to the next header
-            if start < 0:
+            if start is None:
                 return
         inflater = inflate.decompressobj(31)
         pieces: list[bytes] = []
@@ -107,9 +108,11 @@ def gzip_members(stream: BinaryIO, counts: MemberCounts, limit: int, initial: by
             while not inflater.eof:
                 if position >= len(buffer.data) and not buffer.fill():
                     break  # the file ends inside this member
-                # Fed in slices: zlib copies what follows a member's end (unused_data), so a slice bounds it.
+                # Fed in slices: zlib copies what follows a member's end (unused_data), so a slice bounds it. At most
+                # limit + 1 bytes out per call, over the limit or not: a member inflating to any size (a zip bomb)
+                # holds no more memory than a member of the limit does.
                 with memoryview(buffer.data) as view, view[position:position + FEED_BYTES] as data:
-                    piece = inflater.decompress(data, 0 if oversized else limit + 1 - size)
+                    piece = inflater.decompress(data, limit + 1)
                     position += len(data) - len(inflater.unconsumed_tail) - len(inflater.unused_data)
                 if not oversized:
                     pieces.append(piece)
@@ -121,7 +124,7 @@ def gzip_members(stream: BinaryIO, counts: MemberCounts, limit: int, initial: by
         except _INFLATE_ERRORS:
             counts.members_skipped += 1
             start, first = buffer.skip_to_header(start, counts), False
-            if start < 0:
+            if start is None:
                 return
             continue
         first = False
