@@ -10,8 +10,9 @@ A listing is read like `--input`'s (a crawl's `robotstxt.paths.gz`, resolved aga
 or its folder; https/s3/gs as storage.py reads them), or given as a local directory of web archives or one archive.
 Files already done are skipped; a failed file is retried by the next run. The host table is rebuilt from every
 run's captures whenever a run adds some: the newest capture of a host wins (ties: the URL, then the status, then
-the body, then the file's name, so the choice does not depend on the order files were read in). Its digest changes with the runs, and
-every crawl built under another digest is rebuilt by the next `curate` (ingestion/ingest.py), as after a new crawl.
+the body, then the file's name, so the choice does not depend on the order files were read in). Its digest changes
+with the runs, and every crawl built under another digest is rebuilt by the next `curate` (ingestion/ingest.py), as
+after a new crawl.
 
 The captures are an input of the root, not something built from --input: `curate --overwrite` keeps them (its
 replacement is judged by them and adds what its own --robots reads; root/layout.py's KEPT_BY_OVERWRITE), so a
