@@ -162,7 +162,7 @@ def test_the_top_opted_out_domains_are_registered_domains_and_an_older_root_read
              + ["https://big.example.com/1", "https://img.example.com/2", "https://example.com/3"]
              + ["http://192.168.0.1/x", "not a url"])
     table = spark.createDataFrame([(f"u{i}", url, "robots:noai") for i, url in enumerate(pages)],
-                                  "uuid string, page_url string, optout_signal string").repartition(3)
+                                  "uuid string, page_url string, optout_signal string")
     figures = tables.figures(table, Policy.from_settings(load_config().optout))
     top = [["bbc.co.uk", 4], ["alice.github.io", 3], ["example.com", 3], ["192.168.0.1", 1], ["bob.github.io", 1]]
     assert figures["top_domains"] == top and figures["pairs_removed"] == len(pages)
