@@ -79,13 +79,14 @@ def test_opted_out_pairs_are_never_counted_nor_curated_and_the_root_keeps_why(sp
     assert optout["pairs_removed"] == len(REFUSED) == summary["by_crawl"][CRAWL]["optout"]["pairs_removed"]
     assert optout["by_kind"] == {"content-usage": 1, "robots-meta": 7, "tdm-reservation": 3, "x-robots-tag": 2}
     assert optout["by_agent"] == {"*": 12, "gptbot": 1}
-    assert optout["top_hosts"][0] == ["headers.example", 5]
+    assert optout["top_domains"][0] == ["headers.example", 5]
     assert summary["pairs_in"] == len(kept) and summary["extract"]["dropped_duplicate"] == 0
     # the report shows it: a funnel step and its own section
     report = write_report(spark, str(root))
     step = next(s for s in report["funnel"] if s["step"] == "not opted out")
     assert step["count"] == len(kept) and step["dropped"]["optout_robots-meta"] == 7
     assert report["optout"]["by_signal"]["robots:noai"] == 6
+    assert report["optout"]["top_domains"] == optout["top_domains"]
     page = (root / "report" / "index.html").read_text()
     assert 'id="optout"' in page and "x-robots-tag@gptbot:noimageai" in page
     # the public summary: what the set was built from, its top 10% of registered domains, the opt-outs honoured
@@ -142,3 +143,37 @@ def test_pairs_of_a_root_made_before_signals_were_kept_are_all_kept(spark):
     assert tables.kept(old, policy).count() == 1
     both = old.unionByName(new, allowMissingColumns=True)
     assert [r["uuid"] for r in tables.kept(both, policy).collect()] == ["u1"]
+
+
+def test_the_top_opted_out_domains_are_registered_domains_and_an_older_root_reads_on(spark):
+    """The opt-out figures rank registered domains (Public Suffix List), the unit of the public summary: two hosts of
+    one domain are one row, a private suffix's subdomain (x.github.io) is a domain of its own. Figures written
+    before (`top_hosts`) read as their hosts' domains."""
+    from metaclip_spark.config import load_config
+    from metaclip_spark.optout import tables
+    from metaclip_spark.optout.signals import Policy
+    from metaclip_spark.report.sections import optout_section
+    from metaclip_spark.root.records import RunSummary
+
+    pages = (["https://www.bbc.co.uk/a", "https://news.BBC.co.uk/b", "http://news.bbc.co.uk:8080/c",
+              "https://bbc.co.uk/d"]
+             + ["https://alice.github.io/1", "https://alice.github.io/2", "https://alice.github.io/3"]
+             + ["https://bob.github.io/1"]
+             + ["https://big.example.com/1", "https://img.example.com/2", "https://example.com/3"]
+             + ["http://192.168.0.1/x", "not a url"])
+    table = spark.createDataFrame([(f"u{i}", url, "robots:noai") for i, url in enumerate(pages)],
+                                  "uuid string, page_url string, optout_signal string")
+    figures = tables.figures(table, Policy.from_settings(load_config().optout))
+    top = [["bbc.co.uk", 4], ["alice.github.io", 3], ["example.com", 3], ["192.168.0.1", 1], ["bob.github.io", 1]]
+    assert figures["top_domains"] == top and figures["pairs_removed"] == len(pages)
+
+    # a crawl state written before: its top hosts, summed with a crawl of today as their domains
+    old = {"pairs_removed": 3, "by_signal": {"robots:noai": 3}, "by_kind": {"robots-meta": 3}, "by_agent": {"*": 3},
+           "top_hosts": [["www.bbc.co.uk", 2], ["img.example.com", 1]]}
+    summed = tables.summed([figures, old])
+    assert summed["top_domains"][:3] == [["bbc.co.uk", 6], ["example.com", 4], ["alice.github.io", 3]]
+    # a summary.json written before: the report shows its hosts' domains
+    run = RunSummary(run_id="r", crawls=["c"], pairs_in=1, pairs_matched=1, pairs_curated=1, t=1, t_mode="fixed",
+                     seed=0, metadata="m", metadata_digest="d", entries_total=1, entries_matched=1, entries_over_t=0,
+                     matches_total=1, tail_proportion=0.0, finished_at="2026-01-01T00:00:00Z", optout=old)
+    assert optout_section(run)["top_domains"] == [["bbc.co.uk", 2], ["example.com", 1]]

@@ -8,6 +8,7 @@ names."""
 from __future__ import annotations
 
 import functools
+import json
 import re
 from pathlib import Path
 
@@ -227,3 +228,29 @@ def test_the_optout_options_reach_the_policy(tmp_path):
                 }) == 3  # each option changes the policy a crawl was judged under
     with pytest.raises(ConfigError, match="optout.blocked_domains"):
         load_config(overrides={"optout": {"blocked_domains": str(tmp_path / "absent.txt")}})
+
+
+# Agents of the default chosen by reading their robots.json entry, beyond the mechanical rule (docs/optout.md names
+# each): they collect for LLMs or AI products, sell the data, or are an operator's AI-training opt-out token.
+HAND_CHOSEN = {"ccbot", "applebot-extended", "cohere-ai", "cotoyogi", "diffbot", "img2dataset", "omgili", "omgilibot",
+               "yandexadditional", "yandexadditionalbot", "youbot"}
+
+
+def test_the_default_agents_follow_the_ai_robots_txt_snapshot_by_the_documented_rule():
+    """Every default agent is in the ai.robots.txt snapshot the docs name (tests/data/optout/ai-robots, commit
+    0037a9e), spelled as there; and the default is the documented rule applied to it: every agent whose function is
+    an AI data scraper or mentions training, whose name can be a robots.txt product token (no space), compared
+    without case, plus the hand-chosen few the docs name."""
+    snapshot = json.loads((ROBOTS.parent / "ai-robots" / "robots.json").read_text())
+    default = load_config().optout.agents
+    assert [a for a in default if a not in snapshot] == []
+    assert len({a.lower() for a in default}) == len(default)  # no case variant twice
+    ruled = {name.lower() for name, entry in snapshot.items()
+             if " " not in name and (entry["function"].lower().rstrip("s") == "ai data scraper"
+                                     or "train" in entry["function"].lower())}
+    assert {a.lower() for a in default} == ruled | HAND_CHOSEN
+    assert not ruled & HAND_CHOSEN
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "optout.md").read_text()
+    section = docs.split("## The agents, where they come from, when to update them", 1)[1].split("\n## ", 1)[0]
+    named = {a.lower() for a in re.findall(r"`([^`]+)`", section)}
+    assert HAND_CHOSEN <= named

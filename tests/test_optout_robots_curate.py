@@ -286,3 +286,63 @@ def test_the_wat_path_is_judged_as_the_warc_path(spark, config, tmp_path):
         KAPANLAGI: "robots-txt@ccbot:page", CLOSED: "robots-txt@ai2bot:page", SHOP: "robots-txt@ccbot:image"}
     assert _pages(root / "matched" / f"crawl={CRAWL}") == EVERY - {KAPANLAGI, CLOSED, SHOP}
     assert summary["optout"]["robots"] == {"hosts_with_capture": 3, "hosts_without_capture": 6}
+
+
+def test_a_rejudge_curates_what_it_did_less_the_pairs_newly_refused_and_no_other(spark, curated, tmp_path):
+    """Nested subsets (docs/curation-rules.md): each (pair, entry) draw is fixed by the seed, so a smaller count can
+    only add pairs. New captures that only refuse take pairs out of the pool, its counts drop: every pair curated
+    before and not refused now is curated again, none refused is, and nothing outside the new pool is."""
+    root = tmp_path / "root"
+    shutil.copytree(curated["root"], root)
+    config = curated["config"].updated({"curation": {"t": 1}})  # t = 1: a thin set, so that a draw can fail
+    metadata = Metadata(SMALL_METADATA)
+    pipeline.curate(spark, config, None, metadata, str(root), report=False)
+    before = _pages(root / "curated")
+    later = tmp_path / "may"
+    later.mkdir()
+    write_captures(later / "robots-may.warc.gz", [  # 002.txt: CCBot's group disallows /
+        ("nocapture.example", "200 OK", "002.txt", "2025-05-01T00:00:00Z"),
+        ("gone.example", "200 OK", "002.txt", "2025-05-01T00:00:00Z")])
+    pipeline.curate(spark, config, None, metadata, str(root), report=False, robots=[str(later)])
+    newly = {NOCAPTURE, GONE}
+    assert set(_removed(root)) == {BLOG, DOWN, SHOP, BLOCKED} | newly
+    pool = _pages(root / "pairs" / f"crawl={CRAWL}")
+    assert pool == EVERY - {BLOG, DOWN, SHOP, BLOCKED} - newly
+    after = _pages(root / "curated")
+    assert before - newly and before & newly  # the case is not empty: pairs kept, pairs now refused
+    assert before - newly <= after <= pool
+
+
+def test_the_host_table_does_not_depend_on_the_order_or_partitioning_of_the_files(spark, tmp_path):
+    """The newest capture of each host is chosen whatever order the archives are listed and read in, and however
+    they are split in runs and partitions: ties on the date are broken by URL, status, body, then the file."""
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    write_captures(archives / "a.warc.gz", [
+        ("same.example", "200 OK", "002.txt", "2025-03-01T01:00:00Z"),  # the same capture in two files
+        ("newer.example", "200 OK", "018.txt", "2025-01-01T00:00:00Z"),
+        ("body.example", "200 OK", "002.txt", "2025-03-01T01:00:00Z")])
+    write_captures(archives / "b.warc.gz", [
+        ("newer.example", "200 OK", "029.txt", "2025-02-01T00:00:00Z"),
+        ("body.example", "200 OK", "018.txt", "2025-03-01T01:00:00Z"),  # the same date: the body decides
+        ("status.example", "503 Service Unavailable", None, "2025-03-01T01:00:00Z")])
+    write_captures(archives / "c.warc.gz", [
+        ("same.example", "200 OK", "002.txt", "2025-03-01T01:00:00Z"),
+        ("newer.example", "200 OK", "024.txt", "2025-01-15T00:00:00Z"),
+        ("status.example", "404 Not Found", None, "2025-03-01T01:00:00Z")])  # the same date: the status decides
+
+    def table(root) -> list[tuple]:
+        return sorted(tuple(r.values()) for r in pq.read_table(root / "robots" / "hosts").to_pylist())
+
+    # one run: the directory, read in name order
+    read_robots(spark, OutputRoot(spark, str(tmp_path / "together")), str(archives), None)
+    # three runs, one archive each, in the reverse order (each run's captures a table of its own)
+    for name in ("c", "b", "a"):
+        read_robots(spark, OutputRoot(spark, str(tmp_path / "apart")), str(archives / f"{name}.warc.gz"), None)
+    together = table(tmp_path / "together")
+    assert together == table(tmp_path / "apart")
+    chosen = {row[0]: row for row in together}
+    assert chosen["newer.example"][1] == "2025-02-01T00:00:00Z"
+    assert chosen["status.example"][2] == 404
+    assert chosen["body.example"][3] == min((ROBOTS / "002.txt").read_bytes(), (ROBOTS / "018.txt").read_bytes())
+    assert chosen["same.example"][5] == str(archives / "a.warc.gz")  # the first file by name, in either order

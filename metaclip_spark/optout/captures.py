@@ -10,8 +10,9 @@ A listing is read like `--input`'s (a crawl's `robotstxt.paths.gz`, resolved aga
 or its folder; https/s3/gs as storage.py reads them), or given as a local directory of web archives or one archive.
 Files already done are skipped; a failed file is retried by the next run. The host table is rebuilt from every
 run's captures whenever a run adds some: the newest capture of a host wins (ties: the URL, then the status, then
-the body, so the choice does not depend on the order files were read in). Its digest changes with the runs, and
-every crawl built under another digest is rebuilt by the next `curate` (ingestion/ingest.py), as after a new crawl.
+the body, then the file's name, so the choice does not depend on the order files were read in). Its digest changes
+with the runs, and every crawl built under another digest is rebuilt by the next `curate` (ingestion/ingest.py), as
+after a new crawl.
 
 The captures are an input of the root, not something built from --input: `curate --overwrite` keeps them (its
 replacement is judged by them and adds what its own --robots reads; root/layout.py's KEPT_BY_OVERWRITE), so a
@@ -147,7 +148,8 @@ def read_robots(spark: SparkSession, root: OutputRoot, listing: str, remote) -> 
 def _rebuild_hosts(spark: SparkSession, root: OutputRoot, runs: list[str]) -> str:
     """Write the newest capture of each host over `runs` (one shuffle of the captures); its digest."""
     captures = read_table(spark, root.kept_path(DIRECTORY, "captures")).where(F.col("error").isNull())
-    newest = Window.partitionBy("host").orderBy(F.desc("fetched"), "url", "status", "body")
+    # a total order: the same capture read from two files is a tie on every column but the file's name
+    newest = Window.partitionBy("host").orderBy(F.desc("fetched"), "url", "status", "body", "source_file")
     hosts = (captures.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
              .select("host", "fetched", "status", "body", "url", "source_file"))
     write_parquet_atomically(hosts, hosts_table(root))

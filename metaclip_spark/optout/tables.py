@@ -14,6 +14,7 @@ judged by optout/robots.py's Judge in Python, next to the captures of their host
 
 from __future__ import annotations
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -27,7 +28,7 @@ REFUSED = "optout_signal"
 ROBOTS_HOST, ROBOTS_FETCHED = "robots_host", "robots_fetched"
 # Opted-out pairs kept for the audit (a pair's own columns, its page's signals and the one refused on).
 KEPT_COLUMNS = ("uuid", "url", "text", "text_source", "page_url", "source_file", SIGNALS_COLUMN)
-TOP_DOMAINS = 20
+TOP_DOMAINS = 20  # the opted-out registered domains a crawl's figures name, most pairs first
 _PAGE_HOST, _CAPTURES, _SITE = "_page_host", "_captures", "_site"
 
 
@@ -163,25 +164,59 @@ def host_coverage(pairs: DataFrame, hosts: DataFrame | None) -> dict:
     return {"hosts_with_capture": int(row["with"]), "hosts_without_capture": int(row["all"] - row["with"])}
 
 
+def _domains_of_hosts(batches):
+    from metaclip_spark.optout.domains import registered_domain
+
+    for batch in batches:
+        hosts = batch.column("host").to_pylist()
+        yield pa.RecordBatch.from_arrays([pa.array([registered_domain(h) for h in hosts], pa.string()),
+                                          batch.column("pairs")], names=["domain", "pairs"])
+
+
+def domain_counts(frame: DataFrame, column: str) -> DataFrame:
+    """Rows of `frame` per registered domain (Public Suffix List, optout/domains.py) of the URL in `column`: domain,
+    pairs; rows without a host left out. Two reductions: rows are counted per host first, and only the hosts are
+    mapped to their domain (in Python, by batch), then summed per domain."""
+    hosts = frame.groupBy(page_host(column).alias("host")).agg(F.count(F.lit(1)).alias("pairs"))
+    schema = T.StructType([T.StructField("domain", T.StringType()), T.StructField("pairs", T.LongType())])
+    return (hosts.mapInArrow(_domains_of_hosts, schema).groupBy("domain").agg(F.sum("pairs").alias("pairs"))
+            .where(F.col("domain").isNotNull()))
+
+
+def top_domains(optout: dict) -> list:
+    """The top opted-out domains of opt-out figures (a crawl's, or summed) as [domain, pairs], most first. Figures
+    written before domains were ranked hold `top_hosts` instead: their hosts are mapped to their registered domain
+    here (at most TOP_DOMAINS of them), so an older root reads on."""
+    if "top_domains" in optout:
+        return optout["top_domains"]
+    from metaclip_spark.optout.domains import registered_domain
+
+    merged: dict = {}
+    for host, n in optout.get("top_hosts") or ():
+        if (domain := registered_domain(host)) is not None:
+            merged[domain] = merged.get(domain, 0) + n
+    return sorted(([d, n] for d, n in merged.items()), key=lambda x: (-x[1], x[0]))[:TOP_DOMAINS]
+
+
 def figures(table: DataFrame, policy: Policy) -> dict:
     """What a crawl's opt-out table holds, for its state: pairs removed, per signal, kind and agent, and its top
-    hosts. Small collects: one row per distinct signal (bounded by the policy), TOP_DOMAINS hosts."""
+    registered domains (the unit the public summary ranks by). Small collects: one row per distinct signal (bounded
+    by the policy), TOP_DOMAINS domains."""
     by_signal = {row[REFUSED]: int(row["count"]) for row in table.groupBy(REFUSED).count().collect()}
     by_kind: dict[str, int] = {}
     by_agent: dict[str, int] = {}
     for signal, n in by_signal.items():
         by_kind[signal_kind(signal)] = by_kind.get(signal_kind(signal), 0) + n
         by_agent[signal_agent(signal)] = by_agent.get(signal_agent(signal), 0) + n
-    hosts = (table.groupBy(page_host().alias("host")).count()
-             .orderBy(F.desc("count"), F.asc_nulls_last("host")).limit(TOP_DOMAINS).collect())
+    domains = domain_counts(table, "page_url").orderBy(F.desc("pairs"), F.asc("domain")).limit(TOP_DOMAINS).collect()
     return {"policy": policy.digest(), "pairs_removed": sum(by_signal.values()),
             "by_signal": dict(sorted(by_signal.items())), "by_kind": dict(sorted(by_kind.items())),
             "by_agent": dict(sorted(by_agent.items())),
-            "top_hosts": [[row["host"], int(row["count"])] for row in hosts]}
+            "top_domains": [[row["domain"], int(row["pairs"])] for row in domains]}
 
 
 def summed(parts: list[dict | None]) -> dict | None:
-    """Crawls' opt-out figures summed (top hosts: of each crawl's own top, summed); None when no crawl has any."""
+    """Crawls' opt-out figures summed (top domains: of each crawl's own top, summed); None when no crawl has any."""
     parts = [p for p in parts if p]
     if not parts:
         return None
@@ -192,12 +227,12 @@ def summed(parts: list[dict | None]) -> dict | None:
             for name, n in part[key].items():
                 merged[name] = merged.get(name, 0) + n
         total[key] = dict(sorted(merged.items()))
-    hosts: dict = {}
+    domains: dict = {}
     for part in parts:
-        for host, n in part["top_hosts"]:
-            hosts[host] = hosts.get(host, 0) + n
+        for domain, n in top_domains(part):
+            domains[domain] = domains.get(domain, 0) + n
     robots = [p["robots"] for p in parts if p.get("robots")]
     if robots:  # page hosts of each crawl, summed (a host in two crawls counts twice)
         total["robots"] = {key: sum(r[key] for r in robots) for key in ("hosts_with_capture", "hosts_without_capture")}
-    total["top_hosts"] = sorted(([h, n] for h, n in hosts.items()), key=lambda x: (-x[1], x[0] or ""))[:TOP_DOMAINS]
+    total["top_domains"] = sorted(([d, n] for d, n in domains.items()), key=lambda x: (-x[1], x[0]))[:TOP_DOMAINS]
     return total

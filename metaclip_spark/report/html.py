@@ -351,9 +351,9 @@ def _optout(report: dict) -> list[str]:
         rows = sorted(optout[key].items(), key=lambda kv: (-kv[1], kv[0]))
         if rows:
             parts.append(_table([title, "pairs"], [[escape(k), _number(n)] for k, n in rows], text_columns=1))
-    if optout["top_hosts"]:
-        parts.append(_table(["page host", "pairs opted out"], [[escape(h or "(none)"), _number(n)]
-                                                               for h, n in optout["top_hosts"]], text_columns=1))
+    if optout["top_domains"]:
+        parts.append(_table(["page's registered domain", "pairs opted out"],
+                            [[escape(d), _number(n)] for d, n in optout["top_domains"]], text_columns=1))
     return parts
 
 

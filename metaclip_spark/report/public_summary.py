@@ -17,14 +17,11 @@ import json
 import math
 from importlib.metadata import version
 
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from metaclip_spark.optout.domains import registered_domain
 from metaclip_spark.optout.signals import signal_agent, signal_kind
-from metaclip_spark.optout.tables import page_host
+from metaclip_spark.optout.tables import domain_counts
 from metaclip_spark.root.layout import RootReader
 from metaclip_spark.root.tables import read_table
 
@@ -37,21 +34,11 @@ LISTED_IN_JSON = 100  # domains written in the JSON and Markdown files; all of t
 _WINDOW = r"CC-MAIN-(\d{14})-(\d{14})-"
 
 
-def _domains_of_hosts(batches):
-    for batch in batches:
-        hosts = batch.column("host").to_pylist()
-        yield pa.RecordBatch.from_arrays([pa.array([registered_domain(h) for h in hosts], pa.string()),
-                                          batch.column("pairs")], names=["domain", "pairs"])
-
-
 def top_domains(curated: DataFrame, column: str) -> tuple[int, DataFrame]:
     """(registered domains of the URLs in `column` of the curated pairs, a frame of the top 10% of them by pairs:
     domain, pairs, most first, ties by name). Pairs are first counted per host (a reduction), and only hosts are
-    mapped to domains."""
-    hosts = curated.groupBy(page_host(column).alias("host")).agg(F.count(F.lit(1)).alias("pairs"))
-    schema = T.StructType([T.StructField("domain", T.StringType()), T.StructField("pairs", T.LongType())])
-    domains = hosts.mapInArrow(_domains_of_hosts, schema).groupBy("domain").agg(F.sum("pairs").alias("pairs"))
-    domains = domains.where(F.col("domain").isNotNull())
+    mapped to domains (optout/tables.py's domain_counts)."""
+    domains = domain_counts(curated, column)
     total = domains.count()
     return total, domains.orderBy(F.desc("pairs"), F.asc("domain")).limit(math.ceil(total * TOP_SHARE))
 

@@ -16,6 +16,7 @@ from metaclip_spark.balancing import draws, thresholds
 from metaclip_spark.root.columns import GROUP_COLUMNS, group_value
 from metaclip_spark.ingestion import pair_keys
 from metaclip_spark.matching.spark import ListChoice
+from metaclip_spark.optout.tables import top_domains
 from metaclip_spark.report.scans import ENTRIES, LENGTH_BIN, LENGTH_EDGES, PROB_BIN, PROBABILITY_BINS
 from metaclip_spark.root.records import FileTally, RunSummary
 
@@ -339,14 +340,16 @@ def optout_steps(run: RunSummary) -> list[tuple[str, int, dict[str, int], str, s
 
 
 def optout_section(run: RunSummary) -> dict | None:
-    """The report's opt-out section: pairs set apart per kind of signal, per signal and per agent, and the hosts
-    with the most (from the run's summary, summed at ingest); None when no crawl kept its pages' signals."""
+    """The report's opt-out section: pairs set apart per kind of signal, per signal and per agent, and the registered
+    domains with the most (from the run's summary, summed at ingest); None when no crawl kept its pages' signals."""
     optout = run.optout
     if not optout:
         return None
     config = (run.config or {}).get("optout") or {}
     return {"pairs_removed": optout["pairs_removed"], "by_kind": optout["by_kind"], "by_signal": optout["by_signal"],
-            "by_agent": optout["by_agent"], "top_hosts": optout["top_hosts"],
+            "by_agent": optout["by_agent"],
+            # the registered domains with the most pairs opted out (a summary.json written before: its hosts')
+            "top_domains": top_domains(optout),
             # page hosts with and without a robots.txt capture (curate --robots), summed over the crawls
             "robots": optout.get("robots"),
             "honoured": {key: config.get(key) for key in ("honour_page_signals", "directives", "tdm_reservation",
