@@ -198,9 +198,8 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
                     yield (uuid, url, text, attribute, page_url, lang, score, crawl, source_file, signals, file_index,
                            sequence)
                     sequence += 1
-                # The page's parsed tree (kept for page_signals) is freed now, before the next page is parsed: kept
-                # until `images` is bound again, it lived through the next parse, whose memory then came fresh rather
-                # than from the blocks just freed (docs/scaling.md, the cost of page signals).
+                # The page's parsed tree (kept for page_signals) is freed now, before the next page is parsed, whose
+                # parse may then reuse its memory: kept until `images` is bound again, it lived through that parse.
                 images = None
     except OSError as e:  # the stream failed while opening its first bytes (remote reads) or closing
         archive.read_error = archive.read_error or describe(e)
