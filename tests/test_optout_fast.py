@@ -50,7 +50,8 @@ def plain_wat_signals(payload: bytes) -> list[str] | None:
     headers = response.get("Headers")
     head = (response.get("HTML-Metadata") or {}).get("Head")
     metas = head.get("Metas") if isinstance(head, dict) else None
-    metas = [(m.get("name"), m.get("content")) for m in (metas if isinstance(metas, list) else []) if isinstance(m, dict)]
+    metas = [(m.get("name"), m.get("content")) for m in (metas if isinstance(metas, list) else [])
+             if isinstance(m, dict)]
     return combined(header_signals(*headers_by_name(headers if isinstance(headers, dict) else {})),
                     meta_signals(metas))
 
@@ -164,7 +165,8 @@ def test_a_wat_record_gives_the_signals_of_its_decoded_json(payload):
 def test_a_directive_written_with_json_escapes_is_read():
     # Found by the property above: the gate on the raw JSON looked for the words as written, so "no\u0061i" (noai)
     # and an escaped header name went unread.
-    payload = (b'{"Envelope":{"Payload-Metadata":{"HTTP-Response-Metadata":{"Headers":{"X-Robots-T\\u0061g":"noimageai"},'
+    payload = (b'{"Envelope":{"Payload-Metadata":{"HTTP-Response-Metadata":'
+               b'{"Headers":{"X-Robots-T\\u0061g":"noimageai"},'
                b'"HTML-Metadata":{"Head":{"Metas":[{"name":"robots","content":"no\\u0061i"}]},'
                b'"Links":[{"path":"IMG@/src","url":"/a.jpg","alt":"a fox"}]}}}}}')
     envelope = WatReader().read(payload)
@@ -205,7 +207,8 @@ def html_pages(draw) -> tuple[bytes, str]:
             if draw(st.booleans()):
                 attributes.append(f"content={draw(attribute_values(texts()))}")  # a repeated one: the first counts
             random.Random(draw(st.integers(0, 9))).shuffle(attributes)
-            parts.append(f"<{_mixed_case(draw, 'meta')} " + " ".join(attributes) + draw(st.sampled_from([">", "/>", " >"])))
+            end = draw(st.sampled_from([">", "/>", " >"]))
+            parts.append(f"<{_mixed_case(draw, 'meta')} " + " ".join(attributes) + end)
         elif kind == "title":
             parts.append("<title>a <meta name=robots content=noai> title</title>")
         elif kind == "link":
