@@ -127,9 +127,15 @@ def page_signals(page, images) -> list[str] | None:
     if isinstance(page, HtmlPage):
         headers = html_header_values(page)
         metas = page_metas(images)
+        if not metas and not any(headers):
+            return None  # (what combined gives for nothing, without the calls: most pages have no opt-out header)
     else:
-        headers = headers_by_name(page.optout_headers)
-        metas = [(m.get("name"), m.get("content")) for m in page.optout_metas if isinstance(m, dict)]
+        found = page.optout_headers
+        listed = page.optout_metas
+        if not found and not listed:
+            return None  # (the raw JSON of most WAT records rules both out, signals.raw_*_may_signal)
+        headers = headers_by_name(found)
+        metas = [(m.get("name"), m.get("content")) for m in listed if isinstance(m, dict)]
     return combined(header_signals(*headers), meta_signals(metas))
 
 
@@ -192,6 +198,9 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
                     yield (uuid, url, text, attribute, page_url, lang, score, crawl, source_file, signals, file_index,
                            sequence)
                     sequence += 1
+                # The page's parsed tree (kept for page_signals) is freed now, before the next page is parsed, whose
+                # parse may then reuse its memory: kept until `images` is bound again, it lived through that parse.
+                images = None
     except OSError as e:  # the stream failed while opening its first bytes (remote reads) or closing
         archive.read_error = archive.read_error or describe(e)
     _add_archive_counts(stats, archive)

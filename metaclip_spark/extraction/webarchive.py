@@ -25,7 +25,7 @@ import orjson
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from metaclip_spark.extraction.gzip_members import MemberCounts, OneStreamFile, gzip_members
-from metaclip_spark.optout.signals import DIRECTIVES
+from metaclip_spark.optout.signals import HEADER_NAMES, raw_headers_may_signal, raw_metas_may_signal
 from metaclip_spark.extraction.wat import WatReader, headers_of, html_of, raw_json, target_uri_of
 from metaclip_spark.extraction.webpage import DEFAULT_TEXT_ATTRIBUTES
 
@@ -74,15 +74,13 @@ class HtmlPage:
 def html_header_values(page: HtmlPage) -> tuple[list[str], list[str], list[str]]:
     """(X-Robots-Tag, tdm-reservation, Content-Usage) values of an HTML page's response, repeated headers apart."""
     headers = page.http_headers
-    if headers is None or _OPTOUT_HEADERS.isdisjoint(name.lower() for name in headers.keys_bytes()):
+    if headers is None or _OPTOUT_HEADERS.isdisjoint(map(bytes.lower, headers.keys_bytes())):
         return [], [], []  # (names listed as bytes: about 30 times faster than looking each name up)
     return (list(headers.get_multiple("X-Robots-Tag")), list(headers.get_multiple("tdm-reservation")),
             list(headers.get_multiple("Content-Usage")))
 
 
-_OPTOUT_HEADERS = frozenset((b"x-robots-tag", b"tdm-reservation", b"content-usage"))
-# What a meta that may hold an opt-out holds (lower-cased): a directive optout/signals.py records, or TDMRep's name.
-_OPTOUT_META_WORDS = tuple(word.encode() for word in DIRECTIVES) + (b"tdm-reservation",)
+_OPTOUT_HEADERS = frozenset(name.encode() for name in HEADER_NAMES)
 
 
 class WatPage:
@@ -101,11 +99,10 @@ class WatPage:
     @property
     def optout_headers(self) -> dict:
         """The response's headers as the WAT lists them, when one of them may be an opt-out (optout/signals.py); else {}.
-        Raw JSON (typed records) is decoded only when it names one."""
+        Raw JSON (typed records) is decoded only when it may name one (signals.raw_headers_may_signal)."""
         headers = self._headers
         if headers is not None and not isinstance(headers, dict):
-            lowered = bytes(headers).lower()
-            if not any(name in lowered for name in _OPTOUT_HEADERS):
+            if not raw_headers_may_signal(bytes(headers)):
                 return {}
             headers = raw_json(headers)
         return headers if isinstance(headers, dict) else {}
@@ -113,11 +110,10 @@ class WatPage:
     @property
     def optout_metas(self) -> list:
         """HTML-Metadata's Head/Metas, the page's metas as the WAT lists them; [] when none may hold an opt-out (raw
-        JSON of typed records naming no recorded directive nor tdm-reservation, in any case, is not decoded)."""
+        JSON of typed records that cannot hold one, signals.raw_metas_may_signal, is not decoded)."""
         if self.typed is not None:
             head = self.typed.head
-            lowered = bytes(head.metas).lower() if head is not None else b""
-            if not any(word in lowered for word in _OPTOUT_META_WORDS):
+            if head is None or not raw_metas_may_signal(bytes(head.metas)):
                 return []
             metas = raw_json(head.metas)
         else:

@@ -453,12 +453,17 @@ def html_image_pairs(html: str | bytes, page_url: str, http_charset: str | None 
 _META_TAG = re.compile(r"""<meta\b(?:[^>"']|"[^"]*"|'[^']*')*+>""", re.IGNORECASE)
 
 
+# Lexbor's id of the tag name "meta": a child compared by id, not by name (a string made per child), in page_metas.
+_META_TAG_ID = LexborHTMLParser("<meta>").tags("meta")[0].tag_id
+
+
 def _metas_of(elements) -> list[tuple]:
     found = []
     for meta in elements:
         attributes = meta.attributes
-        if attributes.get("content") is not None:
-            found.append((attributes.get("name"), attributes.get("content")))
+        content = attributes.get("content")
+        if content is not None:
+            found.append((attributes.get("name"), content))
     return found
 
 
@@ -478,7 +483,7 @@ def page_metas(page: PageImages) -> list[tuple]:
         tree = LexborHTMLParser("".join(_META_TAG.findall(_NOT_ELEMENTS.sub("", page.markup))))
         return _metas_of(tree.tags("meta"))
     head = page.tree.head
-    return _metas_of(node for node in head.iter() if node.tag == "meta") if head is not None else []
+    return _metas_of(node for node in head.iter() if node.tag_id == _META_TAG_ID) if head is not None else []
 
 
 def wat_page_base(html_metadata: dict, page_url: str) -> str:

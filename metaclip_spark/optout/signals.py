@@ -27,6 +27,8 @@ SIGNALS_COLUMN = "optout_signals"
 DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex", "nofollow", "none", "noarchive", "nosnippet",
               "notranslate")
 _DIRECTIVE_SET = frozenset(DIRECTIVES)
+# The response headers that may carry a signal (names lower-cased).
+HEADER_NAMES = ("x-robots-tag", "tdm-reservation", "content-usage")
 # Directives with a value after a colon (Google's `max-snippet: 20`): their colon is not an agent prefix.
 _VALUED = frozenset(("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"))
 _WORDS = re.compile(r"[^,\s]+")
@@ -114,12 +116,47 @@ def headers_by_name(headers: dict) -> tuple[list[str], list[str], list[str]]:
     """(X-Robots-Tag, tdm-reservation, Content-Usage) values of a WAT record's `Headers` object (names in any case;
     a value may be a list when a writer kept repeated headers apart)."""
     found: tuple[list, list, list] = ([], [], [])
-    slots = {"x-robots-tag": 0, "tdm-reservation": 1, "content-usage": 2}
+    slots = {name: slot for slot, name in enumerate(HEADER_NAMES)}
     for name, value in headers.items():
         slot = slots.get(name.lower()) if isinstance(name, str) else None
         if slot is not None:
             found[slot].extend(value if isinstance(value, list) else [value])
     return found
+
+
+# What a raw JSON text (a WAT record's Headers or Head/Metas, not yet decoded) must hold for its decoded value to give a
+# signal; a text holding none of it is not decoded (WatPage.optout_headers, optout_metas), and that is exact because
+# each condition is necessary:
+# - a header gives a signal only under a name that, lower-cased (str.lower), is one of HEADER_NAMES (headers_by_name);
+#   a meta only when its lower-cased content holds a word of DIRECTIVES (each holds "no"), or its name, stripped and
+#   lower-cased, is "tdm-reservation" (meta_signals). All of these are ASCII.
+# - str.lower() gives an ASCII character only for an ASCII character, U+212A KELVIN SIGN ("k", in none of these
+#   words: tests/test_optout_fast.py checks it) and U+0130 ("i" followed by U+0307, which then stands in the word or
+#   name, making it none of these).
+# - JSON writes a character of a string either as itself or as an escape; only `\u` escapes write a letter, digit or
+#   hyphen (the others write \" \\ / and control characters), and an ASCII character's starts `\u00`.
+# So a text without `\u00` holds the word or name as ASCII bytes, in some case: found in bytes.lower() of the text.
+_ASCII_ESCAPE = b"\\u00"
+_HEADER_NAMES_BYTES = tuple(name.encode() for name in HEADER_NAMES)
+_DIRECTIVES_BYTES = tuple(word.encode() for word in DIRECTIVES)
+
+
+def raw_headers_may_signal(raw: bytes) -> bool:
+    """False only when the raw JSON of a Headers object cannot give a signal (see above)."""
+    if b"\\" in raw and _ASCII_ESCAPE in raw:  # (a search for one byte, memchr, is nearly free: most texts have none)
+        return True
+    lowered = raw.lower()
+    return any(name in lowered for name in _HEADER_NAMES_BYTES)
+
+
+def raw_metas_may_signal(raw: bytes) -> bool:
+    """False only when the raw JSON of a Head/Metas list cannot give a signal (see above)."""
+    if b"\\" in raw and _ASCII_ESCAPE in raw:
+        return True
+    lowered = raw.lower()
+    if b"no" in lowered:  # (every directive holds it: most pages' metas are ruled out by this one search)
+        return any(word in lowered for word in _DIRECTIVES_BYTES) or b"tdm-reservation" in lowered
+    return b"tdm-reservation" in lowered
 
 
 def signal_kind(signal: str) -> str:
