@@ -237,3 +237,20 @@ def test_the_docs_link_only_inside_the_repository_and_show_the_demo_as_make_runs
     entries = Metadata(None).entries  # what the README says of the embedded list
     assert f"embedded list: {len(entries):,} entries" in " ".join(readme.split())
     assert all(entry == entry.lower() for entry in entries) and "Paris" not in entries and "paris" in entries
+
+
+def test_every_import_the_docs_show_works():
+    """A user copies the docs' Python: each `from metaclip_spark... import name` they show must import (the online
+    loader's line still named metaclip_spark.online after the module moved to export/)."""
+    import importlib
+    import re
+
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "examples").glob("*.py"))]
+    shown = [(page.name, module, names) for page in pages
+             for module, names in re.findall(r"^\s*from (metaclip_spark[\w.]*) import ([\w, ]+)$",
+                                             page.read_text(encoding="utf-8"), re.M)]
+    assert any(module.endswith("online") for _, module, _ in shown)  # the loader's line is among them
+    for page, module, names in shown:
+        imported = importlib.import_module(module)
+        for name in (n.strip() for n in names.split(",")):
+            assert hasattr(imported, name), (page, module, name)
