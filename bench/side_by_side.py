@@ -206,8 +206,11 @@ def side_env(tree: Path) -> dict:
     return env
 
 
-def curate_once(tree: Path, master: str, pool: str, metadata: str, root: Path, log_path: Path) -> dict:
-    """One `curate` in a fresh process from `tree`; CPU of its whole process tree; its outputs digested."""
+def curate_once(tree: Path, master: str, pool: str, metadata: str, root: Path, log_path: Path,
+                event_log: Path | None = None) -> dict:
+    """One `curate` in a fresh process from `tree`; CPU of its whole process tree; its outputs digested. With
+    `event_log` (a directory), Spark writes its event log there (through SPARK_CONF_DIR's spark-defaults.conf) and
+    the result breaks the CPU down by stage (--profile)."""
     import pyarrow.parquet as pq
 
     command = [sys.executable, "-m", "metaclip_spark.cli", "curate", "--input", pool, "--input-format", "parquet",
@@ -217,7 +220,15 @@ def curate_once(tree: Path, master: str, pool: str, metadata: str, root: Path, l
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=side_env(tree), cwd=tree)
+        env = side_env(tree)
+        if event_log:
+            shutil.rmtree(event_log, ignore_errors=True)
+            (event_log / "conf").mkdir(parents=True)
+            (event_log / "conf" / "spark-defaults.conf").write_text(
+                f"spark.eventLog.enabled true\nspark.eventLog.dir file://{event_log / 'events'}\n")
+            (event_log / "events").mkdir()
+            env["SPARK_CONF_DIR"] = str(event_log / "conf")
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree)
         workers = ForkedWorkers(process.pid)
         code = process.wait()
     sampled = workers.stop()
@@ -235,6 +246,9 @@ def curate_once(tree: Path, master: str, pool: str, metadata: str, root: Path, l
               "curated": digest(pq.read_table(root / "curated"), ["uuid", "text"]),
               "counts": digest(pq.read_table(root / "counts"), ["entry_id"]),
               **{k: summary.get(k) for k in ("pairs_in", "pairs_matched", "pairs_curated", "matches_total", "t")}}
+    if event_log:
+        result["stage_cpu_sampled"] = stage_cpu(workers.timeline, log_path)
+        result["spark_by_stage"] = event_log_cpu(event_log / "events")
     shutil.rmtree(root, ignore_errors=True)
     return result
 
@@ -251,6 +265,7 @@ class ForkedWorkers:
         self.root, self.interval = root, interval
         self.last: dict[int, float] = {}
         self.forked: set[int] = set()
+        self.timeline: list[tuple[float, float]] = []  # (time.time(), the tree's CPU so far)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -266,6 +281,7 @@ class ForkedWorkers:
             if pid not in self.forked and "pyspark.daemon" in harness.cmdline(int(fields[1])) \
                     and "pyspark.daemon" in harness.cmdline(pid):
                 self.forked.add(pid)  # a worker: a pyspark.daemon process whose parent is the daemon
+        self.timeline.append((time.time(), sum(self.last.values())))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -277,6 +293,56 @@ class ForkedWorkers:
         return {"forked_workers": len(self.forked),
                 "forked_workers_cpu_seconds": round(sum(self.last[p] for p in self.forked), 2),
                 "sampled_tree_cpu_seconds": round(sum(self.last.values()), 2)}
+
+
+def stage_cpu(timeline: list[tuple[float, float]], log_path: Path) -> dict:
+    """The process tree's CPU-seconds (sampled) between the ends of the run's stages, from the log's `stage NAME
+    done` lines (to the second): session start and ingest go to the first stage, the exit to `after`."""
+    import re
+
+    day = dt.datetime.fromtimestamp(timeline[0][0]).date()
+    ends = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        m = re.match(r"(\d\d:\d\d:\d\d) metaclip_spark stage (\S+)\s+done", line)
+        if m:
+            ends.append((m.group(2), dt.datetime.combine(day, dt.time.fromisoformat(m.group(1))).timestamp() + 1))
+
+    def cpu_at(moment: float) -> float:
+        before = [cpu for t, cpu in timeline if t <= moment]
+        return before[-1] if before else 0.0
+
+    result, previous = {}, 0.0
+    for name, end in ends:
+        now = cpu_at(end)
+        result[name] = round(result.get(name, 0) + now - previous, 1)
+        previous = now
+    result["after"] = round(timeline[-1][1] - previous, 1)
+    return result
+
+
+def event_log_cpu(directory: Path) -> dict:
+    """Per stage of the run (its Spark jobs' description, as harness.stage_metrics names them): Spark jobs, tasks and
+    the executors' task CPU-seconds (the JVM's task threads: not the Python workers, not the driver), from the
+    event log Spark wrote into `directory`."""
+    files = [p for p in directory.iterdir() if p.is_file()]
+    stage_of, totals = {}, {}
+    for line in files[0].read_text().splitlines():
+        event = json.loads(line)
+        kind = event.get("Event")
+        if kind == "SparkListenerJobStart":
+            description = (event.get("Properties") or {}).get("spark.job.description") or ""
+            name = description.split(":", 1)[0].removeprefix("metaclip-spark ").strip() or "other"
+            totals.setdefault(name, {"jobs": 0, "tasks": 0, "task_cpu_seconds": 0.0, "gc_seconds": 0.0})["jobs"] += 1
+            for stage in event.get("Stage IDs", []):
+                stage_of[stage] = name
+        elif kind == "SparkListenerTaskEnd":
+            t = totals.setdefault(stage_of.get(event["Stage ID"], "other"),
+                                  {"jobs": 0, "tasks": 0, "task_cpu_seconds": 0.0, "gc_seconds": 0.0})
+            metrics = event.get("Task Metrics") or {}
+            t["tasks"] += 1
+            t["task_cpu_seconds"] += metrics.get("Executor CPU Time", 0) / 1e9
+            t["gc_seconds"] += metrics.get("JVM GC Time", 0) / 1e3
+    return {k: {m: round(v, 2) if isinstance(v, float) else v for m, v in t.items()} for k, t in totals.items()}
 
 
 class BatchSide:
@@ -406,6 +472,15 @@ def main_driver(args) -> int:
                                                   for n, r in runs.items()},
                                          wall_seconds={n: [x.get("wall_seconds") for x in r] for n, r in runs.items()},
                                          load_averages=[x.get("load_average") for r in runs.values() for x in r])
+    if args.profile:
+        pool = bench_curate.ensure_pools(work_dir, 1.0, log)["pools"][args.curate_pool]
+        profiles = {}
+        for name in ("baseline", "now"):
+            profiles[name] = curate_once(trees[name], args.master, pool["path"], manifest["metadata"],
+                                         work_dir / f"side-profile-root-{name}", work_dir / f"side-profile-{name}.log",
+                                         event_log=work_dir / f"side-profile-events-{name}")
+            log(f"profile, {name}: {json.dumps(profiles[name])}")
+        result["curate_profile"] = profiles
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     text = json.dumps(result, indent=2) + "\n"
@@ -461,6 +536,8 @@ def main() -> int:
                         help="case 9's pool of 300k (small) or 900k (large) texts")
     parser.add_argument("--record", action="store_true", help="also write bench/side_by_side.json (results.md's "
                                                                  "section 10)")
+    parser.add_argument("--profile", action="store_true", help="then one more curate per side, Spark's event log "
+                                                                 "on, its CPU broken down by stage (not timed)")
     parser.add_argument("--manifest")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--tail-share", type=float)
