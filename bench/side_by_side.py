@@ -225,7 +225,8 @@ def curate_once(tree: Path, master: str, pool: str, metadata: str, root: Path, l
             shutil.rmtree(event_log, ignore_errors=True)
             (event_log / "conf").mkdir(parents=True)
             (event_log / "conf" / "spark-defaults.conf").write_text(
-                f"spark.eventLog.enabled true\nspark.eventLog.dir file://{event_log / 'events'}\n")
+                f"spark.eventLog.enabled true\nspark.eventLog.dir file://{event_log / 'events'}\n"
+                "spark.eventLog.compress false\nspark.eventLog.rolling.enabled false\n")  # one plain JSON file
             (event_log / "events").mkdir()
             env["SPARK_CONF_DIR"] = str(event_log / "conf")
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree)
@@ -324,7 +325,7 @@ def event_log_cpu(directory: Path) -> dict:
     """Per stage of the run (its Spark jobs' description, as harness.stage_metrics names them): Spark jobs, tasks and
     the executors' task CPU-seconds (the JVM's task threads: not the Python workers, not the driver), from the
     event log Spark wrote into `directory`."""
-    files = [p for p in directory.iterdir() if p.is_file()]
+    files = [p for p in directory.rglob("*") if p.is_file() and not p.name.startswith((".", "appstatus"))]
     stage_of, totals = {}, {}
     for line in files[0].read_text().splitlines():
         event = json.loads(line)
@@ -521,6 +522,36 @@ def markdown(r: dict | None = None) -> list[str]:
                      f" | {n['best_cpu_seconds']:.2f} ({', '.join(f'{x:.2f}' for x in n['all_cpu_seconds'])}) | "
                      f"{c['now_vs_baseline_cpu']:.3f} | {c['median_now_vs_baseline_cpu']:.3f} | "
                      f"{b['spread']:.1%} / {n['spread']:.1%} | {'yes' if c['identical_outputs'] else '**no**'} |")
+    if r.get("notes"):  # what the person who recorded the run observed (added to side_by_side.json by hand)
+        lines += ["", r["notes"]]
+    return lines + profile_markdown(r.get("curate_profile"))
+
+
+def profile_markdown(p: dict | None) -> list[str]:
+    """--profile's breakdown of one curate per side: CPU by stage of the run."""
+    if not p or any("stage_cpu_sampled" not in p.get(side, {}) for side in ("baseline", "now")):
+        return []
+    b, n = p["baseline"], p["now"]
+    lines = ["", f"Where a `curate`'s CPU goes (--profile: one more run per side, Spark's event log on; "
+                 f"whole run {b['cpu_seconds']:.1f} / {n['cpu_seconds']:.1f} CPU-s, baseline / now): CPU-seconds of "
+                 "the process tree (sampled) from the end of the previous stage to the end of this one (session start "
+                 "and listing go to the first), and the executors' task CPU, jobs and tasks of the stage's Spark jobs.",
+             "", "| stage | tree CPU s, baseline / now | task CPU s, baseline / now | Spark jobs | tasks |",
+             "|---|---|---|---|---|"]
+    stages = list(dict.fromkeys([*b["stage_cpu_sampled"], *n["stage_cpu_sampled"]]))
+    spark_names = list(dict.fromkeys([*b["spark_by_stage"], *n["spark_by_stage"]]))
+    for stage in stages:
+        spark_b, spark_n = b["spark_by_stage"].get(stage, {}), n["spark_by_stage"].get(stage, {})
+        lines.append(f"| {stage} | {b['stage_cpu_sampled'].get(stage, '')} / {n['stage_cpu_sampled'].get(stage, '')} | "
+                     f"{spark_b.get('task_cpu_seconds', '')} / {spark_n.get('task_cpu_seconds', '')} | "
+                     f"{spark_b.get('jobs', '')} / {spark_n.get('jobs', '')} | "
+                     f"{spark_b.get('tasks', '')} / {spark_n.get('tasks', '')} |")
+    for name in spark_names:
+        if name not in stages:
+            spark_b, spark_n = b["spark_by_stage"].get(name, {}), n["spark_by_stage"].get(name, {})
+            lines.append(f"| (Spark jobs named `{name}`) | | {spark_b.get('task_cpu_seconds', '')} / "
+                         f"{spark_n.get('task_cpu_seconds', '')} | {spark_b.get('jobs', '')} / "
+                         f"{spark_n.get('jobs', '')} | {spark_b.get('tasks', '')} / {spark_n.get('tasks', '')} |")
     return lines
 
 
