@@ -328,7 +328,10 @@ def event_log_cpu(directory: Path) -> dict:
     files = [p for p in directory.rglob("*") if p.is_file() and not p.name.startswith((".", "appstatus"))]
     stage_of, totals = {}, {}
     for line in files[0].read_text().splitlines():
-        event = json.loads(line)
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:  # the last line of a run that was stopped
+            continue
         kind = event.get("Event")
         if kind == "SparkListenerJobStart":
             description = (event.get("Properties") or {}).get("spark.job.description") or ""
