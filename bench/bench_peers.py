@@ -52,11 +52,11 @@ def peer_python() -> Path:
     return PEER_VENV / "bin" / "python"
 
 
-def baseline_tree(work_dir: Path) -> Path:
-    """The baseline commit's metaclip_spark and conf, extracted once (git archive)."""
-    target = work_dir / f"baseline-{BASELINE_COMMIT}"
+def baseline_tree(work_dir: Path, commit: str = BASELINE_COMMIT) -> Path:
+    """A commit's metaclip_spark and conf (the baseline's by default), extracted once (git archive)."""
+    target = work_dir / f"baseline-{commit}"
     if not (target / "metaclip_spark" / "__init__.py").exists():
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", BASELINE_COMMIT, "metaclip_spark", "conf"],
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "metaclip_spark", "conf"],
                                  capture_output=True, check=True).stdout
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:

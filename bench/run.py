@@ -318,6 +318,7 @@ def markdown(results: dict) -> str:
 
     lines += bench_worldwide.markdown(results.get("worldwide", {"skipped": "not run"}))
     lines += bench_curate.markdown(results.get("curate", {"skipped": "not run"}))
+    lines += importlib.import_module("side_by_side").markdown()  # bench/side_by_side.json: its own command
     lines += projection_markdown(results.get("projection", {}))
     if results.get("profile_notes"):
         lines += ["", "## Where the time goes", "", results["profile_notes"]]
