@@ -235,6 +235,25 @@ def test_the_probability_table_is_read_from_its_file_or_the_export_directory(tmp
     assert table.of(None, np.array([0, 1, 2])).tolist() == [0.75, 1.0, 0.5] and table.t == {NO_LANGUAGE: 4}
 
 
+def test_the_probability_table_is_read_from_an_export_on_s3(tmp_path, monkeypatch):
+    """A loader on a cluster reads the table where `export --online` wrote it: an S3 directory, named with or without
+    its trailing slash (moto's S3 server on 127.0.0.1; pyarrow takes the endpoint from AWS_ENDPOINT_URL). Its key
+    must not get a doubled slash, which an object store reads as another key."""
+    from servers import s3_server
+
+    (tmp_path / "online-X").mkdir()
+    pq.write_table(pa.table({"entry_id": pa.array([0, 1], pa.int32()), "p": [0.25, 1.0], "t": pa.array([3, 3])}),
+                   tmp_path / "online-X" / "entry_probabilities.parquet")
+    with s3_server(tmp_path, bucket="exports") as endpoint:
+        for name, value in (("AWS_ENDPOINT_URL", endpoint), ("AWS_ACCESS_KEY_ID", "testing"),
+                            ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+            monkeypatch.setenv(name, value)
+        for path in ("s3://exports/online-X/", "s3://exports/online-X",
+                     "s3://exports/online-X/entry_probabilities.parquet"):
+            table = EntryProbabilities.from_parquet(path)
+            assert table.of(None, np.array([0, 1])).tolist() == [0.25, 1.0] and table.t == {NO_LANGUAGE: 3}
+
+
 def test_worldwide_batches_draw_each_pair_against_its_own_language_s_table():
     table = EntryProbabilities.from_columns([0, 1, 0], [0.0, 0.5, 1.0], ["en", "en", "zh"])
     balancer = OnlineBalancer(table, seed=3)
