@@ -82,8 +82,3 @@ def list_name_problem(code: str) -> str | None:
                 f"variants into their prefix's list); merge its entries into {list_code(code)}.json")
     return (f"{code!r} is not a Wikipedia language code (lowercase codes such as en, zh, ja, or 'other': name the "
             "lists <code>.json)")
-
-
-def reachable_codes() -> frozenset[str]:
-    """The codes some lid.176 label maps to: a list under any other code is reached only by a pool's lang column."""
-    return frozenset(LABEL_TO_CODE.values())
