@@ -10,9 +10,10 @@ from round to round, after one warm-up round that is not kept. A run's figure is
 Per path: the ratio baseline CPU / this tree's CPU in each round (1 = as fast as before page signals, 0.95 = 5%
 slower), their median over SIGNAL_COST_ROUNDS rounds (default 15), and the ratio of each side's best run; the
 1-minute load average before and after. The per-round median is the figure to read: on this VM the same run's CPU
-seconds move by up to 1.7x from one stretch of rounds to the next even at load 1 (the host's other guests), and only
+seconds move by up to 2x from one stretch of rounds to the next even at load 1 (the host's other guests), and only
 two runs next to each other in time see the same speed. JSON on stdout, progress on stderr. Inputs are built where
-`make bench` builds them (bench/work/scale-1, git-ignored), once.
+`make bench` builds them (bench/work/scale-1, git-ignored), once. bench/signal_cost.json holds the runs that
+docs/scaling.md cites.
 """
 
 from __future__ import annotations
