@@ -433,7 +433,7 @@ def main_driver(args) -> int:
 
     batch_cases = [c for c in cases if c in ("matching", "balance")]
     if batch_cases:
-        log(f"per-batch sides starting (each loads the 500k-entry metadata and builds its automaton)")
+        log("per-batch sides starting (each loads the 500k-entry metadata and builds its automaton)")
         sides = {name: BatchSide(tree, Path(manifest["directory"]) / "manifest.json", args.rows,
                                  config.curation.seed, config.curation.tail_share) for name, tree in trees.items()}
         try:
