@@ -231,7 +231,7 @@ def test_what_could_change_the_images_before_the_cut_refuses_it(monkeypatch):
     # the page names a tag with the sentinel's character before the cut: not cut; after it: cut
     sentinel = b"<x\xf4\x8f\xbf\xbf><img src=a.png alt=a>" + pad
     assert _cut_images(sentinel) == _plain_images(sentinel) and counter.tried == 3
-    sentinel = b"<img src=a.png alt=a>" + pad + b"<x\xf4\x8f\xbf\xbf>"
+    sentinel = b"<img src=a.png alt=a>" + pad + b"<x\xf4\x8f\xbf\xbf>" + pad  # (not the page's end: a cut is told by its end)
     assert _cut_images(sentinel) == _plain_images(sentinel) and (counter.tried, counter.refused) == (4, 3)
     # "<Img" after the last "<img", "<BASE" after the last "<base": the last image tag is found in any case
     mixed = b"<base href=http://a.example/><img src=a alt=a>" + pad + b"<Img src=b alt=b><BASE href=/c/>" + pad
