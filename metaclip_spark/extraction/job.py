@@ -28,6 +28,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from metaclip_spark.ingestion.dedup import first_of_duplicates
 from metaclip_spark.errors import FailedFilesError
+from metaclip_spark.extraction.heap import keep_freed_heap
 from metaclip_spark.extraction.ids import image_uuid
 from metaclip_spark.extraction.language import LanguageFilter, identify_language
 from metaclip_spark.ingestion.manifest import ManifestFile, read_manifest
@@ -148,6 +149,7 @@ def file_pairs(file: ManifestFile, job: ExtractJob, stats: FileStats) -> Iterato
     whose length is known can be partial: with none, damage may be a cut download, so the file is failed.
     """
     started = time.monotonic()
+    keep_freed_heap()  # (once per worker: the pages' parse trees reuse freed memory, extraction/heap.py)
     archive = ArchiveCounts()
     settings = job.extract
     keep = LanguageFilter(settings.languages, settings.min_lang_score)
