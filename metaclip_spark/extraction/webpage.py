@@ -402,9 +402,13 @@ def _parsed_to_last_image(markup: bytes | str) -> tuple[LexborHTMLParser, int]:
     start = data.rfind(b"<im")
     if start < 0:
         start = max(data.rfind(b"<IM"), 0)
+    # Tails too short to cut return before they are lowered and searched, a shortcut (the cut's own check below gives
+    # the same answer, as the tag ends after its start): most pages end within 4 KiB of their last image.
+    if size - start < _CUT_MIN_SAVED:
+        return LexborHTMLParser(data), 0
     tail = data[start:].lower()
     last = max(tail.rfind(b"<im"), tail.rfind(b"<base"))
-    if last < 0:  # (no image tag: not a page html_image_pairs parses)
+    if last < 0 or size - (start + last) < _CUT_MIN_SAVED:  # (no image tag: not a page html_image_pairs parses)
         return LexborHTMLParser(data), 0
     end = _TAG_END.match(data, start + last + 1)
     # cut where that leaves _CUT_MIN_SAVED bytes unparsed; a page that may name a tag with the sentinel's character (its
