@@ -45,7 +45,8 @@ def _set_thresholds() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    # (mallopt returns 1 on success; the mmap threshold first: a trim threshold set alone would freeze mmap's at 128 KiB)
+    # (mallopt returns 1 on success. Both are set: setting either stops glibc's own adjustment of the other, and a trim
+    # threshold set alone would leave blocks over 128 KiB to mmap, unmapped at every free)
     return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
 
 

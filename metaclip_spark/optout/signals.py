@@ -137,26 +137,29 @@ def headers_by_name(headers: dict) -> tuple[list[str], list[str], list[str]]:
 #   hyphen (the others write \" \\ / and control characters), and an ASCII character's starts `\u00`.
 # So a text without `\u00` holds the word or name as ASCII bytes, in some case: found in bytes.lower() of the text.
 _ASCII_ESCAPE = b"\\u00"
-_HEADER_NAMES_BYTES = tuple(name.encode() for name in HEADER_NAMES)
+_X_ROBOTS_TAG, _TDM_RESERVATION, _CONTENT_USAGE = (name.encode() for name in HEADER_NAMES)
 _DIRECTIVES_BYTES = tuple(word.encode() for word in DIRECTIVES)
 
 
 def raw_headers_may_signal(raw: bytes) -> bool:
     """False only when the raw JSON of a Headers object cannot give a signal (see above)."""
-    if b"\\" in raw and _ASCII_ESCAPE in raw:  # (a search for one byte, memchr, is nearly free: most texts have none)
+    # (bytes.find, not `in`: CPython 3.11's `in` first reads its operand as an integer, raising and clearing a
+    # TypeError with a formatted message each time: 177 ns against 132 for a name in a record's headers; the three
+    # names spelled out, not an any() over a generator, which costs more than their searches)
+    if raw.find(b"\\") >= 0 and raw.find(_ASCII_ESCAPE) >= 0:  # (a search for one byte, memchr, is nearly free)
         return True
     lowered = raw.lower()
-    return any(name in lowered for name in _HEADER_NAMES_BYTES)
+    return lowered.find(_X_ROBOTS_TAG) >= 0 or lowered.find(_TDM_RESERVATION) >= 0 or lowered.find(_CONTENT_USAGE) >= 0
 
 
 def raw_metas_may_signal(raw: bytes) -> bool:
     """False only when the raw JSON of a Head/Metas list cannot give a signal (see above)."""
-    if b"\\" in raw and _ASCII_ESCAPE in raw:
+    if raw.find(b"\\") >= 0 and raw.find(_ASCII_ESCAPE) >= 0:
         return True
     lowered = raw.lower()
-    if b"no" in lowered:  # (every directive holds it: most pages' metas are ruled out by this one search)
-        return any(word in lowered for word in _DIRECTIVES_BYTES) or b"tdm-reservation" in lowered
-    return b"tdm-reservation" in lowered
+    if lowered.find(b"no") >= 0:  # (every directive holds it: most pages' metas are ruled out by this one search)
+        return any(lowered.find(word) >= 0 for word in _DIRECTIVES_BYTES) or lowered.find(_TDM_RESERVATION) >= 0
+    return lowered.find(_TDM_RESERVATION) >= 0
 
 
 def signal_kind(signal: str) -> str:
