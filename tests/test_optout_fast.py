@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
@@ -94,9 +96,22 @@ def test_no_word_a_signal_needs_holds_a_k():
     assert not any("k" in word for word in signals.DIRECTIVES + signals.HEADER_NAMES + ("tdm-reservation",))
 
 
+def test_every_directive_starts_with_no():
+    # raw_metas_may_signal looks for the directives only where a "no" starts (signals.py)
+    assert all(word.startswith("no") for word in signals.DIRECTIVES)
+
+
+@pytest.mark.parametrize("content", ["no,noai", "No, NOAI", "nono noimageai", "note: no none", "x no\tnotranslate"])
+def test_a_directive_after_other_nos_is_screened_in(content):
+    # each "no" of the text is a place a directive may start: the ones before it do not hide it
+    raw = b'[{"name":"robots","content":"%s"}]' % content.encode()
+    assert signals.raw_metas_may_signal(raw)
+    assert not signals.raw_metas_may_signal(raw.replace(b"o", b"0").replace(b"O", b"0"))
+
+
 # --- generated records and pages --------------------------------------------------------------------------------
 
-WORDS = list(signals.DIRECTIVES) + ["index", "follow", "noodp", "1", " 1 ", "0", "max-snippet: 20", "GPTBot: noai",
+WORDS = list(signals.DIRECTIVES) + ["no", "nono", "index", "follow", "noodp", "1", " 1 ", "0", "max-snippet: 20", "GPTBot: noai",
                                     "train-ai=n", "search=y", "nocache", "K", "İ", "noaİ", "noai\u212a"]
 NAMES = ["robots", "ROBOTS", "RoBots", "ccbot", "GPTBot", "tdm-reservation", "TDM-Reservation", " tdm-reservation ",
          "description", "viewport", "x-robots-tag", "X-ROBOTS-TAG", "Content-Usage", "content-usage", "tdm-policy"]
