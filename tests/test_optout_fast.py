@@ -14,7 +14,6 @@ import json
 import random
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
@@ -111,8 +110,8 @@ def test_a_directive_after_other_nos_is_screened_in(content):
 
 # --- generated records and pages --------------------------------------------------------------------------------
 
-WORDS = list(signals.DIRECTIVES) + ["no", "nono", "index", "follow", "noodp", "1", " 1 ", "0", "max-snippet: 20", "GPTBot: noai",
-                                    "train-ai=n", "search=y", "nocache", "K", "İ", "noaİ", "noai\u212a"]
+WORDS = list(signals.DIRECTIVES) + ["no", "nono", "index", "follow", "noodp", "1", " 1 ", "0", "max-snippet: 20",
+                                    "GPTBot: noai", "train-ai=n", "search=y", "nocache", "K", "İ", "noaİ", "noai\u212a"]
 NAMES = ["robots", "ROBOTS", "RoBots", "ccbot", "GPTBot", "tdm-reservation", "TDM-Reservation", " tdm-reservation ",
          "description", "viewport", "x-robots-tag", "X-ROBOTS-TAG", "Content-Usage", "content-usage", "tdm-policy"]
 

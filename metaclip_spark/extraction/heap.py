@@ -6,9 +6,9 @@ itself (up to 32 MiB and 64 MiB) only when it frees a block it had mmapped. Read
 and falls by each page's parse tree: where the free top lands over the threshold it is trimmed, and the next page's
 parse faults the same memory back in, each 4 KiB page zeroed by the kernel. Whether a worker's top lands there is a
 matter of its heap's history: any change to what it allocates can move it. On bench's one-copy WARC read cold
-(extraction/job.file_pairs, 40 reads), commits of the same extraction code faulted from 9 to 940 times per read; with
-the thresholds below, about 10 times on every commit, and 2% less CPU than the same tree without them (docs/scaling.md,
-"Page signals").
+(extraction/job.file_pairs, 40 reads), the project's commits faulted from 9 to 940 times per read, and commits that
+changed no code moved it from 248 to 937; with the thresholds below, about 10 times on every commit, and 2% less CPU
+than the same tree without them (docs/scaling.md, "Page signals").
 
 keep_freed_heap() fixes both thresholds at the values glibc's own adjustment reaches after freeing a 32 MiB block:
 blocks under 32 MiB come from the heap, and up to 64 MiB of free heap top is kept for reuse. The worker's output is
